@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+// The `allium` command: argument parsing only; each command starts a role.
+import { Command, Option } from 'commander';
+import { parseHostPort, parseKey, parsePort, parsePositiveInt } from './options.js';
+import { runClient } from './run-client.js';
+import { runDirectory } from './run-directory.js';
+import { runFetch } from './run-fetch.js';
+import { runRelay } from './run-relay.js';
+import { runTestnet } from './run-testnet.js';
+
+const program = new Command();
+program
+  .name('allium')
+  .description('Allium: a small onion-routing network (directory, relays, clients)')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+const logLevel = () =>
+  new Option('--log-level <level>', 'log level')
+    .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info');
+
+program
+  .command('directory')
+  .description('run a directory: relays register with it, clients fetch its signed consensus')
+  .option('--data-dir <dir>', 'where the directory key and relay records live', './allium-directory')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 7000)
+  .option('--relay-ttl <seconds>', 'drop relays that have not refreshed for this long', parsePositiveInt, 180)
+  .addOption(logLevel())
+  .action(runDirectory);
+
+program
+  .command('relay')
+  .description('run a relay (add --exit to let streams leave the network here)')
+  .requiredOption('--directory <url>', 'directory URL, e.g. http://127.0.0.1:7000')
+  .option('--directory-key <base64>', "the directory's public key (verifies the consensus)", parseKey)
+  .option('--data-dir <dir>', 'where keys live (kept across restarts)', './allium-relay')
+  .option('--nickname <name>', 'a name shown in the consensus', 'relay')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 0)
+  .option('--address <ip>', 'public address to advertise (default: ask the directory)')
+  .option('--exit', 'act as an exit (policy "accept *:*" unless --exit-policy is given)', false)
+  .option('--exit-policy <rules>', 'comma-separated exit rules, e.g. "accept *:80,accept *:443,reject *:*"')
+  .option(
+    '--allow-private',
+    'let streams reach private, loopback and link-local addresses (test networks)',
+    false,
+  )
+  .option('--bandwidth <bytes>', 'advertised bandwidth in bytes/s', parsePositiveInt, 100 * 1024 * 1024)
+  .option('--refresh <seconds>', 'how often to refresh the directory record', parsePositiveInt, 60)
+  .option(
+    '--log-sensitive',
+    'log destinations and errors that name them (off: relays keep no such record)',
+    false,
+  )
+  .addOption(logLevel())
+  .action(runRelay);
+
+program
+  .command('client')
+  .description('run a client with a SOCKS5 proxy')
+  .requiredOption('--directory <url>', 'directory URL')
+  .requiredOption('--directory-key <base64>', "the directory's public key", parseKey)
+  .option('--socks <host:port>', 'SOCKS5 listen address', parseHostPort, parseHostPort('127.0.0.1:9050'))
+  .option('--path-length <n>', 'relays per circuit (>= 3)', parsePositiveInt, 3)
+  .addOption(logLevel())
+  .action(runClient);
+
+program
+  .command('fetch')
+  .description('GET a URL through the network and write the body to stdout or a file')
+  .argument('<url>', 'http:// or https:// URL')
+  .requiredOption('--directory <url>', 'directory URL')
+  .requiredOption('--directory-key <base64>', "the directory's public key", parseKey)
+  .option('-o, --output <file>', 'write the body here instead of stdout')
+  .option('--cacert <file>', 'extra CA certificate (PEM) to trust for https')
+  .option('--path-length <n>', 'relays per circuit (>= 3)', parsePositiveInt, 3)
+  .addOption(logLevel().default('warn'))
+  .action(runFetch);
+
+program
+  .command('testnet')
+  .description('start a directory, N relays and a client as separate processes on 127.0.0.1')
+  .option('--relays <n>', 'number of relays (>= 3)', parsePositiveInt, 5)
+  .option('--exits <n>', 'how many of them are exits (default: about half, at least 1)', parsePositiveInt)
+  .option(
+    '--socks <host:port>',
+    'SOCKS5 listen address of the client',
+    parseHostPort,
+    parseHostPort('127.0.0.1:9050'),
+  )
+  .option('--data-dir <dir>', 'where the processes keep keys (default: a fresh temporary directory)')
+  .option(
+    '--demo',
+    'once ready, fetch a page from a local web server through the network, print it, stop everything and exit',
+    false,
+  )
+  .addOption(logLevel().default('warn'))
+  .action(runTestnet);
+
+program.parseAsync(process.argv).catch((err) => {
+  console.error(`allium: ${err.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,31 @@
+// Parsing of option values shared by the commands; every error names the option and the bad value.
+import { InvalidArgumentError } from 'commander';
+
+export function parseHostPort(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535)
+    throw new InvalidArgumentError(`expected HOST:PORT (e.g. 127.0.0.1:9050), got "${value}"`);
+  return { host: m[1] ?? m[2], port };
+}
+
+export function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError(`expected a port 0-65535, got "${value}"`);
+  return n;
+}
+
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  return n;
+}
+
+export function parseKey(value: string): Buffer {
+  const b = Buffer.from(value, 'base64');
+  if (b.length !== 32)
+    throw new InvalidArgumentError(`expected a base64 Ed25519 public key (32 bytes), got "${value}"`);
+  return b;
+}

@@ -1,0 +1,39 @@
+import { createWriteStream, readFileSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { AlliumClient } from '../client/client.js';
+import { createLogger } from '../log.js';
+import { streamGet } from '../net/http-fetch.js';
+
+export async function runFetch(
+  url: string,
+  o: {
+    directory: string;
+    directoryKey: Buffer;
+    output?: string;
+    cacert?: string;
+    pathLength: number;
+    logLevel: string;
+  },
+) {
+  const logger = createLogger({ level: o.logLevel, name: 'fetch' });
+  const client = await AlliumClient.start({
+    directoryUrl: o.directory,
+    directoryKey: o.directoryKey,
+    pathLength: o.pathLength,
+    logger,
+  });
+  try {
+    const res = await streamGet(url, {
+      connect: (host, port) => client.connect(host, port),
+      ca: o.cacert ? readFileSync(o.cacert) : undefined,
+    });
+    const status = res.statusCode ?? 0;
+    await pipeline(res, o.output ? createWriteStream(o.output) : process.stdout);
+    if (status >= 400) {
+      console.error(`allium fetch: ${url} answered HTTP ${status}`);
+      process.exitCode = 22;
+    }
+  } finally {
+    await client.close();
+  }
+}

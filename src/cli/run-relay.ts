@@ -1,0 +1,55 @@
+import { createLogger } from '../log.js';
+import { Relay } from '../relay/relay.js';
+import { announceReady, keepAlive, onShutdown } from './lifecycle.js';
+
+export async function runRelay(o: {
+  directory: string;
+  directoryKey?: Buffer;
+  dataDir: string;
+  nickname: string;
+  host: string;
+  port: number;
+  address?: string;
+  exit: boolean;
+  exitPolicy?: string;
+  allowPrivate: boolean;
+  bandwidth: number;
+  refresh: number;
+  logSensitive: boolean;
+  logLevel: string;
+}) {
+  const logger = createLogger({ level: o.logLevel, name: 'relay' });
+  keepAlive(logger);
+  const exitPolicy = o.exitPolicy
+    ? o.exitPolicy
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : o.exit
+      ? ['accept *:*']
+      : [];
+  const relay = await Relay.start({
+    dataDir: o.dataDir,
+    directoryUrl: o.directory,
+    directoryKey: o.directoryKey,
+    nickname: o.nickname,
+    host: o.host,
+    port: o.port,
+    address: o.address,
+    exitPolicy,
+    allowPrivate: o.allowPrivate,
+    bandwidth: o.bandwidth,
+    refreshMs: o.refresh * 1000,
+    logSensitive: o.logSensitive,
+    logger,
+  });
+  onShutdown(() => relay.stop());
+  announceReady({
+    role: 'relay',
+    nickname: o.nickname,
+    id: relay.idHex,
+    address: relay.address,
+    port: relay.port,
+    exit: relay.isExit ? 1 : 0,
+  });
+}

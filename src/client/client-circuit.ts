@@ -1,0 +1,326 @@
+// Implements docs/protocol.md §3-§4 from the client's side: builds a circuit by telescoping (CREATE to
+// the entry, then EXTEND through the circuit), wraps every cell in one layer per hop, peels and checks
+// every cell coming back, and multiplexes streams to the exit.
+
+import { type CircuitStream, StreamError, StreamMux } from '../core/stream-mux.js';
+import { type NtorClientState, ntorClientFinish, ntorClientStart } from '../crypto/ntor.js';
+import { type HopCrypto, hopCrypto } from '../crypto/relay-crypto.js';
+import { AlliumError } from '../errors.js';
+import type { Link } from '../net/link.js';
+import { type Cell, encodeCell } from '../wire/cell.js';
+import { decodeCreated, decodeDestroy, encodeCreate, encodeDestroy } from '../wire/cell-bodies.js';
+import {
+  CellCommand,
+  DestroyReason,
+  destroyReasonName,
+  EndReason,
+  endReasonName,
+  HandshakeType,
+  RelayCommand,
+} from '../wire/constants.js';
+import type { ConsensusRelay } from '../wire/directory-docs.js';
+import { buildRelayBody, readRelayHeader, relayData } from '../wire/relay-cell.js';
+import {
+  decodeEnd,
+  decodeExtended,
+  decodeTruncated,
+  encodeBegin,
+  encodeExtend,
+} from '../wire/relay-messages.js';
+
+export class CircuitError extends AlliumError {
+  constructor(
+    code: string,
+    message: string,
+    readonly destroyReason: number = DestroyReason.NONE,
+  ) {
+    super(code, message);
+  }
+}
+
+interface Hop {
+  relay: ConsensusRelay;
+  crypto: HopCrypto;
+}
+
+interface Waiter<T> {
+  resolve(v: T): void;
+  reject(e: Error): void;
+}
+
+export const CIRCUIT_STEP_TIMEOUT_MS = 15_000;
+export const STREAM_CONNECT_TIMEOUT_MS = 30_000;
+
+let nextSerial = 1;
+
+export class ClientCircuit {
+  readonly serial = nextSerial++;
+  readonly hops: Hop[] = [];
+  readonly createdAt = Date.now();
+  private readonly mux: StreamMux;
+  private nextStreamId = 1;
+  private handshake: { state: NtorClientState; relay: ConsensusRelay; waiter: Waiter<void> } | null = null;
+  private readonly connecting = new Map<number, Waiter<CircuitStream>>();
+  closed = false;
+  closeReason = '';
+  isolation = '';
+  streamsOpened = 0;
+  lastUsed = Date.now();
+
+  constructor(
+    readonly link: Link,
+    readonly circId: number,
+    private readonly onClosed: (c: ClientCircuit) => void,
+  ) {
+    this.mux = new StreamMux((command, streamId, data) =>
+      this.sendRelay(this.hops.length - 1, command, streamId, data),
+    );
+  }
+
+  get exit(): ConsensusRelay {
+    return this.hops[this.hops.length - 1].relay;
+  }
+
+  get openStreams(): number {
+    return this.mux.streams.size;
+  }
+
+  streams(): CircuitStream[] {
+    return [...this.mux.streams.values()];
+  }
+
+  /** CREATE to the entry, then EXTEND to each further relay of `path`. */
+  async build(path: ConsensusRelay[]): Promise<void> {
+    for (let i = 0; i < path.length; i++) {
+      const relay = path[i];
+      const { onionskin, state } = ntorClientStart(
+        Buffer.from(relay.id, 'hex'),
+        Buffer.from(relay.onionKey, 'base64'),
+      );
+      const done = this.awaitHandshake(state, relay);
+      if (i === 0) {
+        this.link.send(
+          encodeCell(
+            this.circId,
+            CellCommand.CREATE,
+            encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin),
+          ),
+        );
+      } else {
+        const extend = encodeExtend({
+          address: relay.address,
+          port: relay.port,
+          relayId: Buffer.from(relay.id, 'hex'),
+          htype: HandshakeType.NTOR_X25519_SHA256,
+          hdata: onionskin,
+        });
+        this.sendRelay(this.hops.length - 1, RelayCommand.EXTEND, 0, extend, CellCommand.RELAY_EARLY);
+      }
+      await done;
+    }
+  }
+
+  private awaitHandshake(state: NtorClientState, relay: ConsensusRelay): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.destroy(
+          DestroyReason.TIMEOUT,
+          `no answer from ${relay.nickname} within ${CIRCUIT_STEP_TIMEOUT_MS} ms`,
+        );
+      }, CIRCUIT_STEP_TIMEOUT_MS);
+      this.handshake = {
+        state,
+        relay,
+        waiter: {
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          reject: (e) => {
+            clearTimeout(timer);
+            reject(e);
+          },
+        },
+      };
+    });
+  }
+
+  private completeHandshake(hdata: Buffer): void {
+    const hs = this.handshake;
+    if (!hs) throw new CircuitError('ALLIUM_CIRCUIT_PROTOCOL', 'unexpected CREATED/EXTENDED');
+    this.handshake = null;
+    const keys = ntorClientFinish(hs.state, hdata);
+    this.hops.push({ relay: hs.relay, crypto: hopCrypto(keys) });
+    hs.waiter.resolve();
+  }
+
+  /** Seals a relay message for hop `hop`, adds the layers of hops hop..0, and sends it. Returns the mac. */
+  private sendRelay(
+    hop: number,
+    command: number,
+    streamId: number,
+    data: Buffer,
+    cellCommand: number = CellCommand.RELAY,
+  ): Buffer {
+    const body = buildRelayBody(command, streamId, data);
+    const tag = this.hops[hop].crypto.forward.seal(body);
+    if (this.closed) return tag;
+    let enc = body;
+    for (let i = hop; i >= 0; i--) enc = this.hops[i].crypto.forward.crypt(enc);
+    this.link.send(encodeCell(this.circId, cellCommand, enc));
+    this.lastUsed = Date.now();
+    return tag;
+  }
+
+  /** Opens a stream to host:port at the exit; resolves once the exit says CONNECTED. */
+  openStream(host: string, port: number): Promise<CircuitStream> {
+    if (this.closed)
+      return Promise.reject(new CircuitError('ALLIUM_CIRCUIT_CLOSED', `circuit closed: ${this.closeReason}`));
+    const streamId = this.nextStreamId;
+    this.nextStreamId = this.nextStreamId >= 0xffff ? 1 : this.nextStreamId + 1;
+    this.streamsOpened++;
+    return new Promise<CircuitStream>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.connecting.delete(streamId);
+        reject(
+          new StreamError(
+            'ALLIUM_STREAM_TIMEOUT',
+            `the exit did not connect to ${host}:${port} in time`,
+            EndReason.TIMEOUT,
+          ),
+        );
+      }, STREAM_CONNECT_TIMEOUT_MS);
+      this.connecting.set(streamId, {
+        resolve: (s) => {
+          clearTimeout(timer);
+          resolve(s);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.sendRelay(this.hops.length - 1, RelayCommand.BEGIN, streamId, encodeBegin(host, port));
+    });
+  }
+
+  /** A cell for this circuit arrived on the link. */
+  onCell(cell: Cell): void {
+    if (this.closed) return;
+    try {
+      switch (cell.command) {
+        case CellCommand.CREATED:
+          if (this.hops.length !== 0)
+            throw new CircuitError('ALLIUM_CIRCUIT_PROTOCOL', 'CREATED after the first hop');
+          this.completeHandshake(decodeCreated(cell.body).hdata);
+          return;
+        case CellCommand.RELAY:
+          this.onRelay(cell.body);
+          return;
+        case CellCommand.DESTROY: {
+          const { reason } = decodeDestroy(cell.body);
+          this.close(reason, `the network destroyed the circuit (${destroyReasonName(reason)})`);
+          return;
+        }
+        default:
+          return;
+      }
+    } catch (err) {
+      this.destroy(DestroyReason.PROTOCOL, `protocol error: ${(err as Error).message}`);
+    }
+  }
+
+  private onRelay(cellBody: Buffer): void {
+    let body = cellBody;
+    for (let i = 0; i < this.hops.length; i++) {
+      body = this.hops[i].crypto.backward.crypt(body);
+      const tag = this.hops[i].crypto.backward.recognize(body);
+      if (tag) {
+        this.onRelayMessage(i, body, tag);
+        return;
+      }
+    }
+    this.destroy(
+      DestroyReason.INTEGRITY,
+      'a cell from the network failed its integrity check (tampered or corrupt)',
+    );
+  }
+
+  private onRelayMessage(hop: number, body: Buffer, tag: Buffer): void {
+    const { command, streamId } = readRelayHeader(body);
+    const data = relayData(body);
+    const last = hop === this.hops.length - 1;
+    switch (command) {
+      case RelayCommand.EXTENDED:
+        if (!last)
+          throw new CircuitError('ALLIUM_CIRCUIT_PROTOCOL', 'EXTENDED from a hop that is not the last');
+        this.completeHandshake(decodeExtended(data).hdata);
+        return;
+      case RelayCommand.TRUNCATED: {
+        const { reason } = decodeTruncated(data);
+        const relay = this.hops[hop].relay.nickname;
+        this.destroy(
+          DestroyReason.DESTROYED,
+          `${relay} could not extend the circuit (${destroyReasonName(reason)})`,
+          reason,
+        );
+        return;
+      }
+      case RelayCommand.CONNECTED: {
+        const w = this.connecting.get(streamId);
+        if (!w || !last) return;
+        this.connecting.delete(streamId);
+        w.resolve(this.mux.open(streamId));
+        return;
+      }
+      case RelayCommand.END: {
+        const w = this.connecting.get(streamId);
+        if (w) {
+          this.connecting.delete(streamId);
+          const { reason } = decodeEnd(data);
+          w.reject(
+            new StreamError(
+              'ALLIUM_STREAM_REFUSED',
+              `the exit refused the stream: ${endReasonName(reason)}`,
+              reason,
+            ),
+          );
+          return;
+        }
+        this.mux.handle(command, streamId, data, tag);
+        return;
+      }
+      case RelayCommand.DATA:
+      case RelayCommand.SENDME:
+        if (!last)
+          throw new CircuitError('ALLIUM_CIRCUIT_PROTOCOL', 'stream traffic from a hop that is not the exit');
+        this.mux.handle(command, streamId, data, tag);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Tears the circuit down and tells the entry. */
+  destroy(reason: number, why: string, remoteReason?: number): void {
+    if (this.closed) return;
+    this.link.send(encodeCell(this.circId, CellCommand.DESTROY, encodeDestroy(reason)));
+    this.close(remoteReason ?? reason, why);
+  }
+
+  /** Forgets the circuit: everything waiting on it fails with `why`. */
+  close(reason: number, why: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = why;
+    const err = new CircuitError('ALLIUM_CIRCUIT_DESTROYED', why, reason);
+    if (this.handshake) {
+      this.handshake.waiter.reject(err);
+      this.handshake = null;
+    }
+    for (const w of this.connecting.values()) w.reject(err);
+    this.connecting.clear();
+    this.mux.closeAll(new StreamError('ALLIUM_CIRCUIT_DESTROYED', why, EndReason.DESTROY));
+    this.onClosed(this);
+  }
+}

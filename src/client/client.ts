@@ -1,0 +1,294 @@
+// The client role: keeps a verified consensus, builds circuits through the network, and opens streams
+// on them. Different isolation keys (e.g. SOCKS credentials) never share a circuit.
+
+import { choosePath, exitMayAllow, PathError } from '../core/path-selection.js';
+import { type CircuitStream, StreamError } from '../core/stream-mux.js';
+import { randomIntBetween } from '../crypto/random.js';
+import { AlliumError } from '../errors.js';
+import { type Logger, silentLogger } from '../log.js';
+import { DirectoryClient } from '../net/directory-client.js';
+import { connectLink, type Link } from '../net/link.js';
+import { CIRC_ID_INITIATOR_BIT, EndReason } from '../wire/constants.js';
+import type { Consensus, ConsensusRelay } from '../wire/directory-docs.js';
+import { CircuitError, ClientCircuit } from './client-circuit.js';
+
+export interface ClientOptions {
+  directoryUrl: string;
+  directoryKey: Buffer;
+  /** Relays per circuit, at least 3 unless `allowShortPaths` (tests). */
+  pathLength?: number;
+  allowShortPaths?: boolean;
+  /** A circuit takes new streams for this long after it was built (Tor: 10 minutes). */
+  circuitLifetimeMs?: number;
+  /** Consensus wait at start: keep asking until it lists this many relays. */
+  minRelays?: number;
+  startTimeoutMs?: number;
+  logger?: Logger;
+}
+
+export interface ConnectOptions {
+  /** Streams with different isolation keys never share a circuit. */
+  isolation?: string;
+}
+
+export class ClientError extends AlliumError {}
+
+export class AlliumClient {
+  private consensus: Consensus | null = null;
+  private readonly directory: DirectoryClient;
+  private readonly links = new Map<string, Promise<Link>>();
+  private readonly circuitsByLink = new Map<Link, Map<number, ClientCircuit>>();
+  private readonly circuits = new Set<ClientCircuit>();
+  private readonly building = new Map<string, Promise<ClientCircuit>>();
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+  readonly pathLength: number;
+  readonly stats = {
+    circuitsBuilt: 0,
+    circuitsFailed: 0,
+    streamsOpened: 0,
+    streamsFailed: 0,
+    buildTimesMs: [] as number[],
+  };
+  private closedFlag = false;
+
+  private constructor(private readonly opts: ClientOptions) {
+    this.directory = new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey });
+    this.log = opts.logger ?? silentLogger;
+    this.pathLength = opts.pathLength ?? 3;
+    if (this.pathLength < 3 && !opts.allowShortPaths) {
+      throw new ClientError(
+        'ALLIUM_CLIENT_PATH_LENGTH',
+        'circuits need at least 3 relays (--path-length >= 3)',
+      );
+    }
+  }
+
+  /** Fetches and verifies the consensus (waiting for `minRelays` relays), then is ready to connect. */
+  static async start(opts: ClientOptions): Promise<AlliumClient> {
+    const c = new AlliumClient(opts);
+    await c.waitForConsensus(opts.minRelays ?? c.pathLength, opts.startTimeoutMs ?? 30_000);
+    c.refreshTimer = setInterval(() => c.refreshConsensus().catch(() => {}), 30_000);
+    c.refreshTimer.unref();
+    return c;
+  }
+
+  private async waitForConsensus(minRelays: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let lastErr: Error | null = null;
+    for (;;) {
+      try {
+        await this.refreshConsensus();
+        const running = this.consensus!.relays.length;
+        if (running >= minRelays && this.consensus!.relays.some((r) => r.flags.includes('Exit'))) return;
+        lastErr = new ClientError(
+          'ALLIUM_CLIENT_TOO_FEW_RELAYS',
+          `the consensus lists ${running} relays; waiting for ${minRelays} and an exit`,
+        );
+      } catch (err) {
+        lastErr = err as Error;
+        // A forged or expired consensus will not fix itself by waiting.
+        if ((err as AlliumError).code?.startsWith('ALLIUM_CONSENSUS_SIGNATURE')) throw err;
+      }
+      if (Date.now() > deadline) throw lastErr;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async refreshConsensus(): Promise<Consensus> {
+    const c = await this.directory.consensus({ minSerial: this.consensus?.serial });
+    this.consensus = c;
+    return c;
+  }
+
+  get currentConsensus(): Consensus | null {
+    return this.consensus;
+  }
+
+  listCircuits(): ClientCircuit[] {
+    return [...this.circuits];
+  }
+
+  // ---- links ----
+
+  private linkTo(relayId: string, host: string, port: number): Promise<Link> {
+    const existing = this.links.get(relayId);
+    if (existing) return existing;
+    const p = connectLink({ host, port, relayId: Buffer.from(relayId, 'hex'), me: { identity: null } }).then(
+      (link) => {
+        this.circuitsByLink.set(link, new Map());
+        link.on({
+          cells: (cells) => {
+            const map = this.circuitsByLink.get(link);
+            if (!map) return;
+            for (const cell of cells) map.get(cell.circId)?.onCell(cell);
+          },
+          close: () => {
+            this.links.delete(relayId);
+            const map = this.circuitsByLink.get(link);
+            this.circuitsByLink.delete(link);
+            for (const c of map?.values() ?? []) c.close(8, 'the link to the entry relay closed');
+          },
+        });
+        return link;
+      },
+    );
+    this.links.set(relayId, p);
+    p.catch(() => this.links.delete(relayId));
+    return p;
+  }
+
+  // ---- circuits ----
+
+  /** Builds a fresh circuit (optionally one whose exit may allow `target`). */
+  async buildCircuit(
+    opts: {
+      isolation?: string;
+      target?: { host: string; port: number };
+      exclude?: Set<string>;
+      path?: ConsensusRelay[];
+    } = {},
+  ): Promise<ClientCircuit> {
+    if (this.closedFlag) throw new ClientError('ALLIUM_CLIENT_CLOSED', 'the client is closed');
+    const consensus = this.consensus;
+    if (!consensus) throw new ClientError('ALLIUM_CLIENT_NO_CONSENSUS', 'no consensus yet');
+    const path =
+      opts.path ??
+      choosePath(consensus.relays, { length: this.pathLength, target: opts.target, exclude: opts.exclude });
+    const started = performance.now();
+    const entry = path[0];
+    let link: Link;
+    try {
+      link = await this.linkTo(entry.id, entry.address, entry.port);
+    } catch (err) {
+      this.stats.circuitsFailed++;
+      throw new CircuitError(
+        'ALLIUM_CIRCUIT_ENTRY',
+        `cannot reach entry relay ${entry.nickname} at ${entry.address}:${entry.port}: ${(err as Error).message}`,
+      );
+    }
+    const map = this.circuitsByLink.get(link)!;
+    let circId: number;
+    do circId = (randomIntBetween(1, 0x7fffffff) | CIRC_ID_INITIATOR_BIT) >>> 0;
+    while (map.has(circId));
+    const circ = new ClientCircuit(link, circId, (c) => {
+      map.delete(c.circId);
+      this.circuits.delete(c);
+      this.log.debug({ circuit: c.serial, why: c.closeReason }, 'circuit closed');
+    });
+    circ.isolation = opts.isolation ?? '';
+    map.set(circId, circ);
+    this.circuits.add(circ);
+    try {
+      await circ.build(path);
+    } catch (err) {
+      this.stats.circuitsFailed++;
+      circ.destroy(3, 'build failed');
+      throw err;
+    }
+    const ms = performance.now() - started;
+    this.stats.circuitsBuilt++;
+    this.stats.buildTimesMs.push(ms);
+    if (this.stats.buildTimesMs.length > 1000) this.stats.buildTimesMs.shift();
+    this.log.debug(
+      { circuit: circ.serial, path: path.map((r) => r.nickname), ms: Math.round(ms * 10) / 10 },
+      'circuit built',
+    );
+    return circ;
+  }
+
+  private usable(c: ClientCircuit, isolation: string, target: { host: string; port: number }): boolean {
+    const lifetime = this.opts.circuitLifetimeMs ?? 10 * 60_000;
+    return (
+      !c.closed &&
+      c.isolation === isolation &&
+      c.hops.length === this.pathLength &&
+      Date.now() - c.createdAt < lifetime &&
+      exitMayAllow(c.exit, target)
+    );
+  }
+
+  private async circuitFor(
+    isolation: string,
+    target: { host: string; port: number },
+    fresh: boolean,
+  ): Promise<ClientCircuit> {
+    if (!fresh) {
+      for (const c of this.circuits) if (this.usable(c, isolation, target)) return c;
+      // Share a build in progress for the same isolation key rather than start a second one.
+      const pending = this.building.get(isolation);
+      if (pending) {
+        const c = await pending.catch(() => null);
+        if (c && this.usable(c, isolation, target)) return c;
+      }
+    }
+    const p = this.buildCircuit({ isolation, target });
+    this.building.set(isolation, p);
+    try {
+      return await p;
+    } finally {
+      if (this.building.get(isolation) === p) this.building.delete(isolation);
+    }
+  }
+
+  /**
+   * Opens a stream to host:port through the network. Retries once on a fresh circuit when the
+   * circuit (not the exit's answer) failed.
+   */
+  async connect(host: string, port: number, opts: ConnectOptions = {}): Promise<CircuitStream> {
+    const isolation = opts.isolation ?? '';
+    const target = { host, port };
+    let lastErr: Error | null = null;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      let circ: ClientCircuit;
+      try {
+        circ = await this.circuitFor(isolation, target, attempt > 0);
+      } catch (err) {
+        lastErr = err as Error;
+        if (err instanceof PathError) break;
+        continue;
+      }
+      try {
+        const s = await circ.openStream(host, port);
+        this.stats.streamsOpened++;
+        return s;
+      } catch (err) {
+        lastErr = err as Error;
+        // The exit answered: its answer stands (retrying elsewhere would only repeat the request).
+        if (err instanceof StreamError && err.code === 'ALLIUM_STREAM_REFUSED') break;
+      }
+    }
+    this.stats.streamsFailed++;
+    if (lastErr instanceof StreamError) throw lastErr;
+    const reason =
+      lastErr instanceof PathError && lastErr.code === 'ALLIUM_PATH_NO_EXIT'
+        ? EndReason.EXITPOLICY
+        : EndReason.MISC;
+    throw new StreamError(
+      (lastErr as AlliumError)?.code ?? 'ALLIUM_CONNECT_FAILED',
+      lastErr?.message ?? 'connect failed',
+      reason,
+    );
+  }
+
+  /** Marks every circuit as used up, so the next streams get new ones. */
+  newCircuits(): void {
+    for (const c of this.circuits) c.isolation = `\u0000retired-${c.serial}`;
+  }
+
+  async close(): Promise<void> {
+    this.closedFlag = true;
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    for (const c of [...this.circuits]) {
+      // Closing the client is not an error for streams still open: end them quietly.
+      for (const s of c.streams()) s.destroy();
+      c.destroy(9, 'client closed');
+    }
+    for (const p of this.links.values())
+      p.then(
+        (l) => l.close(),
+        () => {},
+      );
+    this.links.clear();
+  }
+}

@@ -1,0 +1,209 @@
+// Implements docs/protocol.md §4.2 (streams) and §5 (flow control) for one circuit endpoint: the
+// client's end at its exit hop, or the exit's end. Streams are node Duplexes; the circuit below
+// is reached only through the `CircuitSender` it is given, so this file does no I/O.
+import { Duplex } from 'node:stream';
+import { AlliumError } from '../errors.js';
+import { EndReason, RELAY_DATA_MAX, RelayCommand } from '../wire/constants.js';
+import { decodeCircuitSendme, decodeEnd, encodeCircuitSendme, encodeEnd } from '../wire/relay-messages.js';
+import { CircuitWindow, StreamWindow } from './flow-control.js';
+
+export class StreamError extends AlliumError {
+  constructor(
+    code: string,
+    message: string,
+    readonly endReason: number,
+  ) {
+    super(code, message);
+  }
+}
+
+/** How the mux sends a relay message on its circuit; returns the mac sealed on the cell. */
+export type CircuitSender = (command: number, streamId: number, data: Buffer) => Buffer;
+
+/** A byte stream carried over a circuit. Writing sends DATA cells; reading yields the peer's DATA. */
+export class CircuitStream extends Duplex {
+  readonly window = new StreamWindow();
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private pendingCallback: ((err?: Error | null) => void) | null = null;
+  private unconsumed = 0;
+  private sentEnd = false;
+  private gotEnd = false;
+  bytesIn = 0;
+  bytesOut = 0;
+
+  constructor(
+    readonly streamId: number,
+    private readonly mux: StreamMux,
+  ) {
+    super({ allowHalfOpen: true, readableHighWaterMark: 256 * 1024, writableHighWaterMark: 64 * 1024 });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    this.pendingCallback = cb;
+    this.pump();
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    for (const c of chunks) {
+      this.pending.push(c.chunk);
+      this.pendingBytes += c.chunk.length;
+    }
+    this.pendingCallback = cb;
+    this.pump();
+  }
+
+  /** Sends as much pending data as the stream and circuit windows allow. */
+  pump(): void {
+    while (this.pendingBytes > 0 && this.window.packageWindow > 0 && this.mux.window.packageWindow > 0) {
+      const size = Math.min(RELAY_DATA_MAX, this.pendingBytes);
+      let piece: Buffer;
+      if (this.pending[0].length === size) piece = this.pending.shift()!;
+      else if (this.pending[0].length > size) {
+        piece = this.pending[0].subarray(0, size);
+        this.pending[0] = this.pending[0].subarray(size);
+      } else {
+        piece = Buffer.allocUnsafe(size);
+        let off = 0;
+        while (off < size) {
+          const head = this.pending[0];
+          const take = Math.min(head.length, size - off);
+          head.copy(piece, off, 0, take);
+          off += take;
+          if (take === head.length) this.pending.shift();
+          else this.pending[0] = head.subarray(take);
+        }
+      }
+      this.pendingBytes -= size;
+      this.window.onDataSent();
+      this.bytesOut += size;
+      this.mux.sendData(this.streamId, piece);
+    }
+    if (this.pendingBytes === 0 && this.pendingCallback) {
+      const cb = this.pendingCallback;
+      this.pendingCallback = null;
+      cb();
+    }
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.sendEnd(EndReason.DONE);
+    cb();
+  }
+
+  override _read(): void {
+    if (this.unconsumed > 0) {
+      const n = this.unconsumed;
+      this.unconsumed = 0;
+      this.mux.consumed(this, n);
+    }
+  }
+
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    if (!this.sentEnd) {
+      this.sendEnd(err instanceof StreamError ? err.endReason : err ? EndReason.MISC : EndReason.DONE);
+    }
+    this.mux.forget(this.streamId);
+    cb(err);
+  }
+
+  /** Peer DATA arrived. */
+  deliver(data: Buffer): void {
+    this.window.onDataReceived();
+    this.bytesIn += data.length;
+    if (this.push(data)) this.mux.consumed(this, 1);
+    else this.unconsumed++;
+  }
+
+  /** Peer END arrived. */
+  remoteEnd(reason: number): void {
+    this.gotEnd = true;
+    if (reason === EndReason.DONE) {
+      this.push(null);
+      if (this.sentEnd) this.destroy();
+    } else {
+      this.sentEnd = true; // the peer is gone; nothing to tell it
+      this.destroy(
+        new StreamError(
+          'ALLIUM_STREAM_END',
+          `the stream was closed by the other end (reason ${reason})`,
+          reason,
+        ),
+      );
+    }
+  }
+
+  private sendEnd(reason: number): void {
+    if (this.sentEnd) return;
+    this.sentEnd = true;
+    this.mux.send(RelayCommand.END, this.streamId, encodeEnd(reason));
+    if (this.gotEnd) setImmediate(() => this.destroy());
+  }
+}
+
+/** The streams of one circuit endpoint and the circuit-level window they share. */
+export class StreamMux {
+  readonly window = new CircuitWindow();
+  readonly streams = new Map<number, CircuitStream>();
+
+  constructor(readonly send: CircuitSender) {}
+
+  open(streamId: number): CircuitStream {
+    const s = new CircuitStream(streamId, this);
+    this.streams.set(streamId, s);
+    return s;
+  }
+
+  sendData(streamId: number, data: Buffer): void {
+    const tag = this.send(RelayCommand.DATA, streamId, data);
+    this.window.onDataSent(tag);
+  }
+
+  consumed(stream: CircuitStream, cells: number): void {
+    const due = stream.window.onConsumed(cells);
+    for (let i = 0; i < due; i++) this.send(RelayCommand.SENDME, stream.streamId, Buffer.alloc(0));
+  }
+
+  forget(streamId: number): void {
+    this.streams.delete(streamId);
+  }
+
+  /**
+   * Handles DATA, END and SENDME for this endpoint. `tag` is the mac of the received cell.
+   * Throws (FlowControlError, WireError) on a protocol violation: the caller destroys the circuit.
+   */
+  handle(command: number, streamId: number, data: Buffer, tag: Buffer): void {
+    switch (command) {
+      case RelayCommand.DATA: {
+        const sendmeTag = this.window.onDataReceived(tag);
+        if (sendmeTag) this.send(RelayCommand.SENDME, 0, encodeCircuitSendme(sendmeTag));
+        // DATA for a stream we already closed is normal (cells in flight); it still counted above.
+        this.streams.get(streamId)?.deliver(data);
+        return;
+      }
+      case RelayCommand.END:
+        this.streams.get(streamId)?.remoteEnd(decodeEnd(data).reason);
+        return;
+      case RelayCommand.SENDME:
+        if (streamId === 0) {
+          this.window.onSendme(decodeCircuitSendme(data).tag);
+          for (const s of this.streams.values()) s.pump();
+        } else {
+          const s = this.streams.get(streamId);
+          if (s) {
+            s.window.onSendme();
+            s.pump();
+          }
+        }
+        return;
+    }
+  }
+
+  /** The circuit is gone: every stream fails with this error. */
+  closeAll(err: StreamError): void {
+    for (const s of [...this.streams.values()]) s.destroy(err);
+    this.streams.clear();
+  }
+}

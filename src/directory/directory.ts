@@ -1,0 +1,126 @@
+// Implements docs/protocol.md §6 (the directory role): loads its data directory, serves the HTTP API,
+// expires relays that stop refreshing.
+import type { FastifyInstance } from 'fastify';
+import { type Logger, silentLogger } from '../log.js';
+import { DirectoryError } from './errors.js';
+import { createHttpApp } from './http.js';
+import { Registry } from './registry.js';
+import { DirectoryService, type ReachabilityCheck } from './service.js';
+import { DirectoryStore } from './store.js';
+
+export interface DirectoryOptions {
+  /** Holds directory-key (mode 0600, the 32-byte Ed25519 seed as hex) and relays.json. */
+  dataDir: string;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0: any free port. */
+  port?: number;
+  /** A relay not refreshed within this drops out (default 180_000). */
+  relayTtlMs?: number;
+  /** Default 60_000. */
+  consensusFreshMs?: number;
+  /** Default 3 h. */
+  consensusValidMs?: number;
+  /** Default silentLogger. */
+  logger?: Logger;
+  /** Run before a new or moved relay is listed; reject to keep it out. None by default. */
+  reachabilityCheck?: ReachabilityCheck;
+}
+
+export const DEFAULT_RELAY_TTL_MS = 180_000;
+export const DEFAULT_CONSENSUS_FRESH_MS = 60_000;
+export const DEFAULT_CONSENSUS_VALID_MS = 3 * 3600_000;
+
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+export class Directory {
+  readonly url: string;
+  readonly publicKey: Buffer;
+  /** Hex SHA-256 of the public key. */
+  readonly id: string;
+  readonly dataDir: string;
+  private readonly app: FastifyInstance;
+  private readonly service: DirectoryService;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    app: FastifyInstance,
+    service: DirectoryService,
+    url: string,
+    dataDir: string,
+    sweepTimer: NodeJS.Timeout,
+  ) {
+    this.app = app;
+    this.service = service;
+    this.url = url;
+    this.publicKey = service.key.publicKey;
+    this.id = service.directoryId;
+    this.dataDir = dataDir;
+    this.sweepTimer = sweepTimer;
+  }
+
+  static async start(opts: DirectoryOptions): Promise<Directory> {
+    const log = opts.logger ?? silentLogger;
+    const ttl = opts.relayTtlMs ?? DEFAULT_RELAY_TTL_MS;
+    const freshMs = opts.consensusFreshMs ?? DEFAULT_CONSENSUS_FRESH_MS;
+    const validMs = opts.consensusValidMs ?? DEFAULT_CONSENSUS_VALID_MS;
+    if (!(ttl > 0 && freshMs > 0 && validMs >= freshMs)) {
+      throw new DirectoryError(
+        'ALLIUM_DIRECTORY_CONFIG',
+        0,
+        'relayTtlMs and consensusFreshMs must be positive, and consensusValidMs at least consensusFreshMs',
+      );
+    }
+
+    const store = new DirectoryStore(opts.dataDir);
+    await store.init();
+    const { key, created, loosePermissions } = await store.loadOrCreateKey();
+    if (created) log.info({ path: store.keyPath }, 'made a new directory key');
+    if (loosePermissions)
+      log.warn({ path: store.keyPath }, 'the directory key file is readable by others: chmod 600 it');
+    const state = await store.loadState();
+    const registry = new Registry(ttl);
+    registry.load(state);
+
+    const service = new DirectoryService({
+      key,
+      registry,
+      store,
+      serial: state.serial,
+      logger: log,
+      freshMs,
+      validMs,
+      reachabilityCheck: opts.reachabilityCheck,
+    });
+    const app = createHttpApp(service, log);
+    const host = opts.host ?? '127.0.0.1';
+    await app.listen({ host, port: opts.port ?? 0 });
+    const addr = app.server.address();
+    const port = addr !== null && typeof addr === 'object' ? addr.port : (opts.port ?? 0);
+    const url = `http://${urlHost(host)}:${port}`;
+
+    // Sweep often enough that a dead relay leaves within about 1/4 TTL after it expires.
+    const sweepTimer = setInterval(() => service.sweep(), Math.min(Math.max(ttl / 4, 50), 10_000));
+    sweepTimer.unref();
+    log.info({ url, id: service.directoryId, relays: registry.size }, 'directory listening');
+    return new Directory(app, service, url, opts.dataDir, sweepTimer);
+  }
+
+  /** Stops listening, closes connections, and saves state. Safe to call twice. */
+  stop(): Promise<void> {
+    if (!this.stopping) {
+      this.stopping = (async () => {
+        clearInterval(this.sweepTimer);
+        try {
+          await this.app.close();
+        } finally {
+          await this.service.flush();
+        }
+      })();
+    }
+    return this.stopping;
+  }
+}

@@ -1,0 +1,161 @@
+// Implements docs/directory-api.md (docs/protocol.md §6.4): the directory's HTTP routes and error mapping.
+// Bad input of any kind gets a 4xx JSON error; only a fault of our own is a 500.
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify';
+import { z } from 'zod';
+import { AlliumError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { DirectoryError, errorBody } from './errors.js';
+import type { DirectoryService } from './service.js';
+
+export const BODY_LIMIT_BYTES = 64 * 1024;
+
+// The socket type without importing node:net here (src/net owns that module).
+type Socket = Parameters<NonNullable<FastifyServerOptions['clientErrorHandler']>>[1];
+
+const idParams = z.object({ id: z.string().regex(/^[0-9a-f]{64}$/) });
+
+/** Strips the IPv4-mapped prefix a dual-stack socket reports, so IPv4 peers see a plain dotted quad. */
+export function peerAddress(remote: string | undefined): string {
+  if (!remote) return '';
+  return remote.startsWith('::ffff:') && remote.includes('.') ? remote.slice(7) : remote;
+}
+
+function parseId(params: unknown): string {
+  const r = idParams.safeParse(params);
+  if (!r.success) {
+    throw new DirectoryError('ALLIUM_RELAY_ID_INVALID', 400, 'a relay id is 64 lowercase hex digits');
+  }
+  return r.data.id;
+}
+
+/** Maps fastify's own errors (body parsing, limits) to our codes. */
+function fastifyErrorToBody(err: FastifyError): { status: number; code: string; message: string } {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return {
+        status: 413,
+        code: 'ALLIUM_HTTP_TOO_LARGE',
+        message: `request body exceeds ${BODY_LIMIT_BYTES} bytes`,
+      };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, code: 'ALLIUM_HTTP_MEDIA_TYPE', message: 'send the body as application/json' };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      // Also a body with "__proto__" or "constructor" keys: the parser refuses those outright.
+      return {
+        status: 400,
+        code: 'ALLIUM_HTTP_BAD_JSON',
+        message: 'the request body is not valid JSON (or has a __proto__/constructor key)',
+      };
+    default:
+      if (err.statusCode === 413) return { status: 413, code: 'ALLIUM_HTTP_TOO_LARGE', message: err.message };
+      if (err.statusCode === 415)
+        return { status: 415, code: 'ALLIUM_HTTP_MEDIA_TYPE', message: err.message };
+      // JSON.parse SyntaxErrors from the body parser carry 400; so do other malformed-request errors.
+      if (err instanceof SyntaxError) {
+        return { status: 400, code: 'ALLIUM_HTTP_BAD_JSON', message: 'the request body is not valid JSON' };
+      }
+      if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+        return { status: 400, code: 'ALLIUM_HTTP_BAD_REQUEST', message: err.message };
+      }
+      return { status: 500, code: 'ALLIUM_INTERNAL', message: 'the directory failed; see its log' };
+  }
+}
+
+/** Answers unparseable HTTP (garbage bytes on the socket) with a 400 and closes the connection. */
+function onClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  if (socket.writable) {
+    const body = JSON.stringify(errorBody('ALLIUM_HTTP_MALFORMED', 'the request is not valid HTTP/1.1'));
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Connection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroySoon?.();
+}
+
+export function createHttpApp(service: DirectoryService, logger: Logger): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: logger,
+    // Per-request lines would log every client's address: the service logs what matters itself.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT_BYTES,
+    // Slow or stalled clients must not hold sockets forever.
+    requestTimeout: 15_000,
+    connectionTimeout: 30_000,
+    keepAliveTimeout: 5_000,
+    forceCloseConnections: true,
+    return503OnClosing: true,
+    clientErrorHandler: onClientError,
+    // Malformed URL encoding and the like, which never reach a route or the error handler.
+    frameworkErrors: (err, _req, reply) => {
+      (reply as unknown as FastifyReply).code(400).send(errorBody('ALLIUM_HTTP_BAD_REQUEST', err.message));
+    },
+  }) as unknown as FastifyInstance;
+
+  // Only JSON bodies: anything else is a 415 rather than a string handed to the routes.
+  app.removeContentTypeParser('text/plain');
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof DirectoryError && err.status >= 400) {
+      return reply.code(err.status).send(errorBody(err.code, err.message));
+    }
+    // Every other Allium error raised on a request is about the input (a document that does not parse or verify).
+    if (err instanceof AlliumError) return reply.code(400).send(errorBody(err.code, err.message));
+    const mapped = fastifyErrorToBody(err);
+    if (mapped.status >= 500) req.log.error({ err, url: req.url }, 'request failed');
+    return reply.code(mapped.status).send(errorBody(mapped.code, mapped.message));
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply
+      .code(404)
+      .send(errorBody('ALLIUM_HTTP_NOT_FOUND', `no such endpoint: ${req.method} ${req.url.slice(0, 200)}`));
+  });
+
+  app.get('/', (_req, reply) => {
+    reply
+      .type('text/html; charset=utf-8')
+      .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")
+      .header('cache-control', 'no-cache')
+      .send(service.statusHtml());
+  });
+
+  app.get('/v1/whoami', (req) => ({ address: peerAddress(req.socket.remoteAddress) }));
+
+  app.get('/v1/key', () => ({ publicKey: service.publicKeyB64, id: service.directoryId }));
+
+  app.get('/v1/consensus', (_req, reply) => {
+    reply
+      .type('application/json; charset=utf-8')
+      .header('cache-control', 'no-cache')
+      .send(service.consensusJson());
+  });
+
+  app.post('/v1/relays', async (req, reply) => {
+    const { id } = await service.register(req.body);
+    return reply.code(201).send({ id, listed: true });
+  });
+
+  app.get('/v1/relays/:id', (req) => {
+    const id = parseId(req.params);
+    const info = service.relay(id);
+    if (!info) throw new DirectoryError('ALLIUM_RELAY_NOT_FOUND', 404, `relay ${id} is not listed`);
+    return info;
+  });
+
+  app.delete('/v1/relays/:id', async (req) => {
+    const id = parseId(req.params);
+    await service.withdraw(id, req.body);
+    return { id, listed: false };
+  });
+
+  return app;
+}

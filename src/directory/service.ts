@@ -1,0 +1,244 @@
+// Implements docs/protocol.md §6 and docs/directory-api.md: the directory's behaviour behind the HTTP routes
+// (registration, withdrawal, lookups, the cached signed consensus, saving state).
+import { signConsensus } from '../core/documents.js';
+import type { IdentityKey } from '../crypto/keys.js';
+import type { Logger } from '../log.js';
+import type { Consensus, RelayDescriptor } from '../wire/directory-docs.js';
+import { buildConsensus, type ConsensusTiming, nextSerial } from './consensus.js';
+import { DirectoryError } from './errors.js';
+import type { Registry, RelayRecord } from './registry.js';
+import { renderStatusPage } from './status-page.js';
+import type { DirectoryStore } from './store.js';
+
+/** Called before a new or changed relay is listed; throwing keeps it out (issue 3's reachability check). */
+export type ReachabilityCheck = (d: RelayDescriptor) => Promise<void>;
+
+export interface RelayInfo {
+  id: string;
+  nickname: string;
+  address: string;
+  port: number;
+  identityKey: string;
+  onionKey: string;
+}
+
+interface CachedConsensus {
+  version: number;
+  consensus: Consensus;
+  /** The signed envelope, serialised once and served as is. */
+  json: string;
+}
+
+/**
+ * Saves state off the request path: at most one write in flight, later requests coalesce into one
+ * follow-up write. `now()` callers wait for a write that includes the state as of the call.
+ */
+class StateSaver {
+  private inFlight: Promise<void> | null = null;
+  private queued: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly save: () => Promise<void>,
+    private readonly delayMs: number,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  now(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (!this.inFlight) return this.run();
+    if (!this.queued) {
+      this.queued = this.inFlight.then(
+        () => {
+          this.queued = null;
+          return this.run();
+        },
+        () => {
+          this.queued = null;
+          return this.run();
+        },
+      );
+    }
+    return this.queued;
+  }
+
+  /** A write soon: for changes losing which costs nothing (refresh times, serials). */
+  later(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.now().catch(this.onError);
+    }, this.delayMs);
+    this.timer.unref();
+  }
+
+  private run(): Promise<void> {
+    const p = this.save().finally(() => {
+      if (this.inFlight === p) this.inFlight = null;
+    });
+    this.inFlight = p;
+    return p;
+  }
+
+  async flush(): Promise<void> {
+    await this.now();
+  }
+}
+
+export interface DirectoryServiceOptions extends ConsensusTiming {
+  key: IdentityKey;
+  registry: Registry;
+  store: DirectoryStore;
+  serial: number;
+  logger: Logger;
+  reachabilityCheck?: ReachabilityCheck;
+  saveDelayMs?: number;
+  now?: () => number;
+}
+
+export class DirectoryService {
+  readonly key: IdentityKey;
+  readonly publicKeyB64: string;
+  readonly directoryId: string;
+  private readonly registry: Registry;
+  private readonly log: Logger;
+  private readonly timing: ConsensusTiming;
+  private readonly reachabilityCheck: ReachabilityCheck | undefined;
+  private readonly saver: StateSaver;
+  private readonly clock: () => number;
+  private serial: number;
+  private cache: CachedConsensus | null = null;
+
+  constructor(opts: DirectoryServiceOptions) {
+    this.key = opts.key;
+    this.publicKeyB64 = opts.key.publicKey.toString('base64');
+    this.directoryId = opts.key.id.toString('hex');
+    this.registry = opts.registry;
+    this.log = opts.logger;
+    this.timing = { freshMs: opts.freshMs, validMs: opts.validMs };
+    this.reachabilityCheck = opts.reachabilityCheck;
+    this.serial = opts.serial;
+    this.clock = opts.now ?? Date.now;
+    const store = opts.store;
+    this.saver = new StateSaver(
+      () => store.saveState({ serial: this.serial, ...this.registry.snapshot() }),
+      opts.saveDelayMs ?? 1000,
+      (err) => this.log.error({ err }, 'could not save the directory state'),
+    );
+  }
+
+  /** POST /v1/relays. Resolves once the listing is saved if it added or changed a relay. */
+  async register(json: unknown): Promise<{ id: string; result: 'new' | 'changed' | 'refreshed' }> {
+    const { envelope, descriptor: d } = this.registry.check(json, this.clock());
+    const held = this.registry.get(d.id, this.clock());
+    const moved =
+      !held ||
+      held.descriptor.address !== d.address ||
+      held.descriptor.port !== d.port ||
+      held.descriptor.onionKey !== d.onionKey;
+    if (moved && this.reachabilityCheck) {
+      try {
+        await this.reachabilityCheck(d);
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        this.log.warn(
+          { id: d.id, address: d.address, port: d.port, reason: why },
+          'relay not reachable: not listed',
+        );
+        throw new DirectoryError(
+          'ALLIUM_RELAY_UNREACHABLE',
+          400,
+          `not reachable from the directory at ${d.address}:${d.port}: ${why}`,
+          { cause: err },
+        );
+      }
+    }
+    const result = this.registry.commit(envelope, d, this.clock());
+    if (result === 'refreshed') {
+      this.saver.later();
+    } else {
+      this.log.info(
+        { id: d.id, nickname: d.nickname, address: d.address, port: d.port },
+        result === 'new' ? 'relay listed' : 'relay descriptor changed',
+      );
+      await this.saver.now();
+    }
+    return { id: d.id, result };
+  }
+
+  /** DELETE /v1/relays/:id. */
+  async withdraw(id: string, json: unknown): Promise<void> {
+    this.registry.withdraw(id, json, this.clock());
+    this.log.info({ id }, 'relay withdrew itself');
+    await this.saver.now();
+  }
+
+  relay(id: string): RelayInfo | undefined {
+    const r = this.registry.get(id, this.clock());
+    if (!r) return undefined;
+    const d = r.descriptor;
+    return {
+      id: d.id,
+      nickname: d.nickname,
+      address: d.address,
+      port: d.port,
+      identityKey: d.identityKey,
+      onionKey: d.onionKey,
+    };
+  }
+
+  /** Drops relays past their TTL; called on a timer and before every consensus build. */
+  sweep(): void {
+    const dropped = this.registry.sweep(this.clock());
+    for (const r of dropped) {
+      this.log.info(
+        { id: r.descriptor.id, nickname: r.descriptor.nickname },
+        'relay dropped: not refreshed within the TTL',
+      );
+    }
+    if (dropped.length > 0) this.saver.later();
+  }
+
+  /** The current consensus, rebuilt when the listed set changed or it passed freshUntil. */
+  current(): CachedConsensus {
+    this.sweep();
+    const now = this.clock();
+    const c = this.cache;
+    if (c && c.version === this.registry.version && now < c.consensus.freshUntil) return c;
+    this.serial = nextSerial(this.serial, now);
+    const consensus = buildConsensus(
+      this.registry.live(now).map((r) => r.descriptor),
+      { ...this.timing, serial: this.serial, now, directoryKey: this.publicKeyB64 },
+    );
+    const json = JSON.stringify(signConsensus(this.key, consensus));
+    this.cache = { version: this.registry.version, consensus, json };
+    this.saver.later();
+    this.log.debug({ serial: consensus.serial, relays: consensus.relays.length }, 'consensus built');
+    return this.cache;
+  }
+
+  consensusJson(): string {
+    return this.current().json;
+  }
+
+  liveRelays(): RelayRecord[] {
+    return this.registry.live(this.clock());
+  }
+
+  statusHtml(): string {
+    const { consensus } = this.current();
+    return renderStatusPage({
+      relays: this.liveRelays(),
+      consensus,
+      directoryId: this.directoryId,
+      now: this.clock(),
+    });
+  }
+
+  flush(): Promise<void> {
+    return this.saver.flush();
+  }
+}

@@ -1,0 +1,223 @@
+// Implements docs/directory-api.md "Data directory": the directory key and relay records on disk.
+// Writes are atomic (temp file, fsync, rename), so a crash leaves the old file or the new one, never half.
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+import { openDescriptor } from '../core/documents.js';
+import { IdentityKey } from '../crypto/keys.js';
+import type { RelayDescriptor, SignedEnvelope } from '../wire/directory-docs.js';
+import { DirectoryError } from './errors.js';
+
+export const KEY_FILE = 'directory-key';
+export const STATE_FILE = 'relays.json';
+const STATE_FORMAT = 'allium-directory-state';
+const STATE_VERSION = 1;
+
+/** One listed relay as kept on disk: the signed envelope (re-verified on load) and when we saw it. */
+export interface StoredRelay {
+  envelope: SignedEnvelope;
+  firstSeen: number;
+  lastSeen: number;
+}
+
+/** A withdrawn relay: descriptors published at or before `published` stay refused until `expires`. */
+export interface Tombstone {
+  id: string;
+  published: number;
+  expires: number;
+}
+
+export interface DirectoryState {
+  serial: number;
+  relays: StoredRelay[];
+  withdrawn: Tombstone[];
+}
+
+export interface LoadedRelay extends StoredRelay {
+  descriptor: RelayDescriptor;
+}
+
+export interface LoadedState {
+  serial: number;
+  relays: LoadedRelay[];
+  withdrawn: Tombstone[];
+}
+
+const ms = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const stateSchema = z.object({
+  format: z.literal(STATE_FORMAT),
+  version: z.literal(STATE_VERSION),
+  serial: ms,
+  relays: z.array(
+    z.object({
+      envelope: z.object({ body: z.string(), signature: z.string() }),
+      firstSeen: ms,
+      lastSeen: ms,
+    }),
+  ),
+  withdrawn: z.array(z.object({ id: z.string(), published: ms, expires: ms })),
+});
+
+let tmpCounter = 0;
+
+/** Replaces `path` with `data` atomically; the file is created with `mode`. */
+export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${++tmpCounter}`;
+  const fh = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  // Make the rename itself durable; not every platform lets a directory be fsynced, which is fine.
+  try {
+    const dir = await open(dirname(path), 'r');
+    await dir.sync().catch(() => {});
+    await dir.close();
+  } catch {
+    // best effort
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+/** The data directory: the directory's signing key and its relay records. */
+export class DirectoryStore {
+  readonly dataDir: string;
+  readonly keyPath: string;
+  readonly statePath: string;
+
+  constructor(dataDir: string) {
+    this.dataDir = dataDir;
+    this.keyPath = join(dataDir, KEY_FILE);
+    this.statePath = join(dataDir, STATE_FILE);
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.dataDir, { recursive: true, mode: 0o700 });
+  }
+
+  /**
+   * Loads the key, or makes one on first start. A missing key beside existing relay records is an
+   * error: a new key would silently start a different network that every client rejects.
+   */
+  async loadOrCreateKey(): Promise<{ key: IdentityKey; created: boolean; loosePermissions: boolean }> {
+    let text: string;
+    try {
+      text = await readFile(this.keyPath, 'utf8');
+    } catch (err) {
+      if (!isNotFound(err)) {
+        throw new DirectoryError(
+          'ALLIUM_DIRECTORY_KEY_UNREADABLE',
+          0,
+          `cannot read the directory key ${this.keyPath}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      if (await exists(this.statePath)) {
+        throw new DirectoryError(
+          'ALLIUM_DIRECTORY_KEY_MISSING',
+          0,
+          `${this.statePath} exists but the directory key ${this.keyPath} does not: restore the key file, ` +
+            `or move ${STATE_FILE} away to start a new network with a new key`,
+        );
+      }
+      const key = IdentityKey.generate();
+      await writeFileAtomic(this.keyPath, `${key.seed().toString('hex')}\n`, 0o600);
+      return { key, created: true, loosePermissions: false };
+    }
+    const hex = text.trim();
+    if (!/^[0-9a-f]{64}$/i.test(hex)) {
+      throw new DirectoryError(
+        'ALLIUM_DIRECTORY_KEY_CORRUPT',
+        0,
+        `the directory key ${this.keyPath} is not 64 hex digits: restore it from a backup`,
+      );
+    }
+    const st = await stat(this.keyPath);
+    return {
+      key: IdentityKey.fromSeed(Buffer.from(hex, 'hex')),
+      created: false,
+      loosePermissions: (st.mode & 0o077) !== 0,
+    };
+  }
+
+  /** Loads relay records, re-verifying every signature. An unreadable or corrupt file is an error. */
+  async loadState(): Promise<LoadedState> {
+    let text: string;
+    try {
+      text = await readFile(this.statePath, 'utf8');
+    } catch (err) {
+      if (isNotFound(err)) return { serial: 0, relays: [], withdrawn: [] };
+      throw new DirectoryError(
+        'ALLIUM_DIRECTORY_STORE_UNREADABLE',
+        0,
+        `cannot read ${this.statePath}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    const corrupt = (why: string, cause?: unknown) =>
+      new DirectoryError(
+        'ALLIUM_DIRECTORY_STORE_CORRUPT',
+        0,
+        `${this.statePath} is corrupt (${why}): restore it from a backup, or move it away to start with no relays`,
+        { cause },
+      );
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      throw corrupt('not valid JSON', err);
+    }
+    const r = stateSchema.safeParse(json);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      throw corrupt(`field "${issue?.path.map(String).join('.') ?? ''}" ${issue?.message ?? 'invalid'}`);
+    }
+    const relays: LoadedRelay[] = [];
+    for (const [i, rec] of r.data.relays.entries()) {
+      let descriptor: RelayDescriptor;
+      try {
+        descriptor = openDescriptor(rec.envelope);
+      } catch (err) {
+        throw corrupt(`relay record ${i}: ${(err as Error).message}`, err);
+      }
+      relays.push({ ...rec, descriptor });
+    }
+    return { serial: r.data.serial, relays, withdrawn: r.data.withdrawn };
+  }
+
+  async saveState(state: DirectoryState): Promise<void> {
+    const doc = {
+      format: STATE_FORMAT,
+      version: STATE_VERSION,
+      serial: state.serial,
+      relays: state.relays,
+      withdrawn: state.withdrawn,
+    };
+    await writeFileAtomic(this.statePath, `${JSON.stringify(doc)}\n`, 0o600);
+  }
+}

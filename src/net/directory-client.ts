@@ -1,0 +1,316 @@
+// Implements docs/protocol.md §6.4 and docs/directory-api.md (client side): talks to the directory over HTTP.
+// Every response is size-capped and validated; a consensus is only returned once openConsensus accepts it.
+import { z } from 'zod';
+import { DocumentError, type OpenConsensusOptions, openConsensusJson } from '../core/documents.js';
+import { relayIdOf } from '../crypto/keys.js';
+import { AlliumError } from '../errors.js';
+import {
+  type Consensus,
+  isBase64OfLength,
+  isIPAddress,
+  MAX_CONSENSUS_BYTES,
+  type SignedEnvelope,
+} from '../wire/directory-docs.js';
+
+/**
+ * The directory could not be asked, or answered badly. Codes: ALLIUM_DIRECTORY_UNREACHABLE,
+ * ALLIUM_DIRECTORY_TIMEOUT, ALLIUM_DIRECTORY_REJECTED (a 4xx: `remoteCode` holds the directory's code),
+ * ALLIUM_DIRECTORY_NOT_FOUND (404), ALLIUM_DIRECTORY_SERVER_ERROR (5xx), ALLIUM_DIRECTORY_BAD_RESPONSE,
+ * ALLIUM_DIRECTORY_NO_KEY (consensus asked for without a configured directory key).
+ */
+export class DirectoryClientError extends AlliumError {
+  readonly status: number | undefined;
+  readonly remoteCode: string | undefined;
+  constructor(
+    code: string,
+    message: string,
+    opts: { status?: number; remoteCode?: string; cause?: unknown } = {},
+  ) {
+    super(code, message, { cause: opts.cause });
+    this.status = opts.status;
+    this.remoteCode = opts.remoteCode;
+  }
+}
+
+export interface RelayLookup {
+  id: string;
+  nickname: string;
+  address: string;
+  port: number;
+  identityKey: string;
+  onionKey: string;
+}
+
+export const DEFAULT_DIRECTORY_TIMEOUT_MS = 10_000;
+/** Small answers (whoami, key, one relay, errors) never need more than this. */
+const MAX_SMALL_RESPONSE = 64 * 1024;
+/** The envelope JSON-escapes the consensus body, which grows its quotes; this bounds it generously. */
+const MAX_CONSENSUS_RESPONSE = 2 * MAX_CONSENSUS_BYTES + 4096;
+
+const errorSchema = z.object({
+  error: z.object({ code: z.string().max(100), message: z.string().max(2000) }),
+});
+const whoamiSchema = z.object({ address: z.string().refine(isIPAddress) });
+const keySchema = z.object({
+  publicKey: z.string().refine((s) => isBase64OfLength(s, 32)),
+  id: z.string().regex(/^[0-9a-f]{64}$/),
+});
+const relaySchema = z.object({
+  id: z.string().regex(/^[0-9a-f]{64}$/),
+  nickname: z.string().max(32),
+  address: z.string().refine(isIPAddress),
+  port: z.number().int().min(1).max(65535),
+  identityKey: z.string().refine((s) => isBase64OfLength(s, 32)),
+  onionKey: z.string().refine((s) => isBase64OfLength(s, 32)),
+});
+
+export class DirectoryClient {
+  readonly url: string;
+  private readonly directoryKey: Buffer | undefined;
+  private readonly timeoutMs: number;
+
+  constructor(opts: { url: string; directoryKey?: Buffer; timeoutMs?: number }) {
+    this.url = opts.url.replace(/\/+$/, '');
+    this.directoryKey = opts.directoryKey;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_DIRECTORY_TIMEOUT_MS;
+  }
+
+  /** The address the directory sees this host at. */
+  async whoami(): Promise<string> {
+    const json = await this.getJson('/v1/whoami', 'GET', undefined, MAX_SMALL_RESPONSE);
+    return this.validate(whoamiSchema, json, '/v1/whoami').address;
+  }
+
+  /** Registers (or refreshes) a signed descriptor. A refusal is DirectoryClientError with the directory's reason. */
+  async register(env: SignedEnvelope): Promise<void> {
+    await this.getJson('/v1/relays', 'POST', env, MAX_SMALL_RESPONSE);
+  }
+
+  /** Withdraws this relay (a withdraw envelope signed by its identity key). */
+  async withdraw(env: SignedEnvelope): Promise<void> {
+    const id = withdrawIdOf(env);
+    await this.getJson(`/v1/relays/${id}`, 'DELETE', env, MAX_SMALL_RESPONSE);
+  }
+
+  /** One relay's address and keys; ALLIUM_DIRECTORY_NOT_FOUND if it is not listed. */
+  async relay(id: string): Promise<RelayLookup> {
+    if (!/^[0-9a-f]{64}$/.test(id)) {
+      throw new DirectoryClientError(
+        'ALLIUM_DIRECTORY_REJECTED',
+        `"${id.slice(0, 80)}" is not a relay id (64 hex digits)`,
+      );
+    }
+    const json = await this.getJson(`/v1/relays/${id}`, 'GET', undefined, MAX_SMALL_RESPONSE);
+    const r = this.validate(relaySchema, json, `/v1/relays/${id}`);
+    if (r.id !== id || relayIdOf(Buffer.from(r.identityKey, 'base64')).toString('hex') !== id) {
+      throw new DirectoryClientError(
+        'ALLIUM_DIRECTORY_BAD_RESPONSE',
+        `the directory answered for ${id} with another relay's keys`,
+      );
+    }
+    return r;
+  }
+
+  /** Fetches and verifies the consensus (signature, validity, rollback against opts.minSerial). */
+  async consensus(opts: OpenConsensusOptions = {}): Promise<Consensus> {
+    return (await this.fetchConsensus(opts)).consensus;
+  }
+
+  /** Like consensus(), and also returns the verified envelope so a caller can cache it on disk. */
+  async fetchConsensus(
+    opts: OpenConsensusOptions = {},
+  ): Promise<{ consensus: Consensus; envelope: SignedEnvelope }> {
+    const key = this.directoryKey;
+    if (!key) {
+      throw new DirectoryClientError(
+        'ALLIUM_DIRECTORY_NO_KEY',
+        'no directory public key is configured: a consensus cannot be verified without one',
+      );
+    }
+    const text = await this.request('/v1/consensus', 'GET', undefined, MAX_CONSENSUS_RESPONSE);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      throw new DocumentError('ALLIUM_CONSENSUS_INVALID', 'the directory sent a consensus that is not JSON', {
+        cause: err,
+      });
+    }
+    const consensus = openConsensusJson(json, key, opts);
+    const env = json as SignedEnvelope;
+    return { consensus, envelope: { body: env.body, signature: env.signature } };
+  }
+
+  /** The directory's public key (GET /v1/key). For operators: clients should be configured with it instead. */
+  async publicKey(): Promise<Buffer> {
+    const r = this.validate(
+      keySchema,
+      await this.getJson('/v1/key', 'GET', undefined, MAX_SMALL_RESPONSE),
+      '/v1/key',
+    );
+    const pub = Buffer.from(r.publicKey, 'base64');
+    if (relayIdOf(pub).toString('hex') !== r.id) {
+      throw new DirectoryClientError(
+        'ALLIUM_DIRECTORY_BAD_RESPONSE',
+        '/v1/key: id is not SHA-256 of publicKey',
+      );
+    }
+    return pub;
+  }
+
+  // ---- plumbing -------------------------------------------------------------------------------
+
+  private validate<T>(schema: z.ZodType<T>, json: unknown, path: string): T {
+    const r = schema.safeParse(json);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      const field = issue?.path.map(String).join('.') || '(response)';
+      throw new DirectoryClientError(
+        'ALLIUM_DIRECTORY_BAD_RESPONSE',
+        `${path}: malformed answer (field "${field}")`,
+      );
+    }
+    return r.data;
+  }
+
+  private async getJson(path: string, method: string, body: unknown, maxBytes: number): Promise<unknown> {
+    const text = await this.request(path, method, body, maxBytes);
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new DirectoryClientError('ALLIUM_DIRECTORY_BAD_RESPONSE', `${path}: the answer is not JSON`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** One request; resolves to the body of a 2xx answer, throws a DirectoryClientError otherwise. */
+  private async request(path: string, method: string, body: unknown, maxBytes: number): Promise<string> {
+    const target = `${this.url}${path}`;
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    let res: Response;
+    try {
+      res = await fetch(target, {
+        method,
+        signal,
+        headers:
+          body === undefined
+            ? { accept: 'application/json' }
+            : { 'content-type': 'application/json', accept: 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        redirect: 'error',
+      });
+    } catch (err) {
+      throw this.transportError(err, method, target);
+    }
+    let text: string;
+    try {
+      text = await readCapped(res, maxBytes);
+    } catch (err) {
+      if (err instanceof DirectoryClientError) throw err;
+      throw this.transportError(err, method, target);
+    }
+    if (res.ok) return text;
+    let remoteCode: string | undefined;
+    let remoteMessage = text.slice(0, 200);
+    try {
+      const e = errorSchema.parse(JSON.parse(text));
+      remoteCode = e.error.code;
+      remoteMessage = e.error.message;
+    } catch {
+      // not our error format: keep the raw start of the body
+    }
+    const what = `${method} ${target} -> ${res.status}${remoteCode ? ` ${remoteCode}` : ''}: ${remoteMessage}`;
+    if (res.status === 404) {
+      throw new DirectoryClientError(
+        'ALLIUM_DIRECTORY_NOT_FOUND',
+        `the directory has no such thing: ${what}`,
+        {
+          status: res.status,
+          remoteCode,
+        },
+      );
+    }
+    if (res.status >= 400 && res.status < 500) {
+      throw new DirectoryClientError(
+        'ALLIUM_DIRECTORY_REJECTED',
+        `the directory refused the request: ${what}`,
+        {
+          status: res.status,
+          remoteCode,
+        },
+      );
+    }
+    throw new DirectoryClientError('ALLIUM_DIRECTORY_SERVER_ERROR', `the directory failed: ${what}`, {
+      status: res.status,
+      remoteCode,
+    });
+  }
+
+  private transportError(err: unknown, method: string, target: string): DirectoryClientError {
+    const name = (err as Error)?.name;
+    if (name === 'TimeoutError' || name === 'AbortError') {
+      return new DirectoryClientError(
+        'ALLIUM_DIRECTORY_TIMEOUT',
+        `${method} ${target}: no answer within ${this.timeoutMs} ms`,
+        { cause: err },
+      );
+    }
+    const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
+    const detail = cause?.code ?? cause?.message ?? (err as Error)?.message ?? String(err);
+    return new DirectoryClientError(
+      'ALLIUM_DIRECTORY_UNREACHABLE',
+      `cannot reach the directory at ${this.url} (${method} ${target}: ${detail}): is it running, and is the URL right?`,
+      { cause: err },
+    );
+  }
+}
+
+/** The relay id named inside a withdraw envelope, for the URL; the directory checks the signature. */
+function withdrawIdOf(env: SignedEnvelope): string {
+  let id: unknown;
+  try {
+    id = (JSON.parse(env.body) as { id?: unknown }).id;
+  } catch {
+    id = undefined;
+  }
+  if (typeof id !== 'string' || !/^[0-9a-f]{64}$/.test(id)) {
+    throw new DirectoryClientError(
+      'ALLIUM_DIRECTORY_REJECTED',
+      'the withdraw envelope does not name a relay id',
+    );
+  }
+  return id;
+}
+
+/** Reads a response body as UTF-8, refusing (and cancelling) one longer than maxBytes. */
+async function readCapped(res: Response, maxBytes: number): Promise<string> {
+  const tooLarge = () =>
+    new DirectoryClientError(
+      'ALLIUM_DIRECTORY_BAD_RESPONSE',
+      `the directory's answer exceeds ${maxBytes} bytes`,
+      {
+        status: res.status,
+      },
+    );
+  const declared = Number(res.headers.get('content-length') ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    await res.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  if (!res.body) return '';
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+  }
+  return Buffer.concat(chunks, total).toString('utf8');
+}

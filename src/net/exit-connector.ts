@@ -1,0 +1,75 @@
+// Implements docs/protocol.md §4.2 and §7 at the exit: resolve (DNS happens here, never at the client),
+// check the policy against the address we will really connect to, then connect.
+import { lookup } from 'node:dns/promises';
+import net from 'node:net';
+import type { ExitPolicy } from '../core/exit-policy.js';
+import { StreamError } from '../core/stream-mux.js';
+import { EndReason } from '../wire/constants.js';
+
+export interface ExitConnection {
+  socket: net.Socket;
+  address: string;
+}
+
+export const EXIT_CONNECT_TIMEOUT_MS = 15_000;
+
+export async function exitConnect(
+  host: string,
+  port: number,
+  policy: ExitPolicy,
+  timeoutMs = EXIT_CONNECT_TIMEOUT_MS,
+): Promise<ExitConnection> {
+  let address = host;
+  if (net.isIP(host) === 0) {
+    try {
+      const results = await lookup(host, { all: true, verbatim: true });
+      // Take the first address the policy allows, so one allowed answer is enough.
+      const allowed = results.find((r) => policy.allows(r.address, port));
+      if (!allowed) {
+        if (results.length > 0) {
+          throw new StreamError(
+            'ALLIUM_EXIT_POLICY',
+            `exit policy refuses ${host}:${port}`,
+            EndReason.EXITPOLICY,
+          );
+        }
+        throw new StreamError('ALLIUM_EXIT_RESOLVE', `cannot resolve ${host}`, EndReason.RESOLVEFAILED);
+      }
+      address = allowed.address;
+    } catch (err) {
+      if (err instanceof StreamError) throw err;
+      throw new StreamError('ALLIUM_EXIT_RESOLVE', `cannot resolve ${host}`, EndReason.RESOLVEFAILED);
+    }
+  } else if (!policy.allows(host, port)) {
+    throw new StreamError('ALLIUM_EXIT_POLICY', `exit policy refuses ${host}:${port}`, EndReason.EXITPOLICY);
+  }
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: address, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new StreamError('ALLIUM_EXIT_TIMEOUT', `connecting to ${host}:${port} timed out`, EndReason.TIMEOUT),
+      );
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      socket.setNoDelay(true);
+      resolve({ socket, address });
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const reason =
+        err.code === 'ECONNREFUSED'
+          ? EndReason.CONNECTREFUSED
+          : err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH'
+            ? EndReason.NOROUTE
+            : err.code === 'ETIMEDOUT'
+              ? EndReason.TIMEOUT
+              : EndReason.MISC;
+      reject(
+        new StreamError('ALLIUM_EXIT_CONNECT', `cannot connect to ${host}:${port}: ${err.code}`, reason),
+      );
+    });
+  });
+}

@@ -1,0 +1,83 @@
+// A GET over a stream the caller provides (a circuit stream): HTTP as is, HTTPS with TLS end to end, so
+// the exit sees only ciphertext.
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { AlliumError } from '../errors.js';
+
+export class FetchError extends AlliumError {}
+
+export interface StreamGetOptions {
+  /** Opens a byte stream to host:port (through the network). */
+  connect(host: string, port: number): Promise<Duplex>;
+  /** Extra trusted CA certificates (PEM), e.g. a test server's. */
+  ca?: string | Buffer;
+  method?: string;
+  headers?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+/** GETs `url` and resolves with the response; the body is the response stream. */
+export async function streamGet(url: string, opts: StreamGetOptions): Promise<http.IncomingMessage> {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new FetchError('ALLIUM_FETCH_URL', `not a valid URL: ${url}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new FetchError('ALLIUM_FETCH_URL', `only http and https URLs can be fetched, not ${u.protocol}`);
+  }
+  const secure = u.protocol === 'https:';
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(u.port || (secure ? 443 : 80));
+  const stream = await opts.connect(host, port);
+  let socket: Duplex = stream;
+  if (secure) {
+    socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
+      const t = tls.connect({
+        socket: stream,
+        servername: net_isIp(host) ? undefined : host,
+        ca: opts.ca ? [...tls.rootCertificates, opts.ca.toString()] : undefined,
+      });
+      t.once('secureConnect', () => resolve(t));
+      t.once('error', (err) => {
+        stream.destroy();
+        reject(new FetchError('ALLIUM_FETCH_TLS', `TLS with ${host} failed: ${err.message}`));
+      });
+    });
+  }
+  return new Promise((resolve, reject) => {
+    // Plain http.request over the (possibly TLS) socket we made: https.request would add TLS again.
+    const req = http.request(
+      {
+        method: opts.method ?? 'GET',
+        host,
+        port,
+        path: `${u.pathname}${u.search}`,
+        headers: { host: u.host, 'user-agent': 'allium/0.1.0', ...opts.headers },
+        createConnection: () => socket as never,
+      },
+      resolve,
+    );
+    // A circuit stream is not a net.Socket (no socket timeouts): time the response here.
+    const timer = setTimeout(
+      () => req.destroy(new FetchError('ALLIUM_FETCH_TIMEOUT', `no response from ${u.host} in time`)),
+      opts.timeoutMs ?? 60_000,
+    );
+    req.once('response', () => clearTimeout(timer));
+    req.once('close', () => clearTimeout(timer));
+    req.on('error', (err) =>
+      reject(
+        err instanceof AlliumError
+          ? err
+          : new FetchError('ALLIUM_FETCH_FAILED', `request to ${u.host} failed: ${err.message}`),
+      ),
+    );
+    req.end();
+  });
+}
+
+function net_isIp(host: string): boolean {
+  return /^[0-9.]+$/.test(host) || host.includes(':');
+}

@@ -1,0 +1,307 @@
+// Implements docs/protocol.md §1 (links): a Noise XX handshake over TCP, then cells in AEAD frames.
+// The only code that reads and writes relay sockets. Cells queued in one turn of the event loop go
+// out together: up to 15 per frame, every frame of the turn in one socket write.
+import net from 'node:net';
+import { type IdentityKey, X25519Key } from '../crypto/keys.js';
+import { makeLinkCert, verifyLinkCert } from '../crypto/link-cert.js';
+import { type NoiseCipher, NoiseHandshake } from '../crypto/noise.js';
+import { AlliumError } from '../errors.js';
+import { type Cell, decodeCells } from '../wire/cell.js';
+import { CELL_LEN, MAX_CELLS_PER_FRAME } from '../wire/constants.js';
+import { encodeFrameLength, FrameDecoder } from '../wire/frame-decoder.js';
+
+export class LinkError extends AlliumError {}
+
+const PROLOGUE = Buffer.from('allium-link-v1');
+export const LINK_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** What a link needs to know about its own side. */
+export interface LinkIdentity {
+  /** The relay's identity, or null for an anonymous client (a fresh link key per link). */
+  identity: IdentityKey | null;
+  /** The relay's link key (ignored for clients, who use a fresh one each time). */
+  linkKey?: X25519Key;
+  /** Cached link certificate for linkKey. */
+  linkCert?: Buffer;
+}
+
+export interface LinkEvents {
+  cells(cells: Cell[]): void;
+  close(err?: Error): void;
+}
+
+/** One authenticated, encrypted connection carrying cells of many circuits. */
+export class Link {
+  /** The peer's relay id when it proved one (always for links we initiated), else null: a client. */
+  readonly peerRelayId: Buffer | null;
+  readonly initiator: boolean;
+  private handlers: LinkEvents = { cells: () => {}, close: () => {} };
+  private queue: Buffer[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  cellsIn = 0;
+  cellsOut = 0;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly sendCipher: NoiseCipher,
+    private readonly recvCipher: NoiseCipher,
+    private readonly decoder: FrameDecoder,
+    peerRelayId: Buffer | null,
+    initiator: boolean,
+    pendingFrames: Buffer[],
+  ) {
+    this.peerRelayId = peerRelayId;
+    this.initiator = initiator;
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.close(err));
+    socket.on('close', () => this.close());
+    // Frames that arrived in the same chunk as the end of the handshake.
+    if (pendingFrames.length > 0) setImmediate(() => this.onFrames(pendingFrames));
+  }
+
+  on(handlers: Partial<LinkEvents>): void {
+    this.handlers = { ...this.handlers, ...handlers };
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Bytes handed to the socket and not yet flushed to the kernel. */
+  get writableLength(): number {
+    return this.socket.writableLength;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+
+  /** Queues one encoded cell (CELL_LEN bytes). */
+  send(cell: Buffer): void {
+    if (this.closed) return;
+    this.queue.push(cell);
+    this.cellsOut++;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.closed || this.queue.length === 0) return;
+    const q = this.queue;
+    this.queue = [];
+    const frames: Buffer[] = [];
+    for (let i = 0; i < q.length; i += MAX_CELLS_PER_FRAME) {
+      const n = Math.min(MAX_CELLS_PER_FRAME, q.length - i);
+      const plain = n === 1 ? q[i] : Buffer.concat(q.slice(i, i + n), n * CELL_LEN);
+      const sealed = this.sendCipher.encrypt(plain);
+      frames.push(encodeFrameLength(sealed.length), sealed);
+    }
+    this.socket.write(Buffer.concat(frames));
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    let frames: Buffer[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (err) {
+      this.close(err as Error);
+      return;
+    }
+    this.onFrames(frames);
+  }
+
+  private onFrames(frames: Buffer[]): void {
+    for (const frame of frames) {
+      if (this.closed) return;
+      let cells: Cell[];
+      try {
+        cells = decodeCells(this.recvCipher.decrypt(frame));
+      } catch (err) {
+        this.close(new LinkError('ALLIUM_LINK_FRAME', `bad frame from peer: ${(err as Error).message}`));
+        return;
+      }
+      this.cellsIn += cells.length;
+      this.handlers.cells(cells);
+    }
+  }
+
+  close(err?: Error): void {
+    if (this.closed) return;
+    if (this.queue.length > 0 && !err) this.flush();
+    this.closed = true;
+    this.queue = [];
+    this.socket.end();
+    this.socket.destroySoon?.();
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.handlers.close(err);
+  }
+}
+
+/** Runs the handshake on a connected socket. Resolves with a ready Link. */
+function handshake(
+  socket: net.Socket,
+  initiator: boolean,
+  me: LinkIdentity,
+  expectedRelayId: Buffer | null,
+  timeoutMs: number,
+): Promise<Link> {
+  socket.setNoDelay(true);
+  const staticKey = me.identity && me.linkKey ? me.linkKey : undefined;
+  {
+    const key = staticKey ?? X25519Key.generate();
+    const cert = me.identity ? (me.linkCert ?? makeLinkCert(me.identity, key.publicKey)) : Buffer.alloc(0);
+    const hs = new NoiseHandshake({ initiator, staticKey: key, prologue: PROLOGUE });
+    const decoder = new FrameDecoder();
+    const sendMsg = (payload: Buffer) => {
+      const m = hs.writeMessage(payload);
+      socket.write(Buffer.concat([encodeFrameLength(m.length), m]));
+    };
+    return new Promise<Link>((resolve, reject) => {
+      let step = 0;
+      let peerId: Buffer | null = null;
+      const fail = (err: Error) => {
+        cleanup();
+        socket.destroy();
+        reject(err);
+      };
+      const timer = setTimeout(
+        () =>
+          fail(new LinkError('ALLIUM_LINK_TIMEOUT', `link handshake not finished within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const onError = (err: Error) => fail(new LinkError('ALLIUM_LINK_IO', `link failed: ${err.message}`));
+      const onClose = () =>
+        fail(new LinkError('ALLIUM_LINK_CLOSED', 'peer closed the link during the handshake'));
+      const cleanup = () => {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('error', onError);
+        socket.off('close', onClose);
+      };
+      const finish = (rest: Buffer[]) => {
+        cleanup();
+        const { send, recv } = hs.split();
+        resolve(new Link(socket, send, recv, decoder, peerId, initiator, rest));
+      };
+      const onData = (chunk: Buffer) => {
+        let frames: Buffer[];
+        try {
+          frames = decoder.push(chunk);
+          for (let i = 0; i < frames.length; i++) {
+            const payload = hs.readMessage(frames[i]);
+            step++;
+            if (initiator) {
+              // message 2: the responder's certificate, which must prove the relay we meant.
+              const id = verifyLinkCert(payload, hs.remoteStatic!);
+              if (expectedRelayId && !id.equals(expectedRelayId)) {
+                throw new LinkError(
+                  'ALLIUM_LINK_IDENTITY',
+                  `reached a relay with id ${id.toString('hex')} instead of ${expectedRelayId.toString('hex')}`,
+                );
+              }
+              peerId = id;
+              sendMsg(cert);
+              finish(frames.slice(i + 1));
+              return;
+            }
+            if (step === 1) {
+              // The first message's payload is unauthenticated: the protocol says it is empty.
+              if (payload.length !== 0)
+                throw new LinkError('ALLIUM_LINK_HANDSHAKE', 'non-empty first handshake payload');
+              sendMsg(cert);
+            } else {
+              peerId = payload.length === 0 ? null : verifyLinkCert(payload, hs.remoteStatic!);
+              finish(frames.slice(i + 1));
+              return;
+            }
+          }
+        } catch (err) {
+          fail(err instanceof AlliumError ? err : new LinkError('ALLIUM_LINK_HANDSHAKE', String(err)));
+        }
+      };
+      socket.on('data', onData);
+      socket.on('error', onError);
+      socket.on('close', onClose);
+      if (initiator) sendMsg(Buffer.alloc(0));
+    });
+  }
+}
+
+export interface ConnectLinkOptions {
+  host: string;
+  port: number;
+  /** The relay id the peer must prove (protocol §1.2). */
+  relayId: Buffer;
+  me: LinkIdentity;
+  timeoutMs?: number;
+}
+
+/** Opens a link to a relay and checks it is the relay we meant. */
+export function connectLink(opts: ConnectLinkOptions): Promise<Link> {
+  const timeoutMs = opts.timeoutMs ?? LINK_HANDSHAKE_TIMEOUT_MS;
+  return new Promise<net.Socket>((resolve, reject) => {
+    const socket = net.connect({ host: opts.host, port: opts.port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new LinkError('ALLIUM_LINK_TIMEOUT', `connecting to ${opts.host}:${opts.port} timed out`));
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(
+        new LinkError(
+          'ALLIUM_LINK_CONNECT',
+          `cannot reach relay at ${opts.host}:${opts.port}: ${err.message}`,
+        ),
+      );
+    });
+  }).then((socket) => handshake(socket, true, opts.me, opts.relayId, timeoutMs));
+}
+
+export interface LinkListenerOptions {
+  host: string;
+  port: number;
+  me: LinkIdentity;
+  onLink(link: Link): void;
+  onHandshakeError?(err: Error): void;
+  timeoutMs?: number;
+}
+
+/** Accepts links on a TCP port. */
+export class LinkListener {
+  private constructor(private readonly server: net.Server) {}
+
+  static listen(opts: LinkListenerOptions): Promise<LinkListener> {
+    const server = net.createServer((socket) => {
+      socket.on('error', () => {});
+      handshake(socket, false, opts.me, null, opts.timeoutMs ?? LINK_HANDSHAKE_TIMEOUT_MS).then(
+        (link) => opts.onLink(link),
+        (err) => opts.onHandshakeError?.(err),
+      );
+    });
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: opts.host, port: opts.port, backlog: 1024 }, () => {
+        server.off('error', reject);
+        resolve(new LinkListener(server));
+      });
+    });
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}

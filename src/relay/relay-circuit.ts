@@ -1,0 +1,25 @@
+// Implements docs/protocol.md §3.4 (layers) at a relay: one circuit's two sides and its hop crypto.
+
+import type { StreamMux } from '../core/stream-mux.js';
+import type { HopCrypto } from '../crypto/relay-crypto.js';
+import type { Link } from '../net/link.js';
+
+export interface CircuitSide {
+  link: Link;
+  circId: number;
+}
+
+export class RelayCircuit {
+  next: CircuitSide | null = null;
+  extending = false;
+  earlyForwarded = 0;
+  mux: StreamMux | null = null;
+  closed = false;
+  cellsForward = 0;
+  cellsBackward = 0;
+
+  constructor(
+    readonly prev: CircuitSide,
+    readonly crypto: HopCrypto,
+  ) {}
+}

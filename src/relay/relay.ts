@@ -1,0 +1,505 @@
+// Implements docs/protocol.md §2-§4 for a relay: answers CREATE, extends circuits, forwards cells both
+// ways, propagates DESTROY, and (as an exit) carries streams to the destination.
+
+import { signDescriptor, signWithdraw } from '../core/documents.js';
+import { ExitPolicy } from '../core/exit-policy.js';
+import { StreamError, StreamMux } from '../core/stream-mux.js';
+import type { IdentityKey, X25519Key } from '../crypto/keys.js';
+import { makeLinkCert } from '../crypto/link-cert.js';
+import { ntorServerRespond } from '../crypto/ntor.js';
+import { hopCrypto } from '../crypto/relay-crypto.js';
+import { AlliumError } from '../errors.js';
+import { type Logger, silentLogger } from '../log.js';
+import { DirectoryClient } from '../net/directory-client.js';
+import { exitConnect } from '../net/exit-connector.js';
+import { connectLink, type Link, type LinkIdentity, LinkListener } from '../net/link.js';
+import { type Cell, encodeCell } from '../wire/cell.js';
+import {
+  decodeCreate,
+  decodeCreated,
+  decodeDestroy,
+  encodeCreate,
+  encodeCreated,
+  encodeDestroy,
+} from '../wire/cell-bodies.js';
+import {
+  CellCommand,
+  CIRC_ID_INITIATOR_BIT,
+  DestroyReason,
+  destroyReasonName,
+  EndReason,
+  HandshakeType,
+  MAX_RELAY_EARLY,
+  RelayCommand,
+} from '../wire/constants.js';
+import { buildRelayBody, readRelayHeader, relayData } from '../wire/relay-cell.js';
+import {
+  decodeBegin,
+  decodeExtend,
+  encodeConnected,
+  encodeEnd,
+  encodeExtended,
+  encodeTruncated,
+} from '../wire/relay-messages.js';
+import { loadOrCreateIdentity, loadOrCreateX25519 } from './keys-store.js';
+import { PRIVATE_REJECT_LINES } from './private-ranges.js';
+import { type CircuitSide, RelayCircuit } from './relay-circuit.js';
+
+export interface RelayOptions {
+  dataDir: string;
+  directoryUrl: string;
+  directoryKey?: Buffer;
+  nickname: string;
+  host?: string;
+  port?: number;
+  /** The address to advertise; asked of the directory when absent. */
+  address?: string;
+  /** Exit policy lines; empty means not an exit. */
+  exitPolicy?: string[];
+  /** Allow private, loopback and link-local destinations (test networks). */
+  allowPrivate?: boolean;
+  bandwidth?: number;
+  refreshMs?: number;
+  logger?: Logger;
+  /** Log destinations and peer addresses (off by default: relays keep no record of who talks to whom). */
+  logSensitive?: boolean;
+  /**
+   * Test hook: called with every relay cell body this relay handles, after it removed (forward) or added
+   * (backward) its own layer, and with who it came from. It may change the body: a tagging relay.
+   */
+  inspect?: (body: Buffer, direction: 'forward' | 'backward', from: { peerRelayId: Buffer | null }) => void;
+}
+
+interface Entry {
+  circ: RelayCircuit;
+  side: 'prev' | 'next';
+}
+
+export class Relay {
+  readonly identity: IdentityKey;
+  readonly onionKey: X25519Key;
+  readonly id: Buffer;
+  readonly idHex: string;
+  private readonly linkMe: LinkIdentity;
+  private listener: LinkListener | null = null;
+  private readonly circuits = new Map<Link, Map<number, Entry>>();
+  private readonly linksByPeer = new Map<string, Promise<Link>>();
+  private readonly policy: ExitPolicy;
+  private readonly publishedPolicy: string[];
+  private readonly log: Logger;
+  private readonly directory: DirectoryClient;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  address = '';
+  readonly stats = {
+    circuits: 0,
+    cellsIn: 0,
+    cellsOut: 0,
+    streams: 0,
+    handshakeFailures: 0,
+    integrityFailures: 0,
+  };
+
+  private constructor(private readonly opts: RelayOptions) {
+    this.identity = loadOrCreateIdentity(opts.dataDir);
+    this.onionKey = loadOrCreateX25519(opts.dataDir, 'onion.key');
+    this.id = this.identity.id;
+    this.idHex = this.id.toString('hex');
+    const linkKey = loadOrCreateX25519(opts.dataDir, 'link.key');
+    this.linkMe = {
+      identity: this.identity,
+      linkKey,
+      linkCert: makeLinkCert(this.identity, linkKey.publicKey),
+    };
+    const lines = opts.exitPolicy ?? [];
+    this.policy = ExitPolicy.fromLines(lines, { allowPrivate: opts.allowPrivate ?? false });
+    // Publish the effective policy, so a client reading it knows private destinations are refused.
+    this.publishedPolicy =
+      lines.length === 0 ? ['reject *:*'] : opts.allowPrivate ? lines : [...PRIVATE_REJECT_LINES, ...lines];
+    this.log = (opts.logger ?? silentLogger).child({ relay: opts.nickname });
+    this.directory = new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey });
+  }
+
+  static async start(opts: RelayOptions): Promise<Relay> {
+    const relay = new Relay(opts);
+    await relay.listen();
+    await relay.register();
+    return relay;
+  }
+
+  get port(): number {
+    return this.listener?.port ?? 0;
+  }
+
+  get isExit(): boolean {
+    return this.policy.isExit();
+  }
+
+  private async listen(): Promise<void> {
+    this.listener = await LinkListener.listen({
+      host: this.opts.host ?? '127.0.0.1',
+      port: this.opts.port ?? 0,
+      me: this.linkMe,
+      onLink: (link) => this.adopt(link),
+      onHandshakeError: (err) => {
+        this.stats.handshakeFailures++;
+        this.log.debug({ code: (err as AlliumError).code, err: err.message }, 'link handshake failed');
+      },
+    });
+    this.log.info({ port: this.port, id: this.idHex, exit: this.isExit }, 'relay listening');
+  }
+
+  private async register(): Promise<void> {
+    if (!this.address) {
+      this.address = this.opts.address ?? (await this.directory.whoami());
+      if (!this.opts.address)
+        this.log.info({ address: this.address }, 'learned public address from the directory');
+    }
+    const env = signDescriptor(this.identity, {
+      nickname: this.opts.nickname,
+      id: this.idHex,
+      identityKey: this.identity.publicKey.toString('base64'),
+      onionKey: this.onionKey.publicKey.toString('base64'),
+      address: this.address,
+      port: this.port,
+      exitPolicy: this.publishedPolicy,
+      bandwidth: this.opts.bandwidth ?? 100 * 1024 * 1024,
+      version: 'allium/0.1.0',
+      published: Date.now(),
+    });
+    await this.directory.register(env);
+    this.log.info({ address: this.address, port: this.port }, 'registered with the directory');
+    if (!this.refreshTimer) {
+      this.refreshTimer = setInterval(() => {
+        this.register().catch((err) =>
+          this.log.warn({ err: err.message }, 'refreshing the directory record failed'),
+        );
+      }, this.opts.refreshMs ?? 60_000);
+      this.refreshTimer.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.refreshTimer = null;
+    try {
+      await this.directory.withdraw(signWithdraw(this.identity, { id: this.idHex, published: Date.now() }));
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'withdrawing from the directory failed');
+    }
+    await this.listener?.close();
+    for (const link of [...this.circuits.keys()]) link.close();
+  }
+
+  // ---- links ----
+
+  private adopt(link: Link): void {
+    this.circuits.set(link, new Map());
+    if (link.peerRelayId) {
+      const hex = link.peerRelayId.toString('hex');
+      if (!this.linksByPeer.has(hex)) this.linksByPeer.set(hex, Promise.resolve(link));
+    }
+    link.on({
+      cells: (cells) => this.onCells(link, cells),
+      close: (err) => this.onLinkClosed(link, err),
+    });
+  }
+
+  private onLinkClosed(link: Link, err?: Error): void {
+    const map = this.circuits.get(link);
+    this.circuits.delete(link);
+    if (link.peerRelayId) {
+      const hex = link.peerRelayId.toString('hex');
+      const p = this.linksByPeer.get(hex);
+      p?.then(
+        (l) => l === link && this.linksByPeer.delete(hex),
+        () => {},
+      );
+    }
+    if (err) this.log.debug({ err: err.message }, 'link closed with an error');
+    if (!map) return;
+    for (const { circ, side } of map.values()) this.teardown(circ, DestroyReason.CHANNEL_CLOSED, side);
+  }
+
+  private linkTo(relayId: Buffer, host: string, port: number): Promise<Link> {
+    const hex = relayId.toString('hex');
+    const existing = this.linksByPeer.get(hex);
+    if (existing) return existing;
+    const p = connectLink({ host, port, relayId, me: this.linkMe }).then((link) => {
+      this.adopt(link);
+      return link;
+    });
+    this.linksByPeer.set(hex, p);
+    p.catch(() => this.linksByPeer.delete(hex));
+    return p;
+  }
+
+  private allocCircId(link: Link): number {
+    const map = this.circuits.get(link)!;
+    for (;;) {
+      let id = (Math.random() * 0x7fffffff) >>> 0;
+      if (id === 0) continue;
+      if (link.initiator) id = (id | CIRC_ID_INITIATOR_BIT) >>> 0;
+      if (!map.has(id)) return id;
+    }
+  }
+
+  // ---- cells ----
+
+  private onCells(link: Link, cells: Cell[]): void {
+    const map = this.circuits.get(link);
+    if (!map) return;
+    this.stats.cellsIn += cells.length;
+    for (const cell of cells) {
+      try {
+        this.onCell(link, map, cell);
+      } catch (err) {
+        // A bug or a hostile cell must cost one circuit at most, never the relay.
+        this.log.warn(
+          { err: (err as Error).message, code: (err as AlliumError).code },
+          'cell handling failed',
+        );
+        const entry = map.get(cell.circId);
+        if (entry) this.teardown(entry.circ, DestroyReason.PROTOCOL, null);
+      }
+    }
+  }
+
+  private onCell(link: Link, map: Map<number, Entry>, cell: Cell): void {
+    const { circId, command } = cell;
+    switch (command) {
+      case CellCommand.PADDING:
+        return;
+      case CellCommand.CREATE:
+        this.onCreate(link, map, cell);
+        return;
+      case CellCommand.RELAY:
+      case CellCommand.RELAY_EARLY: {
+        const entry = map.get(circId);
+        if (!entry) return;
+        if (entry.side === 'prev') this.onForward(entry.circ, cell);
+        else this.onBackward(entry.circ, cell);
+        return;
+      }
+      case CellCommand.CREATED: {
+        const entry = map.get(circId);
+        if (!entry || entry.side !== 'next' || !entry.circ.extending) return;
+        entry.circ.extending = false;
+        const { hdata } = decodeCreated(cell.body);
+        this.sendBackward(entry.circ, RelayCommand.EXTENDED, 0, encodeExtended(hdata));
+        return;
+      }
+      case CellCommand.DESTROY: {
+        const entry = map.get(circId);
+        if (!entry) return;
+        const { reason } = decodeDestroy(cell.body);
+        this.log.debug({ reason: destroyReasonName(reason), side: entry.side }, 'circuit destroyed by peer');
+        this.teardown(entry.circ, DestroyReason.DESTROYED, entry.side);
+        return;
+      }
+      default:
+        return; // unknown commands are dropped (protocol §2.1)
+    }
+  }
+
+  private onCreate(link: Link, map: Map<number, Entry>, cell: Cell): void {
+    const { circId } = cell;
+    // The peer allocates ids with the high bit set exactly when it opened the link (§2.2).
+    const peerBit = (circId & CIRC_ID_INITIATOR_BIT) !== 0;
+    if (circId === 0 || map.has(circId) || peerBit === link.initiator) {
+      link.send(encodeCell(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.PROTOCOL)));
+      return;
+    }
+    let reply: Buffer;
+    let circ: RelayCircuit;
+    try {
+      const { htype, hdata } = decodeCreate(cell.body);
+      if (htype !== HandshakeType.NTOR_X25519_SHA256)
+        throw new AlliumError('ALLIUM_HANDSHAKE_TYPE', 'unknown handshake');
+      const r = ntorServerRespond(hdata, { relayId: this.id, onionKey: this.onionKey });
+      reply = r.reply;
+      circ = new RelayCircuit({ link, circId }, hopCrypto(r.keys));
+    } catch (err) {
+      this.stats.handshakeFailures++;
+      this.log.debug({ err: (err as Error).message }, 'CREATE refused');
+      link.send(encodeCell(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.PROTOCOL)));
+      return;
+    }
+    map.set(circId, { circ, side: 'prev' });
+    this.stats.circuits++;
+    link.send(encodeCell(circId, CellCommand.CREATED, encodeCreated(reply)));
+  }
+
+  private onForward(circ: RelayCircuit, cell: Cell): void {
+    circ.cellsForward++;
+    const body = circ.crypto.forward.crypt(cell.body);
+    this.opts.inspect?.(body, 'forward', { peerRelayId: circ.prev.link.peerRelayId });
+    const tag = circ.crypto.forward.recognize(body);
+    if (tag) {
+      this.onRelayMessage(circ, body, tag, cell.command === CellCommand.RELAY_EARLY);
+      return;
+    }
+    if (!circ.next) {
+      // Nobody after us could recognise it: it was changed on the way (protocol §3.4).
+      this.stats.integrityFailures++;
+      this.log.info('relay cell failed its integrity check; destroying the circuit');
+      this.teardown(circ, DestroyReason.INTEGRITY, null);
+      return;
+    }
+    if (cell.command === CellCommand.RELAY_EARLY && ++circ.earlyForwarded > MAX_RELAY_EARLY) {
+      this.teardown(circ, DestroyReason.PROTOCOL, null);
+      return;
+    }
+    circ.next.link.send(encodeCell(circ.next.circId, cell.command, body));
+    this.stats.cellsOut++;
+  }
+
+  private onBackward(circ: RelayCircuit, cell: Cell): void {
+    circ.cellsBackward++;
+    const body = circ.crypto.backward.crypt(cell.body);
+    this.opts.inspect?.(body, 'backward', { peerRelayId: circ.next?.link.peerRelayId ?? null });
+    circ.prev.link.send(encodeCell(circ.prev.circId, CellCommand.RELAY, body));
+    this.stats.cellsOut++;
+  }
+
+  /** Seals a relay message from this hop and sends it toward the client. Returns its mac. */
+  private sendBackward(circ: RelayCircuit, command: number, streamId: number, data: Buffer): Buffer {
+    const body = buildRelayBody(command, streamId, data);
+    const tag = circ.crypto.backward.seal(body);
+    if (!circ.closed) {
+      circ.prev.link.send(encodeCell(circ.prev.circId, CellCommand.RELAY, circ.crypto.backward.crypt(body)));
+      this.stats.cellsOut++;
+    }
+    return tag;
+  }
+
+  private onRelayMessage(circ: RelayCircuit, body: Buffer, tag: Buffer, early: boolean): void {
+    const header = readRelayHeader(body);
+    const data = relayData(body);
+    switch (header.command) {
+      case RelayCommand.EXTEND:
+        if (!early || circ.next || circ.extending) {
+          this.teardown(circ, DestroyReason.PROTOCOL, null);
+          return;
+        }
+        this.onExtend(circ, data);
+        return;
+      case RelayCommand.TRUNCATE:
+        if (circ.next) this.teardownNext(circ, DestroyReason.REQUESTED);
+        this.sendBackward(circ, RelayCommand.TRUNCATED, 0, encodeTruncated(DestroyReason.REQUESTED));
+        return;
+      case RelayCommand.BEGIN:
+        this.onBegin(circ, header.streamId, data);
+        return;
+      case RelayCommand.DATA:
+      case RelayCommand.END:
+      case RelayCommand.SENDME:
+        this.muxOf(circ).handle(header.command, header.streamId, data, tag);
+        return;
+      default:
+        return; // DROP and unknown relay commands are ignored
+    }
+  }
+
+  private muxOf(circ: RelayCircuit): StreamMux {
+    if (!circ.mux)
+      circ.mux = new StreamMux((command, streamId, data) => this.sendBackward(circ, command, streamId, data));
+    return circ.mux;
+  }
+
+  private onExtend(circ: RelayCircuit, data: Buffer): void {
+    const req = decodeExtend(data);
+    if (req.htype !== HandshakeType.NTOR_X25519_SHA256 || req.relayId.equals(this.id)) {
+      this.sendBackward(circ, RelayCommand.TRUNCATED, 0, encodeTruncated(DestroyReason.PROTOCOL));
+      return;
+    }
+    circ.extending = true;
+    this.linkTo(req.relayId, req.address, req.port).then(
+      (link) => {
+        if (circ.closed) return;
+        const map = this.circuits.get(link);
+        if (!map || link.isClosed) throw new AlliumError('ALLIUM_LINK_CLOSED', 'link closed');
+        const circId = this.allocCircId(link);
+        const next: CircuitSide = { link, circId };
+        circ.next = next;
+        map.set(circId, { circ, side: 'next' });
+        link.send(encodeCell(circId, CellCommand.CREATE, encodeCreate(req.htype, req.hdata)));
+      },
+      (err) => {
+        if (circ.closed) return;
+        circ.extending = false;
+        this.log.info(
+          { code: (err as AlliumError).code, err: this.opts.logSensitive ? err.message : undefined },
+          'extend failed',
+        );
+        const reason =
+          (err as AlliumError).code === 'ALLIUM_LINK_IDENTITY'
+            ? DestroyReason.OR_IDENTITY
+            : DestroyReason.CONNECTFAILED;
+        this.sendBackward(circ, RelayCommand.TRUNCATED, 0, encodeTruncated(reason));
+      },
+    );
+  }
+
+  private onBegin(circ: RelayCircuit, streamId: number, data: Buffer): void {
+    const mux = this.muxOf(circ);
+    if (streamId === 0 || mux.streams.has(streamId)) {
+      this.teardown(circ, DestroyReason.PROTOCOL, null);
+      return;
+    }
+    const { host, port } = decodeBegin(data);
+    if (!this.policy.isExit()) {
+      this.sendBackward(circ, RelayCommand.END, streamId, encodeEnd(EndReason.EXITPOLICY));
+      return;
+    }
+    // Reserve the id while connecting, so a duplicate BEGIN is a protocol error.
+    const stream = mux.open(streamId);
+    stream.on('error', () => {});
+    if (this.opts.logSensitive) this.log.info({ host, port }, 'exit stream requested');
+    exitConnect(host, port, this.policy).then(
+      ({ socket, address }) => {
+        if (circ.closed || stream.destroyed) {
+          socket.destroy();
+          return;
+        }
+        this.stats.streams++;
+        this.sendBackward(circ, RelayCommand.CONNECTED, streamId, encodeConnected(address));
+        socket.on('error', () =>
+          stream.destroy(new StreamError('ALLIUM_EXIT_RESET', 'connection reset', EndReason.CONNRESET)),
+        );
+        stream.on('close', () => socket.destroy());
+        socket.pipe(stream);
+        stream.pipe(socket);
+      },
+      (err) => {
+        const reason = err instanceof StreamError ? err.endReason : EndReason.MISC;
+        if (this.opts.logSensitive) this.log.info({ host, port, err: err.message }, 'exit stream failed');
+        if (!stream.destroyed) stream.destroy(new StreamError('ALLIUM_EXIT_FAILED', err.message, reason));
+      },
+    );
+  }
+
+  // ---- teardown ----
+
+  private teardownNext(circ: RelayCircuit, reason: number): void {
+    const next = circ.next;
+    if (!next) return;
+    circ.next = null;
+    this.circuits.get(next.link)?.delete(next.circId);
+    next.link.send(encodeCell(next.circId, CellCommand.DESTROY, encodeDestroy(reason)));
+  }
+
+  /** Forgets a circuit and tells the side(s) that did not already know. */
+  private teardown(circ: RelayCircuit, reason: number, from: 'prev' | 'next' | null): void {
+    if (circ.closed) return;
+    circ.mux?.closeAll(new StreamError('ALLIUM_CIRCUIT_DESTROYED', 'circuit destroyed', EndReason.DESTROY));
+    circ.closed = true;
+    this.circuits.get(circ.prev.link)?.delete(circ.prev.circId);
+    if (from !== 'prev')
+      circ.prev.link.send(encodeCell(circ.prev.circId, CellCommand.DESTROY, encodeDestroy(reason)));
+    if (circ.next) {
+      this.circuits.get(circ.next.link)?.delete(circ.next.circId);
+      if (from !== 'next')
+        circ.next.link.send(encodeCell(circ.next.circId, CellCommand.DESTROY, encodeDestroy(reason)));
+    }
+  }
+}

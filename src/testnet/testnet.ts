@@ -1,0 +1,250 @@
+// A whole network on this machine: a directory, N relays and a client, each a separate OS process
+// started with the same CLI a user would type.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AlliumError } from '../errors.js';
+import { socksConnect } from '../net/socks-client.js';
+
+export class TestnetError extends AlliumError {}
+
+export const CLI_PATH = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+export interface TestnetOptions {
+  relays: number;
+  exits?: number;
+  socks?: { host: string; port: number };
+  dataDir?: string;
+  logLevel?: string;
+  /** Start the client process (default true). */
+  client?: boolean;
+  /** Extra arguments per relay index (tests: e.g. a relay without --allow-private). */
+  relayArgs?: (index: number) => string[];
+  /** Called with each line a process writes to stderr (its log). */
+  onLog?: (name: string, line: string) => void;
+  relayTtlSeconds?: number;
+  /** Exits may reach loopback and private addresses (default true: the test web servers are local). */
+  exitsAllowPrivate?: boolean;
+}
+
+export interface ProcessInfo {
+  name: string;
+  proc: ChildProcess;
+  ready: Record<string, string>;
+}
+
+function startProcess(
+  name: string,
+  args: string[],
+  onLog?: (name: string, line: string) => void,
+  timeoutMs = 30_000,
+): Promise<ProcessInfo> {
+  const proc = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let errText = '';
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(
+        new TestnetError(
+          'ALLIUM_TESTNET_TIMEOUT',
+          `${name} did not become ready in ${timeoutMs} ms: ${errText.slice(-2000)}`,
+        ),
+      );
+    }, timeoutMs);
+    proc.stderr!.setEncoding('utf8');
+    let errBuf = '';
+    proc.stderr!.on('data', (d: string) => {
+      errText += d;
+      if (errText.length > 20_000) errText = errText.slice(-10_000);
+      if (onLog) {
+        errBuf += d;
+        const lines = errBuf.split('\n');
+        errBuf = lines.pop() ?? '';
+        for (const l of lines) onLog(name, l);
+      }
+    });
+    proc.stdout!.setEncoding('utf8');
+    proc.stdout!.on('data', (d: string) => {
+      out += d;
+      const line = out.split('\n').find((l) => l.startsWith('ready '));
+      if (line) {
+        clearTimeout(timer);
+        const ready: Record<string, string> = {};
+        for (const part of line.slice(6).split(' ')) {
+          const i = part.indexOf('=');
+          if (i > 0) ready[part.slice(0, i)] = part.slice(i + 1);
+        }
+        proc.stdout!.removeAllListeners('data');
+        proc.stdout!.resume();
+        resolve({ name, proc, ready });
+      }
+    });
+    proc.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(
+        new TestnetError(
+          'ALLIUM_TESTNET_EXIT',
+          `${name} exited (${code ?? signal}) before it was ready: ${errText.slice(-2000)}`,
+        ),
+      );
+    });
+  });
+}
+
+export class Testnet {
+  directoryUrl = '';
+  directoryKey = '';
+  socksHost = '127.0.0.1';
+  socksPort = 0;
+  readonly relays: ProcessInfo[] = [];
+  private directory: ProcessInfo | null = null;
+  private clientProc: ProcessInfo | null = null;
+  private ownsDataDir = false;
+  readonly dataDir: string;
+  startedAt = 0;
+  readyAfterMs = 0;
+
+  private constructor(private readonly opts: TestnetOptions) {
+    if (opts.dataDir) {
+      this.dataDir = opts.dataDir;
+      mkdirSync(opts.dataDir, { recursive: true });
+    } else {
+      this.dataDir = mkdtempSync(join(tmpdir(), 'allium-testnet-'));
+      this.ownsDataDir = true;
+    }
+  }
+
+  static async start(opts: TestnetOptions): Promise<Testnet> {
+    if (opts.relays < 3) throw new TestnetError('ALLIUM_TESTNET_RELAYS', 'a testnet needs at least 3 relays');
+    const t = new Testnet(opts);
+    t.startedAt = performance.now();
+    try {
+      await t.boot();
+    } catch (err) {
+      await t.stop();
+      throw err;
+    }
+    t.readyAfterMs = performance.now() - t.startedAt;
+    return t;
+  }
+
+  private get logLevel(): string {
+    return this.opts.logLevel ?? 'warn';
+  }
+
+  private async boot(): Promise<void> {
+    const o = this.opts;
+    this.directory = await startProcess(
+      'directory',
+      [
+        'directory',
+        '--data-dir',
+        join(this.dataDir, 'directory'),
+        '--port',
+        '0',
+        '--log-level',
+        this.logLevel,
+        '--relay-ttl',
+        String(o.relayTtlSeconds ?? 180),
+      ],
+      o.onLog,
+    );
+    this.directoryUrl = this.directory.ready.url;
+    this.directoryKey = this.directory.ready.key;
+    const exits = Math.min(o.relays, o.exits ?? Math.max(1, Math.floor(o.relays / 2)));
+    const starts: Promise<ProcessInfo>[] = [];
+    for (let i = 0; i < o.relays; i++) {
+      const nickname = `relay${i + 1}`;
+      const exitArgs =
+        i < exits ? ['--exit', ...(o.exitsAllowPrivate === false ? [] : ['--allow-private'])] : [];
+      const args = [
+        'relay',
+        '--directory',
+        this.directoryUrl,
+        '--directory-key',
+        this.directoryKey,
+        '--data-dir',
+        join(this.dataDir, nickname),
+        '--nickname',
+        nickname,
+        '--port',
+        '0',
+        '--log-level',
+        this.logLevel,
+        ...exitArgs,
+        ...(o.relayArgs?.(i) ?? []),
+      ];
+      starts.push(startProcess(nickname, args, o.onLog));
+    }
+    const settled = await Promise.allSettled(starts);
+    for (const s of settled) if (s.status === 'fulfilled') this.relays.push(s.value);
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (o.client === false) return;
+    const socks = o.socks ?? { host: '127.0.0.1', port: 0 };
+    this.clientProc = await startProcess(
+      'client',
+      [
+        'client',
+        '--directory',
+        this.directoryUrl,
+        '--directory-key',
+        this.directoryKey,
+        '--socks',
+        `${socks.host.includes(':') ? `[${socks.host}]` : socks.host}:${socks.port}`,
+        '--log-level',
+        this.logLevel,
+      ],
+      o.onLog,
+    );
+    const [h, p] = splitHostPort(this.clientProc.ready.socks);
+    this.socksHost = h;
+    this.socksPort = p;
+    // Ready means a stream can be carried: open one through the network to the directory itself.
+    if (o.exitsAllowPrivate === false) return;
+    const dir = new URL(this.directoryUrl);
+    const s = await socksConnect({ proxyHost: h, proxyPort: p, host: dir.hostname, port: Number(dir.port) });
+    s.destroy();
+  }
+
+  get clientProcess(): ChildProcess | null {
+    return this.clientProc?.proc ?? null;
+  }
+
+  get directoryProcess(): ChildProcess | null {
+    return this.directory?.proc ?? null;
+  }
+
+  get processes(): ProcessInfo[] {
+    return [this.directory, ...this.relays, this.clientProc].filter((p): p is ProcessInfo => p !== null);
+  }
+
+  /** Stops every process (SIGTERM, then SIGKILL after 3 s) and removes a temporary data directory. */
+  async stop(): Promise<void> {
+    const procs = this.processes
+      .map((p) => p.proc)
+      .filter((p) => p.exitCode === null && p.signalCode === null);
+    await Promise.all(
+      procs.map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            const t = setTimeout(() => p.kill('SIGKILL'), 3000);
+            p.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            p.kill('SIGTERM');
+          }),
+      ),
+    );
+    if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+function splitHostPort(s: string): [string, number] {
+  const i = s.lastIndexOf(':');
+  return [s.slice(0, i).replace(/^\[|\]$/g, ''), Number(s.slice(i + 1))];
+}

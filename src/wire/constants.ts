@@ -1,0 +1,108 @@
+// Implements docs/protocol.md §2 (cells) and §4 (relay messages): the numbers every part agrees on.
+
+/** Every cell on a link is exactly this many bytes: circId(4) | command(1) | body(4091). */
+export const CELL_LEN = 4096;
+export const CELL_HEADER_LEN = 5;
+export const CELL_BODY_LEN = CELL_LEN - CELL_HEADER_LEN; // 4091
+
+/** Relay cell body: recognized(2) | mac(16) | relayCommand(1) | streamId(2) | length(2) | data. */
+export const RELAY_RECOGNIZED_OFFSET = 0;
+export const RELAY_MAC_OFFSET = 2;
+export const RELAY_MAC_LEN = 16;
+export const RELAY_COMMAND_OFFSET = 18;
+export const RELAY_STREAM_OFFSET = 19;
+export const RELAY_LENGTH_OFFSET = 21;
+export const RELAY_HEADER_LEN = 23;
+export const RELAY_DATA_MAX = CELL_BODY_LEN - RELAY_HEADER_LEN; // 4068
+
+/** Cells of one link frame: at most this many per Noise transport message (§1.3). */
+export const MAX_CELLS_PER_FRAME = 15;
+/** Largest Noise message, handshake or transport (the 2-byte length prefix caps it). */
+export const MAX_FRAME_LEN = 65535;
+
+/** The high bit of a circuit id says which side of the link allocated it (§2.2). */
+export const CIRC_ID_INITIATOR_BIT = 0x80000000;
+
+export const CellCommand = {
+  PADDING: 0,
+  CREATE: 1,
+  CREATED: 2,
+  RELAY: 3,
+  DESTROY: 4,
+  RELAY_EARLY: 5,
+} as const;
+export type CellCommand = (typeof CellCommand)[keyof typeof CellCommand];
+
+export const RelayCommand = {
+  BEGIN: 1,
+  DATA: 2,
+  END: 3,
+  CONNECTED: 4,
+  SENDME: 5,
+  EXTEND: 6,
+  EXTENDED: 7,
+  TRUNCATE: 8,
+  TRUNCATED: 9,
+  DROP: 10,
+} as const;
+export type RelayCommand = (typeof RelayCommand)[keyof typeof RelayCommand];
+
+/** Why a circuit was destroyed (DESTROY body, TRUNCATED body). Tor's numbers plus INTEGRITY. */
+export const DestroyReason = {
+  NONE: 0,
+  PROTOCOL: 1,
+  INTERNAL: 2,
+  REQUESTED: 3,
+  HIBERNATING: 4,
+  RESOURCELIMIT: 5,
+  CONNECTFAILED: 6,
+  OR_IDENTITY: 7,
+  CHANNEL_CLOSED: 8,
+  FINISHED: 9,
+  TIMEOUT: 10,
+  DESTROYED: 11,
+  NOSUCHSERVICE: 12,
+  INTEGRITY: 13,
+} as const;
+export type DestroyReason = (typeof DestroyReason)[keyof typeof DestroyReason];
+
+/** Why a stream ended (END body). Tor's numbers. */
+export const EndReason = {
+  MISC: 1,
+  RESOLVEFAILED: 2,
+  CONNECTREFUSED: 3,
+  EXITPOLICY: 4,
+  DESTROY: 5,
+  DONE: 6,
+  TIMEOUT: 7,
+  NOROUTE: 8,
+  HIBERNATING: 9,
+  INTERNAL: 10,
+  RESOURCELIMIT: 11,
+  CONNRESET: 12,
+  TORPROTOCOL: 13,
+} as const;
+export type EndReason = (typeof EndReason)[keyof typeof EndReason];
+
+/** Circuit handshake types carried in CREATE and EXTEND. */
+export const HandshakeType = { NTOR_X25519_SHA256: 2 } as const;
+export const NTOR_ONIONSKIN_LEN = 96; // ID(32) | B(32) | X(32)
+export const NTOR_REPLY_LEN = 64; // Y(32) | AUTH(32)
+
+/** Flow control (§5), counted in DATA cells. */
+export const CIRC_WINDOW_START = 512;
+export const CIRC_SENDME_INCREMENT = 64;
+export const STREAM_WINDOW_START = 256;
+export const STREAM_SENDME_INCREMENT = 32;
+
+/** A circuit may carry at most this many RELAY_EARLY cells per direction-hop (limits path length). */
+export const MAX_RELAY_EARLY = 8;
+
+export function destroyReasonName(r: number): string {
+  for (const [k, v] of Object.entries(DestroyReason)) if (v === r) return k;
+  return `UNKNOWN(${r})`;
+}
+export function endReasonName(r: number): string {
+  for (const [k, v] of Object.entries(EndReason)) if (v === r) return k;
+  return `UNKNOWN(${r})`;
+}

@@ -1,0 +1,273 @@
+// Implements docs/protocol.md §6.1-§6.3 (directory document shapes and size caps). Pure: no I/O, no crypto;
+// signatures are checked in src/core/documents.ts.
+import { z } from 'zod';
+import { AlliumError } from '../errors.js';
+
+export const MAX_DESCRIPTOR_BYTES = 16 * 1024;
+export const MAX_CONSENSUS_BYTES = 32 * 1024 * 1024;
+/** A withdraw body is two fields; anything near this is not one. */
+export const MAX_WITHDRAW_BYTES = 1024;
+/** An Ed25519 signature is 88 base64 characters; the cap only keeps garbage small. */
+export const MAX_SIGNATURE_CHARS = 256;
+export const MAX_EXIT_POLICY_RULES = 256;
+export const MAX_EXIT_POLICY_RULE_CHARS = 128;
+
+/** The domain string a document of `kind` is signed under (§6.1). */
+export type DocumentKind = 'descriptor' | 'consensus' | 'withdraw';
+export function signingDomain(kind: DocumentKind): string {
+  return `allium-${kind}-v1\n`;
+}
+
+/**
+ * A directory document failed to parse. Codes: ALLIUM_ENVELOPE_INVALID, ALLIUM_DESCRIPTOR_INVALID,
+ * ALLIUM_CONSENSUS_INVALID, ALLIUM_WITHDRAW_INVALID. `field` names the offending field when known.
+ */
+export class DirectoryDocError extends AlliumError {
+  readonly field: string | undefined;
+  constructor(code: string, message: string, field?: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.field = field;
+  }
+}
+
+export interface SignedEnvelope {
+  body: string;
+  signature: string /* base64 */;
+}
+
+export interface RelayDescriptor {
+  nickname: string;
+  id: string /* 64 hex */;
+  identityKey: string /* b64 */;
+  onionKey: string /* b64 */;
+  address: string;
+  port: number;
+  exitPolicy: string[];
+  bandwidth: number;
+  version: string;
+  published: number;
+}
+
+export interface ConsensusRelay extends RelayDescriptor {
+  flags: string[] /* 'Running', 'Exit' */;
+}
+
+export interface Consensus {
+  network: 'allium';
+  serial: number;
+  validAfter: number;
+  freshUntil: number;
+  validUntil: number;
+  directoryKey: string;
+  relays: ConsensusRelay[];
+}
+
+export interface WithdrawBody {
+  id: string;
+  published: number;
+}
+
+// ---- field validators -------------------------------------------------------------------------
+
+const IPV4_OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const IPV4_RE = new RegExp(`^${IPV4_OCTET}(\\.${IPV4_OCTET}){3}$`);
+const HEX_GROUP_RE = /^[0-9a-fA-F]{1,4}$/;
+
+export function isIPv4(s: string): boolean {
+  return IPV4_RE.test(s);
+}
+
+/** RFC 4291 text forms, including `::` and an embedded IPv4 tail; no zone id, no brackets. */
+export function isIPv6(s: string): boolean {
+  if (s.length < 2 || s.length > 45) return false;
+  let text = s;
+  const lastColon = text.lastIndexOf(':');
+  if (lastColon === -1) return false;
+  const tail = text.slice(lastColon + 1);
+  if (tail.includes('.')) {
+    if (!isIPv4(tail)) return false;
+    // An IPv4 tail stands for two 16-bit groups.
+    text = `${text.slice(0, lastColon + 1)}0:0`;
+  }
+  const halves = text.split('::');
+  if (halves.length > 2) return false;
+  const groups = (part: string) => (part === '' ? [] : part.split(':'));
+  if (halves.length === 1) {
+    const g = groups(text);
+    return g.length === 8 && g.every((x) => HEX_GROUP_RE.test(x));
+  }
+  const left = groups(halves[0]);
+  const right = groups(halves[1]);
+  return left.length + right.length <= 7 && [...left, ...right].every((x) => HEX_GROUP_RE.test(x));
+}
+
+export function isIPAddress(s: string): boolean {
+  return isIPv4(s) || isIPv6(s);
+}
+
+/** True when `s` is canonical base64 of exactly `len` bytes. */
+export function isBase64OfLength(s: string, len: number): boolean {
+  if (s.length !== Math.ceil(len / 3) * 4) return false;
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s)) return false;
+  const b = Buffer.from(s, 'base64');
+  return b.length === len && b.toString('base64') === s;
+}
+
+const HEX64_RE = /^[0-9a-f]{64}$/;
+const NICKNAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
+// Printable ASCII only: version strings end up in logs and the status page.
+const VERSION_RE = /^[\x21-\x7e]{1,64}$/;
+const FLAG_RE = /^[A-Za-z][A-Za-z0-9]{0,31}$/;
+// ms timestamps: non-negative integers a double holds exactly.
+const timestamp = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+const key32 = (what: string) =>
+  z.string().refine((s) => isBase64OfLength(s, 32), { message: `must be base64 of a 32-byte ${what}` });
+
+const descriptorShape = {
+  nickname: z.string().regex(NICKNAME_RE, { message: 'must be 1-32 characters of A-Z a-z 0-9 _ -' }),
+  id: z.string().regex(HEX64_RE, { message: 'must be 64 lowercase hex digits (SHA-256 of identityKey)' }),
+  identityKey: key32('Ed25519 public key'),
+  onionKey: key32('X25519 public key'),
+  address: z
+    .string()
+    .refine(isIPAddress, { message: 'must be an IPv4 or IPv6 address (no brackets, no zone)' }),
+  port: z.number().int().min(1).max(65535),
+  exitPolicy: z
+    .array(z.string().min(1).max(MAX_EXIT_POLICY_RULE_CHARS))
+    .max(MAX_EXIT_POLICY_RULES, { message: `must have at most ${MAX_EXIT_POLICY_RULES} rules` }),
+  bandwidth: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  version: z.string().regex(VERSION_RE, { message: 'must be 1-64 printable ASCII characters' }),
+  published: timestamp,
+};
+
+// Unknown fields are dropped rather than refused, so a later protocol minor version can add fields
+// without old directories rejecting its descriptors (the signature covers the body text anyway).
+const descriptorSchema = z.object(descriptorShape);
+
+const consensusRelaySchema = z.object({
+  ...descriptorShape,
+  flags: z.array(z.string().regex(FLAG_RE, { message: 'must be a short alphanumeric flag' })).max(16),
+});
+
+const consensusSchema = z
+  .object({
+    network: z.literal('allium', { message: 'must be "allium"' }),
+    serial: timestamp,
+    validAfter: timestamp,
+    freshUntil: timestamp,
+    validUntil: timestamp,
+    directoryKey: key32('Ed25519 public key'),
+    relays: z.array(consensusRelaySchema),
+  })
+  .superRefine((c, ctx) => {
+    if (!(c.validAfter <= c.freshUntil && c.freshUntil <= c.validUntil)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['validUntil'],
+        message: 'times must satisfy validAfter <= freshUntil <= validUntil',
+      });
+    }
+    const seen = new Set<string>();
+    c.relays.forEach((r, i) => {
+      if (seen.has(r.id))
+        ctx.addIssue({ code: 'custom', path: ['relays', i, 'id'], message: 'duplicate relay id' });
+      seen.add(r.id);
+    });
+  });
+
+const envelopeSchema = z.object({
+  body: z.string(),
+  signature: z.string().max(MAX_SIGNATURE_CHARS),
+});
+
+const withdrawSchema = z.object({
+  id: descriptorShape.id,
+  published: timestamp,
+});
+
+// ---- parsers ----------------------------------------------------------------------------------
+
+function describeIssue(err: z.ZodError): { field: string; text: string } {
+  const issue = err.issues[0];
+  const field = issue && issue.path.length > 0 ? issue.path.map(String).join('.') : '(document)';
+  return { field, text: issue ? issue.message : 'invalid' };
+}
+
+function validate<T>(schema: z.ZodType<T>, value: unknown, code: string, what: string): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const { field, text } = describeIssue(r.error);
+  throw new DirectoryDocError(code, `${what}: field "${field}" ${text}`, field);
+}
+
+function parseJsonBody(body: string, maxBytes: number, code: string, what: string): unknown {
+  if (typeof body !== 'string') throw new DirectoryDocError(code, `${what}: the body must be a JSON string`);
+  // Every UTF-16 code unit takes at least one UTF-8 byte, so the length test alone rejects huge
+  // inputs without Buffer.byteLength walking them.
+  if (body.length > maxBytes || Buffer.byteLength(body, 'utf8') > maxBytes) {
+    throw new DirectoryDocError(code, `${what}: body exceeds the ${maxBytes}-byte limit`);
+  }
+  try {
+    return JSON.parse(body);
+  } catch (err) {
+    throw new DirectoryDocError(code, `${what}: body is not valid JSON`, undefined, { cause: err });
+  }
+}
+
+/** Checks the `{ body, signature }` shape of a signed envelope (§6.1). Does not verify anything. */
+export function parseEnvelope(json: unknown): SignedEnvelope {
+  return validate(envelopeSchema, json, 'ALLIUM_ENVELOPE_INVALID', 'signed envelope');
+}
+
+export function parseDescriptorBody(body: string): RelayDescriptor {
+  const json = parseJsonBody(body, MAX_DESCRIPTOR_BYTES, 'ALLIUM_DESCRIPTOR_INVALID', 'relay descriptor');
+  return validate(descriptorSchema, json, 'ALLIUM_DESCRIPTOR_INVALID', 'relay descriptor');
+}
+
+export function parseConsensusBody(body: string): Consensus {
+  const json = parseJsonBody(body, MAX_CONSENSUS_BYTES, 'ALLIUM_CONSENSUS_INVALID', 'consensus');
+  return validate(consensusSchema, json, 'ALLIUM_CONSENSUS_INVALID', 'consensus');
+}
+
+export function parseWithdrawBody(body: string): WithdrawBody {
+  const json = parseJsonBody(body, MAX_WITHDRAW_BYTES, 'ALLIUM_WITHDRAW_INVALID', 'withdraw');
+  return validate(withdrawSchema, json, 'ALLIUM_WITHDRAW_INVALID', 'withdraw');
+}
+
+/** The canonical body text of a descriptor: fixed field order, so equal descriptors sign equal bytes. */
+export function serializeDescriptor(d: RelayDescriptor): string {
+  return JSON.stringify(descriptorFields(d));
+}
+
+export function serializeConsensus(c: Consensus): string {
+  return JSON.stringify({
+    network: c.network,
+    serial: c.serial,
+    validAfter: c.validAfter,
+    freshUntil: c.freshUntil,
+    validUntil: c.validUntil,
+    directoryKey: c.directoryKey,
+    relays: c.relays.map((r) => ({ ...descriptorFields(r), flags: [...r.flags] })),
+  });
+}
+
+export function serializeWithdraw(w: WithdrawBody): string {
+  return JSON.stringify({ id: w.id, published: w.published });
+}
+
+/** Copies exactly the descriptor fields (drops `flags` and anything else a caller hung on the object). */
+export function descriptorFields(d: RelayDescriptor): RelayDescriptor {
+  return {
+    nickname: d.nickname,
+    id: d.id,
+    identityKey: d.identityKey,
+    onionKey: d.onionKey,
+    address: d.address,
+    port: d.port,
+    exitPolicy: [...d.exitPolicy],
+    bandwidth: d.bandwidth,
+    version: d.version,
+    published: d.published,
+  };
+}

@@ -1,0 +1,70 @@
+// Implements docs/protocol.md §3.3 (the plaintext relay cell body; the mac is src/crypto's job).
+import {
+  CELL_BODY_LEN,
+  RELAY_COMMAND_OFFSET,
+  RELAY_DATA_MAX,
+  RELAY_HEADER_LEN,
+  RELAY_LENGTH_OFFSET,
+  RELAY_RECOGNIZED_OFFSET,
+  RELAY_STREAM_OFFSET,
+} from './constants.js';
+import { malformed, tooLarge } from './errors.js';
+
+export interface RelayHeader {
+  recognized: number;
+  command: number;
+  streamId: number;
+  length: number;
+}
+
+/**
+ * A fresh CELL_BODY_LEN body: recognized 0, mac zero (src/crypto fills it), the header, `data`,
+ * then zeros. Unknown commands are allowed so tests and future messages can be built.
+ */
+export function buildRelayBody(command: number, streamId: number, data: Buffer): Buffer {
+  if (!Number.isInteger(command) || command < 0 || command > 0xff) {
+    throw tooLarge(`relay command must be a u8, got ${command}`);
+  }
+  if (!Number.isInteger(streamId) || streamId < 0 || streamId > 0xffff) {
+    throw tooLarge(`stream id must be a u16, got ${streamId}`);
+  }
+  if (data.length > RELAY_DATA_MAX) {
+    throw tooLarge(`relay data is ${data.length} bytes; a relay cell carries at most ${RELAY_DATA_MAX}`);
+  }
+  const body = Buffer.alloc(CELL_BODY_LEN);
+  body[RELAY_COMMAND_OFFSET] = command;
+  body.writeUInt16BE(streamId, RELAY_STREAM_OFFSET);
+  body.writeUInt16BE(data.length, RELAY_LENGTH_OFFSET);
+  body.set(data, RELAY_HEADER_LEN);
+  return body;
+}
+
+function checkBody(body: Buffer): void {
+  if (body.length !== CELL_BODY_LEN) {
+    throw malformed(`a relay cell body is ${CELL_BODY_LEN} bytes, got ${body.length}`);
+  }
+}
+
+/**
+ * The header fields as they stand. `length` is NOT checked here: a client peels layers and reads
+ * `recognized` on bodies that are still ciphertext for a later hop, where length is noise.
+ */
+export function readRelayHeader(body: Buffer): RelayHeader {
+  checkBody(body);
+  return {
+    recognized: body.readUInt16BE(RELAY_RECOGNIZED_OFFSET),
+    command: body[RELAY_COMMAND_OFFSET],
+    streamId: body.readUInt16BE(RELAY_STREAM_OFFSET),
+    length: body.readUInt16BE(RELAY_LENGTH_OFFSET),
+  };
+}
+
+/** A view (no copy) of data[0:length] of a recognised body. */
+export function relayData(body: Buffer): Buffer {
+  checkBody(body);
+  const length = body.readUInt16BE(RELAY_LENGTH_OFFSET);
+  if (length > RELAY_DATA_MAX) {
+    throw malformed(`relay cell length field says ${length}; at most ${RELAY_DATA_MAX} bytes of data fit`);
+  }
+  return body.subarray(RELAY_HEADER_LEN, RELAY_HEADER_LEN + length);
+}

@@ -1,0 +1,208 @@
+// Implements docs/protocol.md §4 (relay message bodies: the `data` of a relay cell).
+// Decoders are strict about lengths (a message that does not parse destroys the circuit, §4) and
+// return copies, so their results may be kept after the cell buffer is reused.
+import { ByteReader, ByteWriter, formatIp, parseIp } from './bytes.js';
+import { RELAY_DATA_MAX, RELAY_MAC_LEN } from './constants.js';
+import { malformed, tooLarge } from './errors.js';
+
+export const MAX_HOST_LEN = 255;
+export const RELAY_ID_LEN = 32;
+/** A circuit SENDME's tag is the (truncated) mac of the cell it acknowledges (§5). */
+export const SENDME_TAG_LEN = RELAY_MAC_LEN;
+export const SENDME_VERSION = 1;
+
+const LABEL = /^[A-Za-z0-9_-]{1,63}$/;
+// getaddrinfo reads "127.1", "2130706433" and "0x7f.1" as IPv4 (inet_aton forms); no real top-level
+// domain looks like that, so a name whose last label is numeric is refused instead of half-resolved.
+const NUMERIC_LABEL = /^(?:[0-9]+|0x[0-9a-f]*)$/i;
+
+/** Why `host` is not acceptable in BEGIN, or null if it is. */
+export function hostProblem(host: string): string | null {
+  if (typeof host !== 'string' || host.length === 0) return 'the host is empty';
+  if (host.length > MAX_HOST_LEN) return `the host is longer than ${MAX_HOST_LEN} bytes`;
+  if (parseIp(host)) return null;
+  // Non-ASCII names are refused: clients send internationalised names as punycode (xn--...).
+  const name = host.endsWith('.') ? host.slice(0, -1) : host;
+  const labels = name.split('.');
+  for (const l of labels) {
+    if (!LABEL.test(l)) {
+      return `"${l}" is not a DNS label (1-63 of letters, digits, '-' and '_'), nor is the host an IP literal`;
+    }
+  }
+  if (NUMERIC_LABEL.test(labels[labels.length - 1])) {
+    return 'the host looks like an abbreviated or non-decimal IPv4 address; write it as a.b.c.d';
+  }
+  return null;
+}
+
+/** A DNS name (ASCII letters, digits, '-', '_', labels of 1-63), dotted IPv4 or bare IPv6; 1-255 bytes. */
+export function isValidHost(host: string): boolean {
+  return hostProblem(host) === null;
+}
+
+function checkPort(port: number, what: string): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw malformed(`${what} port must be 1-65535, got ${port}`);
+  }
+}
+
+function checkLen(n: number, what: string): void {
+  if (n > RELAY_DATA_MAX)
+    throw tooLarge(`${what} would be ${n} bytes; relay data holds at most ${RELAY_DATA_MAX}`);
+}
+
+// ---- BEGIN: port(u16) | host ----
+
+export function encodeBegin(host: string, port: number): Buffer {
+  if (typeof host === 'string' && host.length > MAX_HOST_LEN) {
+    throw tooLarge(`BEGIN host is ${host.length} bytes; at most ${MAX_HOST_LEN}`);
+  }
+  const problem = hostProblem(host);
+  if (problem) throw malformed(`cannot BEGIN to "${host}": ${problem}`);
+  checkPort(port, 'BEGIN');
+  return new ByteWriter(2 + host.length).u16(port).bytes(Buffer.from(host, 'latin1')).finish();
+}
+
+export function decodeBegin(d: Buffer): { host: string; port: number } {
+  const r = new ByteReader(d, 'BEGIN');
+  const port = r.u16('port');
+  checkPort(port, 'BEGIN');
+  const raw = r.rest();
+  if (raw.length === 0) throw malformed('BEGIN names no host');
+  if (raw.length > MAX_HOST_LEN) throw tooLarge(`BEGIN host is ${raw.length} bytes; at most ${MAX_HOST_LEN}`);
+  for (const b of raw) {
+    if (b < 0x21 || b > 0x7e) throw malformed('BEGIN host has a byte that is not printable ASCII');
+  }
+  const host = raw.toString('latin1');
+  const problem = hostProblem(host);
+  if (problem) throw malformed(`BEGIN host is not valid: ${problem}`);
+  return { host, port };
+}
+
+// ---- END: reason(u8) ----
+
+export function encodeEnd(reason: number): Buffer {
+  return new ByteWriter(1).u8(reason, 'END reason').finish();
+}
+
+/** An empty END means MISC (1), as in Tor. Trailing bytes are refused. */
+export function decodeEnd(d: Buffer): { reason: number } {
+  if (d.length === 0) return { reason: 1 };
+  const r = new ByteReader(d, 'END');
+  const reason = r.u8('reason');
+  r.end();
+  return { reason };
+}
+
+// ---- CONNECTED: atype(u8: 4 or 6) | address(4 or 16) ----
+
+function writeAddress(w: ByteWriter, address: string, what: string): void {
+  const ip = parseIp(address);
+  if (!ip) throw malformed(`${what} address must be an IPv4 or IPv6 literal, got "${address}"`);
+  w.u8(ip.length === 4 ? 4 : 6).bytes(ip);
+}
+
+function readAddress(r: ByteReader): string {
+  const atype = r.u8('atype');
+  if (atype === 4) return formatIp(r.bytes(4, 'IPv4 address'));
+  if (atype === 6) return formatIp(r.bytes(16, 'IPv6 address'));
+  throw malformed(`address type must be 4 or 6, got ${atype}`);
+}
+
+export function encodeConnected(address: string): Buffer {
+  const w = new ByteWriter(17);
+  writeAddress(w, address, 'CONNECTED');
+  return w.finish();
+}
+
+/** `address` is null for an empty CONNECTED (an exit may decline to say where it connected). */
+export function decodeConnected(d: Buffer): { address: string | null } {
+  if (d.length === 0) return { address: null };
+  const r = new ByteReader(d, 'CONNECTED');
+  const address = readAddress(r);
+  r.end();
+  return { address };
+}
+
+// ---- SENDME (circuit level, stream 0): version(u8 = 1) | tag(16) ----
+
+export function encodeCircuitSendme(tag: Buffer): Buffer {
+  if (tag.length !== SENDME_TAG_LEN) {
+    throw malformed(`a circuit SENDME tag is ${SENDME_TAG_LEN} bytes, got ${tag.length}`);
+  }
+  return new ByteWriter(1 + SENDME_TAG_LEN).u8(SENDME_VERSION).bytes(tag).finish();
+}
+
+export function decodeCircuitSendme(d: Buffer): { tag: Buffer } {
+  const r = new ByteReader(d, 'circuit SENDME');
+  const version = r.u8('version');
+  if (version !== SENDME_VERSION)
+    throw malformed(`circuit SENDME version ${version} is not ${SENDME_VERSION}`);
+  const tag = Buffer.from(r.bytes(SENDME_TAG_LEN, 'tag'));
+  r.end();
+  return { tag };
+}
+
+// ---- EXTEND: atype | address | port(u16) | ID(32) | htype(u16) | hlen(u16) | hdata ----
+
+export interface ExtendRequest {
+  /** An IP literal: EXTEND never carries a host name (relays are addressed as the consensus says). */
+  address: string;
+  port: number;
+  relayId: Buffer;
+  htype: number;
+  hdata: Buffer;
+}
+
+export function encodeExtend(req: ExtendRequest): Buffer {
+  checkPort(req.port, 'EXTEND');
+  if (req.relayId.length !== RELAY_ID_LEN) {
+    throw malformed(`EXTEND relay id must be ${RELAY_ID_LEN} bytes, got ${req.relayId.length}`);
+  }
+  const w = new ByteWriter(64 + req.hdata.length);
+  writeAddress(w, req.address, 'EXTEND');
+  w.u16(req.port).bytes(req.relayId).u16(req.htype, 'EXTEND htype').u16Prefixed(req.hdata, 'EXTEND hdata');
+  checkLen(w.length, 'EXTEND');
+  return w.finish();
+}
+
+export function decodeExtend(d: Buffer): ExtendRequest {
+  const r = new ByteReader(d, 'EXTEND');
+  const address = readAddress(r);
+  const port = r.u16('port');
+  checkPort(port, 'EXTEND');
+  const relayId = Buffer.from(r.bytes(RELAY_ID_LEN, 'relay id'));
+  const htype = r.u16('htype');
+  const hlen = r.u16('hlen');
+  const hdata = Buffer.from(r.bytes(hlen, 'hdata'));
+  r.end();
+  return { address, port, relayId, htype, hdata };
+}
+
+// ---- EXTENDED: hlen(u16) | hdata ----
+
+export function encodeExtended(hdata: Buffer): Buffer {
+  checkLen(2 + hdata.length, 'EXTENDED');
+  return new ByteWriter(2 + hdata.length).u16Prefixed(hdata).finish();
+}
+
+export function decodeExtended(d: Buffer): { hdata: Buffer } {
+  const r = new ByteReader(d, 'EXTENDED');
+  const hlen = r.u16('hlen');
+  const hdata = Buffer.from(r.bytes(hlen, 'hdata'));
+  r.end();
+  return { hdata };
+}
+
+// ---- TRUNCATED: reason(u8), a DESTROY reason ----
+
+export function encodeTruncated(reason: number): Buffer {
+  return new ByteWriter(1).u8(reason, 'TRUNCATED reason').finish();
+}
+
+export function decodeTruncated(d: Buffer): { reason: number } {
+  const r = new ByteReader(d, 'TRUNCATED');
+  const reason = r.u8('reason');
+  r.end();
+  return { reason };
+}

@@ -1,0 +1,132 @@
+// Local web servers for the tests: HTTP with a large random file, and HTTPS with a fresh self-signed
+// certificate made by the openssl command.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface Peer {
+  address: string;
+  port: number;
+  /** The process that owns the connecting socket (found with `ss`), so a test can tell who connected. */
+  pid: number | null;
+}
+
+export interface WebServer {
+  port: number;
+  url: string;
+  peers: Peer[];
+  close(): Promise<void>;
+}
+
+export interface Files {
+  [path: string]: Buffer;
+}
+
+export function sha256(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+export function makeFiles(): Files {
+  return {
+    '/hello': Buffer.from('RESPONSE-MARKER-7f3a hello through the onion\n'),
+    '/random10m': randomBytes(10 * 1024 * 1024),
+    '/random1m': randomBytes(1024 * 1024),
+  };
+}
+
+function handler(files: Files) {
+  return (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const body = files[req.url ?? ''];
+    if (!body) {
+      res.writeHead(404).end('not found\n');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+    res.end(body);
+  };
+}
+
+/** The pid of the process whose TCP socket has local port `port` on loopback. */
+export function socketOwner(port: number): number | null {
+  const r = spawnSync('ss', ['-tnpH', 'state', 'all', `sport = :${port}`], { encoding: 'utf8' });
+  const m = /pid=(\d+)/.exec(r.stdout ?? '');
+  return m ? Number(m[1]) : null;
+}
+
+function listen(server: http.Server, scheme: string, peers: Peer[]): Promise<WebServer> {
+  server.on('connection', (s) =>
+    peers.push({
+      address: s.remoteAddress ?? '',
+      port: s.remotePort ?? 0,
+      pid: socketOwner(s.remotePort ?? 0),
+    }),
+  );
+  return new Promise((resolve) => {
+    server.listen({ port: 0, host: '127.0.0.1', backlog: 511 }, () => {
+      const { port } = server.address() as AddressInfo;
+      resolve({
+        port,
+        url: `${scheme}://127.0.0.1:${port}`,
+        peers,
+        close: () =>
+          new Promise((r) => {
+            server.closeAllConnections?.();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}
+
+export function startHttpServer(files: Files): Promise<WebServer> {
+  return listen(http.createServer(handler(files)), 'http', []);
+}
+
+export interface TlsMaterial {
+  certPath: string;
+  cert: Buffer;
+  key: Buffer;
+}
+
+export function makeCertificate(): TlsMaterial {
+  const dir = mkdtempSync(join(tmpdir(), 'allium-cert-'));
+  const certPath = join(dir, 'cert.pem');
+  const keyPath = join(dir, 'key.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+    ],
+    { stdio: 'ignore' },
+  );
+  return { certPath, cert: readFileSync(certPath), key: readFileSync(keyPath) };
+}
+
+export function startHttpsServer(files: Files, tlsMaterial: TlsMaterial): Promise<WebServer> {
+  return listen(
+    https.createServer({ cert: tlsMaterial.cert, key: tlsMaterial.key }, handler(files)),
+    'https',
+    [],
+  );
+}
