@@ -1,0 +1,86 @@
+// A relay that changes bytes of the cells it forwards (a tagging relay): the circuit is destroyed, the user
+// gets an error instead of modified data, and every relay keeps serving.
+import assert from 'node:assert/strict';
+import { text } from 'node:stream/consumers';
+import { after, before, test } from 'node:test';
+import { streamGet } from '../src/net/http-fetch.js';
+import { startNetwork, type InProcessNetwork } from './helpers/network.js';
+import { makeFiles, sha256, startHttpServer, type WebServer } from './helpers/web.js';
+
+let net: InProcessNetwork;
+let web: WebServer;
+const files = makeFiles();
+const tamper = { forward: false, backward: false, count: 0 };
+
+before(async () => {
+  web = await startHttpServer(files);
+  net = await startNetwork({
+    relays: 4,
+    exits: 1,
+    relayOptions: (i) =>
+      i === 1
+        ? {
+            // relay2: flips one byte of the cells it forwards, when told to.
+            inspect: (body, dir) => {
+              if ((dir === 'forward' && tamper.forward) || (dir === 'backward' && tamper.backward)) {
+                body[100] ^= 0x5a;
+                tamper.count++;
+              }
+            },
+          }
+        : {},
+  });
+});
+after(async () => {
+  await net?.stop();
+  await web?.close();
+});
+
+function pathVia(middleIdx: number) {
+  const c = net.client.currentConsensus!;
+  const byId = (id: string) => c.relays.find((r) => r.id === id)!;
+  const entry = net.relays.find((_, i) => i !== 0 && i !== middleIdx)!;
+  return [byId(entry.idHex), byId(net.relays[middleIdx].idHex), byId(net.relays[0].idHex)];
+}
+
+test('a byte changed on the way to the exit destroys the circuit; nothing reaches the web server', async () => {
+  const circ = await net.client.buildCircuit({ path: pathVia(1) });
+  const before = web.peers.length;
+  tamper.forward = true;
+  await assert.rejects(circ.openStream('127.0.0.1', web.port), (err: Error & { code: string }) => {
+    assert.equal(err.code, 'ALLIUM_CIRCUIT_DESTROYED');
+    return true;
+  });
+  tamper.forward = false;
+  assert.ok(tamper.count > 0);
+  assert.equal(circ.closed, true);
+  assert.equal(web.peers.length, before, 'the exit did not act on a modified cell');
+});
+
+test('a byte changed on the way back makes the client drop the circuit, not deliver bad data', async () => {
+  const circ = await net.client.buildCircuit({ path: pathVia(1) });
+  const res = await streamGet(`${web.url}/random1m`, {
+    connect: async (h, p) => {
+      const s = await circ.openStream(h, p);
+      tamper.backward = true; // from now on, responses are tampered
+      return s;
+    },
+  }).catch((e: Error) => e);
+  let body: string | Error;
+  if (res instanceof Error) body = res;
+  else body = await text(res).catch((e: Error) => e);
+  tamper.backward = false;
+  assert.ok(body instanceof Error, 'the transfer failed rather than deliver modified bytes');
+  assert.equal(circ.closed, true);
+  assert.match(circ.closeReason, /integrity/i);
+});
+
+test('after tampering, the client retries on a fresh circuit and every relay still serves', async () => {
+  const res = await streamGet(`${web.url}/random1m`, { connect: (h, p) => net.client.connect(h, p) });
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  assert.equal(sha256(Buffer.concat(chunks)), sha256(files['/random1m']));
+  assert.ok(net.relays.every((r) => r.stats.integrityFailures >= 0));
+  // The relay that checks integrity (the exit) counted the tampered cell.
+  assert.ok(net.relays[0].stats.integrityFailures >= 1);
+});
