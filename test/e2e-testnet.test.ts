@@ -150,6 +150,27 @@ describe('a testnet of a directory and 5 relay processes', () => {
     for (const p of tn.processes) assert.equal(p.proc.exitCode, null, `${p.name} is still running`);
   });
 
+  test('allium fetch refuses a consensus signed by another key, with a clear error', async () => {
+    const wrongKey = Buffer.alloc(32, 7).toString('base64');
+    await assert.rejects(
+      run(process.execPath, [CLI_PATH, 'fetch', `${web.url}/hello`, '--directory', tn.directoryUrl, '--directory-key', wrongKey], { timeout: 60_000 }),
+      (err: Error & { stderr: string }) => {
+        assert.match(err.stderr, /signature/i);
+        return true;
+      },
+    );
+  });
+
+  test('an IPv6 destination ([::1]) is reached through the network', async () => {
+    const v6 = await startHttpServer(files, '::1');
+    try {
+      const { stdout } = await run('curl', ['-sS', '--fail', '--max-time', '60', '--socks5-hostname', socks(), `http://[::1]:${v6.port}/hello`]);
+      assert.equal(stdout, files['/hello'].toString());
+    } finally {
+      await v6.close();
+    }
+  });
+
   test('different SOCKS credentials get different circuits (different source ports at the exit side)', async () => {
     const before = web.peers.length;
     await run('curl', ['-sS', '--fail', '--socks5-hostname', `alice:x@${socks()}`, `${web.url}/hello`]);

@@ -58,7 +58,7 @@ export function socketOwner(port: number): number | null {
   return m ? Number(m[1]) : null;
 }
 
-function listen(server: http.Server, scheme: string, peers: Peer[]): Promise<WebServer> {
+function listen(server: http.Server, scheme: string, peers: Peer[], host = '127.0.0.1'): Promise<WebServer> {
   server.on('connection', (s) =>
     peers.push({
       address: s.remoteAddress ?? '',
@@ -67,11 +67,11 @@ function listen(server: http.Server, scheme: string, peers: Peer[]): Promise<Web
     }),
   );
   return new Promise((resolve) => {
-    server.listen({ port: 0, host: '127.0.0.1', backlog: 511 }, () => {
+    server.listen({ port: 0, host, backlog: 511 }, () => {
       const { port } = server.address() as AddressInfo;
       resolve({
         port,
-        url: `${scheme}://127.0.0.1:${port}`,
+        url: `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`,
         peers,
         close: () =>
           new Promise((r) => {
@@ -83,8 +83,8 @@ function listen(server: http.Server, scheme: string, peers: Peer[]): Promise<Web
   });
 }
 
-export function startHttpServer(files: Files): Promise<WebServer> {
-  return listen(http.createServer(handler(files)), 'http', []);
+export function startHttpServer(files: Files, host = '127.0.0.1'): Promise<WebServer> {
+  return listen(http.createServer(handler(files)), 'http', [], host);
 }
 
 export interface TlsMaterial {

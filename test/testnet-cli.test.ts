@@ -1,0 +1,60 @@
+// `allium testnet` as a user runs it: one `ready` line naming the SOCKS address and the directory, a page
+// through it, and on SIGINT or SIGTERM every process it started is gone.
+import assert from 'node:assert/strict';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { CLI_PATH } from '../src/testnet/testnet.js';
+import { makeFiles, startHttpServer } from './helpers/web.js';
+
+const run = promisify(execFile);
+
+function children(pid: number): number[] {
+  const r = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
+  return r.stdout.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  test(`allium testnet prints ready, carries a page, and leaves nothing running after ${signal}`, async () => {
+    const web = await startHttpServer(makeFiles());
+    const proc = spawn(process.execPath, [CLI_PATH, 'testnet', '--relays', '5', '--socks', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const ready = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        const timer = setTimeout(() => reject(new Error('no ready line in 60 s')), 60_000);
+        proc.stdout!.on('data', (d) => {
+          out += d;
+          const line = out.split('\n').find((l) => l.startsWith('ready '));
+          if (line) {
+            clearTimeout(timer);
+            resolve(line);
+          }
+        });
+        proc.once('exit', (c) => reject(new Error(`testnet exited ${c}`)));
+      });
+      const socks = /socks=(\S+)/.exec(ready)?.[1];
+      assert.ok(socks, ready);
+      assert.match(ready, /directory=http:\/\/127\.0\.0\.1:\d+/);
+      const { stdout } = await run('curl', ['-sS', '--fail', '--max-time', '60', '--socks5-hostname', socks, `${web.url}/hello`]);
+      assert.match(stdout, /RESPONSE-MARKER/);
+      const kids = children(proc.pid!);
+      assert.equal(kids.length, 7, 'directory + 5 relays + client');
+      const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+      proc.kill(signal);
+      assert.equal(await exited, 0);
+      for (const k of kids) assert.equal(alive(k), false, `process ${k} still running`);
+    } finally {
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+      await web.close();
+    }
+  });
+}
