@@ -1,6 +1,7 @@
 // Structured logs (pino). Privacy by default: roles log no client address or destination unless the
 // operator passes --log-sensitive, and never key material.
 import { type Logger, pino } from 'pino';
+import { prettyDestination } from './log-pretty.js';
 
 export type { Logger };
 
@@ -18,7 +19,8 @@ export function createLogger(opts: LogOptions = {}): Logger {
       name: opts.name,
       base: { pid: process.pid },
     },
-    pino.destination({ fd: opts.fd ?? 2, sync: true }),
+    // On a terminal, readable lines; elsewhere (files, pipes, log shippers) one JSON object a line.
+    prettyDestination(opts.fd ?? 2) ?? pino.destination({ fd: opts.fd ?? 2, sync: true }),
   );
 }
 

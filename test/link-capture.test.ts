@@ -14,7 +14,9 @@ const run = promisify(execFile);
 const canCapture = spawnSync('tcpdump', ['--version']).status === 0 && process.getuid?.() === 0;
 
 function startCapture(file: string, filter: string): Promise<ChildProcess> {
-  const p = spawn('tcpdump', ['-i', 'lo', '-U', '-s', '0', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = spawn('tcpdump', ['-i', 'lo', '-U', '-s', '0', '-w', file, filter], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('tcpdump did not start')), 10_000);
     p.stderr!.on('data', (d: Buffer) => {
@@ -50,7 +52,9 @@ after(async () => {
   await web?.close();
 });
 
-test('no plaintext on any link; the same capture sees it on the exit-to-web connection', { skip: !canCapture && 'needs tcpdump and root' }, async () => {
+test('no plaintext on any link; the same capture sees it on the exit-to-web connection', {
+  skip: !canCapture && 'needs tcpdump and root',
+}, async () => {
   const relayPorts = tn.relays.map((r) => r.ready.port);
   const linkFile = join(dir, 'links.pcap');
   const webFile = join(dir, 'web.pcap');
@@ -58,7 +62,17 @@ test('no plaintext on any link; the same capture sees it on the exit-to-web conn
   const control = await startCapture(webFile, `tcp and port ${web.port}`);
   const path = '/random1m?request-marker-4b1e';
   files[path] = files['/random1m'];
-  await run('curl', ['-sS', '--fail', '--max-time', '60', '--socks5-hostname', `${tn.socksHost}:${tn.socksPort}`, '-o', join(dir, 'out'), `${web.url}${path}`]);
+  await run('curl', [
+    '-sS',
+    '--fail',
+    '--max-time',
+    '60',
+    '--socks5-hostname',
+    `${tn.socksHost}:${tn.socksPort}`,
+    '-o',
+    join(dir, 'out'),
+    `${web.url}${path}`,
+  ]);
   await new Promise((r) => setTimeout(r, 300));
   await stopCapture(links);
   await stopCapture(control);
@@ -73,6 +87,10 @@ test('no plaintext on any link; the same capture sees it on the exit-to-web conn
     needles.push(body.subarray(at, at + 32));
   }
   const onWeb = needles.filter((n) => webBytes.includes(n)).length;
-  assert.ok(onWeb >= needles.length - 4, `control: the web connection carries the plaintext (${onWeb}/${needles.length})`);
-  for (const n of needles) assert.ok(!linkBytes.includes(n), `a link carried plaintext: ${n.toString('hex').slice(0, 32)}`);
+  assert.ok(
+    onWeb >= needles.length - 4,
+    `control: the web connection carries the plaintext (${onWeb}/${needles.length})`,
+  );
+  for (const n of needles)
+    assert.ok(!linkBytes.includes(n), `a link carried plaintext: ${n.toString('hex').slice(0, 32)}`);
 });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { text } from 'node:stream/consumers';
 import { after, before, test } from 'node:test';
 import { streamGet } from '../src/net/http-fetch.js';
-import { startNetwork, type InProcessNetwork } from './helpers/network.js';
+import { type InProcessNetwork, startNetwork } from './helpers/network.js';
 import { makeFiles, sha256, startHttpServer, type WebServer } from './helpers/web.js';
 
 let net: InProcessNetwork;

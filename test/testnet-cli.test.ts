@@ -11,7 +11,10 @@ const run = promisify(execFile);
 
 function children(pid: number): number[] {
   const r = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
-  return r.stdout.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+  return r.stdout
+    .split('\n')
+    .map((s) => Number(s.trim()))
+    .filter((n) => n > 0);
 }
 
 function alive(pid: number): boolean {
@@ -26,7 +29,9 @@ function alive(pid: number): boolean {
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   test(`allium testnet prints ready, carries a page, and leaves nothing running after ${signal}`, async () => {
     const web = await startHttpServer(makeFiles());
-    const proc = spawn(process.execPath, [CLI_PATH, 'testnet', '--relays', '5', '--socks', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [CLI_PATH, 'testnet', '--relays', '5', '--socks', '127.0.0.1:0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     try {
       const ready = await new Promise<string>((resolve, reject) => {
         let out = '';
@@ -44,7 +49,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       const socks = /socks=(\S+)/.exec(ready)?.[1];
       assert.ok(socks, ready);
       assert.match(ready, /directory=http:\/\/127\.0\.0\.1:\d+/);
-      const { stdout } = await run('curl', ['-sS', '--fail', '--max-time', '60', '--socks5-hostname', socks, `${web.url}/hello`]);
+      const { stdout } = await run('curl', [
+        '-sS',
+        '--fail',
+        '--max-time',
+        '60',
+        '--socks5-hostname',
+        socks,
+        `${web.url}/hello`,
+      ]);
       assert.match(stdout, /RESPONSE-MARKER/);
       const kids = children(proc.pid!);
       assert.equal(kids.length, 7, 'directory + 5 relays + client');

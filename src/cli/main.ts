@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The `allium` command: argument parsing only; each command starts a role.
 import { Command, Option } from 'commander';
-import { parseHostPort, parseKey, parsePort, parsePositiveInt } from './options.js';
+import { applyConfigFile, configOption, showAllDefaults } from './config.js';
+import { parseHostPort, parseKey, parseNonNegativeInt, parsePort, parsePositiveInt } from './options.js';
 import { runClient } from './run-client.js';
 import { runDirectory } from './run-directory.js';
 import { runFetch } from './run-fetch.js';
@@ -15,6 +16,11 @@ program
   .version('0.1.0')
   .showHelpAfterError();
 
+const metrics = () =>
+  new Option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free port)').argParser(
+    parseHostPort,
+  );
+
 const logLevel = () =>
   new Option('--log-level <level>', 'log level')
     .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -27,6 +33,31 @@ program
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 7000)
   .option('--relay-ttl <seconds>', 'drop relays that have not refreshed for this long', parsePositiveInt, 180)
+  .option('--consensus-fresh <seconds>', 'rebuild the consensus at least this often', parsePositiveInt, 60)
+  .option(
+    '--consensus-valid <seconds>',
+    'clients accept a consensus this long (how long they ride out a directory outage)',
+    parsePositiveInt,
+    3 * 3600,
+  )
+  .option(
+    '--no-reachability-check',
+    'list relays without first connecting back to them (default: a relay must complete a link handshake at its address)',
+  )
+  .option(
+    '--rate-limit <per-second>',
+    'requests per second one client address may make (IPv6: per /64; loopback is exempt); beyond it, 429 (0: no limit)',
+    parseNonNegativeInt,
+    10,
+  )
+  .option(
+    '--rate-burst <n>',
+    'requests one address may make at once before --rate-limit applies',
+    parsePositiveInt,
+    60,
+  )
+  .addOption(metrics())
+  .addOption(configOption())
   .addOption(logLevel())
   .action(runDirectory);
 
@@ -54,6 +85,8 @@ program
     'log destinations and errors that name them (off: relays keep no such record)',
     false,
   )
+  .addOption(metrics())
+  .addOption(configOption())
   .addOption(logLevel())
   .action(runRelay);
 
@@ -64,6 +97,15 @@ program
   .requiredOption('--directory-key <base64>', "the directory's public key", parseKey)
   .option('--socks <host:port>', 'SOCKS5 listen address', parseHostPort, parseHostPort('127.0.0.1:9050'))
   .option('--path-length <n>', 'relays per circuit (>= 3)', parsePositiveInt, 3)
+  .option('--data-dir <dir>', 'cache the last verified consensus here (used when the directory is down)')
+  .option(
+    '--http-proxy <host:port>',
+    'also serve an HTTP proxy here (CONNECT for https, e.g. HTTPS_PROXY=http://HOST:PORT; plain http too)',
+    parseHostPort,
+  )
+  .option('--dashboard <host:port>', 'serve a dashboard of circuits and streams at http://HOST:PORT/', parseHostPort)
+  .addOption(metrics())
+  .addOption(configOption())
   .addOption(logLevel())
   .action(runClient);
 
@@ -76,6 +118,10 @@ program
   .option('-o, --output <file>', 'write the body here instead of stdout')
   .option('--cacert <file>', 'extra CA certificate (PEM) to trust for https')
   .option('--path-length <n>', 'relays per circuit (>= 3)', parsePositiveInt, 3)
+  .option('--data-dir <dir>', 'cache the last verified consensus here (used when the directory is down)')
+  .option('--progress', 'show a progress bar on stderr (default: only when stderr is a terminal)')
+  .option('--no-progress', 'never show a progress bar')
+  .addOption(configOption())
   .addOption(logLevel().default('warn'))
   .action(runFetch);
 
@@ -91,6 +137,9 @@ program
     parseHostPort('127.0.0.1:9050'),
   )
   .option('--data-dir <dir>', 'where the processes keep keys (default: a fresh temporary directory)')
+  .option('--http-proxy <host:port>', 'HTTP proxy listen address of the client', parseHostPort, parseHostPort('127.0.0.1:0'))
+  .option('--dashboard <host:port>', 'dashboard listen address of the client', parseHostPort, parseHostPort('127.0.0.1:0'))
+  .option('--metrics', 'serve Prometheus metrics from every process (each on a free port, listed once ready)', false)
   .option(
     '--demo',
     'once ready, fetch a page from a local web server through the network, print it, stop everything and exit',
@@ -98,6 +147,14 @@ program
   )
   .addOption(logLevel().default('warn'))
   .action(runTestnet);
+
+showAllDefaults(program);
+try {
+  applyConfigFile(program, process.argv);
+} catch (err) {
+  console.error(`allium: ${(err as Error).message}`);
+  process.exit(2);
+}
 
 program.parseAsync(process.argv).catch((err) => {
   console.error(`allium: ${err.message}`);

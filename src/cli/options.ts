@@ -23,6 +23,13 @@ export function parsePositiveInt(value: string): number {
   return n;
 }
 
+export function parseNonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0)
+    throw new InvalidArgumentError(`expected a whole number >= 0, got "${value}"`);
+  return n;
+}
+
 export function parseKey(value: string): Buffer {
   const b = Buffer.from(value, 'base64');
   if (b.length !== 32)

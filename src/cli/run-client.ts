@@ -1,6 +1,6 @@
 import { AlliumClient } from '../client/client.js';
 import { createLogger } from '../log.js';
-import { SocksServer } from '../net/socks-server.js';
+import { startClientServices } from './client-services.js';
 import { announceReady, keepAlive, onShutdown } from './lifecycle.js';
 
 export async function runClient(o: {
@@ -8,6 +8,10 @@ export async function runClient(o: {
   directoryKey: Buffer;
   socks: { host: string; port: number };
   pathLength: number;
+  dataDir?: string;
+  httpProxy?: { host: string; port: number };
+  dashboard?: { host: string; port: number };
+  metrics?: { host: string; port: number };
   logLevel: string;
 }) {
   const logger = createLogger({ level: o.logLevel, name: 'client' });
@@ -16,19 +20,15 @@ export async function runClient(o: {
     directoryUrl: o.directory,
     directoryKey: o.directoryKey,
     pathLength: o.pathLength,
+    dataDir: o.dataDir,
     logger,
   });
   // Build the first circuit now, so the first request does not wait for it.
   await client.buildCircuit();
-  const socks = await SocksServer.listen({
-    host: o.socks.host,
-    port: o.socks.port,
-    logger,
-    connect: (req) => client.connect(req.host, req.port, { isolation: req.isolation }),
-  });
+  const services = await startClientServices(client, o, logger);
   onShutdown(async () => {
-    await socks.close();
+    await services.close();
     await client.close();
   });
-  announceReady({ role: 'client', socks: `${o.socks.host}:${socks.port}` });
+  announceReady({ role: 'client', ...services.ready });
 }

@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { AlliumClient } from '../client/client.js';
 import { createLogger } from '../log.js';
 import { streamGet } from '../net/http-fetch.js';
+import { progressStream } from './progress.js';
 
 export async function runFetch(
   url: string,
@@ -12,6 +13,8 @@ export async function runFetch(
     output?: string;
     cacert?: string;
     pathLength: number;
+    dataDir?: string;
+    progress?: boolean;
     logLevel: string;
   },
 ) {
@@ -20,6 +23,7 @@ export async function runFetch(
     directoryUrl: o.directory,
     directoryKey: o.directoryKey,
     pathLength: o.pathLength,
+    dataDir: o.dataDir,
     logger,
   });
   try {
@@ -28,7 +32,14 @@ export async function runFetch(
       ca: o.cacert ? readFileSync(o.cacert) : undefined,
     });
     const status = res.statusCode ?? 0;
-    await pipeline(res, o.output ? createWriteStream(o.output) : process.stdout);
+    const length = Number(res.headers['content-length']);
+    const bar = progressStream({
+      total: Number.isFinite(length) && length > 0 ? length : null,
+      label: new URL(url).host,
+      // As curl does: no bar over a body that is itself going to the terminal.
+      force: o.progress ?? (Boolean(process.stderr.isTTY) && (Boolean(o.output) || !process.stdout.isTTY)),
+    });
+    await pipeline(res, bar, o.output ? createWriteStream(o.output) : process.stdout);
     if (status >= 400) {
       console.error(`allium fetch: ${url} answered HTTP ${status}`);
       process.exitCode = 22;

@@ -1,6 +1,8 @@
 import { createLogger } from '../log.js';
+import { relayFamilies } from '../relay/metrics.js';
 import { Relay } from '../relay/relay.js';
 import { announceReady, keepAlive, onShutdown } from './lifecycle.js';
+import { serveMetrics } from './observability.js';
 
 export async function runRelay(o: {
   directory: string;
@@ -16,6 +18,7 @@ export async function runRelay(o: {
   bandwidth: number;
   refresh: number;
   logSensitive: boolean;
+  metrics?: { host: string; port: number };
   logLevel: string;
 }) {
   const logger = createLogger({ level: o.logLevel, name: 'relay' });
@@ -43,7 +46,11 @@ export async function runRelay(o: {
     logSensitive: o.logSensitive,
     logger,
   });
-  onShutdown(() => relay.stop());
+  const metrics = await serveMetrics(o.metrics, () => relayFamilies(relay));
+  onShutdown(async () => {
+    await metrics.close();
+    await relay.stop();
+  });
   announceReady({
     role: 'relay',
     nickname: o.nickname,
@@ -51,5 +58,6 @@ export async function runRelay(o: {
     address: relay.address,
     port: relay.port,
     exit: relay.isExit ? 1 : 0,
+    ...metrics.ready,
   });
 }

@@ -4,6 +4,7 @@ import { streamGet } from '../net/http-fetch.js';
 import { socksConnect } from '../net/socks-client.js';
 import { Testnet } from '../testnet/testnet.js';
 import { announceReady, onShutdown } from './lifecycle.js';
+import { hostPortArg, progressLine, usageLines } from './testnet-progress.js';
 
 export async function runTestnet(o: {
   relays: number;
@@ -11,26 +12,46 @@ export async function runTestnet(o: {
   socks: { host: string; port: number };
   dataDir?: string;
   demo: boolean;
+  httpProxy: { host: string; port: number };
+  dashboard: { host: string; port: number };
+  metrics: boolean;
   logLevel: string;
 }) {
   const say = (s: string) => process.stderr.write(`${s}\n`);
   say(`starting a directory, ${o.relays} relays and a client...`);
+  let up = 0;
+  const t0 = performance.now();
   const net = await Testnet.start({
     relays: o.relays,
     exits: o.exits,
     socks: o.socks,
     dataDir: o.dataDir,
     logLevel: o.logLevel,
+    directoryArgs: o.metrics ? ['--metrics', '127.0.0.1:0'] : [],
+    relayArgs: () => (o.metrics ? ['--metrics', '127.0.0.1:0'] : []),
+    clientArgs: [
+      '--http-proxy',
+      hostPortArg(o.httpProxy),
+      '--dashboard',
+      hostPortArg(o.dashboard),
+      ...(o.metrics ? ['--metrics', '127.0.0.1:0'] : []),
+    ],
+    onReady: (p) => say(progressLine(p, o.relays + 2, ++up, performance.now() - t0)),
   });
   onShutdown(() => net.stop());
   const socks = `${net.socksHost}:${net.socksPort}`;
-  announceReady({ socks, directory: net.directoryUrl, key: net.directoryKey });
+  const client = net.processes.find((p) => p.name === 'client')?.ready ?? {};
+  announceReady({
+    socks,
+    directory: net.directoryUrl,
+    key: net.directoryKey,
+    ...(client.http ? { http: client.http } : {}),
+    ...(client.dashboard ? { dashboard: client.dashboard } : {}),
+  });
   say(`network ready in ${Math.round(net.readyAfterMs)} ms`);
   say(`  directory: ${net.directoryUrl} (status page in a browser)`);
-  for (const r of net.relays)
-    say(`  ${r.ready.nickname}: ${r.ready.address}:${r.ready.port}${r.ready.exit === '1' ? ' (exit)' : ''}`);
-  say(`  SOCKS5 proxy: ${socks}`);
-  say(`try: curl --socks5-hostname ${socks} http://example.com/   (exits here allow loopback destinations)`);
+  say(`  directory key: ${net.directoryKey}`);
+  for (const line of usageLines(client)) say(line);
   if (o.demo) {
     const web = await startDemoWebServer();
     say(`\nfetching ${web.url} through the network...`);

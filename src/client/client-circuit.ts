@@ -7,9 +7,10 @@ import { type NtorClientState, ntorClientFinish, ntorClientStart } from '../cryp
 import { type HopCrypto, hopCrypto } from '../crypto/relay-crypto.js';
 import { AlliumError } from '../errors.js';
 import type { Link } from '../net/link.js';
-import { type Cell, encodeCell } from '../wire/cell.js';
+import type { Cell } from '../wire/cell.js';
 import { decodeCreated, decodeDestroy, encodeCreate, encodeDestroy } from '../wire/cell-bodies.js';
 import {
+  CELL_BODY_LEN,
   CellCommand,
   DestroyReason,
   destroyReasonName,
@@ -19,7 +20,7 @@ import {
   RelayCommand,
 } from '../wire/constants.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
-import { buildRelayBody, readRelayHeader, relayData } from '../wire/relay-cell.js';
+import { readRelayHeader, relayData, writeRelayBody } from '../wire/relay-cell.js';
 import {
   decodeEnd,
   decodeExtended,
@@ -72,8 +73,8 @@ export class ClientCircuit {
     readonly circId: number,
     private readonly onClosed: (c: ClientCircuit) => void,
   ) {
-    this.mux = new StreamMux((command, streamId, data) =>
-      this.sendRelay(this.hops.length - 1, command, streamId, data),
+    this.mux = new StreamMux((command, streamId, datas) =>
+      this.sendRelayMany(this.hops.length - 1, command, streamId, datas),
     );
   }
 
@@ -100,11 +101,9 @@ export class ClientCircuit {
       const done = this.awaitHandshake(state, relay);
       if (i === 0) {
         this.link.send(
-          encodeCell(
-            this.circId,
-            CellCommand.CREATE,
-            encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin),
-          ),
+          this.circId,
+          CellCommand.CREATE,
+          encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin),
         );
       } else {
         const extend = encodeExtend({
@@ -162,14 +161,32 @@ export class ClientCircuit {
     data: Buffer,
     cellCommand: number = CellCommand.RELAY,
   ): Buffer {
-    const body = buildRelayBody(command, streamId, data);
-    const tag = this.hops[hop].crypto.forward.seal(body);
-    if (this.closed) return tag;
-    let enc = body;
-    for (let i = hop; i >= 0; i--) enc = this.hops[i].crypto.forward.crypt(enc);
-    this.link.send(encodeCell(this.circId, cellCommand, enc));
+    return this.sendRelayMany(hop, command, streamId, [data], cellCommand)[0];
+  }
+
+  /** One cell per entry of `datas` for hop `hop`: sealed one by one, layered in one cipher call per hop. */
+  private sendRelayMany(
+    hop: number,
+    command: number,
+    streamId: number,
+    datas: Buffer[],
+    cellCommand: number = CellCommand.RELAY,
+  ): Buffer[] {
+    const batch = Buffer.allocUnsafe(datas.length * CELL_BODY_LEN);
+    const tags: Buffer[] = [];
+    for (let k = 0; k < datas.length; k++) {
+      const body = batch.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN);
+      writeRelayBody(body, command, streamId, datas[k]);
+      tags.push(this.hops[hop].crypto.forward.seal(body));
+    }
+    if (this.closed) return tags;
+    let enc: Buffer = batch;
+    for (let i = hop; i >= 0; i--) enc = this.hops[i].crypto.forward.cryptMany(enc);
+    for (let k = 0; k < datas.length; k++) {
+      this.link.send(this.circId, cellCommand, enc.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN));
+    }
     this.lastUsed = Date.now();
-    return tag;
+    return tags;
   }
 
   /** Opens a stream to host:port at the exit; resolves once the exit says CONNECTED. */
@@ -230,20 +247,56 @@ export class ClientCircuit {
     }
   }
 
-  private onRelay(cellBody: Buffer): void {
-    let body = cellBody;
-    for (let i = 0; i < this.hops.length; i++) {
-      body = this.hops[i].crypto.backward.crypt(body);
-      const tag = this.hops[i].crypto.backward.recognize(body);
-      if (tag) {
-        this.onRelayMessage(i, body, tag);
-        return;
+  /** Cells for this circuit that arrived together: relay cells are peeled hop by hop in one cipher call per hop. */
+  onCells(cells: Cell[]): void {
+    let relayBodies: Buffer[] = [];
+    for (const cell of cells) {
+      if (this.closed) return;
+      if (cell.command === CellCommand.RELAY) {
+        relayBodies.push(cell.body);
+        continue;
       }
+      if (relayBodies.length > 0) this.onRelayBatch(relayBodies);
+      relayBodies = [];
+      this.onCell(cell);
     }
-    this.destroy(
-      DestroyReason.INTEGRITY,
-      'a cell from the network failed its integrity check (tampered or corrupt)',
-    );
+    if (relayBodies.length > 0 && !this.closed) this.onRelayBatch(relayBodies);
+  }
+
+  private onRelay(cellBody: Buffer): void {
+    this.onRelayBatch([cellBody]);
+  }
+
+  /**
+   * Peels hop 1's layer off every body, hands on the ones hop 1 sent, peels hop 2's off the rest, and so
+   * on: the same keystream positions as one cell at a time, in one cipher call per hop.
+   */
+  private onRelayBatch(bodies: Buffer[]): void {
+    try {
+      let pending = bodies;
+      for (let i = 0; i < this.hops.length && pending.length > 0; i++) {
+        const cipher = this.hops[i].crypto.backward;
+        const peeled =
+          pending.length === 1 ? cipher.crypt(pending[0]) : cipher.cryptMany(Buffer.concat(pending));
+        const rest: Buffer[] = [];
+        for (let k = 0; k < pending.length; k++) {
+          if (this.closed) return;
+          const body = peeled.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN);
+          const tag = cipher.recognize(body);
+          if (tag) this.onRelayMessage(i, body, tag);
+          else rest.push(body);
+        }
+        pending = rest;
+      }
+      if (pending.length > 0 && !this.closed) {
+        this.destroy(
+          DestroyReason.INTEGRITY,
+          'a cell from the network failed its integrity check (tampered or corrupt)',
+        );
+      }
+    } catch (err) {
+      this.destroy(DestroyReason.PROTOCOL, `protocol error: ${(err as Error).message}`);
+    }
   }
 
   private onRelayMessage(hop: number, body: Buffer, tag: Buffer): void {
@@ -304,7 +357,7 @@ export class ClientCircuit {
   /** Tears the circuit down and tells the entry. */
   destroy(reason: number, why: string, remoteReason?: number): void {
     if (this.closed) return;
-    this.link.send(encodeCell(this.circId, CellCommand.DESTROY, encodeDestroy(reason)));
+    this.link.send(this.circId, CellCommand.DESTROY, encodeDestroy(reason));
     this.close(remoteReason ?? reason, why);
   }
 

@@ -8,9 +8,10 @@ import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
 import { connectLink, type Link } from '../net/link.js';
-import { CIRC_ID_INITIATOR_BIT, EndReason } from '../wire/constants.js';
+import { CIRC_ID_INITIATOR_BIT, DestroyReason, EndReason } from '../wire/constants.js';
 import type { Consensus, ConsensusRelay } from '../wire/directory-docs.js';
 import { CircuitError, ClientCircuit } from './client-circuit.js';
+import { ConsensusKeeper } from './consensus-keeper.js';
 
 export interface ClientOptions {
   directoryUrl: string;
@@ -23,6 +24,8 @@ export interface ClientOptions {
   /** Consensus wait at start: keep asking until it lists this many relays. */
   minRelays?: number;
   startTimeoutMs?: number;
+  /** Caches the last verified consensus here, so a restart rides out a directory outage. */
+  dataDir?: string;
   logger?: Logger;
 }
 
@@ -34,13 +37,12 @@ export interface ConnectOptions {
 export class ClientError extends AlliumError {}
 
 export class AlliumClient {
-  private consensus: Consensus | null = null;
+  private readonly keeper: ConsensusKeeper;
   private readonly directory: DirectoryClient;
   private readonly links = new Map<string, Promise<Link>>();
   private readonly circuitsByLink = new Map<Link, Map<number, ClientCircuit>>();
   private readonly circuits = new Set<ClientCircuit>();
   private readonly building = new Map<string, Promise<ClientCircuit>>();
-  private refreshTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
   readonly pathLength: number;
   readonly stats = {
@@ -55,6 +57,12 @@ export class AlliumClient {
   private constructor(private readonly opts: ClientOptions) {
     this.directory = new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey });
     this.log = opts.logger ?? silentLogger;
+    this.keeper = new ConsensusKeeper({
+      source: this.directory,
+      directoryKey: opts.directoryKey,
+      dataDir: opts.dataDir,
+      logger: this.log,
+    });
     this.pathLength = opts.pathLength ?? 3;
     if (this.pathLength < 3 && !opts.allowShortPaths) {
       throw new ClientError(
@@ -67,9 +75,9 @@ export class AlliumClient {
   /** Fetches and verifies the consensus (waiting for `minRelays` relays), then is ready to connect. */
   static async start(opts: ClientOptions): Promise<AlliumClient> {
     const c = new AlliumClient(opts);
+    await c.keeper.load();
     await c.waitForConsensus(opts.minRelays ?? c.pathLength, opts.startTimeoutMs ?? 30_000);
-    c.refreshTimer = setInterval(() => c.refreshConsensus().catch(() => {}), 30_000);
-    c.refreshTimer.unref();
+    c.keeper.start();
     return c;
   }
 
@@ -79,16 +87,23 @@ export class AlliumClient {
     for (;;) {
       try {
         await this.refreshConsensus();
-        const running = this.consensus!.relays.length;
-        if (running >= minRelays && this.consensus!.relays.some((r) => r.flags.includes('Exit'))) return;
-        lastErr = new ClientError(
+        lastErr = null;
+      } catch (err) {
+        lastErr = err as Error;
+        // A forged, stale or rolled-back consensus will not fix itself by waiting; without a cached
+        // consensus to fall back on, say so now.
+        const code = (err as AlliumError).code ?? '';
+        if (!this.consensus && /^ALLIUM_CONSENSUS_(SIGNATURE|EXPIRED|ROLLBACK)$/.test(code)) throw err;
+      }
+      // Through a directory outage the cached consensus serves.
+      const c = this.consensus;
+      if (c) {
+        const running = c.relays.length;
+        if (running >= minRelays && c.relays.some((r) => r.flags.includes('Exit'))) return;
+        lastErr ??= new ClientError(
           'ALLIUM_CLIENT_TOO_FEW_RELAYS',
           `the consensus lists ${running} relays; waiting for ${minRelays} and an exit`,
         );
-      } catch (err) {
-        lastErr = err as Error;
-        // A forged or expired consensus will not fix itself by waiting.
-        if ((err as AlliumError).code?.startsWith('ALLIUM_CONSENSUS_SIGNATURE')) throw err;
       }
       if (Date.now() > deadline) throw lastErr;
       await new Promise((r) => setTimeout(r, 100));
@@ -96,9 +111,12 @@ export class AlliumClient {
   }
 
   async refreshConsensus(): Promise<Consensus> {
-    const c = await this.directory.consensus({ minSerial: this.consensus?.serial });
-    this.consensus = c;
-    return c;
+    return this.keeper.refresh();
+  }
+
+  /** The newest verified consensus while it is valid (through a directory outage too), else null. */
+  private get consensus(): Consensus | null {
+    return this.keeper.current;
   }
 
   get currentConsensus(): Consensus | null {
@@ -121,7 +139,13 @@ export class AlliumClient {
           cells: (cells) => {
             const map = this.circuitsByLink.get(link);
             if (!map) return;
-            for (const cell of cells) map.get(cell.circId)?.onCell(cell);
+            // Hand each circuit its cells of this frame together, so it can peel them in batches.
+            for (let i = 0; i < cells.length; ) {
+              let j = i + 1;
+              while (j < cells.length && cells[j].circId === cells[i].circId) j++;
+              map.get(cells[i].circId)?.onCells(j - i === 1 ? [cells[i]] : cells.slice(i, j));
+              i = j;
+            }
           },
           close: () => {
             this.links.delete(relayId);
@@ -151,7 +175,7 @@ export class AlliumClient {
   ): Promise<ClientCircuit> {
     if (this.closedFlag) throw new ClientError('ALLIUM_CLIENT_CLOSED', 'the client is closed');
     const consensus = this.consensus;
-    if (!consensus) throw new ClientError('ALLIUM_CLIENT_NO_CONSENSUS', 'no consensus yet');
+    if (!consensus) throw this.keeper.noConsensusError();
     const path =
       opts.path ??
       choosePath(consensus.relays, { length: this.pathLength, target: opts.target, exclude: opts.exclude });
@@ -256,6 +280,10 @@ export class AlliumClient {
         lastErr = err as Error;
         // The exit answered: its answer stands (retrying elsewhere would only repeat the request).
         if (err instanceof StreamError && err.code === 'ALLIUM_STREAM_REFUSED') break;
+        // No answer at all: a relay on the path is gone. Retire the circuit, or every later stream
+        // would wait out the same timeout on it (test/hosts: a cut middle relay cost each request 30 s).
+        if (err instanceof StreamError && err.code === 'ALLIUM_STREAM_TIMEOUT')
+          circ.destroy(DestroyReason.TIMEOUT, `no answer to a stream request: ${err.message}`);
       }
     }
     this.stats.streamsFailed++;
@@ -278,7 +306,7 @@ export class AlliumClient {
 
   async close(): Promise<void> {
     this.closedFlag = true;
-    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.keeper.stop();
     for (const c of [...this.circuits]) {
       // Closing the client is not an error for streams still open: end them quietly.
       for (const s of c.streams()) s.destroy();

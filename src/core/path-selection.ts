@@ -1,10 +1,15 @@
-// Implements docs/protocol.md §7 from the client's side, and path choice: N distinct relays, the exit
-// chosen first among those whose published policy may allow the target, each weighted by bandwidth.
+// Implements docs/protocol.md §7 from the client's side, and path choice: N distinct relays, no two in
+// one /16 (IPv4) or /32 (IPv6) or one declared family, the exit chosen first among those whose
+// published policy may allow the target, the entry from the client's guards when it has them, each
+// weighted by a bandwidth clamped so that no relay's self-reported figure can take every circuit.
 import { AlliumError } from '../errors.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
 import { ExitPolicy, parseIp } from './exit-policy.js';
 
 export class PathError extends AlliumError {}
+
+/** A relay's self-reported bandwidth counts for at most this many times the median of the consensus. */
+export const BANDWIDTH_CLAMP_FACTOR = 10;
 
 export interface PathOptions {
   length: number;
@@ -14,6 +19,20 @@ export interface PathOptions {
   exclude?: Set<string>;
   /** Randomness in [0, 1): injectable for tests. */
   random?: () => number;
+  /**
+   * No two relays of a path in one /16 (IPv4) or /32 (IPv6). `true` enforces it always; `false`
+   * never (a test network on one host); unset ('auto') enforces it unless every running relay sits
+   * in one such subnet, where no path could be built anyway: that is a test network on one host
+   * (all on 127.0.0.1) or a network run by one operator, and a path through it hides nothing more
+   * by refusing to run.
+   */
+  enforceSubnets?: boolean;
+  /**
+   * Entry guards (relay ids, in order of preference; see src/client/guards.ts). When given, the entry
+   * is the first of them that is running, not excluded and compatible with the chosen exit; when
+   * none is, the path fails (ALLIUM_PATH_NO_GUARD) rather than falling back to a random entry.
+   */
+  guards?: string[];
 }
 
 const policyCache = new WeakMap<ConsensusRelay, ExitPolicy>();
@@ -33,11 +52,73 @@ export function exitMayAllow(r: ConsensusRelay, target: { host: string; port: nu
   return parseIp(target.host) ? policy.allows(target.host, target.port) : policy.mayAllowPort(target.port);
 }
 
-function weightedPick(candidates: ConsensusRelay[], random: () => number): ConsensusRelay {
-  const total = candidates.reduce((s, r) => s + Math.max(1, r.bandwidth), 0);
+/**
+ * The subnet a relay's address falls in for path diversity: the first 2 bytes of an IPv4 address
+ * (IPv4-mapped IPv6 included) or the first 4 of an IPv6 one, as a string key. Null for an address
+ * that does not parse (the consensus validates addresses, so only hand-made relays have one).
+ */
+export function subnetKey(address: string): string | null {
+  const ip = parseIp(address);
+  if (!ip) return null;
+  if (ip.length === 4) return `4:${ip[0]}.${ip[1]}`;
+  const mapped = ip.subarray(0, 10).every((b) => b === 0) && ip[10] === 0xff && ip[11] === 0xff;
+  if (mapped) return `4:${ip[12]}.${ip[13]}`;
+  return `6:${ip.subarray(0, 4).toString('hex')}`;
+}
+
+/** Relays declaring each other in `family` (both ways, as in Tor) are run by one operator. */
+export function sameFamily(a: ConsensusRelay, b: ConsensusRelay): boolean {
+  const fa = (a as { family?: string[] }).family;
+  const fb = (b as { family?: string[] }).family;
+  return !!fa && !!fb && fa.includes(b.id) && fb.includes(a.id);
+}
+
+/** May `a` and `b` be on one path? */
+export function compatible(a: ConsensusRelay, b: ConsensusRelay, enforceSubnets: boolean): boolean {
+  if (a.id === b.id) return false;
+  if (sameFamily(a, b)) return false;
+  if (enforceSubnets) {
+    const sa = subnetKey(a.address);
+    if (sa !== null && sa === subnetKey(b.address)) return false;
+  }
+  return true;
+}
+
+/** Whether the subnet rule applies to this set of relays under `opt` (see PathOptions.enforceSubnets). */
+export function subnetsEnforced(relays: ConsensusRelay[], opt: boolean | undefined): boolean {
+  if (opt !== undefined) return opt;
+  const keys = new Set(relays.map((r) => subnetKey(r.address)));
+  return keys.size > 1;
+}
+
+function median(values: number[]): number {
+  if (values.length === 0) return 1;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/**
+ * Path-selection weight of each relay: its bandwidth (at least 1), clamped to BANDWIDTH_CLAMP_FACTOR
+ * times the median over `relays`. Bandwidth is self-reported, so without the clamp one relay
+ * claiming 10^15 bytes/s would be on nearly every circuit.
+ */
+export function bandwidthWeights(relays: ConsensusRelay[]): Map<string, number> {
+  const bws = relays.map((r) => Math.max(1, Number.isFinite(r.bandwidth) ? r.bandwidth : 1));
+  const cap = Math.max(1, median(bws) * BANDWIDTH_CLAMP_FACTOR);
+  return new Map(relays.map((r, i) => [r.id, Math.min(bws[i], cap)]));
+}
+
+function weightedPick(
+  candidates: ConsensusRelay[],
+  weights: Map<string, number>,
+  random: () => number,
+): ConsensusRelay {
+  const w = (r: ConsensusRelay) => weights.get(r.id) ?? 1;
+  const total = candidates.reduce((s, r) => s + w(r), 0);
   let x = random() * total;
   for (const r of candidates) {
-    x -= Math.max(1, r.bandwidth);
+    x -= w(r);
     if (x < 0) return r;
   }
   return candidates[candidates.length - 1];
@@ -48,7 +129,23 @@ export function choosePath(relays: ConsensusRelay[], opts: PathOptions): Consens
   const random = opts.random ?? Math.random;
   if (opts.length < 1) throw new PathError('ALLIUM_PATH_LENGTH', 'a path needs at least one relay');
   const usable = relays.filter((r) => r.flags.includes('Running') && !opts.exclude?.has(r.id));
-  const exits = usable.filter(
+  const subnets = subnetsEnforced(usable, opts.enforceSubnets);
+  const weights = bandwidthWeights(usable);
+  const ok = (r: ConsensusRelay, path: ConsensusRelay[]) => path.every((p) => compatible(r, p, subnets));
+
+  let guards: ConsensusRelay[] | null = null;
+  if (opts.guards) {
+    const byId = new Map(usable.map((r) => [r.id, r]));
+    guards = opts.guards.map((id) => byId.get(id)).filter((r): r is ConsensusRelay => r !== undefined);
+    if (guards.length === 0) {
+      throw new PathError(
+        'ALLIUM_PATH_NO_GUARD',
+        "none of this client's entry guards is running in the consensus: wait for them to return, or delete guards.json in the data directory to choose new ones",
+      );
+    }
+  }
+
+  let exits = usable.filter(
     (r) => r.flags.includes('Exit') && (!opts.target || exitMayAllow(r, opts.target)),
   );
   if (exits.length === 0) {
@@ -65,17 +162,46 @@ export function choosePath(relays: ConsensusRelay[], opts: PathOptions): Consens
       `a ${opts.length}-hop path needs ${opts.length} distinct running relays; the consensus has ${usable.length}`,
     );
   }
-  const exit = weightedPick(exits, random);
-  const path: ConsensusRelay[] = [];
-  const used = new Set([exit.id]);
-  for (let i = 0; i < opts.length - 1; i++) {
-    // Prefer non-exits for entry and middle, so exit capacity is kept for exiting.
-    const rest = usable.filter((r) => !used.has(r.id));
-    const nonExit = rest.filter((r) => !r.flags.includes('Exit'));
-    const r = weightedPick(nonExit.length > 0 ? nonExit : rest, random);
-    used.add(r.id);
-    path.push(r);
+  if (guards && opts.length > 1) {
+    const g = guards;
+    exits = exits.filter((e) => g.some((x) => compatible(x, e, subnets)));
+    if (exits.length === 0) {
+      throw new PathError(
+        'ALLIUM_PATH_NO_GUARD',
+        "every usable exit shares a subnet or family with all of this client's entry guards",
+      );
+    }
   }
-  path.push(exit);
-  return path;
+
+  // A few tries: an unlucky early pick (say, a middle in the only other subnet) can leave no room.
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const exit = weightedPick(exits, weights, random);
+    const path: ConsensusRelay[] = [];
+    if (opts.length > 1 && guards) {
+      const entry = guards.find((g) => ok(g, [exit]));
+      if (!entry) continue;
+      path.push(entry);
+    }
+    let stuck = false;
+    while (path.length < opts.length - 1) {
+      const chosen = [...path, exit];
+      const rest = usable.filter((r) => ok(r, chosen));
+      if (rest.length === 0) {
+        stuck = true;
+        break;
+      }
+      // Prefer non-exits for entry and middle, so exit capacity is kept for exiting.
+      const nonExit = rest.filter((r) => !r.flags.includes('Exit'));
+      path.push(weightedPick(nonExit.length > 0 ? nonExit : rest, weights, random));
+    }
+    if (stuck) continue;
+    path.push(exit);
+    return path;
+  }
+  throw new PathError(
+    'ALLIUM_PATH_DIVERSITY',
+    `cannot find ${opts.length} running relays in distinct /16 (IPv4) or /32 (IPv6) subnets and families` +
+      (opts.target ? ` with an exit that allows ${opts.target.host}:${opts.target.port}` : '') +
+      (guards ? " starting at one of this client's entry guards" : ''),
+  );
 }

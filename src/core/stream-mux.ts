@@ -17,8 +17,8 @@ export class StreamError extends AlliumError {
   }
 }
 
-/** How the mux sends a relay message on its circuit; returns the mac sealed on the cell. */
-export type CircuitSender = (command: number, streamId: number, data: Buffer) => Buffer;
+/** How the mux sends relay messages on its circuit: one cell per entry of `datas`; returns the macs sealed on them. */
+export type CircuitSender = (command: number, streamId: number, datas: Buffer[]) => Buffer[];
 
 /** A byte stream carried over a circuit. Writing sends DATA cells; reading yields the peer's DATA. */
 export class CircuitStream extends Duplex {
@@ -27,6 +27,8 @@ export class CircuitStream extends Duplex {
   private pendingBytes = 0;
   private pendingCallback: ((err?: Error | null) => void) | null = null;
   private unconsumed = 0;
+  private inbox: Buffer[] = [];
+  private inboxScheduled = false;
   private sentEnd = false;
   private gotEnd = false;
   bytesIn = 0;
@@ -55,9 +57,12 @@ export class CircuitStream extends Duplex {
     this.pump();
   }
 
-  /** Sends as much pending data as the stream and circuit windows allow. */
+  /** Sends as much pending data as the stream and circuit windows allow, as one batch of cells. */
   pump(): void {
-    while (this.pendingBytes > 0 && this.window.packageWindow > 0 && this.mux.window.packageWindow > 0) {
+    const pieces: Buffer[] = [];
+    let streamWindow = this.window.packageWindow;
+    let circuitWindow = this.mux.window.packageWindow;
+    while (this.pendingBytes > 0 && streamWindow > 0 && circuitWindow > 0) {
       const size = Math.min(RELAY_DATA_MAX, this.pendingBytes);
       let piece: Buffer;
       if (this.pending[0].length === size) piece = this.pending.shift()!;
@@ -77,9 +82,14 @@ export class CircuitStream extends Duplex {
         }
       }
       this.pendingBytes -= size;
-      this.window.onDataSent();
       this.bytesOut += size;
-      this.mux.sendData(this.streamId, piece);
+      streamWindow--;
+      circuitWindow--;
+      pieces.push(piece);
+    }
+    if (pieces.length > 0) {
+      for (let i = 0; i < pieces.length; i++) this.window.onDataSent();
+      this.mux.sendData(this.streamId, pieces);
     }
     if (this.pendingBytes === 0 && this.pendingCallback) {
       const cb = this.pendingCallback;
@@ -109,17 +119,31 @@ export class CircuitStream extends Duplex {
     cb(err);
   }
 
-  /** Peer DATA arrived. */
+  /** Peer DATA arrived. Cells that arrive together are pushed as one chunk (one write to the app's socket). */
   deliver(data: Buffer): void {
     this.window.onDataReceived();
     this.bytesIn += data.length;
-    if (this.push(data)) this.mux.consumed(this, 1);
-    else this.unconsumed++;
+    this.inbox.push(data);
+    if (!this.inboxScheduled) {
+      this.inboxScheduled = true;
+      queueMicrotask(() => this.flushInbox());
+    }
+  }
+
+  private flushInbox(): void {
+    this.inboxScheduled = false;
+    const inbox = this.inbox;
+    if (inbox.length === 0 || this.destroyed) return;
+    this.inbox = [];
+    if (this.push(inbox.length === 1 ? inbox[0] : Buffer.concat(inbox)))
+      this.mux.consumed(this, inbox.length);
+    else this.unconsumed += inbox.length;
   }
 
   /** Peer END arrived. */
   remoteEnd(reason: number): void {
     this.gotEnd = true;
+    this.flushInbox();
     if (reason === EndReason.DONE) {
       this.push(null);
       if (this.sentEnd) this.destroy();
@@ -138,7 +162,7 @@ export class CircuitStream extends Duplex {
   private sendEnd(reason: number): void {
     if (this.sentEnd) return;
     this.sentEnd = true;
-    this.mux.send(RelayCommand.END, this.streamId, encodeEnd(reason));
+    this.mux.sendOne(RelayCommand.END, this.streamId, encodeEnd(reason));
     if (this.gotEnd) setImmediate(() => this.destroy());
   }
 }
@@ -156,14 +180,18 @@ export class StreamMux {
     return s;
   }
 
-  sendData(streamId: number, data: Buffer): void {
-    const tag = this.send(RelayCommand.DATA, streamId, data);
-    this.window.onDataSent(tag);
+  sendData(streamId: number, pieces: Buffer[]): void {
+    for (const tag of this.send(RelayCommand.DATA, streamId, pieces)) this.window.onDataSent(tag);
+  }
+
+  /** Sends one relay message of this endpoint (not DATA). */
+  sendOne(command: number, streamId: number, data: Buffer): void {
+    this.send(command, streamId, [data]);
   }
 
   consumed(stream: CircuitStream, cells: number): void {
     const due = stream.window.onConsumed(cells);
-    for (let i = 0; i < due; i++) this.send(RelayCommand.SENDME, stream.streamId, Buffer.alloc(0));
+    for (let i = 0; i < due; i++) this.sendOne(RelayCommand.SENDME, stream.streamId, Buffer.alloc(0));
   }
 
   forget(streamId: number): void {
@@ -178,7 +206,7 @@ export class StreamMux {
     switch (command) {
       case RelayCommand.DATA: {
         const sendmeTag = this.window.onDataReceived(tag);
-        if (sendmeTag) this.send(RelayCommand.SENDME, 0, encodeCircuitSendme(sendmeTag));
+        if (sendmeTag) this.sendOne(RelayCommand.SENDME, 0, encodeCircuitSendme(sendmeTag));
         // DATA for a stream we already closed is normal (cells in flight); it still counted above.
         this.streams.get(streamId)?.deliver(data);
         return;

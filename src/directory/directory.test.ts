@@ -22,7 +22,8 @@ after(async () => {
 });
 
 async function startDir(over: Partial<DirectoryOptions> = {}): Promise<Directory> {
-  return Directory.start({ dataDir: over.dataDir ?? (await tempDir()), ...over });
+  // The relays here are signed descriptors with nobody behind them: no connect-back check unless a test sets one.
+  return Directory.start({ dataDir: over.dataDir ?? (await tempDir()), reachabilityCheck: false, ...over });
 }
 
 function clientFor(d: Directory): DirectoryClient {
@@ -313,7 +314,7 @@ describe('Directory over HTTP', () => {
     assert.match(html, /statusrelay/);
     assert.match(html, new RegExp(`data-relay-id="${r.descriptor.id}"`));
     assert.match(html, /127\.0\.0\.1:9001/);
-    assert.match(html, /Consensus serial/);
+    assert.match(html, /<dd id="serial">\d+<\/dd>/);
     assert.ok(!html.includes('<script>'));
     assert.ok(html.includes('&#60;script&#62;'));
   });

@@ -4,8 +4,10 @@ import type { FastifyInstance } from 'fastify';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryError } from './errors.js';
 import { createHttpApp } from './http.js';
+import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
+import { linkReachabilityCheck, type ReachabilityCheck } from './reachability.js';
 import { Registry } from './registry.js';
-import { DirectoryService, type ReachabilityCheck } from './service.js';
+import { DirectoryService } from './service.js';
 import { DirectoryStore } from './store.js';
 
 export interface DirectoryOptions {
@@ -23,8 +25,13 @@ export interface DirectoryOptions {
   consensusValidMs?: number;
   /** Default silentLogger. */
   logger?: Logger;
-  /** Run before a new or moved relay is listed; reject to keep it out. None by default. */
-  reachabilityCheck?: ReachabilityCheck;
+  /**
+   * Run before a new or moved relay is listed; reject to keep it out. Default: connect back and complete
+   * a link handshake proving the relay's identity (linkReachabilityCheck). `false` lists without checking.
+   */
+  reachabilityCheck?: ReachabilityCheck | false;
+  /** Per-address request rate limit (429 beyond it). Default 10/s with bursts of 60; `false`: none. */
+  rateLimit?: RateLimitOptions | false;
 }
 
 export const DEFAULT_RELAY_TTL_MS = 180_000;
@@ -41,6 +48,8 @@ export class Directory {
   /** Hex SHA-256 of the public key. */
   readonly id: string;
   readonly dataDir: string;
+  /** The per-address request limiter (its `limited` counts 429s), or null when disabled. */
+  rateLimiter: RateLimiter | null = null;
   private readonly app: FastifyInstance;
   private readonly service: DirectoryService;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -93,9 +102,11 @@ export class Directory {
       logger: log,
       freshMs,
       validMs,
-      reachabilityCheck: opts.reachabilityCheck,
+      reachabilityCheck:
+        opts.reachabilityCheck === false ? undefined : (opts.reachabilityCheck ?? linkReachabilityCheck()),
     });
-    const app = createHttpApp(service, log);
+    const rateLimiter = opts.rateLimit === false ? null : new RateLimiter(opts.rateLimit ?? {});
+    const app = createHttpApp(service, log, { rateLimiter });
     const host = opts.host ?? '127.0.0.1';
     await app.listen({ host, port: opts.port ?? 0 });
     const addr = app.server.address();
@@ -105,8 +116,18 @@ export class Directory {
     // Sweep often enough that a dead relay leaves within about 1/4 TTL after it expires.
     const sweepTimer = setInterval(() => service.sweep(), Math.min(Math.max(ttl / 4, 50), 10_000));
     sweepTimer.unref();
-    log.info({ url, id: service.directoryId, relays: registry.size }, 'directory listening');
-    return new Directory(app, service, url, opts.dataDir, sweepTimer);
+    log.info(
+      {
+        url,
+        id: service.directoryId,
+        relays: registry.size,
+        reachabilityCheck: opts.reachabilityCheck !== false,
+      },
+      'directory listening',
+    );
+    const dir = new Directory(app, service, url, opts.dataDir, sweepTimer);
+    dir.rateLimiter = rateLimiter;
+    return dir;
   }
 
   /** Stops listening, closes connections, and saves state. Safe to call twice. */

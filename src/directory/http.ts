@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { AlliumError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { DirectoryError, errorBody } from './errors.js';
+import type { RateLimiter } from './rate-limit.js';
 import type { DirectoryService } from './service.js';
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -81,7 +82,16 @@ function onClientError(err: Error & { code?: string }, socket: Socket): void {
   socket.destroySoon?.();
 }
 
-export function createHttpApp(service: DirectoryService, logger: Logger): FastifyInstance {
+export interface HttpLimits {
+  /** Per-address request limit (429 beyond it); null or unset: none. */
+  rateLimiter?: RateLimiter | null;
+}
+
+export function createHttpApp(
+  service: DirectoryService,
+  logger: Logger,
+  limits: HttpLimits = {},
+): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger,
     // Per-request lines would log every client's address: the service logs what matters itself.
@@ -99,6 +109,24 @@ export function createHttpApp(service: DirectoryService, logger: Logger): Fastif
       (reply as unknown as FastifyReply).code(400).send(errorBody('ALLIUM_HTTP_BAD_REQUEST', err.message));
     },
   }) as unknown as FastifyInstance;
+
+  const limiter = limits.rateLimiter;
+  if (limiter) {
+    // onRequest runs before the body is read, so a limited client costs no parsing.
+    app.addHook('onRequest', async (req, reply) => {
+      const addr = peerAddress(req.socket.remoteAddress);
+      if (limiter.take(addr)) return;
+      return reply
+        .code(429)
+        .header('retry-after', String(limiter.retryAfterSeconds(addr)))
+        .send(
+          errorBody(
+            'ALLIUM_HTTP_RATE_LIMITED',
+            `too many requests from this address: at most ${limiter.rate} a second (bursts of ${limiter.burst}); retry after the Retry-After seconds`,
+          ),
+        );
+    });
+  }
 
   // Only JSON bodies: anything else is a 415 rather than a string handed to the routes.
   app.removeContentTypeParser('text/plain');

@@ -3,15 +3,15 @@
 import { signConsensus } from '../core/documents.js';
 import type { IdentityKey } from '../crypto/keys.js';
 import type { Logger } from '../log.js';
-import type { Consensus, RelayDescriptor } from '../wire/directory-docs.js';
+import type { Consensus } from '../wire/directory-docs.js';
 import { buildConsensus, type ConsensusTiming, nextSerial } from './consensus.js';
 import { DirectoryError } from './errors.js';
+import type { ReachabilityCheck } from './reachability.js';
 import type { Registry, RelayRecord } from './registry.js';
 import { renderStatusPage } from './status-page.js';
 import type { DirectoryStore } from './store.js';
 
-/** Called before a new or changed relay is listed; throwing keeps it out (issue 3's reachability check). */
-export type ReachabilityCheck = (d: RelayDescriptor) => Promise<void>;
+export type { ReachabilityCheck } from './reachability.js';
 
 export interface RelayInfo {
   id: string;
@@ -111,6 +111,11 @@ export class DirectoryService {
   private readonly clock: () => number;
   private serial: number;
   private cache: CachedConsensus | null = null;
+  /** Counters for the metrics endpoint (docs/metrics.md). */
+  readonly stats = {
+    registrations: { new: 0, changed: 0, refreshed: 0, unreachable: 0 },
+    consensusFetches: 0,
+  };
 
   constructor(opts: DirectoryServiceOptions) {
     this.key = opts.key;
@@ -143,6 +148,7 @@ export class DirectoryService {
       try {
         await this.reachabilityCheck(d);
       } catch (err) {
+        this.stats.registrations.unreachable++;
         const why = err instanceof Error ? err.message : String(err);
         this.log.warn(
           { id: d.id, address: d.address, port: d.port, reason: why },
@@ -157,6 +163,7 @@ export class DirectoryService {
       }
     }
     const result = this.registry.commit(envelope, d, this.clock());
+    this.stats.registrations[result]++;
     if (result === 'refreshed') {
       this.saver.later();
     } else {
@@ -221,6 +228,7 @@ export class DirectoryService {
   }
 
   consensusJson(): string {
+    this.stats.consensusFetches++;
     return this.current().json;
   }
 
@@ -235,6 +243,8 @@ export class DirectoryService {
       consensus,
       directoryId: this.directoryId,
       now: this.clock(),
+      relayTtlMs: this.registry.ttlMs,
+      reachabilityCheck: this.reachabilityCheck !== undefined,
     });
   }
 

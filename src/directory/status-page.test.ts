@@ -45,17 +45,23 @@ describe('status page', () => {
     };
     const html = renderStatusPage({ relays: records, consensus, directoryId: 'cafe', now });
     assert.match(html, /<dd id="serial">77<\/dd>/);
-    assert.match(html, /<dd id="valid-until">2025-01-01T15:00:00Z<\/dd>/);
-    assert.match(html, /2 \(1 exits\)/);
+    assert.match(
+      html,
+      /<dd id="valid-until"><time datetime="2025-01-01T15:00:00Z">2025-01-01T15:00:00Z<\/time> <span class="rel">\(in 3h 00m\)<\/span><\/dd>/,
+    );
+    assert.match(html, /<dd id="valid-after">.*\(0s ago\)/);
+    assert.match(html, /2 relays, 1 exit</);
+    // Sorted by nickname for a person scanning the table.
+    assert.ok(html.indexOf('exitA') < html.indexOf('midB'));
     const rowOf = (id: string) => html.split('\n').find((l) => l.includes(`data-relay-id="${id}"`)) ?? '';
     const exitRow = rowOf(exit.descriptor.id);
     assert.match(exitRow, /exitA/);
-    assert.match(exitRow, /<td class="exit">exit<\/td>/);
+    assert.match(exitRow, /<td class="exit yes" title="accept 127\.0\.0\.0\/8:\*, reject \*:\*">exit<\/td>/);
     assert.match(exitRow, /127\.0\.0\.1:9001/);
-    assert.match(exitRow, /<td class="uptime">1h 00m<\/td>/);
+    assert.match(exitRow, /<td class="uptime" title="listed since 2025-01-01T11:00:00Z">1h 00m<\/td>/);
     assert.match(exitRow, /30s ago/);
     const midRow = rowOf(mid.descriptor.id);
-    assert.match(midRow, /<td class="exit">—<\/td>/);
+    assert.match(midRow, /<td class="exit" title="no exit policy">—<\/td>/);
     assert.match(midRow, /\[2001:db8::1\]:443/);
   });
 

@@ -8,7 +8,7 @@ export function escapeHtml(s: string): string {
 }
 
 function iso(ms: number): string {
-  return new Date(ms).toISOString().replace('.000Z', 'Z');
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** "3h 05m", "42s": short enough for a table cell. */
@@ -37,15 +37,39 @@ function hostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
+/** "in 45s" / "3m 05s ago": how far `t` is from `now`, for a person scanning the page. */
+export function relativeTime(t: number, now: number): string {
+  return t > now ? `in ${formatDuration(t - now)}` : `${formatDuration(now - t)} ago`;
+}
+
 export interface StatusPageInput {
   relays: readonly RelayRecord[];
   consensus: Consensus;
   directoryId: string;
   now: number;
+  /** Shown in the header when known. */
+  relayTtlMs?: number;
+  reachabilityCheck?: boolean;
 }
 
-export function renderStatusPage({ relays, consensus, directoryId, now }: StatusPageInput): string {
+function timeCell(id: string, label: string, t: number, now: number): string {
+  return (
+    `<dt>${label}</dt><dd id="${id}"><time datetime="${iso(t)}">${iso(t)}</time> ` +
+    `<span class="rel">(${relativeTime(t, now)})</span></dd>`
+  );
+}
+
+export function renderStatusPage(input: StatusPageInput): string {
+  const { consensus, directoryId, now } = input;
+  // Nickname order is what a person scans for; the id breaks ties between equal nicknames.
+  const relays = [...input.relays].sort(
+    (a, b) =>
+      a.descriptor.nickname.localeCompare(b.descriptor.nickname) ||
+      (a.descriptor.id < b.descriptor.id ? -1 : 1),
+  );
   const exits = relays.filter((r) => isExitDescriptor(r.descriptor)).length;
+  const totalBw = relays.reduce((sum, r) => sum + r.descriptor.bandwidth, 0);
+  const stale = now > consensus.freshUntil;
   const rows = relays
     .map((r) => {
       const d = r.descriptor;
@@ -54,10 +78,11 @@ export function renderStatusPage({ relays, consensus, directoryId, now }: Status
         `<tr data-relay-id="${escapeHtml(d.id)}">` +
         `<td class="nick">${escapeHtml(d.nickname)}</td>` +
         `<td class="id"><code title="${escapeHtml(d.id)}">${escapeHtml(d.id.slice(0, 16))}…</code></td>` +
-        `<td class="addr">${escapeHtml(hostPort(d.address, d.port))}</td>` +
-        `<td class="exit">${exit ? 'exit' : '—'}</td>` +
+        `<td class="addr"><code>${escapeHtml(hostPort(d.address, d.port))}</code></td>` +
+        `<td class="exit${exit ? ' yes' : ''}" title="${escapeHtml(d.exitPolicy.join(', ') || 'no exit policy')}">` +
+        `${exit ? 'exit' : '—'}</td>` +
         `<td class="bw">${escapeHtml(formatBandwidth(d.bandwidth))}</td>` +
-        `<td class="uptime">${escapeHtml(formatDuration(now - r.firstSeen))}</td>` +
+        `<td class="uptime" title="listed since ${escapeHtml(iso(r.firstSeen))}">${escapeHtml(formatDuration(now - r.firstSeen))}</td>` +
         `<td class="seen" title="${escapeHtml(iso(r.lastSeen))}">${escapeHtml(formatDuration(now - r.lastSeen))} ago</td>` +
         `<td class="ver">${escapeHtml(d.version)}</td>` +
         '</tr>'
@@ -65,37 +90,66 @@ export function renderStatusPage({ relays, consensus, directoryId, now }: Status
     })
     .join('\n');
   const empty = '<tr><td colspan="8" class="empty">No relays are listed.</td></tr>';
+  const settings: string[] = [];
+  if (input.relayTtlMs !== undefined)
+    settings.push(`relays drop out ${formatDuration(input.relayTtlMs)} after their last refresh`);
+  if (input.reachabilityCheck !== undefined)
+    settings.push(
+      input.reachabilityCheck
+        ? 'a relay is listed only once the directory completed a link handshake with it'
+        : 'relays are listed without a reachability check',
+    );
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="30">
 <title>Allium directory: ${relays.length} relays</title>
 <style>
-body { font: 14px/1.4 system-ui, sans-serif; margin: 2rem; color: #222; }
-h1 { font-size: 1.4rem; } table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid #ddd; }
-th { background: #f4f4f4; } code { font-size: 12px; } dl { display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; }
-dt { color: #666; } .exit { font-weight: 600; } .empty { color: #888; text-align: center; }
+:root { color-scheme: light dark; --line: #d8d8d8; --muted: #6b6b6b; --head: #f3f3f3; --ok: #1a7f37; }
+@media (prefers-color-scheme: dark) { :root { --line: #3a3a3a; --muted: #9a9a9a; --head: #222; --ok: #4ac26b; } }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; padding: 0 1rem; }
+h1 { font-size: 1.4rem; margin-bottom: .2rem; } .sub { color: var(--muted); margin-top: 0; }
+section.cards { display: flex; flex-wrap: wrap; gap: 1rem; margin: 1rem 0 1.5rem; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: .6rem 1rem; min-width: 9rem; }
+.card .n { font-size: 1.5rem; font-weight: 600; } .card .l { color: var(--muted); }
+dl { display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; }
+dt { color: var(--muted); } .rel { color: var(--muted); } .stale { color: #b35900; font-weight: 600; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
+th { background: var(--head); position: sticky; top: 0; } td.bw, td.uptime, td.seen { text-align: right; }
+code { font-size: 12px; } .exit.yes { color: var(--ok); font-weight: 600; } .empty { color: var(--muted); text-align: center; }
+footer { color: var(--muted); margin-top: 1.5rem; }
 </style>
 </head>
 <body>
 <h1>Allium directory</h1>
+<p class="sub">Directory id <code id="directory-id">${escapeHtml(directoryId)}</code></p>
+<section class="cards">
+<div class="card"><div class="n" id="relay-total">${relays.length}</div><div class="l">relays listed</div></div>
+<div class="card"><div class="n" id="exit-total">${exits}</div><div class="l">exits</div></div>
+<div class="card"><div class="n">${escapeHtml(formatBandwidth(totalBw))}</div><div class="l">advertised bandwidth</div></div>
+</section>
+<h2>Consensus</h2>
 <dl id="consensus">
-<dt>Directory id</dt><dd><code>${escapeHtml(directoryId)}</code></dd>
-<dt>Consensus serial</dt><dd id="serial">${consensus.serial}</dd>
-<dt>Valid after</dt><dd id="valid-after">${iso(consensus.validAfter)}</dd>
-<dt>Fresh until</dt><dd id="fresh-until">${iso(consensus.freshUntil)}</dd>
-<dt>Valid until</dt><dd id="valid-until">${iso(consensus.validUntil)}</dd>
-<dt>Relays</dt><dd id="relay-count">${relays.length} (${exits} exits)</dd>
+<dt>Serial</dt><dd id="serial">${consensus.serial}</dd>
+${timeCell('valid-after', 'Valid after', consensus.validAfter, now)}
+${timeCell('fresh-until', 'Fresh until', consensus.freshUntil, now)}
+${timeCell('valid-until', 'Valid until', consensus.validUntil, now)}
+<dt>Relays</dt><dd id="relay-count">${relays.length} relays, ${exits} ${exits === 1 ? 'exit' : 'exits'}${stale ? ' <span class="stale">(rebuilt on the next request)</span>' : ''}</dd>
 </dl>
+<h2>Relays</h2>
 <table id="relays">
 <thead><tr><th>Nickname</th><th>Id</th><th>Address</th><th>Exit</th><th>Bandwidth</th><th>Uptime</th><th>Last seen</th><th>Version</th></tr></thead>
 <tbody>
 ${relays.length > 0 ? rows : empty}
 </tbody>
 </table>
-<p>Generated ${iso(now)}. JSON API: <a href="/v1/consensus">/v1/consensus</a>, <a href="/v1/key">/v1/key</a>.</p>
+<footer>
+<p>Generated ${iso(now)}; this page reloads every 30 s.${settings.length > 0 ? ` Policy: ${escapeHtml(settings.join('; '))}.` : ''}</p>
+<p>JSON API: <a href="/v1/consensus">/v1/consensus</a> (signed), <a href="/v1/key">/v1/key</a>, <code>/v1/relays/&lt;id&gt;</code>.</p>
+</footer>
 </body>
 </html>
 `;

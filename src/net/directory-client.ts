@@ -21,14 +21,17 @@ import {
 export class DirectoryClientError extends AlliumError {
   readonly status: number | undefined;
   readonly remoteCode: string | undefined;
+  /** The directory's own explanation (its error body's message), for operators' logs. */
+  readonly remoteMessage: string | undefined;
   constructor(
     code: string,
     message: string,
-    opts: { status?: number; remoteCode?: string; cause?: unknown } = {},
+    opts: { status?: number; remoteCode?: string; remoteMessage?: string; cause?: unknown } = {},
   ) {
     super(code, message, { cause: opts.cause });
     this.status = opts.status;
     this.remoteCode = opts.remoteCode;
+    this.remoteMessage = opts.remoteMessage;
   }
 }
 
@@ -225,20 +228,14 @@ export class DirectoryClient {
       throw new DirectoryClientError(
         'ALLIUM_DIRECTORY_NOT_FOUND',
         `the directory has no such thing: ${what}`,
-        {
-          status: res.status,
-          remoteCode,
-        },
+        { status: res.status, remoteCode, remoteMessage },
       );
     }
     if (res.status >= 400 && res.status < 500) {
       throw new DirectoryClientError(
         'ALLIUM_DIRECTORY_REJECTED',
         `the directory refused the request: ${what}`,
-        {
-          status: res.status,
-          remoteCode,
-        },
+        { status: res.status, remoteCode, remoteMessage },
       );
     }
     throw new DirectoryClientError('ALLIUM_DIRECTORY_SERVER_ERROR', `the directory failed: ${what}`, {

@@ -13,16 +13,21 @@ export interface ExitConnection {
 
 export const EXIT_CONNECT_TIMEOUT_MS = 15_000;
 
+/** How the exit resolves names: dns.lookup's `all` form. Injectable so tests can play a rebinding DNS. */
+export type ExitLookup = (host: string) => Promise<Array<{ address: string; family: number }>>;
+const systemLookup: ExitLookup = (host) => lookup(host, { all: true, verbatim: true });
+
 export async function exitConnect(
   host: string,
   port: number,
   policy: ExitPolicy,
   timeoutMs = EXIT_CONNECT_TIMEOUT_MS,
+  resolve: ExitLookup = systemLookup,
 ): Promise<ExitConnection> {
   let address = host;
   if (net.isIP(host) === 0) {
     try {
-      const results = await lookup(host, { all: true, verbatim: true });
+      const results = await resolve(host);
       // Take the first address the policy allows, so one allowed answer is enough.
       const allowed = results.find((r) => policy.allows(r.address, port));
       if (!allowed) {

@@ -6,14 +6,23 @@ import { type IdentityKey, X25519Key } from '../crypto/keys.js';
 import { makeLinkCert, verifyLinkCert } from '../crypto/link-cert.js';
 import { type NoiseCipher, NoiseHandshake } from '../crypto/noise.js';
 import { AlliumError } from '../errors.js';
-import { type Cell, decodeCells } from '../wire/cell.js';
-import { CELL_LEN, MAX_CELLS_PER_FRAME } from '../wire/constants.js';
+import { type Cell, decodeCells, writeCell } from '../wire/cell.js';
+import { CELL_LEN, CellCommand, MAX_CELLS_PER_FRAME } from '../wire/constants.js';
+
+const EMPTY = Buffer.alloc(0);
+
 import { encodeFrameLength, FrameDecoder } from '../wire/frame-decoder.js';
 
 export class LinkError extends AlliumError {}
 
 const PROLOGUE = Buffer.from('allium-link-v1');
+/** Noise XX message 1 is `e` alone: a 32-byte X25519 public key and an empty payload. */
+const FIRST_MESSAGE_LEN = 32;
 export const LINK_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** A link that sent nothing for this long sends a PADDING cell, so its peer knows it is alive. */
+export const LINK_KEEPALIVE_MS = Number(process.env.ALLIUM_LINK_KEEPALIVE_MS ?? 5_000);
+/** A link that received nothing (not even PADDING) for this long is dead: a cut cable, a frozen peer. */
+export const LINK_DEAD_AFTER_MS = Number(process.env.ALLIUM_LINK_DEAD_AFTER_MS ?? 15_000);
 
 /** What a link needs to know about its own side. */
 export interface LinkIdentity {
@@ -36,11 +45,17 @@ export class Link {
   readonly peerRelayId: Buffer | null;
   readonly initiator: boolean;
   private handlers: LinkEvents = { cells: () => {}, close: () => {} };
-  private queue: Buffer[] = [];
+  /** Cells waiting for the next flush, as (circId, command, body) triples laid flat. */
+  private queue: (number | Buffer)[] = [];
   private flushScheduled = false;
   private closed = false;
   cellsIn = 0;
   cellsOut = 0;
+  /** Frames received before the owner attached its handlers, in order. */
+  private early: Buffer[] | null = null;
+  private lastReceived = Date.now();
+  private lastSent = Date.now();
+  private readonly liveness: NodeJS.Timeout;
 
   constructor(
     private readonly socket: net.Socket,
@@ -56,8 +71,22 @@ export class Link {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.close(err));
     socket.on('close', () => this.close());
+    // TCP alone notices a dead peer only when data is in flight; keepalives make silence mean death.
+    this.liveness = setInterval(
+      () => this.checkLiveness(),
+      Math.max(250, Math.min(LINK_KEEPALIVE_MS, LINK_DEAD_AFTER_MS) / 2),
+    );
+    this.liveness.unref();
     // Frames that arrived in the same chunk as the end of the handshake.
-    if (pendingFrames.length > 0) setImmediate(() => this.onFrames(pendingFrames));
+    // They wait one turn, so the owner can attach its handlers; later frames queue behind them.
+    if (pendingFrames.length > 0) {
+      this.early = pendingFrames;
+      setImmediate(() => {
+        const early = this.early ?? [];
+        this.early = null;
+        this.onFrames(early);
+      });
+    }
   }
 
   on(handlers: Partial<LinkEvents>): void {
@@ -77,10 +106,21 @@ export class Link {
     return this.socket.remoteAddress;
   }
 
-  /** Queues one encoded cell (CELL_LEN bytes). */
-  send(cell: Buffer): void {
+  private checkLiveness(): void {
+    const now = Date.now();
+    if (now - this.lastReceived > LINK_DEAD_AFTER_MS) {
+      this.close(
+        new LinkError('ALLIUM_LINK_DEAD', `nothing received from the peer for ${LINK_DEAD_AFTER_MS} ms`),
+      );
+      return;
+    }
+    if (now - this.lastSent >= LINK_KEEPALIVE_MS) this.send(0, CellCommand.PADDING, EMPTY);
+  }
+
+  /** Queues one cell; it goes out with every other cell queued in this turn of the event loop. */
+  send(circId: number, command: number, body: Buffer): void {
     if (this.closed) return;
-    this.queue.push(cell);
+    this.queue.push(circId, command, body);
     this.cellsOut++;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -88,23 +128,32 @@ export class Link {
     }
   }
 
+  /** Writes queued cells straight into frame buffers (one copy each), seals them, and writes them at once. */
   private flush(): void {
     this.flushScheduled = false;
     if (this.closed || this.queue.length === 0) return;
     const q = this.queue;
     this.queue = [];
-    const frames: Buffer[] = [];
-    for (let i = 0; i < q.length; i += MAX_CELLS_PER_FRAME) {
-      const n = Math.min(MAX_CELLS_PER_FRAME, q.length - i);
-      const plain = n === 1 ? q[i] : Buffer.concat(q.slice(i, i + n), n * CELL_LEN);
+    this.lastSent = Date.now();
+    const cells = q.length / 3;
+    this.socket.cork();
+    for (let first = 0; first < cells; first += MAX_CELLS_PER_FRAME) {
+      const n = Math.min(MAX_CELLS_PER_FRAME, cells - first);
+      const plain = Buffer.allocUnsafe(n * CELL_LEN);
+      for (let i = 0; i < n; i++) {
+        const at = (first + i) * 3;
+        writeCell(plain, i * CELL_LEN, q[at] as number, q[at + 1] as number, q[at + 2] as Buffer);
+      }
       const sealed = this.sendCipher.encrypt(plain);
-      frames.push(encodeFrameLength(sealed.length), sealed);
+      this.socket.write(encodeFrameLength(sealed.length));
+      this.socket.write(sealed);
     }
-    this.socket.write(Buffer.concat(frames));
+    this.socket.uncork();
   }
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
+    this.lastReceived = Date.now();
     let frames: Buffer[];
     try {
       frames = this.decoder.push(chunk);
@@ -112,7 +161,8 @@ export class Link {
       this.close(err as Error);
       return;
     }
-    this.onFrames(frames);
+    if (this.early) this.early.push(...frames);
+    else this.onFrames(frames);
   }
 
   private onFrames(frames: Buffer[]): void {
@@ -134,6 +184,7 @@ export class Link {
     if (this.closed) return;
     if (this.queue.length > 0 && !err) this.flush();
     this.closed = true;
+    clearInterval(this.liveness);
     this.queue = [];
     this.socket.end();
     this.socket.destroySoon?.();
@@ -190,6 +241,18 @@ function handshake(
       };
       const onData = (chunk: Buffer) => {
         let frames: Buffer[];
+        // The first message of XX is exactly one public key: anything else is not an Allium peer, so
+        // stop now rather than wait for a 64 KiB "frame" that will never come.
+        if (
+          !initiator &&
+          step === 0 &&
+          decoder.buffered === 0 &&
+          chunk.length >= 2 &&
+          chunk.readUInt16BE(0) !== FIRST_MESSAGE_LEN
+        ) {
+          fail(new LinkError('ALLIUM_LINK_HANDSHAKE', 'the peer does not speak the Allium link protocol'));
+          return;
+        }
         try {
           frames = decoder.push(chunk);
           for (let i = 0; i < frames.length; i++) {
@@ -274,6 +337,8 @@ export interface LinkListenerOptions {
   onLink(link: Link): void;
   onHandshakeError?(err: Error): void;
   timeoutMs?: number;
+  /** Handshakes in progress at once; connections beyond it are closed at once (default 256). */
+  maxPendingHandshakes?: number;
 }
 
 /** Accepts links on a TCP port. */
@@ -281,11 +346,27 @@ export class LinkListener {
   private constructor(private readonly server: net.Server) {}
 
   static listen(opts: LinkListenerOptions): Promise<LinkListener> {
+    let pending = 0;
+    const max = opts.maxPendingHandshakes ?? 256;
     const server = net.createServer((socket) => {
       socket.on('error', () => {});
+      if (pending >= max) {
+        socket.destroy();
+        opts.onHandshakeError?.(
+          new LinkError('ALLIUM_LINK_BUSY', `more than ${max} link handshakes in progress`),
+        );
+        return;
+      }
+      pending++;
       handshake(socket, false, opts.me, null, opts.timeoutMs ?? LINK_HANDSHAKE_TIMEOUT_MS).then(
-        (link) => opts.onLink(link),
-        (err) => opts.onHandshakeError?.(err),
+        (link) => {
+          pending--;
+          opts.onLink(link);
+        },
+        (err) => {
+          pending--;
+          opts.onHandshakeError?.(err);
+        },
       );
     });
     return new Promise((resolve, reject) => {

@@ -17,18 +17,38 @@ export interface SocksServerOptions {
   port: number;
   connect(req: SocksRequest): Promise<Duplex>;
   logger?: Logger;
+  /** A client must finish greeting, auth and request within this (default 10 s): slowloris. */
   handshakeTimeoutMs?: number;
+  /** Open connections at most (default 1024); more are closed at once and counted in `refused`. */
+  maxConnections?: number;
 }
+
+export const DEFAULT_SOCKS_MAX_CONNECTIONS = 1024;
+export const DEFAULT_SOCKS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export class SocksServer {
   private readonly sockets = new Set<net.Socket>();
+  /** Connections accepted (since start). */
   connections = 0;
+  /** Handshakes refused and requests the network could not serve. */
   failures = 0;
+  /** Connections closed at once because maxConnections were open. */
+  refused = 0;
+  /** Connections closed because the handshake did not finish in time. */
+  handshakeTimeouts = 0;
+  private readonly maxConnections: number;
 
   private constructor(
     private readonly server: net.Server,
     private readonly opts: SocksServerOptions,
-  ) {}
+  ) {
+    this.maxConnections = opts.maxConnections ?? DEFAULT_SOCKS_MAX_CONNECTIONS;
+  }
+
+  /** Connections open right now. */
+  get active(): number {
+    return this.sockets.size;
+  }
 
   static listen(opts: SocksServerOptions): Promise<SocksServer> {
     const server = net.createServer();
@@ -48,6 +68,13 @@ export class SocksServer {
   }
 
   private onConnection(socket: net.Socket): void {
+    if (this.sockets.size >= this.maxConnections) {
+      // Before any byte is read: a flood of idle connections costs one file descriptor each, briefly.
+      this.refused++;
+      socket.on('error', () => {});
+      socket.destroy();
+      return;
+    }
     this.connections++;
     this.sockets.add(socket);
     socket.setNoDelay(true);
@@ -55,7 +82,10 @@ export class SocksServer {
     socket.on('error', () => {});
     const log = this.opts.logger ?? silentLogger;
     const hs = new Socks5Handshake();
-    const timer = setTimeout(() => socket.destroy(), this.opts.handshakeTimeoutMs ?? 10_000);
+    const timer = setTimeout(() => {
+      this.handshakeTimeouts++;
+      socket.destroy();
+    }, this.opts.handshakeTimeoutMs ?? DEFAULT_SOCKS_HANDSHAKE_TIMEOUT_MS);
     const onData = (chunk: Buffer) => {
       let input = chunk;
       for (;;) {

@@ -19,9 +19,12 @@ test('a key file others can read is refused with a message saying how to fix it'
   const dir = mkdtempSync(join(tmpdir(), 'allium-keys-'));
   loadOrCreateIdentity(dir);
   chmodSync(join(dir, 'identity.key'), 0o644);
-  assert.throws(() => loadOrCreateIdentity(dir), (err: Error & { code: string }) => {
-    assert.equal(err.code, 'ALLIUM_KEY_PERMISSIONS');
-    assert.match(err.message, /chmod 600/);
-    return true;
-  });
+  assert.throws(
+    () => loadOrCreateIdentity(dir),
+    (err: Error & { code: string }) => {
+      assert.equal(err.code, 'ALLIUM_KEY_PERMISSIONS');
+      assert.match(err.message, /chmod 600/);
+      return true;
+    },
+  );
 });

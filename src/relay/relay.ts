@@ -13,7 +13,7 @@ import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
 import { exitConnect } from '../net/exit-connector.js';
 import { connectLink, type Link, type LinkIdentity, LinkListener } from '../net/link.js';
-import { type Cell, encodeCell } from '../wire/cell.js';
+import type { Cell } from '../wire/cell.js';
 import {
   decodeCreate,
   decodeCreated,
@@ -23,6 +23,7 @@ import {
   encodeDestroy,
 } from '../wire/cell-bodies.js';
 import {
+  CELL_BODY_LEN,
   CellCommand,
   CIRC_ID_INITIATOR_BIT,
   DestroyReason,
@@ -32,7 +33,7 @@ import {
   MAX_RELAY_EARLY,
   RelayCommand,
 } from '../wire/constants.js';
-import { buildRelayBody, readRelayHeader, relayData } from '../wire/relay-cell.js';
+import { readRelayHeader, relayData, writeRelayBody } from '../wire/relay-cell.js';
 import {
   decodeBegin,
   decodeExtend,
@@ -42,6 +43,7 @@ import {
   encodeTruncated,
 } from '../wire/relay-messages.js';
 import { loadOrCreateIdentity, loadOrCreateX25519 } from './keys-store.js';
+import { DEFAULT_RELAY_LIMITS, type RelayLimits, TokenBucket } from './limits.js';
 import { PRIVATE_REJECT_LINES } from './private-ranges.js';
 import { type CircuitSide, RelayCircuit } from './relay-circuit.js';
 
@@ -61,6 +63,8 @@ export interface RelayOptions {
   bandwidth?: number;
   refreshMs?: number;
   logger?: Logger;
+  /** Resource limits (defaults in limits.ts). */
+  limits?: Partial<RelayLimits>;
   /** Log destinations and peer addresses (off by default: relays keep no record of who talks to whom). */
   logSensitive?: boolean;
   /**
@@ -68,6 +72,17 @@ export interface RelayOptions {
    * (backward) its own layer, and with who it came from. It may change the body: a tagging relay.
    */
   inspect?: (body: Buffer, direction: 'forward' | 'backward', from: { peerRelayId: Buffer | null }) => void;
+}
+
+/** A relay cell whose body already had this hop's layer applied (in a batch). */
+type DecryptedCell = Cell & { decrypted?: boolean };
+
+function sameRelayRun(a: Cell, b: Cell): boolean {
+  return (
+    a.circId === b.circId &&
+    (a.command === CellCommand.RELAY || a.command === CellCommand.RELAY_EARLY) &&
+    (b.command === CellCommand.RELAY || b.command === CellCommand.RELAY_EARLY)
+  );
 }
 
 interface Entry {
@@ -90,7 +105,12 @@ export class Relay {
   private readonly directory: DirectoryClient;
   private refreshTimer: NodeJS.Timeout | null = null;
   address = '';
+  readonly limits: RelayLimits;
+  private readonly createBuckets = new WeakMap<Link, TokenBucket>();
+  private readonly idleSince = new Map<Link, number>();
+  private idleTimer: NodeJS.Timeout | null = null;
   readonly stats = {
+    limitRejections: 0,
     circuits: 0,
     cellsIn: 0,
     cellsOut: 0,
@@ -116,6 +136,7 @@ export class Relay {
     this.publishedPolicy =
       lines.length === 0 ? ['reject *:*'] : opts.allowPrivate ? lines : [...PRIVATE_REJECT_LINES, ...lines];
     this.log = (opts.logger ?? silentLogger).child({ relay: opts.nickname });
+    this.limits = { ...DEFAULT_RELAY_LIMITS, ...opts.limits };
     this.directory = new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey });
   }
 
@@ -139,6 +160,7 @@ export class Relay {
       host: this.opts.host ?? '127.0.0.1',
       port: this.opts.port ?? 0,
       me: this.linkMe,
+      maxPendingHandshakes: this.limits.pendingHandshakes,
       onLink: (link) => this.adopt(link),
       onHandshakeError: (err) => {
         this.stats.handshakeFailures++;
@@ -166,7 +188,15 @@ export class Relay {
       version: 'allium/0.1.0',
       published: Date.now(),
     });
-    await this.directory.register(env);
+    try {
+      await this.directory.register(env);
+    } catch (err) {
+      // The operator reads the directory's own reason: "not reachable from the directory at A:P: <reason>".
+      const e = err as { remoteCode?: string; remoteMessage?: string; message: string };
+      if (e.remoteCode === 'ALLIUM_RELAY_UNREACHABLE')
+        this.log.error({ code: e.remoteCode }, e.remoteMessage ?? e.message);
+      throw err;
+    }
     this.log.info({ address: this.address, port: this.port }, 'registered with the directory');
     if (!this.refreshTimer) {
       this.refreshTimer = setInterval(() => {
@@ -181,6 +211,7 @@ export class Relay {
   async stop(): Promise<void> {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     this.refreshTimer = null;
+    if (this.idleTimer) clearInterval(this.idleTimer);
     try {
       await this.directory.withdraw(signWithdraw(this.identity, { id: this.idHex, published: Date.now() }));
     } catch (err) {
@@ -194,6 +225,11 @@ export class Relay {
 
   private adopt(link: Link): void {
     this.circuits.set(link, new Map());
+    this.idleSince.set(link, Date.now());
+    if (!this.idleTimer) {
+      this.idleTimer = setInterval(() => this.closeIdleLinks(), Math.min(10_000, this.limits.idleLinkMs / 2));
+      this.idleTimer.unref();
+    }
     if (link.peerRelayId) {
       const hex = link.peerRelayId.toString('hex');
       if (!this.linksByPeer.has(hex)) this.linksByPeer.set(hex, Promise.resolve(link));
@@ -204,9 +240,29 @@ export class Relay {
     });
   }
 
+  /** Closes links that carried no circuit for idleLinkMs, and links whose peer stopped reading. */
+  private closeIdleLinks(): void {
+    const now = Date.now();
+    for (const [link, map] of this.circuits) {
+      if (link.writableLength > this.limits.linkQueueBytes) {
+        this.stats.limitRejections++;
+        link.close(
+          new AlliumError('ALLIUM_LINK_QUEUE', 'the peer stopped reading; its queue passed the limit'),
+        );
+        continue;
+      }
+      if (map.size > 0) {
+        this.idleSince.set(link, now);
+      } else if (now - (this.idleSince.get(link) ?? now) > this.limits.idleLinkMs) {
+        link.close();
+      }
+    }
+  }
+
   private onLinkClosed(link: Link, err?: Error): void {
     const map = this.circuits.get(link);
     this.circuits.delete(link);
+    this.idleSince.delete(link);
     if (link.peerRelayId) {
       const hex = link.peerRelayId.toString('hex');
       const p = this.linksByPeer.get(hex);
@@ -249,18 +305,41 @@ export class Relay {
     const map = this.circuits.get(link);
     if (!map) return;
     this.stats.cellsIn += cells.length;
-    for (const cell of cells) {
-      try {
-        this.onCell(link, map, cell);
-      } catch (err) {
-        // A bug or a hostile cell must cost one circuit at most, never the relay.
-        this.log.warn(
-          { err: (err as Error).message, code: (err as AlliumError).code },
-          'cell handling failed',
-        );
-        const entry = map.get(cell.circId);
-        if (entry) this.teardown(entry.circ, DestroyReason.PROTOCOL, null);
-      }
+    for (let i = 0; i < cells.length; ) {
+      // Relay cells of one circuit that arrived together get their layer in one cipher call.
+      let run = 1;
+      while (i + run < cells.length && sameRelayRun(cells[i], cells[i + run])) run++;
+      if (run > 1) this.decryptRun(map, cells, i, run);
+      for (let k = i; k < i + run; k++) this.onCellSafely(link, map, cells[k]);
+      i += run;
+    }
+  }
+
+  /** Applies this hop's layer to `run` relay cells of one circuit at once; their bodies become the result. */
+  private decryptRun(map: Map<number, Entry>, cells: Cell[], first: number, run: number): void {
+    const head = cells[first];
+    if (head.command !== CellCommand.RELAY && head.command !== CellCommand.RELAY_EARLY) return;
+    const entry = map.get(head.circId);
+    if (!entry) return;
+    const cipher = entry.side === 'prev' ? entry.circ.crypto.forward : entry.circ.crypto.backward;
+    const out = cipher.cryptMany(Buffer.concat(cells.slice(first, first + run).map((c) => c.body)));
+    for (let k = 0; k < run; k++) {
+      cells[first + k] = {
+        ...cells[first + k],
+        body: out.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN),
+        decrypted: true,
+      } as Cell;
+    }
+  }
+
+  private onCellSafely(link: Link, map: Map<number, Entry>, cell: Cell): void {
+    try {
+      this.onCell(link, map, cell);
+    } catch (err) {
+      // A bug or a hostile cell must cost one circuit at most, never the relay.
+      this.log.warn({ err: (err as Error).message, code: (err as AlliumError).code }, 'cell handling failed');
+      const entry = map.get(cell.circId);
+      if (entry) this.teardown(entry.circ, DestroyReason.PROTOCOL, null);
     }
   }
 
@@ -306,7 +385,17 @@ export class Relay {
     // The peer allocates ids with the high bit set exactly when it opened the link (§2.2).
     const peerBit = (circId & CIRC_ID_INITIATOR_BIT) !== 0;
     if (circId === 0 || map.has(circId) || peerBit === link.initiator) {
-      link.send(encodeCell(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.PROTOCOL)));
+      link.send(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.PROTOCOL));
+      return;
+    }
+    let bucket = this.createBuckets.get(link);
+    if (!bucket) {
+      bucket = new TokenBucket(this.limits.createsPerSecond, this.limits.createBurst);
+      this.createBuckets.set(link, bucket);
+    }
+    if (map.size >= this.limits.circuitsPerLink || !bucket.take()) {
+      this.stats.limitRejections++;
+      link.send(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.RESOURCELIMIT));
       return;
     }
     let reply: Buffer;
@@ -321,17 +410,17 @@ export class Relay {
     } catch (err) {
       this.stats.handshakeFailures++;
       this.log.debug({ err: (err as Error).message }, 'CREATE refused');
-      link.send(encodeCell(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.PROTOCOL)));
+      link.send(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.PROTOCOL));
       return;
     }
     map.set(circId, { circ, side: 'prev' });
     this.stats.circuits++;
-    link.send(encodeCell(circId, CellCommand.CREATED, encodeCreated(reply)));
+    link.send(circId, CellCommand.CREATED, encodeCreated(reply));
   }
 
   private onForward(circ: RelayCircuit, cell: Cell): void {
     circ.cellsForward++;
-    const body = circ.crypto.forward.crypt(cell.body);
+    const body = (cell as DecryptedCell).decrypted ? cell.body : circ.crypto.forward.crypt(cell.body);
     this.opts.inspect?.(body, 'forward', { peerRelayId: circ.prev.link.peerRelayId });
     const tag = circ.crypto.forward.recognize(body);
     if (tag) {
@@ -349,27 +438,43 @@ export class Relay {
       this.teardown(circ, DestroyReason.PROTOCOL, null);
       return;
     }
-    circ.next.link.send(encodeCell(circ.next.circId, cell.command, body));
+    circ.next.link.send(circ.next.circId, cell.command, body);
     this.stats.cellsOut++;
   }
 
   private onBackward(circ: RelayCircuit, cell: Cell): void {
     circ.cellsBackward++;
-    const body = circ.crypto.backward.crypt(cell.body);
+    const body = (cell as DecryptedCell).decrypted ? cell.body : circ.crypto.backward.crypt(cell.body);
     this.opts.inspect?.(body, 'backward', { peerRelayId: circ.next?.link.peerRelayId ?? null });
-    circ.prev.link.send(encodeCell(circ.prev.circId, CellCommand.RELAY, body));
+    circ.prev.link.send(circ.prev.circId, CellCommand.RELAY, body);
     this.stats.cellsOut++;
   }
 
   /** Seals a relay message from this hop and sends it toward the client. Returns its mac. */
   private sendBackward(circ: RelayCircuit, command: number, streamId: number, data: Buffer): Buffer {
-    const body = buildRelayBody(command, streamId, data);
-    const tag = circ.crypto.backward.seal(body);
-    if (!circ.closed) {
-      circ.prev.link.send(encodeCell(circ.prev.circId, CellCommand.RELAY, circ.crypto.backward.crypt(body)));
-      this.stats.cellsOut++;
+    return this.sendBackwardMany(circ, command, streamId, [data])[0];
+  }
+
+  /** Seals one cell per entry of `datas`, adds this hop's layer to all of them in one call, and sends them. */
+  private sendBackwardMany(circ: RelayCircuit, command: number, streamId: number, datas: Buffer[]): Buffer[] {
+    const batch = Buffer.allocUnsafe(datas.length * CELL_BODY_LEN);
+    const tags: Buffer[] = [];
+    for (let k = 0; k < datas.length; k++) {
+      const body = batch.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN);
+      writeRelayBody(body, command, streamId, datas[k]);
+      tags.push(circ.crypto.backward.seal(body));
     }
-    return tag;
+    if (circ.closed) return tags;
+    const sealed = circ.crypto.backward.cryptMany(batch);
+    for (let k = 0; k < datas.length; k++) {
+      circ.prev.link.send(
+        circ.prev.circId,
+        CellCommand.RELAY,
+        sealed.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN),
+      );
+    }
+    this.stats.cellsOut += datas.length;
+    return tags;
   }
 
   private onRelayMessage(circ: RelayCircuit, body: Buffer, tag: Buffer, early: boolean): void {
@@ -402,7 +507,9 @@ export class Relay {
 
   private muxOf(circ: RelayCircuit): StreamMux {
     if (!circ.mux)
-      circ.mux = new StreamMux((command, streamId, data) => this.sendBackward(circ, command, streamId, data));
+      circ.mux = new StreamMux((command, streamId, datas) =>
+        this.sendBackwardMany(circ, command, streamId, datas),
+      );
     return circ.mux;
   }
 
@@ -422,7 +529,7 @@ export class Relay {
         const next: CircuitSide = { link, circId };
         circ.next = next;
         map.set(circId, { circ, side: 'next' });
-        link.send(encodeCell(circId, CellCommand.CREATE, encodeCreate(req.htype, req.hdata)));
+        link.send(circId, CellCommand.CREATE, encodeCreate(req.htype, req.hdata));
       },
       (err) => {
         if (circ.closed) return;
@@ -447,6 +554,11 @@ export class Relay {
       return;
     }
     const { host, port } = decodeBegin(data);
+    if (mux.streams.size >= this.limits.streamsPerCircuit) {
+      this.stats.limitRejections++;
+      this.sendBackward(circ, RelayCommand.END, streamId, encodeEnd(EndReason.RESOURCELIMIT));
+      return;
+    }
     if (!this.policy.isExit()) {
       this.sendBackward(circ, RelayCommand.END, streamId, encodeEnd(EndReason.EXITPOLICY));
       return;
@@ -485,7 +597,7 @@ export class Relay {
     if (!next) return;
     circ.next = null;
     this.circuits.get(next.link)?.delete(next.circId);
-    next.link.send(encodeCell(next.circId, CellCommand.DESTROY, encodeDestroy(reason)));
+    next.link.send(next.circId, CellCommand.DESTROY, encodeDestroy(reason));
   }
 
   /** Forgets a circuit and tells the side(s) that did not already know. */
@@ -494,12 +606,10 @@ export class Relay {
     circ.mux?.closeAll(new StreamError('ALLIUM_CIRCUIT_DESTROYED', 'circuit destroyed', EndReason.DESTROY));
     circ.closed = true;
     this.circuits.get(circ.prev.link)?.delete(circ.prev.circId);
-    if (from !== 'prev')
-      circ.prev.link.send(encodeCell(circ.prev.circId, CellCommand.DESTROY, encodeDestroy(reason)));
+    if (from !== 'prev') circ.prev.link.send(circ.prev.circId, CellCommand.DESTROY, encodeDestroy(reason));
     if (circ.next) {
       this.circuits.get(circ.next.link)?.delete(circ.next.circId);
-      if (from !== 'next')
-        circ.next.link.send(encodeCell(circ.next.circId, CellCommand.DESTROY, encodeDestroy(reason)));
+      if (from !== 'next') circ.next.link.send(circ.next.circId, CellCommand.DESTROY, encodeDestroy(reason));
     }
   }
 }

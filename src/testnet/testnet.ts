@@ -27,6 +27,11 @@ export interface TestnetOptions {
   relayTtlSeconds?: number;
   /** Exits may reach loopback and private addresses (default true: the test web servers are local). */
   exitsAllowPrivate?: boolean;
+  /** Extra arguments for the directory and the client (e.g. --metrics, --http-proxy, --dashboard). */
+  directoryArgs?: string[];
+  clientArgs?: string[];
+  /** Called as each process becomes ready (progress display). */
+  onReady?: (p: ProcessInfo) => void;
 }
 
 export interface ProcessInfo {
@@ -35,13 +40,16 @@ export interface ProcessInfo {
   ready: Record<string, string>;
 }
 
+/** Extra node flags for every process, e.g. ALLIUM_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile. */
+const NODE_ARGS = (process.env.ALLIUM_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
 function startProcess(
   name: string,
   args: string[],
   onLog?: (name: string, line: string) => void,
   timeoutMs = 30_000,
 ): Promise<ProcessInfo> {
-  const proc = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...NODE_ARGS, CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let out = '';
     let errText = '';
@@ -149,9 +157,11 @@ export class Testnet {
         this.logLevel,
         '--relay-ttl',
         String(o.relayTtlSeconds ?? 180),
+        ...(o.directoryArgs ?? []),
       ],
       o.onLog,
     );
+    o.onReady?.(this.directory);
     this.directoryUrl = this.directory.ready.url;
     this.directoryKey = this.directory.ready.key;
     const exits = Math.min(o.relays, o.exits ?? Math.max(1, Math.floor(o.relays / 2)));
@@ -177,7 +187,12 @@ export class Testnet {
         ...exitArgs,
         ...(o.relayArgs?.(i) ?? []),
       ];
-      starts.push(startProcess(nickname, args, o.onLog));
+      starts.push(
+        startProcess(nickname, args, o.onLog).then((p) => {
+          o.onReady?.(p);
+          return p;
+        }),
+      );
     }
     const settled = await Promise.allSettled(starts);
     for (const s of settled) if (s.status === 'fulfilled') this.relays.push(s.value);
@@ -197,9 +212,11 @@ export class Testnet {
         `${socks.host.includes(':') ? `[${socks.host}]` : socks.host}:${socks.port}`,
         '--log-level',
         this.logLevel,
+        ...(o.clientArgs ?? []),
       ],
       o.onLog,
     );
+    o.onReady?.(this.clientProc);
     const [h, p] = splitHostPort(this.clientProc.ready.socks);
     this.socksHost = h;
     this.socksPort = p;

@@ -11,6 +11,7 @@ export const MAX_WITHDRAW_BYTES = 1024;
 export const MAX_SIGNATURE_CHARS = 256;
 export const MAX_EXIT_POLICY_RULES = 256;
 export const MAX_EXIT_POLICY_RULE_CHARS = 128;
+export const MAX_FAMILY_MEMBERS = 64;
 
 /** The domain string a document of `kind` is signed under (§6.1). */
 export type DocumentKind = 'descriptor' | 'consensus' | 'withdraw';
@@ -46,6 +47,8 @@ export interface RelayDescriptor {
   bandwidth: number;
   version: string;
   published: number;
+  /** Relay ids (hex) of relays run by the same operator; paths avoid two relays that list each other. */
+  family?: string[];
 }
 
 export interface ConsensusRelay extends RelayDescriptor {
@@ -139,6 +142,10 @@ const descriptorShape = {
   bandwidth: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   version: z.string().regex(VERSION_RE, { message: 'must be 1-64 printable ASCII characters' }),
   published: timestamp,
+  family: z
+    .array(z.string().regex(HEX64_RE, { message: 'must be relay ids (64 lowercase hex digits)' }))
+    .max(MAX_FAMILY_MEMBERS, { message: `must list at most ${MAX_FAMILY_MEMBERS} relays` })
+    .optional(),
 };
 
 // Unknown fields are dropped rather than refused, so a later protocol minor version can add fields
@@ -269,5 +276,7 @@ export function descriptorFields(d: RelayDescriptor): RelayDescriptor {
     bandwidth: d.bandwidth,
     version: d.version,
     published: d.published,
+    // Only when present, so descriptors without a family serialise (and sign) as before.
+    ...(d.family ? { family: [...d.family] } : {}),
   };
 }

@@ -22,6 +22,13 @@ export interface RelayHeader {
  * then zeros. Unknown commands are allowed so tests and future messages can be built.
  */
 export function buildRelayBody(command: number, streamId: number, data: Buffer): Buffer {
+  const body = Buffer.allocUnsafe(CELL_BODY_LEN);
+  writeRelayBody(body, command, streamId, data);
+  return body;
+}
+
+/** Like buildRelayBody, into `out` (exactly CELL_BODY_LEN bytes, e.g. one slot of a batch buffer). */
+export function writeRelayBody(out: Buffer, command: number, streamId: number, data: Buffer): void {
   if (!Number.isInteger(command) || command < 0 || command > 0xff) {
     throw tooLarge(`relay command must be a u8, got ${command}`);
   }
@@ -31,12 +38,13 @@ export function buildRelayBody(command: number, streamId: number, data: Buffer):
   if (data.length > RELAY_DATA_MAX) {
     throw tooLarge(`relay data is ${data.length} bytes; a relay cell carries at most ${RELAY_DATA_MAX}`);
   }
-  const body = Buffer.alloc(CELL_BODY_LEN);
-  body[RELAY_COMMAND_OFFSET] = command;
-  body.writeUInt16BE(streamId, RELAY_STREAM_OFFSET);
-  body.writeUInt16BE(data.length, RELAY_LENGTH_OFFSET);
-  body.set(data, RELAY_HEADER_LEN);
-  return body;
+  checkBody(out);
+  out.fill(0, 0, RELAY_COMMAND_OFFSET);
+  out[RELAY_COMMAND_OFFSET] = command;
+  out.writeUInt16BE(streamId, RELAY_STREAM_OFFSET);
+  out.writeUInt16BE(data.length, RELAY_LENGTH_OFFSET);
+  out.set(data, RELAY_HEADER_LEN);
+  out.fill(0, RELAY_HEADER_LEN + data.length);
 }
 
 function checkBody(body: Buffer): void {

@@ -1,0 +1,45 @@
+// The Allium side of the benchmark: a testnet of separate processes (src/testnet/testnet.ts).
+import { Testnet } from '../src/testnet/testnet.js';
+import type { NamedPid, Path } from './suite.js';
+
+export interface AlliumNet {
+  path: Path;
+  testnet: Testnet;
+  stop(): Promise<void>;
+}
+
+export async function startAllium(relays: number): Promise<AlliumNet> {
+  const builds: number[] = [];
+  // The client logs each circuit build with its duration at debug level; relays stay at warn so
+  // logging costs nothing on their hot path.
+  const testnet = await Testnet.start({
+    relays,
+    logLevel: 'debug',
+    relayArgs: () => ['--log-level', 'warn'],
+    onLog: (name, line) => {
+      if (name !== 'client' || !line.includes('circuit built')) return;
+      try {
+        const o = JSON.parse(line) as { msg?: string; ms?: number };
+        if (o.msg === 'circuit built' && typeof o.ms === 'number') builds.push(o.ms);
+      } catch {
+        // Not a JSON log line.
+      }
+    },
+  });
+  const processes: NamedPid[] = testnet.processes.map((p) => ({
+    name: p.name,
+    pid: p.proc.pid!,
+    kind: p.name === 'client' ? 'client' : p.name === 'directory' ? 'directory' : 'relay',
+  }));
+  return {
+    testnet,
+    path: {
+      name: 'allium',
+      proxy: { host: testnet.socksHost, port: testnet.socksPort },
+      processes,
+      startMs: testnet.readyAfterMs,
+      takeCircuitBuilds: () => builds.splice(0),
+    },
+    stop: () => testnet.stop(),
+  };
+}

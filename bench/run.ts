@@ -1,0 +1,235 @@
+// `npm run bench [-- --quick] [-- --with-tor]`: issue 5's side-by-side benchmark. Direct loopback,
+// an Allium testnet of separate processes and (with --with-tor) a private C Tor network are measured
+// in one run with the same curl and the same files; prints a table and writes JSON to bench-results/.
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startAllium } from './allium-net.js';
+import { BenchError } from './errors.js';
+import { rows, slowTable, table } from './report.js';
+import {
+  FULL,
+  fileSizes,
+  type Path,
+  type PathResult,
+  QUICK,
+  runSlowReader,
+  runSuite,
+  type SlowResult,
+} from './suite.js';
+import { startTor, torAvailable } from './tor-net.js';
+
+const args = new Set(process.argv.slice(2));
+for (const a of args)
+  if (!['--quick', '--with-tor', '--no-slow'].includes(a)) {
+    process.stderr.write(`unknown option ${a}\nusage: npm run bench -- [--quick] [--with-tor] [--no-slow]\n`);
+    process.exit(2);
+  }
+const quick = args.has('--quick');
+const withTor = args.has('--with-tor');
+const plan = quick ? QUICK : FULL;
+const RELAYS = 5;
+const EXITS = 2;
+const TOR_BOOTSTRAP_SECONDS = 120;
+// Tuning that helped C Tor here (see the report); recorded in the JSON with every other setting.
+const TOR_TUNING: string[] = [];
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const cleanups: (() => Promise<void>)[] = [];
+const cleanup = async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch((e) => log(`cleanup: ${e.message}`));
+};
+
+// The whole run is bounded: past the budget everything is stopped and the run fails.
+const budgetSeconds = (quick ? 60 : 600) + (quick && withTor ? 240 : 0);
+const watchdog = setTimeout(() => {
+  log(`bench: over its ${budgetSeconds} s budget; stopping every process`);
+  cleanup().finally(() => process.exit(1));
+}, budgetSeconds * 1000);
+process.on('SIGINT', () => {
+  cleanup().finally(() => process.exit(130));
+});
+
+// Every path reaches the web server at this same address (the C Tor relays are on 127.0.0.3).
+const WEB_HOST = '127.0.0.1';
+
+function startWebServer(dir: string): Promise<{ url: string; pid: number }> {
+  const script = fileURLToPath(new URL('./web-server.js', import.meta.url));
+  const proc = spawn(process.execPath, [script, dir, WEB_HOST], { stdio: ['ignore', 'pipe', 'inherit'] });
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
+  );
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(
+      () => reject(new BenchError('ALLIUM_BENCH_WEB', 'web server did not start')),
+      10_000,
+    );
+    proc.stdout!.setEncoding('utf8');
+    proc.stdout!.on('data', (d: string) => {
+      out += d;
+      const m = /ready port=(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ url: `http://${WEB_HOST}:${m[1]}`, pid: proc.pid! });
+      }
+    });
+    proc.once('exit', (c) => reject(new BenchError('ALLIUM_BENCH_WEB', `web server exited (${c})`)));
+  });
+}
+
+function version(cmd: string, a: string[]): string {
+  try {
+    return execFileSync(cmd, a, { encoding: 'utf8' }).split('\n')[0].trim();
+  } catch {
+    return 'unavailable';
+  }
+}
+
+function ensureTor(): void {
+  if (torAvailable()) return;
+  log('tor is not installed: apt-get install -y tor');
+  try {
+    execFileSync('apt-get', ['install', '-y', 'tor'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      timeout: 180_000,
+    });
+  } catch (err) {
+    throw new BenchError(
+      'ALLIUM_BENCH_NO_TOR',
+      `--with-tor needs Debian's tor package and installing it failed (${(err as Error).message}); install it (apt-get install tor) and rerun`,
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  if (withTor) ensureTor();
+  const tmp = mkdtempSync(join(os.tmpdir(), 'allium-bench-'));
+  cleanups.push(async () => rmSync(tmp, { recursive: true, force: true }));
+  const filesDir = join(tmp, 'files');
+  mkdirSync(filesDir);
+  for (const [name, size] of Object.entries(fileSizes(plan)))
+    writeFileSync(join(filesDir, name), randomBytes(size));
+  const web = await startWebServer(filesDir);
+  const env = { webUrl: web.url, webPid: web.pid, log };
+  log(`bench (${quick ? 'quick' : 'full'}${withTor ? ', with C Tor' : ''}): web server ${web.url}`);
+
+  const direct: Path = {
+    name: 'direct',
+    proxy: null,
+    processes: [],
+    startMs: null,
+    takeCircuitBuilds: () => [],
+  };
+  log('direct loopback');
+  const directResult = await runSuite(direct, plan, env);
+
+  log(`Allium: a directory, ${RELAYS} relays (${EXITS} exits) and a client, each a process`);
+  const allium = await startAllium(RELAYS);
+  cleanups.push(() => allium.stop());
+  log(`  [allium] carried its first stream ${Math.round(allium.testnet.readyAfterMs)} ms after launch`);
+  const alliumResult = await runSuite(allium.path, plan, env);
+  const slow: SlowResult[] = [];
+  if (!args.has('--no-slow')) {
+    log(
+      `  [allium] slow reader: ${plan.slowMiB} MiB read at ${plan.slowRate / 1048576} MiB/s, at most ${plan.slowMaxSeconds} s`,
+    );
+    slow.push(await runSlowReader(allium.path, plan, env, tmp));
+  }
+  await allium.stop();
+
+  let torResult: PathResult | null = null;
+  let torSettings: Record<string, string[]> | null = null;
+  if (withTor) {
+    log(
+      `C Tor: 3 authorities, ${RELAYS - 3 + EXITS > 0 ? EXITS : 0} exits and a client (tor ${version('tor', ['--version'])})`,
+    );
+    const tor = await startTor({
+      relays: EXITS,
+      exits: EXITS,
+      tuning: TOR_TUNING,
+      bootstrapSeconds: TOR_BOOTSTRAP_SECONDS,
+      webUrl: web.url,
+      log,
+    });
+    cleanups.push(() => tor.stop());
+    torSettings = tor.settings;
+    log(`  [tor] carried its first stream ${Math.round(tor.path.startMs ?? 0)} ms after launch`);
+    torResult = await runSuite(tor.path, plan, env);
+    if (!args.has('--no-slow')) {
+      log(`  [tor] slow reader`);
+      slow.push(await runSlowReader(tor.path, plan, env, tmp));
+    }
+    await tor.stop();
+  }
+
+  const r = rows(plan.bigMiB, plan.concurrent, plan.concurrentMiB);
+  const machine = {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cpus: os.cpus().length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    node: process.version,
+    curl: version('curl', ['--version']),
+    tor: withTor ? version('tor', ['--version']) : null,
+  };
+  const out = [
+    '',
+    `Allium benchmark (${quick ? '--quick' : 'full'}${withTor ? ' --with-tor' : ''}), ${new Date().toISOString()}`,
+    `machine: ${machine.cpus} x ${machine.cpu}, ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}`,
+    `networks: Allium = directory + ${RELAYS} relays (${EXITS} exits) + client${withTor ? `; C Tor = 3 authorities + ${EXITS} exits + client` : ''}; every process on this machine`,
+    '',
+    table(directResult, alliumResult, torResult, r),
+    '',
+    'ratios: x/direct of the same run (times: >1 is slower; MiB/s: <1 is slower); "Allium better by": >1 means Allium wins.',
+  ];
+  for (const s of slow) {
+    out.push(
+      '',
+      `slow reader over ${s.path}: ${s.requestedMiB} MiB at ${s.rateMiBps} MiB/s (stopped after ${s.boundSeconds} s at most); RSS in MiB`,
+      slowTable(s),
+      `relay RSS growth after the first sample (MiB): ${Object.entries(s.relayRssGrowthMiB)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}; most bytes in flight (sent by the web server, not yet read): ${s.maxInFlightMiB} MiB`,
+    );
+  }
+  if (torSettings) {
+    out.push(
+      '',
+      'C Tor settings (torrc, besides DataDirectory, Nickname, Log, ports and DirAuthority lines):',
+    );
+    for (const [k, v] of Object.entries(torSettings)) out.push(`  ${k}: ${v.join('; ')}`);
+  }
+  const elapsed = (performance.now() - t0) / 1000;
+  out.push('', `bench took ${elapsed.toFixed(1)} s`);
+  process.stdout.write(`${out.join('\n')}\n`);
+
+  const resultsDir = join(process.cwd(), 'bench-results');
+  mkdirSync(resultsDir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const file = join(resultsDir, `bench-${stamp}${quick ? '-quick' : ''}${withTor ? '-tor' : ''}.json`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ machine, plan, elapsedSeconds: Math.round(elapsed * 10) / 10, direct: directResult, allium: alliumResult, tor: torResult, slowReader: slow, torSettings }, null, 2)}\n`,
+  );
+  process.stdout.write(`results: ${file}\n`);
+}
+
+main()
+  .catch(async (err) => {
+    log(`bench failed: ${err.stack ?? err}`);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    clearTimeout(watchdog);
+    await cleanup();
+  });

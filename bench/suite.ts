@@ -1,0 +1,293 @@
+// The OnionPerf-style measurements of issue 5, run the same way over every path (direct loopback,
+// Allium, C Tor): curl fetches the same files from the same web server; only the proxy differs.
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { type CurlResult, curl, type SocksProxy } from './curl.js';
+import { memory, reapedChildrenCpuSeconds, totalCpuSeconds } from './proc-stats.js';
+import { GiB, MiB, median, round, sleep } from './stats.js';
+
+export interface NamedPid {
+  name: string;
+  pid: number;
+  /** 'relay' processes appear in the slow-reader memory line. */
+  kind: 'relay' | 'client' | 'directory' | 'web';
+}
+
+/** One way to reach the web server: directly, or through a network's SOCKS port. */
+export interface Path {
+  name: string;
+  proxy: SocksProxy | null;
+  /** The network's processes (empty for direct). */
+  processes: NamedPid[];
+  /** Milliseconds from launching the network until it carried its first stream. */
+  startMs: number | null;
+  /** Circuit build times (ms) the network reported since the last call; emptied by the call. */
+  takeCircuitBuilds(): number[];
+}
+
+export interface Plan {
+  quick: boolean;
+  ttfbRuns: number;
+  pacedGapMs: number;
+  freshRuns: number;
+  smallRuns: number;
+  fiveMiBRuns: number;
+  bigMiB: number;
+  bigRuns: number;
+  concurrent: number;
+  concurrentMiB: number;
+  slowMiB: number;
+  slowRate: number;
+  slowMaxSeconds: number;
+  slowSampleSeconds: number;
+}
+
+export const FULL: Plan = {
+  quick: false,
+  ttfbRuns: 20,
+  pacedGapMs: 100,
+  freshRuns: 10,
+  smallRuns: 5,
+  fiveMiBRuns: 3,
+  bigMiB: 50,
+  bigRuns: 2,
+  concurrent: 8,
+  concurrentMiB: 10,
+  slowMiB: 1024,
+  slowRate: 1 * MiB,
+  slowMaxSeconds: 60,
+  slowSampleSeconds: 5,
+};
+
+export const QUICK: Plan = {
+  quick: true,
+  ttfbRuns: 5,
+  pacedGapMs: 50,
+  freshRuns: 3,
+  smallRuns: 3,
+  fiveMiBRuns: 1,
+  bigMiB: 50,
+  bigRuns: 1,
+  concurrent: 8,
+  concurrentMiB: 10,
+  slowMiB: 64,
+  slowRate: 4 * MiB,
+  slowMaxSeconds: 20,
+  slowSampleSeconds: 2,
+};
+
+/** Files the web server serves, by name, and their sizes. */
+export function fileSizes(plan: Plan): Record<string, number> {
+  return {
+    '1k': 1024,
+    '50k': 50 * 1024,
+    '1m': MiB,
+    '5m': 5 * MiB,
+    [`${plan.concurrentMiB}m`]: plan.concurrentMiB * MiB,
+    [`${plan.bigMiB}m`]: plan.bigMiB * MiB,
+  };
+}
+
+export interface PathResult {
+  path: string;
+  startMs: number | null;
+  ttfbBuiltPacedMs: number;
+  ttfbBuiltBackToBackMs: number;
+  ttfbFreshMs: number;
+  circuitBuildMs: number | null;
+  circuitBuildSamplesMs: number[];
+  download50KiBMs: number;
+  download1MiBMs: number;
+  download5MiBMs: number;
+  bigMiBps: number;
+  bigRunsMiBps: number[];
+  concurrentAggregateMiBps: number;
+  concurrentSlowestS: number;
+  cpuSecondsPerGiBAll: number;
+  cpuSecondsPerGiBNetwork: number | null;
+  bulkGiB: number;
+  peakRssMiB: Record<string, number>;
+}
+
+export interface Env {
+  webUrl: string;
+  webPid: number;
+  log: (s: string) => void;
+}
+
+const ms = (r: CurlResult[], f: (r: CurlResult) => number) => round(median(r.map(f)) * 1000, 2);
+
+async function repeat(n: number, gapMs: number, fn: (i: number) => Promise<CurlResult>) {
+  const out: CurlResult[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push(await fn(i));
+    if (gapMs) await sleep(gapMs);
+  }
+  return out;
+}
+
+export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathResult> {
+  const url = (f: string) => `${env.webUrl}/${f}`;
+  const tag = `${path.name}-${process.pid}-${Date.now()}`;
+  const get = (file: string, user: string, maxTimeSeconds = 30) =>
+    curl(url(file), { proxy: path.proxy, user: path.proxy ? user : undefined, maxTimeSeconds });
+  const warm = `warm-${tag}`;
+  env.log(`  [${path.name}] warm-up and time to first byte`);
+  // Circuits built while the network started are not part of the figure.
+  path.takeCircuitBuilds();
+  await repeat(2, 0, () => get('1k', warm));
+  const paced = await repeat(plan.ttfbRuns, plan.pacedGapMs, () => get('1k', warm));
+  const b2b = await repeat(plan.ttfbRuns, 0, () => get('1k', warm));
+  env.log(`  [${path.name}] fresh circuits`);
+  const fresh = await repeat(plan.freshRuns, plan.pacedGapMs, (i) => get('1k', `fresh-${tag}-${i}`));
+  env.log(`  [${path.name}] 50 KiB, 1 MiB, 5 MiB`);
+  const d50k = await repeat(plan.smallRuns, 0, () => get('50k', warm));
+  const d1m = await repeat(plan.smallRuns, 0, () => get('1m', warm));
+  const d5m = await repeat(plan.fiveMiBRuns, 0, () => get('5m', warm, 60));
+
+  // Circuits for the concurrent downloads exist before the CPU window opens, so the window holds
+  // the bulk transfer only.
+  const users = Array.from({ length: plan.concurrent }, (_, i) => `iso-${tag}-${i}`);
+  await Promise.all(users.map((u) => get('1k', u)));
+  const pids = path.processes.map((p) => p.pid);
+  const cpu0 = totalCpuSeconds([...pids, env.webPid]) + reapedChildrenCpuSeconds();
+  const net0 = totalCpuSeconds(pids);
+  env.log(`  [${path.name}] ${plan.bigMiB} MiB x${plan.bigRuns}`);
+  const big = await repeat(plan.bigRuns, 0, () => get(`${plan.bigMiB}m`, warm, 120));
+  env.log(`  [${path.name}] ${plan.concurrent} x ${plan.concurrentMiB} MiB on isolated circuits`);
+  const t0 = performance.now();
+  const conc = await Promise.all(users.map((u) => get(`${plan.concurrentMiB}m`, u, 120)));
+  const concS = (performance.now() - t0) / 1000;
+  const cpu1 = totalCpuSeconds([...pids, env.webPid]) + reapedChildrenCpuSeconds();
+  const net1 = totalCpuSeconds(pids);
+  const bulkBytes = [...big, ...conc].reduce((a, r) => a + r.bytes, 0);
+
+  // Every 3-hop circuit built during the suite, on demand or (C Tor) ahead of demand.
+  const builds = path.takeCircuitBuilds();
+  const peak: Record<string, number> = {};
+  for (const p of path.processes) {
+    const m = memory(p.pid);
+    if (m) peak[p.name] = round(m.peakMiB, 1);
+  }
+  const bigRunsMiBps = big.map((r) => round(r.bytes / MiB / r.total, 1));
+  return {
+    path: path.name,
+    startMs: path.startMs === null ? null : round(path.startMs, 0),
+    ttfbBuiltPacedMs: ms(paced, (r) => r.ttfb),
+    ttfbBuiltBackToBackMs: ms(b2b, (r) => r.ttfb),
+    ttfbFreshMs: ms(fresh, (r) => r.ttfb),
+    circuitBuildMs: builds.length ? round(median(builds), 2) : null,
+    circuitBuildSamplesMs: builds.map((b) => round(b, 2)),
+    download50KiBMs: ms(d50k, (r) => r.total),
+    download1MiBMs: ms(d1m, (r) => r.total),
+    download5MiBMs: ms(d5m, (r) => r.total),
+    bigMiBps: round(median(bigRunsMiBps), 1),
+    bigRunsMiBps,
+    concurrentAggregateMiBps: round(conc.reduce((a, r) => a + r.bytes, 0) / MiB / concS, 1),
+    concurrentSlowestS: round(Math.max(...conc.map((r) => r.total)), 2),
+    cpuSecondsPerGiBAll: round((cpu1 - cpu0) / (bulkBytes / GiB), 2),
+    cpuSecondsPerGiBNetwork: pids.length ? round((net1 - net0) / (bulkBytes / GiB), 2) : null,
+    bulkGiB: round(bulkBytes / GiB, 3),
+    peakRssMiB: peak,
+  };
+}
+
+export interface SlowSample {
+  t: number;
+  /** MiB the reader has received. */
+  readMiB: number;
+  /** MiB the web server handed to the kernel: sent minus read is what sits in buffers on the way. */
+  sentMiB: number;
+  rssMiB: Record<string, number>;
+}
+
+export interface SlowResult {
+  path: string;
+  requestedMiB: number;
+  rateMiBps: number;
+  boundSeconds: number;
+  samples: SlowSample[];
+  /** Largest minus smallest RSS of each relay after the first sample (flat means bounded). */
+  relayRssGrowthMiB: Record<string, number>;
+  maxInFlightMiB: number;
+}
+
+/** A big download read slowly by curl; prints every relay's (and the client's) RSS over time. */
+export async function runSlowReader(path: Path, plan: Plan, env: Env, tmp: string): Promise<SlowResult> {
+  const id = `slow-${path.name}-${Date.now()}`;
+  const out = join(tmp, `${id}.bin`);
+  const bytes = plan.slowMiB * MiB;
+  const watched = path.processes.filter((p) => p.kind === 'relay' || p.kind === 'client');
+  const samples: SlowSample[] = [];
+  const t0 = performance.now();
+  let finished = false;
+  const done = curl(`${env.webUrl}/stream?bytes=${bytes}&id=${id}`, {
+    proxy: path.proxy,
+    user: path.proxy ? id : undefined,
+    maxTimeSeconds: plan.slowMaxSeconds,
+    limitRate: plan.slowRate,
+    output: out,
+  }).finally(() => {
+    finished = true;
+  });
+  const sample = async () => {
+    let sent = 0;
+    try {
+      const r = await fetch(`${env.webUrl}/stats`);
+      const st = (await r.json()) as Record<string, { sent: number }>;
+      sent = st[id]?.sent ?? 0;
+    } catch {
+      // The stats request is best effort; a missing figure shows as 0.
+    }
+    let read = 0;
+    try {
+      read = statSync(out).size;
+    } catch {
+      // Nothing written yet.
+    }
+    const rss: Record<string, number> = {};
+    for (const p of watched) {
+      const m = memory(p.pid);
+      if (m) rss[p.name] = round(m.rssMiB, 1);
+    }
+    const s = {
+      t: round((performance.now() - t0) / 1000, 1),
+      readMiB: round(read / MiB, 1),
+      sentMiB: round(sent / MiB, 1),
+      rssMiB: rss,
+    };
+    samples.push(s);
+    env.log(
+      `  [${path.name}] slow reader t=${s.t}s read=${s.readMiB} MiB sent=${s.sentMiB} MiB rss: ${Object.entries(
+        rss,
+      )
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`,
+    );
+  };
+  await sample();
+  // Bounded twice: curl's --max-time, and this loop's count.
+  const maxSamples = Math.ceil(plan.slowMaxSeconds / plan.slowSampleSeconds) + 2;
+  for (let i = 0; i < maxSamples && !finished; i++) {
+    await Promise.race([sleep(plan.slowSampleSeconds * 1000), done.catch(() => undefined)]);
+    await sample();
+  }
+  await done.catch((err) => env.log(`  [${path.name}] slow reader: ${err.message}`));
+  const growth: Record<string, number> = {};
+  for (const p of watched.filter((w) => w.kind === 'relay')) {
+    const xs = samples
+      .slice(1)
+      .map((s) => s.rssMiB[p.name])
+      .filter((x) => x !== undefined);
+    if (xs.length) growth[p.name] = round(Math.max(...xs) - Math.min(...xs), 1);
+  }
+  return {
+    path: path.name,
+    requestedMiB: plan.slowMiB,
+    rateMiBps: plan.slowRate / MiB,
+    boundSeconds: plan.slowMaxSeconds,
+    samples,
+    relayRssGrowthMiB: growth,
+    maxInFlightMiB: round(Math.max(0, ...samples.map((s) => s.sentMiB - s.readMiB)), 1),
+  };
+}

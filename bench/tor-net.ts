@@ -1,0 +1,385 @@
+// A private C Tor test network on loopback for the side-by-side figures of issue 5: 3 directory
+// authorities (v3 keys from tor-gencert), relays and exits that accept 127.0.0.1, and one client
+// with a SOCKS port. Everything lives in a temporary directory removed by stop().
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { curl } from './curl.js';
+import { BenchError } from './errors.js';
+import { sleep } from './stats.js';
+import type { NamedPid, Path } from './suite.js';
+
+/** Settings every Tor process gets (besides its ports, data directory and the DirAuthority lines). */
+export const TOR_COMMON = [
+  'TestingTorNetwork 1',
+  'RunAsDaemon 0',
+  'ShutdownWaitLength 0',
+  'SafeLogging 0',
+  'AvoidDiskWrites 1',
+  // Votes every 20 s instead of TestingTorNetwork's 150-300 s: the first consensus comes sooner.
+  'TestingV3AuthInitialVotingInterval 20',
+  'TestingV3AuthInitialVoteDelay 4',
+  'TestingV3AuthInitialDistDelay 4',
+  'V3AuthVotingInterval 20',
+  'V3AuthVoteDelay 4',
+  'V3AuthDistDelay 4',
+];
+
+export const TOR_AUTHORITY = [
+  'SocksPort 0',
+  'AuthoritativeDirectory 1',
+  'V3AuthoritativeDirectory 1',
+  'ContactInfo bench@localhost',
+  'AssumeReachable 1',
+  'ExitPolicy reject *:*',
+  // Flags without waiting for bandwidth measurements.
+  'TestingDirAuthVoteGuard 127.0.0.0/8',
+  'TestingDirAuthVoteHSDir 127.0.0.0/8',
+  'TestingMinExitFlagThreshold 0',
+  'TestingMinFastFlagThreshold 0',
+];
+
+export const TOR_EXIT = [
+  'SocksPort 0',
+  'AssumeReachable 1',
+  'ExitRelay 1',
+  'ExitPolicyRejectPrivate 0',
+  'ExitPolicyRejectLocalInterfaces 0',
+  'ExitPolicy accept 127.0.0.1:*',
+  'ExitPolicy reject *:*',
+  // Exits otherwise probe the outside resolver (there is none here) and may mark DNS broken.
+  'ServerDNSDetectHijacking 0',
+  'ServerDNSAllowBrokenConfig 1',
+];
+
+export const TOR_CLIENT = [
+  'ClientOnly 1',
+  // A microdescriptor's policy summary drops private addresses: an exit accepting only 127.0.0.1
+  // would look like it accepts nothing.
+  'UseMicrodescriptors 0',
+  // Circuits on loopback build in milliseconds, so the learned build timeout gets so short that
+  // the first busy moment times out every circuit (thousands seen failing): use a fixed one.
+  'LearnCircuitBuildTimeout 0',
+  'CircuitBuildTimeout 30',
+  // Conflux (two-leg circuits, on by default in 0.4.9): exit streams here waited for linked sets
+  // that never came and no stream was carried.
+  'ConfluxEnabled 0',
+];
+
+export interface TorNet {
+  path: Path;
+  settings: Record<string, string[]>;
+  stop(): Promise<void>;
+}
+
+// The relays live on 127.0.0.3, not on the web server's 127.0.0.1: a destination on a relay's own
+// address makes the client pick that relay as exit ("exit enclave") and add a fourth hop.
+const RELAY_HOST = '127.0.0.3';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, RELAY_HOST, () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A minimal Tor control-port connection: commands, and CIRC events timed on arrival. */
+class Control {
+  private buf = '';
+  private waiting: ((lines: string[]) => void)[] = [];
+  private reply: string[] = [];
+  readonly launched = new Map<string, number>();
+  readonly builds: number[] = [];
+
+  private constructor(private readonly sock: net.Socket) {
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      this.buf += d;
+      let i = this.buf.indexOf('\r\n');
+      while (i >= 0) {
+        this.line(this.buf.slice(0, i));
+        this.buf = this.buf.slice(i + 2);
+        i = this.buf.indexOf('\r\n');
+      }
+    });
+    sock.on('error', () => undefined);
+  }
+
+  static connect(port: number): Promise<Control> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(new Control(s)));
+      s.once('error', reject);
+    });
+  }
+
+  private line(l: string): void {
+    if (l.startsWith('650 ')) {
+      this.event(l.slice(4));
+      return;
+    }
+    this.reply.push(l);
+    if (/^\d{3} /.test(l)) {
+      const lines = this.reply;
+      this.reply = [];
+      this.waiting.shift()?.(lines);
+    }
+  }
+
+  private event(e: string): void {
+    if (process.env.ALLIUM_BENCH_DEBUG) process.stderr.write(`  [tor control] ${e}\n`);
+    const m = /^CIRC (\d+) (\w+)(?: (\S+))?(.*)$/.exec(e);
+    if (!m) return;
+    const [, id, status, path, rest] = m;
+    const now = performance.now();
+    if (status === 'LAUNCHED') this.launched.set(id, now);
+    if (status === 'BUILT') {
+      const t = this.launched.get(id);
+      const hops = path?.split(',').length ?? 0;
+      // Client circuits for exit streams (plain or conflux legs); not one-hop directory fetches,
+      // internal (onion service) circuits or circuits extended to a fourth hop.
+      const exitCircuit = /PURPOSE=(GENERAL|CONFLUX_UNLINKED)\b/.test(rest) && !rest.includes('IS_INTERNAL');
+      if (t !== undefined && hops === 3 && exitCircuit) this.builds.push(now - t);
+    }
+    if (status === 'BUILT' || status === 'FAILED' || status === 'CLOSED') this.launched.delete(id);
+  }
+
+  command(c: string): Promise<string[]> {
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.sock.write(`${c}\r\n`);
+    });
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+interface TorProc {
+  name: string;
+  dir: string;
+  proc: ChildProcess;
+  kind: NamedPid['kind'];
+  /** The tail of what it printed. */
+  stderr: string;
+}
+
+export async function startTor(opts: {
+  relays: number;
+  exits: number;
+  tuning: string[];
+  bootstrapSeconds: number;
+  webUrl: string;
+  log: (s: string) => void;
+}): Promise<TorNet> {
+  const root = mkdtempSync(join(tmpdir(), 'allium-bench-tor-'));
+  const procs: TorProc[] = [];
+  let control: Control | null = null;
+  const stop = async () => {
+    control?.close();
+    await Promise.all(
+      procs
+        .filter((p) => p.proc.exitCode === null && p.proc.signalCode === null)
+        .map(
+          (p) =>
+            new Promise<void>((resolve) => {
+              const t = setTimeout(() => p.proc.kill('SIGKILL'), 3000);
+              p.proc.once('exit', () => {
+                clearTimeout(t);
+                resolve();
+              });
+              p.proc.kill('SIGTERM');
+            }),
+        ),
+    );
+    rmSync(root, { recursive: true, force: true });
+  };
+  try {
+    const resolvConf = join(root, 'resolv.conf');
+    writeFileSync(resolvConf, 'nameserver 127.0.0.1\n');
+    const auths: { name: string; dir: string; or: number; dirPort: number; line: string }[] = [];
+    for (let i = 1; i <= 3; i++) {
+      const name = `auth${i}`;
+      const dir = join(root, name);
+      mkdirSync(join(dir, 'keys'), { recursive: true, mode: 0o700 });
+      const or = await freePort();
+      const dirPort = await freePort();
+      execFileSync(
+        'tor-gencert',
+        [
+          '--create-identity-key',
+          '--passphrase-fd',
+          '0',
+          '-m',
+          '12',
+          '-a',
+          `${RELAY_HOST}:${dirPort}`,
+          '-i',
+          join(dir, 'keys', 'authority_identity_key'),
+          '-s',
+          join(dir, 'keys', 'authority_signing_key'),
+          '-c',
+          join(dir, 'keys', 'authority_certificate'),
+        ],
+        { input: '\n', stdio: ['pipe', 'ignore', 'pipe'] },
+      );
+      execFileSync(
+        'tor',
+        ['--quiet', '--ignore-missing-torrc', '--list-fingerprint', '--orport', '1', '--datadirectory', dir],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      const fp = readFileSync(join(dir, 'fingerprint'), 'utf8').trim().split(/\s+/)[1];
+      const cert = readFileSync(join(dir, 'keys', 'authority_certificate'), 'utf8');
+      const v3 = /^fingerprint (\S+)/m.exec(cert)?.[1];
+      if (!fp || !v3) throw new BenchError('ALLIUM_BENCH_TOR_KEYS', `could not read the keys of ${name}`);
+      auths.push({
+        name,
+        dir,
+        or,
+        dirPort,
+        line: `DirAuthority ${name} orport=${or} no-v2 v3ident=${v3} ${RELAY_HOST}:${dirPort} ${fp}`,
+      });
+    }
+    const dirAuthorities = auths.map((a) => a.line);
+    const relayNames = Array.from({ length: opts.relays }, (_, i) =>
+      i < opts.exits ? `exit${i + 1}` : `relay${i + 1}`,
+    );
+    const exitNames = relayNames.filter((n) => n.startsWith('exit'));
+    const authority = [...TOR_AUTHORITY, `TestingDirAuthVoteExit ${exitNames.join(',')}`];
+    const settings: Record<string, string[]> = {
+      common: [...TOR_COMMON, ...opts.tuning],
+      authority,
+      exit: [...TOR_EXIT, `ServerDNSResolvConfFile ${resolvConf}`],
+      relay: ['SocksPort 0', 'AssumeReachable 1', 'ExitRelay 0', 'ExitPolicy reject *:*'],
+      client: [...TOR_CLIENT, 'SocksPort 127.0.0.1:PORT IsolateSOCKSAuth', 'ControlPort 127.0.0.1:PORT'],
+    };
+
+    const launch = (name: string, dir: string, kind: NamedPid['kind'], lines: string[]) => {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const torrc = [
+        `DataDirectory ${dir}`,
+        `Nickname ${name}`,
+        `Log notice file ${join(dir, 'notice.log')}`,
+        ...settings.common,
+        ...dirAuthorities,
+        ...lines,
+      ].join('\n');
+      writeFileSync(join(dir, 'torrc'), `${torrc}\n`);
+      const proc = spawn('tor', ['-f', join(dir, 'torrc')], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const p: TorProc = { name, dir, proc, kind, stderr: '' };
+      // Tor prints startup errors on stdout, before its log file exists.
+      for (const s of [proc.stdout!, proc.stderr!]) {
+        s.setEncoding('utf8');
+        s.on('data', (d: string) => {
+          p.stderr = (p.stderr + d).slice(-4000);
+        });
+      }
+      procs.push(p);
+    };
+
+    const started = performance.now();
+    for (const a of auths)
+      launch(a.name, a.dir, 'relay', [
+        `Address ${RELAY_HOST}`,
+        `ORPort ${RELAY_HOST}:${a.or}`,
+        `DirPort ${RELAY_HOST}:${a.dirPort}`,
+        ...authority,
+      ]);
+    for (const name of relayNames) {
+      const or = await freePort();
+      const lines = name.startsWith('exit') ? settings.exit : settings.relay;
+      launch(name, join(root, name), 'relay', [`Address ${RELAY_HOST}`, `ORPort ${RELAY_HOST}:${or}`, ...lines]);
+    }
+    const socksPort = await freePort();
+    const controlPort = await freePort();
+    launch('client', join(root, 'client'), 'client', [
+      ...TOR_CLIENT,
+      `SocksPort 127.0.0.1:${socksPort} IsolateSOCKSAuth`,
+      `ControlPort 127.0.0.1:${controlPort}`,
+    ]);
+
+    const deadline = started + opts.bootstrapSeconds * 1000;
+    const exited = () => procs.find((p) => p.proc.exitCode !== null);
+    // The control port opens a moment after launch.
+    while (!control) {
+      if (performance.now() > deadline) throw new BenchError('ALLIUM_BENCH_TOR_START', 'no control port');
+      const dead = exited();
+      if (dead) throw torDied(dead);
+      control = await Control.connect(controlPort).catch(() => null);
+      if (!control) await sleep(200);
+    }
+    const auth = await control.command('AUTHENTICATE ""');
+    if (!auth.at(-1)?.startsWith('250')) throw new BenchError('ALLIUM_BENCH_TOR_CONTROL', auth.join(' '));
+    await control.command(process.env.ALLIUM_BENCH_DEBUG ? 'SETEVENTS CIRC STREAM' : 'SETEVENTS CIRC');
+    let lastProgress = '';
+    for (;;) {
+      if (performance.now() > deadline)
+        throw new BenchError(
+          'ALLIUM_BENCH_TOR_BOOTSTRAP',
+          `the C Tor network did not carry a stream within ${opts.bootstrapSeconds} s (bootstrap ${lastProgress}%); client log:\n${logTail(join(root, 'client'))}`,
+        );
+      const dead = exited();
+      if (dead) throw torDied(dead);
+      const r = await control.command('GETINFO status/bootstrap-phase');
+      const progress = /PROGRESS=(\d+)/.exec(r.join(' '))?.[1] ?? '?';
+      if (progress !== lastProgress) {
+        opts.log(`  [tor] bootstrap ${progress}% at ${Math.round((performance.now() - started) / 1000)} s`);
+        lastProgress = progress;
+      }
+      if (progress === '100') {
+        const ok = await curl(`${opts.webUrl}/1k`, {
+          proxy: { host: '127.0.0.1', port: socksPort },
+          user: 'tor-start',
+          maxTimeSeconds: 5,
+        }).catch(() => null);
+        if (ok) break;
+      }
+      await sleep(250);
+    }
+    const startMs = performance.now() - started;
+    const ctl = control;
+    return {
+      settings,
+      path: {
+        name: 'tor',
+        proxy: { host: '127.0.0.1', port: socksPort },
+        processes: procs.map((p) => ({ name: p.name, pid: p.proc.pid!, kind: p.kind })),
+        startMs,
+        takeCircuitBuilds: () => ctl.builds.splice(0),
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function logTail(dir: string): string {
+  const log = join(dir, 'notice.log');
+  return existsSync(log) ? readFileSync(log, 'utf8').split('\n').slice(-8).join('\n') : '';
+}
+
+function torDied(p: TorProc): BenchError {
+  return new BenchError(
+    'ALLIUM_BENCH_TOR_EXIT',
+    `tor process ${p.name} exited (${p.proc.exitCode}):\n${p.stderr}${logTail(p.dir)}`,
+  );
+}
+
+export function torAvailable(): boolean {
+  try {
+    execFileSync('tor', ['--version'], { stdio: 'ignore' });
+    execFileSync('tor-gencert', ['--help'], { stdio: 'ignore' });
+    return true;
+  } catch (err) {
+    // tor-gencert --help exits non-zero; only a missing binary counts.
+    return (err as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
+}

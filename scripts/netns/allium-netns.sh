@@ -1,0 +1,345 @@
+#!/usr/bin/env bash
+# Allium on separate hosts (issue 4): each host is a Linux network namespace with its own address on
+# 10.77.0.0/24, joined by veth pairs to a bridge that lives in its own namespace (allium-br), the way
+# Raspberry Pis share a switch. The root namespace is never touched. Every role runs as its own
+# process in its host, started with the CLI a user types (`node dist/src/cli/main.js ...`).
+#
+#   allium-netns.sh up        build the hosts and start dir, relays, web, client; print KEY=VALUE lines
+#   allium-netns.sh down      stop every process in the hosts and delete the namespaces (idempotent;
+#                             refuses while another live run owns them, unless --force)
+#   allium-netns.sh demo      up, download a file through the network, show that direct fails, down
+#   allium-netns.sh exec H .. run a command in host H (dir, relay1.., client, web)
+#   allium-netns.sh cut H     take host H's link down at the bridge (a pulled cable); `uncut H` restores
+#   allium-netns.sh status    list hosts, addresses and processes
+#
+# Environment: ALLIUM_NETNS_STATE (default /tmp/allium-netns), ALLIUM_NETNS_RELAYS (5),
+# ALLIUM_NETNS_EXITS (3, the last relays), ALLIUM_NETNS_RELAY_TTL (directory --relay-ttl, 10 s),
+# ALLIUM_NETNS_REFRESH (relay --refresh, 2 s), ALLIUM_NETNS_CONSENSUS_FRESH (directory
+# --consensus-fresh, 10 s, where the build has it), ALLIUM_NETNS_OWNER (pid of the run that owns the hosts).
+# Needs root, iproute2, and nftables for the filter (without `nft` it falls back to prohibit routes).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+CLI=$ROOT/dist/src/cli/main.js
+NODE=${NODE:-$(command -v node)}
+STATE=${ALLIUM_NETNS_STATE:-/tmp/allium-netns}
+RELAYS=${ALLIUM_NETNS_RELAYS:-5}
+EXITS=${ALLIUM_NETNS_EXITS:-3}
+TTL=${ALLIUM_NETNS_RELAY_TTL:-10}
+REFRESH=${ALLIUM_NETNS_REFRESH:-2}
+FRESH=${ALLIUM_NETNS_CONSENSUS_FRESH:-10}
+OWNER=${ALLIUM_NETNS_OWNER:-$PPID}
+LOCK=/run/lock/allium-netns.lock
+
+NS_PREFIX=allium-
+BR_NS=${NS_PREFIX}br
+NET=10.77.0
+DIR_PORT=7000
+RELAY_PORT=9001
+WEB_PORT=8080
+SOCKS_PORT=9050
+
+# Only these names are ever created or deleted, so other namespaces on the machine are safe.
+STALE_RE="^${NS_PREFIX}(br|dir|relay[0-9]+|client|web)\$"
+
+log() { echo "netns: $*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+host_ip() {
+  case $1 in
+    dir) echo "$NET.2" ;;
+    relay*) echo "$NET.$((10 + ${1#relay}))" ;;
+    client) echo "$NET.100" ;;
+    web) echo "$NET.200" ;;
+    *) die "unknown host '$1' (hosts: dir relay1..relay$RELAYS client web)" ;;
+  esac
+}
+hosts() {
+  echo dir
+  for ((i = 1; i <= RELAYS; i++)); do echo "relay$i"; done
+  echo client
+  echo web
+}
+is_exit() { [ "${1#relay}" -gt $((RELAYS - EXITS)) ]; }
+
+# ---- teardown ----
+
+ns_list() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E "$STALE_RE" || true; }
+
+kill_ns_processes() {
+  local ns pids
+  for ns in $(ns_list); do
+    pids=$(ip netns pids "$ns" 2>/dev/null || true)
+    [ -n "$pids" ] && kill -TERM $pids 2>/dev/null || true
+  done
+  # Roles stop within a second on SIGTERM (relays withdraw from the directory); then force.
+  for _ in $(seq 1 20); do
+    local left=""
+    for ns in $(ns_list); do left+=$(ip netns pids "$ns" 2>/dev/null || true); done
+    [ -z "$left" ] && return 0
+    sleep 0.1
+  done
+  for ns in $(ns_list); do
+    pids=$(ip netns pids "$ns" 2>/dev/null || true)
+    [ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
+  done
+}
+
+down() {
+  kill_ns_processes
+  local ns
+  # Deleting a namespace deletes its end of each veth pair, and with it the peer.
+  for ns in $(ns_list); do ip netns del "$ns" 2>/dev/null || log "could not delete namespace $ns"; done
+  rm -f "$STATE/owner"
+}
+
+# ---- ownership: one run at a time owns the hosts; a dead owner's leftovers are removed ----
+
+claim() {
+  mkdir -p "$(dirname "$LOCK")"
+  exec 9>"$LOCK"
+  flock -w 300 9 || die "another harness run held $LOCK for 300 s"
+  local other i
+  for ((i = 0; i < 600; i++)); do
+    other=$(cat "$STATE/owner" 2>/dev/null || true)
+    if [ -z "$other" ] || [ "$other" = "$OWNER" ] || ! kill -0 "$other" 2>/dev/null; then break; fi
+    [ "$i" = 0 ] && log "waiting for the run of pid $other to finish with the hosts"
+    sleep 0.5
+  done
+  other=$(cat "$STATE/owner" 2>/dev/null || true)
+  if [ -n "$other" ] && [ "$other" != "$OWNER" ] && kill -0 "$other" 2>/dev/null; then
+    die "the run of pid $other still owns the hosts after 300 s"
+  fi
+  if [ -n "$(ns_list)" ]; then log "removing leftovers of an earlier run: $(ns_list | tr '\n' ' ')"; fi
+  down
+  rm -rf "$STATE"
+  mkdir -p "$STATE"/{logs,pids,cmd,www}
+  echo "$OWNER" >"$STATE/owner"
+}
+
+# ---- topology ----
+
+add_host() {
+  local h=$1 ns=${NS_PREFIX}$1 ip
+  ip=$(host_ip "$h")
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  # Created inside the bridge namespace, with the peer moved straight into the host: the root
+  # namespace never sees either end.
+  ip -n "$BR_NS" link add "v-$h" type veth peer name eth0 netns "$ns"
+  ip -n "$BR_NS" link set "v-$h" master br0 up
+  ip -n "$ns" addr add "$ip/24" dev eth0
+  ip -n "$ns" link set eth0 up
+}
+
+filter_client_from_web() {
+  local client web
+  client=$(host_ip client)
+  web=$(host_ip web)
+  if command -v nft >/dev/null; then
+    # The client host's firewall refuses to send to web; web's drops anything from the client.
+    ip netns exec "${NS_PREFIX}client" nft -f - <<EOF
+table inet allium {
+  chain output {
+    type filter hook output priority 0; policy accept;
+    ip daddr $web reject with icmpx admin-prohibited
+  }
+}
+EOF
+    ip netns exec "${NS_PREFIX}web" nft -f - <<EOF
+table inet allium {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    ip saddr $client drop
+  }
+}
+EOF
+    echo nftables >"$STATE/filter"
+  else
+    log "nft not found: filtering with prohibit routes instead (install nftables for a firewall)"
+    ip -n "${NS_PREFIX}client" route add prohibit "$web/32"
+    ip -n "${NS_PREFIX}web" route add prohibit "$client/32"
+    echo routes >"$STATE/filter"
+  fi
+}
+
+# ---- processes ----
+
+# start NAME HOST CMD...: runs CMD in HOST's namespace, its own session, output to logs/NAME.{out,err}.
+start() {
+  local name=$1 ns=${NS_PREFIX}$2
+  shift 2
+  printf '%q ' "$@" >"$STATE/cmd/$name"
+  # 9>&-: the roles must not inherit the lock, or a killed run's leftovers would hold it forever.
+  setsid ip netns exec "$ns" "$@" </dev/null >"$STATE/logs/$name.out" 2>"$STATE/logs/$name.err" 9>&- &
+  echo $! >"$STATE/pids/$name"
+}
+
+# wait_ready NAME SECONDS: prints the process's `ready ...` line, or fails with the tail of its log.
+wait_ready() {
+  local name=$1 secs=$2 pid line
+  pid=$(cat "$STATE/pids/$name")
+  for ((i = 0; i < secs * 10; i++)); do
+    line=$(grep -m1 '^ready ' "$STATE/logs/$name.out" 2>/dev/null || true)
+    if [ -n "$line" ]; then
+      echo "$line"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 20 "$STATE/logs/$name.err" >&2 || true
+      die "$name exited before it was ready (log: $STATE/logs/$name.err)"
+    fi
+    sleep 0.1
+  done
+  tail -n 20 "$STATE/logs/$name.err" >&2 || true
+  die "$name not ready within $secs s (log: $STATE/logs/$name.err)"
+}
+field() { sed -n "s/.* $1=\\([^ ]*\\).*/\\1/p" <<<" $2"; }
+
+# Count of relays in the directory's consensus, asked from the client host as the client will.
+consensus_relays() {
+  ip netns exec "${NS_PREFIX}client" curl -sS --max-time 5 "http://$(host_ip dir):$DIR_PORT/v1/consensus" |
+    "$NODE" -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(JSON.parse(s).body).relays.length)}catch{console.log(0)}})'
+}
+
+up() {
+  [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
+  [ -f "$CLI" ] || die "$CLI not found: run 'npm run build' first"
+  [ "$EXITS" -ge 1 ] && [ "$RELAYS" -ge 3 ] && [ "$EXITS" -le "$RELAYS" ] || die "need >= 3 relays and 1..RELAYS exits"
+  claim
+  # A failed `up` leaves nothing behind.
+  trap 'log "up failed: cleaning up"; down' EXIT
+  trap 'exit 130' INT TERM
+
+  ip netns add "$BR_NS"
+  ip -n "$BR_NS" link set lo up
+  ip -n "$BR_NS" link add br0 type bridge
+  ip -n "$BR_NS" link set br0 up
+  local h
+  for h in $(hosts); do add_host "$h"; done
+  filter_client_from_web
+
+  head -c $((10 * 1024 * 1024)) /dev/urandom >"$STATE/www/random10m"
+  echo 'RESPONSE-MARKER-7f3a hello through the onion' >"$STATE/www/hello"
+
+  local dir_ip ready key url dir_extra=()
+  dir_ip=$(host_ip dir)
+  # A short fresh window makes clients refetch the consensus within seconds, so they learn soon that
+  # a relay is gone (older builds have no such option).
+  if "$NODE" "$CLI" directory --help | grep -q -- --consensus-fresh; then dir_extra=(--consensus-fresh "$FRESH"); fi
+  start dir dir "$NODE" "$CLI" directory --data-dir "$STATE/data/dir" --host "$dir_ip" --port "$DIR_PORT" \
+    --relay-ttl "$TTL" "${dir_extra[@]}"
+  ready=$(wait_ready dir 20)
+  key=$(field key "$ready")
+  url=$(field url "$ready")
+
+  # Relays get no --address: each learns its own from the directory's whoami. --host 0.0.0.0 listens
+  # on the host's address; exits need --allow-private because the test subnet is a private range.
+  for ((i = 1; i <= RELAYS; i++)); do
+    local extra=()
+    is_exit "relay$i" && extra=(--exit --allow-private)
+    start "relay$i" "relay$i" "$NODE" "$CLI" relay --directory "$url" --directory-key "$key" \
+      --data-dir "$STATE/data/relay$i" --nickname "relay$i" --host 0.0.0.0 --port "$RELAY_PORT" \
+      --refresh "$REFRESH" "${extra[@]}"
+  done
+  for ((i = 1; i <= RELAYS; i++)); do
+    ready=$(wait_ready "relay$i" 30)
+    [ "$(field address "$ready")" = "$(host_ip "relay$i")" ] ||
+      die "relay$i advertises $(field address "$ready"), expected $(host_ip "relay$i")"
+    echo "RELAY_relay${i}=$(field address "$ready"):$(field port "$ready") id=$(field id "$ready") exit=$(field exit "$ready")" >>"$STATE/env"
+  done
+
+  start web web "$NODE" "$HERE/web-server.mjs" --host "$(host_ip web)" --port "$WEB_PORT" --root "$STATE/www"
+  wait_ready web 20 >/dev/null
+
+  # The client needs every relay listed, or its first circuits would be drawn from a partial list.
+  local n=0
+  for _ in $(seq 1 100); do
+    n=$(consensus_relays || echo 0)
+    [ "$n" = "$RELAYS" ] && break
+    sleep 0.2
+  done
+  [ "$n" = "$RELAYS" ] || die "the consensus lists $n of $RELAYS relays after 20 s"
+
+  # Debug level: the client logs each circuit's path, which the test uses to find entries and middles.
+  start client client "$NODE" "$CLI" client --directory "$url" --directory-key "$key" \
+    --socks "127.0.0.1:$SOCKS_PORT" --log-level debug
+  wait_ready client 40 >/dev/null
+
+  {
+    echo "STATE=$STATE"
+    echo "DIR_URL=$url"
+    echo "DIR_KEY=$key"
+    echo "SOCKS=127.0.0.1:$SOCKS_PORT"
+    echo "WEB_URL=http://$(host_ip web):$WEB_PORT"
+    echo "FILTER=$(cat "$STATE/filter")"
+    echo "RELAY_TTL=$TTL"
+    echo "RELAY_REFRESH=$REFRESH"
+    for h in $(hosts); do echo "HOST_$h=$(host_ip "$h")"; done
+  } >>"$STATE/env"
+  trap - EXIT INT TERM
+  exec 9>&- # the owner file marks the hosts as ours from here on
+  cat "$STATE/env"
+}
+
+demo() {
+  up >/dev/null
+  trap 'down' EXIT
+  trap 'exit 130' INT TERM
+  local web
+  web=$(sed -n 's/^WEB_URL=//p' "$STATE/env")
+  log "client -> web directly (must fail):"
+  if ip netns exec "${NS_PREFIX}client" curl -sS --max-time 5 -o /dev/null "$web/hello"; then
+    die "the client reached web directly: the filter does not work"
+  fi
+  log "client -> SOCKS -> 3 relays -> web, 10 MiB:"
+  ip netns exec "${NS_PREFIX}client" curl -sS --fail --max-time 120 --socks5-hostname "127.0.0.1:$SOCKS_PORT" \
+    -o "$STATE/got10m" -w 'netns: %{size_download} bytes in %{time_total} s\n' "$web/random10m" >&2
+  if cmp -s "$STATE/got10m" "$STATE/www/random10m"; then log "byte for byte: OK"; else die "the download differs"; fi
+}
+
+status() {
+  local h ns
+  for h in $(hosts); do
+    ns=${NS_PREFIX}$h
+    ip netns list | grep -qw "$ns" || continue
+    printf '%-8s %-12s %s\n' "$h" "$(host_ip "$h")" "$(ip netns pids "$ns" | tr '\n' ' ')"
+  done
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case $cmd in
+  up) up ;;
+  down)
+    # A run that is still alive keeps its hosts, unless forced: an orphaned test must not tear down
+    # the hosts of the run that came after it.
+    other=$(cat "$STATE/owner" 2>/dev/null || true)
+    if [ "${1:-}" != --force ] && [ -n "$other" ] && [ "$other" != "$OWNER" ] && kill -0 "$other" 2>/dev/null; then
+      die "the hosts belong to the run of pid $other, which is still alive (down --force to remove them anyway)"
+    fi
+    down
+    ;;
+  demo) demo ;;
+  status) status ;;
+  exec)
+    [ $# -ge 2 ] || die "usage: exec HOST CMD..."
+    h=$1
+    shift
+    host_ip "$h" >/dev/null
+    exec ip netns exec "${NS_PREFIX}$h" "$@"
+    ;;
+  cut | uncut)
+    [ $# -eq 1 ] || die "usage: $cmd HOST"
+    host_ip "$1" >/dev/null
+    ip -n "$BR_NS" link set "v-$1" "$([ "$cmd" = cut ] && echo down || echo up)"
+    ;;
+  *)
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

@@ -1,0 +1,82 @@
+// Implements docs/metrics.md (client): circuits, build times, streams and bytes, read at scrape time.
+import type { Family } from '../core/prometheus.js';
+import type { ClientMonitor } from './monitor.js';
+
+export interface ProxyCounters {
+  name: string;
+  connections: number;
+  failures: number;
+}
+
+export function clientFamilies(monitor: ClientMonitor, proxies: () => ProxyCounters[] = () => []): Family[] {
+  const s = monitor.client.stats;
+  return [
+    {
+      name: 'allium_client_circuits_built_total',
+      help: 'Circuits built.',
+      type: 'counter',
+      collect: () => s.circuitsBuilt,
+    },
+    {
+      name: 'allium_client_circuits_failed_total',
+      help: 'Circuit builds that failed.',
+      type: 'counter',
+      collect: () => s.circuitsFailed,
+    },
+    {
+      name: 'allium_client_circuits_open',
+      help: 'Built circuits open right now.',
+      type: 'gauge',
+      collect: () => monitor.circuits().length,
+    },
+    {
+      ...monitor.buildTime.family(),
+      collect: () => {
+        monitor.syncBuildTimes();
+        return monitor.buildTime.family().collect();
+      },
+    },
+    {
+      name: 'allium_client_streams_opened_total',
+      help: 'Streams opened through the network.',
+      type: 'counter',
+      collect: () => s.streamsOpened,
+    },
+    {
+      name: 'allium_client_streams_failed_total',
+      help: 'Stream requests that failed (refused by the exit, or no circuit).',
+      type: 'counter',
+      collect: () => s.streamsFailed,
+    },
+    {
+      name: 'allium_client_streams_open',
+      help: 'Streams open right now.',
+      type: 'gauge',
+      collect: () => monitor.openStreams(),
+    },
+    {
+      name: 'allium_client_bytes_total',
+      help: 'Stream payload bytes received from (in) and sent to (out) destinations.',
+      type: 'counter',
+      collect: () => {
+        const b = monitor.bytes();
+        return [
+          { labels: { direction: 'in' }, value: b.in },
+          { labels: { direction: 'out' }, value: b.out },
+        ];
+      },
+    },
+    {
+      name: 'allium_client_proxy_connections_total',
+      help: 'Connections accepted by the SOCKS5 and HTTP proxy ports.',
+      type: 'counter',
+      collect: () => proxies().map((p) => ({ labels: { proxy: p.name }, value: p.connections })),
+    },
+    {
+      name: 'allium_client_proxy_failures_total',
+      help: 'Proxy requests refused or failed.',
+      type: 'counter',
+      collect: () => proxies().map((p) => ({ labels: { proxy: p.name }, value: p.failures })),
+    },
+  ];
+}

@@ -1,0 +1,44 @@
+// Implements docs/metrics.md (directory): listing, registration and consensus counters, read at scrape time.
+import type { Family } from '../core/prometheus.js';
+import type { Directory } from './directory.js';
+import type { DirectoryService } from './service.js';
+
+export function directoryFamilies(dir: Directory): Family[] {
+  // The directory keeps its service private; metrics only read it.
+  const service = dir['service'] as DirectoryService;
+  return [
+    {
+      name: 'allium_directory_relays_listed',
+      help: 'Relays listed right now (registered, reachable, not expired).',
+      type: 'gauge',
+      collect: () => service.liveRelays().length,
+    },
+    {
+      name: 'allium_directory_exits_listed',
+      help: 'Listed relays that are exits.',
+      type: 'gauge',
+      collect: () =>
+        service.liveRelays().filter((r) => r.descriptor.exitPolicy.some((l) => l.startsWith('accept')))
+          .length,
+    },
+    {
+      name: 'allium_directory_registrations_total',
+      help: 'Relay registrations by result: new, changed, refreshed, unreachable (refused).',
+      type: 'counter',
+      collect: () =>
+        Object.entries(service.stats.registrations).map(([result, value]) => ({ labels: { result }, value })),
+    },
+    {
+      name: 'allium_directory_consensus_fetches_total',
+      help: 'GET /v1/consensus requests served.',
+      type: 'counter',
+      collect: () => service.stats.consensusFetches,
+    },
+    {
+      name: 'allium_directory_rate_limited_total',
+      help: 'Requests refused with 429 because their address exceeded --rate-limit.',
+      type: 'counter',
+      collect: () => dir.rateLimiter?.limited ?? 0,
+    },
+  ];
+}

@@ -1,0 +1,133 @@
+// Implements docs/library.md: the package's entry point, `import { createClient } from 'allium'`.
+import type { Duplex } from 'node:stream';
+import { AlliumClient, ClientError } from './client/client.js';
+import { fetchOver } from './net/fetch.js';
+import { type CircuitView, ClientMonitor } from './client/monitor.js';
+import { createLogger, type Logger } from './log.js';
+
+export { AlliumClient, ClientError } from './client/client.js';
+export { FetchError } from './net/fetch.js';
+export type { CircuitView, StreamView } from './client/monitor.js';
+export { StreamError } from './core/stream-mux.js';
+export { AlliumError } from './errors.js';
+
+export interface CreateClientOptions {
+  /** The directory's URL, e.g. http://127.0.0.1:7000. */
+  directory: string;
+  /** The directory's Ed25519 public key, base64 (as `allium directory` prints it) or 32 bytes. */
+  directoryKey: string | Uint8Array;
+  /** Relays per circuit (default 3, at least 3). */
+  pathLength?: number;
+  /** Cache the last verified consensus here, so a restart rides out a directory outage. */
+  dataDir?: string;
+  /** The isolation key of calls that name none: callers with different keys never share a circuit. */
+  isolation?: string;
+  /** Extra trusted CA certificates (PEM) for https URLs, besides the system's. */
+  ca?: string | Buffer | (string | Buffer)[];
+  /** How long createClient waits for a usable consensus (default 30 s). */
+  startTimeoutMs?: number;
+  /** Default: no logs. A pino logger, or a level name to log to stderr. */
+  logger?: Logger | string;
+}
+
+export interface IsolationOption {
+  /** Streams with different isolation keys never share a circuit. */
+  isolation?: string;
+}
+
+export interface ClientTotals {
+  bytesIn: number;
+  bytesOut: number;
+  circuitsBuilt: number;
+  circuitsFailed: number;
+  streamsOpened: number;
+  streamsFailed: number;
+}
+
+export type AlliumRequestInit = RequestInit & IsolationOption;
+
+export interface Client {
+  /** WHATWG fetch through the network; the Response body streams as it arrives. */
+  fetch(input: string | URL | Request, init?: AlliumRequestInit): Promise<Response>;
+  /** A byte stream to host:port through the network (TLS, if any, is yours to add). */
+  connect(host: string, port: number, opts?: IsolationOption): Promise<Duplex>;
+  /** Later requests use new circuits; idle old circuits close. */
+  newCircuits(): Promise<void>;
+  /** The circuits open now, as paths of relay nicknames, with their streams and bytes. */
+  circuits(): CircuitView[];
+  /** Totals since createClient: stream payload bytes through the network, circuits and streams. */
+  stats(): ClientTotals;
+  /** Closes every circuit, stream and link; the process can exit afterwards. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+  /** The underlying client, for what this interface does not cover. */
+  readonly raw: AlliumClient;
+}
+
+function decodeKey(k: string | Uint8Array): Buffer {
+  const b = typeof k === 'string' ? Buffer.from(k, 'base64') : Buffer.from(k);
+  if (b.length !== 32)
+    throw new ClientError(
+      'ALLIUM_CLIENT_DIRECTORY_KEY',
+      `directoryKey must be the directory's base64 Ed25519 public key (32 bytes), got ${b.length} bytes`,
+    );
+  return b;
+}
+
+/** Fetches and verifies the directory's consensus, then resolves with a client ready to use. */
+export async function createClient(opts: CreateClientOptions): Promise<Client> {
+  if (!opts || typeof opts.directory !== 'string')
+    throw new ClientError('ALLIUM_CLIENT_OPTIONS', 'createClient needs { directory: URL, directoryKey: base64 }');
+  if (opts.directoryKey === undefined)
+    throw new ClientError(
+      'ALLIUM_CLIENT_DIRECTORY_KEY',
+      'createClient needs directoryKey: the key `allium directory` (or `allium testnet`) prints as key=...',
+    );
+  const logger = typeof opts.logger === 'string' ? createLogger({ level: opts.logger, name: 'allium' }) : opts.logger;
+  const raw = await AlliumClient.start({
+    directoryUrl: opts.directory,
+    directoryKey: decodeKey(opts.directoryKey),
+    pathLength: opts.pathLength,
+    dataDir: opts.dataDir,
+    startTimeoutMs: opts.startTimeoutMs,
+    logger,
+  });
+  const monitor = new ClientMonitor(raw);
+  // The library's keys live apart from SOCKS and HTTP proxy credentials.
+  const key = (k: string | undefined) => {
+    const v = k ?? opts.isolation;
+    return v === undefined ? '' : `library:${v}`;
+  };
+  let closed: Promise<void> | null = null;
+  const client: Client = {
+    raw,
+    fetch: (input, init) => {
+      const { isolation, ...rest } = init ?? {};
+      return fetchOver(input, rest, {
+        connect: (host, port) => monitor.connect(host, port, { isolation: key(isolation) }),
+        ca: opts.ca,
+      });
+    },
+    connect: (host, port, o) => monitor.connect(host, port, { isolation: key(o?.isolation) }),
+    newCircuits: () => monitor.newCircuits(),
+    circuits: () => monitor.circuits(),
+    stats: () => {
+      const b = monitor.bytes();
+      const s = raw.stats;
+      return {
+        bytesIn: b.in,
+        bytesOut: b.out,
+        circuitsBuilt: s.circuitsBuilt,
+        circuitsFailed: s.circuitsFailed,
+        streamsOpened: s.streamsOpened,
+        streamsFailed: s.streamsFailed,
+      };
+    },
+    close: () => {
+      closed ??= raw.close();
+      return closed;
+    },
+    [Symbol.asyncDispose]: () => client.close(),
+  };
+  return client;
+}

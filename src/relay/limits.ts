@@ -1,0 +1,50 @@
+// Resource limits of a relay (docs/threat-model.md, "Flooding and resource exhaustion"): one hostile
+// peer may cost itself circuits, never the relay its memory or CPU.
+
+export interface RelayLimits {
+  /** Circuits one link may have open; more CREATEs get DESTROY(RESOURCELIMIT). */
+  circuitsPerLink: number;
+  /** Streams one circuit may have open at the exit; more BEGINs get END(RESOURCELIMIT). */
+  streamsPerCircuit: number;
+  /** CREATE cells per link per second (sustained), and the burst allowed above it: ntor costs CPU. */
+  createsPerSecond: number;
+  createBurst: number;
+  /** Link handshakes in progress at once; further connections are closed at once. */
+  pendingHandshakes: number;
+  /** Bytes queued toward one peer that is not reading; past this the link is closed. */
+  linkQueueBytes: number;
+  /** A link that carries no circuit for this long is closed (it holds a socket for nothing). */
+  idleLinkMs: number;
+}
+
+export const DEFAULT_RELAY_LIMITS: RelayLimits = {
+  circuitsPerLink: 8192,
+  streamsPerCircuit: 512,
+  createsPerSecond: 200,
+  createBurst: 400,
+  pendingHandshakes: 4096,
+  linkQueueBytes: 32 * 1024 * 1024,
+  idleLinkMs: 180_000,
+};
+
+/** A token bucket: `take()` is true while the rate allows. */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+  constructor(
+    private readonly ratePerSecond: number,
+    private readonly burst: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.tokens = burst;
+    this.last = now();
+  }
+  take(): boolean {
+    const t = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.ratePerSecond);
+    this.last = t;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}

@@ -1,0 +1,106 @@
+// Implements docs/metrics.md (relay): the relay's counters as Prometheus families, read at scrape time.
+import type { Family } from '../core/prometheus.js';
+import type { Link } from '../net/link.js';
+import { CELL_LEN } from '../wire/constants.js';
+import type { Relay } from './relay.js';
+import type { RelayCircuit } from './relay-circuit.js';
+
+interface Entry {
+  circ: RelayCircuit;
+  side: 'prev' | 'next';
+}
+
+/** What the relay holds right now: open circuits, exit streams, links and bytes queued on them. */
+export function relayGauges(relay: Relay): {
+  circuits: number;
+  streams: number;
+  links: number;
+  queuedBytes: number;
+} {
+  // The relay keeps its circuit table private; metrics only read it.
+  const table = relay['circuits'] as Map<Link, Map<number, Entry>>;
+  let circuits = 0;
+  let streams = 0;
+  let queuedBytes = 0;
+  for (const [link, map] of table) {
+    queuedBytes += link.writableLength;
+    for (const { circ, side } of map.values()) {
+      if (side !== 'prev') continue;
+      circuits++;
+      streams += circ.mux?.streams.size ?? 0;
+    }
+  }
+  return { circuits, streams, links: table.size, queuedBytes };
+}
+
+export function relayFamilies(relay: Relay): Family[] {
+  const s = relay.stats;
+  return [
+    {
+      name: 'allium_relay_circuits_created_total',
+      help: 'Circuits this relay accepted (CREATE answered).',
+      type: 'counter',
+      collect: () => s.circuits,
+    },
+    {
+      name: 'allium_relay_circuits_open',
+      help: 'Circuits through this relay right now.',
+      type: 'gauge',
+      collect: () => relayGauges(relay).circuits,
+    },
+    {
+      name: 'allium_relay_streams_opened_total',
+      help: 'Exit streams this relay connected to their destination.',
+      type: 'counter',
+      collect: () => s.streams,
+    },
+    {
+      name: 'allium_relay_streams_open',
+      help: 'Exit streams open right now.',
+      type: 'gauge',
+      collect: () => relayGauges(relay).streams,
+    },
+    {
+      name: 'allium_relay_cells_total',
+      help: 'Cells received (in) and sent (out) on all links.',
+      type: 'counter',
+      collect: () => [
+        { labels: { direction: 'in' }, value: s.cellsIn },
+        { labels: { direction: 'out' }, value: s.cellsOut },
+      ],
+    },
+    {
+      name: 'allium_relay_bytes_total',
+      help: `Cell bytes received (in) and sent (out) on all links: cells x ${CELL_LEN}, before link encryption.`,
+      type: 'counter',
+      collect: () => [
+        { labels: { direction: 'in' }, value: s.cellsIn * CELL_LEN },
+        { labels: { direction: 'out' }, value: s.cellsOut * CELL_LEN },
+      ],
+    },
+    {
+      name: 'allium_relay_handshake_failures_total',
+      help: 'Link handshakes and CREATE handshakes that failed.',
+      type: 'counter',
+      collect: () => s.handshakeFailures,
+    },
+    {
+      name: 'allium_relay_integrity_failures_total',
+      help: 'Cells whose integrity check failed (circuit destroyed).',
+      type: 'counter',
+      collect: () => s.integrityFailures,
+    },
+    {
+      name: 'allium_relay_links_open',
+      help: 'Links to clients and relays open right now.',
+      type: 'gauge',
+      collect: () => relayGauges(relay).links,
+    },
+    {
+      name: 'allium_relay_queued_bytes',
+      help: 'Bytes written to links but not yet taken by the kernel.',
+      type: 'gauge',
+      collect: () => relayGauges(relay).queuedBytes,
+    },
+  ];
+}

@@ -1,0 +1,137 @@
+// One `allium` command as a separate OS process, as an operator would run it: waits for its `ready` line,
+// keeps its log lines, and can be killed or waited for. For tests that need to kill and restart parts.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import net from 'node:net';
+import { promisify } from 'node:util';
+import { CLI_PATH } from '../../src/testnet/testnet.js';
+
+const run = promisify(execFile);
+
+export class AlliumProcess {
+  readonly lines: string[] = [];
+  ready: Record<string, string> = {};
+  exitCode: number | null = null;
+  exitSignal: string | null = null;
+  private readonly exited: Promise<void>;
+
+  private constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+  ) {
+    this.exited = new Promise((resolve) =>
+      proc.once('exit', (code, signal) => {
+        this.exitCode = code;
+        this.exitSignal = signal;
+        resolve();
+      }),
+    );
+    let buf = '';
+    proc.stderr!.setEncoding('utf8');
+    proc.stderr!.on('data', (d: string) => {
+      buf += d;
+      const parts = buf.split('\n');
+      buf = parts.pop() ?? '';
+      this.lines.push(...parts);
+      if (this.lines.length > 5000) this.lines.splice(0, this.lines.length - 5000);
+    });
+  }
+
+  /** Starts `allium <args>`; resolves on its `ready` line, or with the process exited (check exitCode). */
+  static start(name: string, args: string[], timeoutMs = 30_000): Promise<AlliumProcess> {
+    const proc = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = new AlliumProcess(name, proc);
+    return new Promise((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => {
+        proc.kill('SIGKILL');
+        reject(new Error(`${name} not ready within ${timeoutMs} ms:\n${p.log.slice(-3000)}`));
+      }, timeoutMs);
+      proc.stdout!.setEncoding('utf8');
+      proc.stdout!.on('data', (d: string) => {
+        out += d;
+        const line = out.split('\n').find((l) => l.startsWith('ready '));
+        if (!line) return;
+        clearTimeout(timer);
+        for (const part of line.slice(6).split(' ')) {
+          const i = part.indexOf('=');
+          if (i > 0) p.ready[part.slice(0, i)] = part.slice(i + 1);
+        }
+        proc.stdout!.removeAllListeners('data');
+        proc.stdout!.resume();
+        resolve(p);
+      });
+      p.exited.then(() => {
+        clearTimeout(timer);
+        resolve(p);
+      });
+    });
+  }
+
+  get log(): string {
+    return this.lines.join('\n');
+  }
+
+  get running(): boolean {
+    return this.exitCode === null && this.exitSignal === null;
+  }
+
+  /** Resolves when the process has exited (after at most timeoutMs, then SIGKILL). */
+  async waitExit(timeoutMs = 15_000): Promise<void> {
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), timeoutMs);
+    await this.exited;
+    clearTimeout(t);
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.running) this.proc.kill(signal);
+    await this.waitExit();
+  }
+
+  /** Waits (bounded) for a log line matching `re`. */
+  async waitForLog(re: RegExp, timeoutMs = 10_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.lines.find((l) => re.test(l));
+      if (hit) return hit;
+      if (Date.now() > deadline)
+        throw new Error(`${this.name}: no log line matching ${re}:\n${this.log.slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** Runs an `allium` command to completion (e.g. `fetch`); never rejects on a non-zero exit. */
+export async function runAllium(
+  args: string[],
+  timeoutMs = 60_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [CLI_PATH, ...args], { timeout: timeoutMs, maxBuffer: 64 << 20 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number | string; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** A TCP port on `host` that nothing listens on right now (bound, then released). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.listen(0, host, resolve);
+  });
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** Whether this machine can listen on ::1 (some containers have no IPv6 loopback). */
+export async function hasIPv6Loopback(): Promise<boolean> {
+  try {
+    await freePort('::1');
+    return true;
+  } catch {
+    return false;
+  }
+}

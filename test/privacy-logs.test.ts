@@ -1,0 +1,154 @@
+// docs/threat-model.md §3 as a test: a whole testnet at debug level fetches a page, then every log
+// line of every process is searched for the destination, the client's connections and key material.
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { Testnet } from '../src/testnet/testnet.js';
+import { makeFiles, startHttpServer, type WebServer } from './helpers/web.js';
+
+const run = promisify(execFile);
+
+interface Run {
+  logs: Map<string, string[]>;
+  tn: Testnet;
+  /** Local ports of the client process's TCP connections (to its entry relays) during the fetch. */
+  clientPorts: number[];
+}
+
+/** The local ports of every established TCP connection of process `pid` (from `ss`). */
+function localPortsOf(pid: number): number[] {
+  // With a state filter ss leaves out the State column: Recv-Q Send-Q Local:Port Peer:Port Process.
+  const r = spawnSync('ss', ['-tnpH', 'state', 'established'], { encoding: 'utf8' });
+  const ports: number[] = [];
+  for (const line of (r.stdout ?? '').split('\n')) {
+    if (!line.includes(`pid=${pid},`)) continue;
+    const local = line.trim().split(/\s+/)[2] ?? '';
+    const port = Number(local.slice(local.lastIndexOf(':') + 1));
+    if (Number.isInteger(port) && port > 0) ports.push(port);
+  }
+  return ports;
+}
+
+/** A number standing alone (not part of a longer number): how a port shows up in a JSON log line. */
+const mentions = (line: string, n: number) => new RegExp(`(^|[^0-9])${n}([^0-9]|$)`).test(line);
+
+async function fetchThroughTestnet(web: WebServer, relayArgs: string[]): Promise<Run> {
+  const logs = new Map<string, string[]>();
+  const tn = await Testnet.start({
+    relays: 4,
+    logLevel: 'debug',
+    relayArgs: () => relayArgs,
+    onLog: (name, line) => {
+      let l = logs.get(name);
+      if (!l) logs.set(name, (l = []));
+      l.push(line);
+    },
+  });
+  const { stdout } = await run('curl', [
+    '-sS',
+    '--fail',
+    '--max-time',
+    '60',
+    '--socks5-hostname',
+    `${tn.socksHost}:${tn.socksPort}`,
+    `${web.url}/hello`,
+  ]);
+  assert.match(stdout, /RESPONSE-MARKER-7f3a/);
+  // The client keeps its links to entry relays open after the fetch: those are its connections.
+  const clientPid = tn.clientProcess?.pid;
+  assert.ok(clientPid);
+  const clientPorts = localPortsOf(clientPid).filter((p) => p !== tn.socksPort);
+  // Let debug lines about the closed stream arrive.
+  await new Promise((r) => setTimeout(r, 500));
+  return { logs, tn, clientPorts };
+}
+
+/** Every secret in every data directory, in the forms a careless log line would show it. */
+function keyMaterial(tn: Testnet): Map<string, string[]> {
+  const secrets = new Map<string, string[]>();
+  const dirs = readdirSync(tn.dataDir, { withFileTypes: true }).filter((d) => d.isDirectory());
+  for (const d of dirs) {
+    for (const f of readdirSync(join(tn.dataDir, d.name))) {
+      if (!(f.endsWith('.key') || f === 'directory-key')) continue;
+      const hex = readFileSync(join(tn.dataDir, d.name, f), 'utf8').trim();
+      assert.match(hex, /^[0-9a-f]{64}$/, `${d.name}/${f} is not a hex key`);
+      const raw = Buffer.from(hex, 'hex');
+      secrets.set(`${d.name}/${f}`, [
+        hex,
+        hex.toUpperCase(),
+        raw.toString('base64'),
+        raw.toString('base64url'),
+      ]);
+    }
+  }
+  return secrets;
+}
+
+describe('what the logs of a whole network hold after a fetch (debug level everywhere)', () => {
+  let web: WebServer;
+  let plain: Run;
+
+  before(async () => {
+    web = await startHttpServer(makeFiles());
+    plain = await fetchThroughTestnet(web, []);
+  });
+  after(async () => {
+    await plain?.tn.stop();
+    await web?.close();
+  });
+
+  const relayLines = (r: Run) =>
+    [...r.logs].filter(([name]) => name.startsWith('relay')).flatMap(([, l]) => l);
+
+  it('logged at debug level on every relay (the search below is over real output)', () => {
+    for (const p of plain.tn.relays) {
+      const lines = plain.logs.get(p.name) ?? [];
+      assert.ok(lines.length > 0, `${p.name} logged nothing`);
+    }
+    assert.ok(
+      relayLines(plain).some((l) => l.includes('"level":20')),
+      'no debug line from any relay',
+    );
+  });
+
+  it('no relay log names the destination, nor any connection of the client', () => {
+    const lines = relayLines(plain);
+    const withDest = lines.filter((l) => mentions(l, web.port));
+    assert.deepEqual(withDest, [], `relay log lines name the destination port ${web.port}`);
+    assert.ok(plain.clientPorts.length > 0, 'found no connection of the client to look for');
+    const withClient = lines.filter((l) => plain.clientPorts.some((p) => mentions(l, p)));
+    assert.deepEqual(withClient, [], `relay log lines name a client port (${plain.clientPorts.join(', ')})`);
+    // So no line can hold both.
+    assert.equal(
+      lines.filter((l) => mentions(l, web.port) && plain.clientPorts.some((p) => mentions(l, p))).length,
+      0,
+    );
+  });
+
+  it('no log of any process holds key material (relay identity/onion/link keys, the directory key)', () => {
+    const secrets = keyMaterial(plain.tn);
+    assert.ok(secrets.size >= plain.tn.relays.length * 2 + 1, `found only ${[...secrets.keys()].join(', ')}`);
+    for (const [proc, lines] of plain.logs) {
+      const text = lines.join('\n');
+      for (const [file, forms] of secrets) {
+        for (const form of forms)
+          assert.ok(!text.includes(form), `${proc}'s log holds the secret of ${file}`);
+      }
+    }
+  });
+
+  it('the same search finds the destination when relays opt in with --log-sensitive (the check can fail)', async () => {
+    const sensitive = await fetchThroughTestnet(web, ['--log-sensitive']);
+    try {
+      assert.ok(
+        relayLines(sensitive).some((l) => mentions(l, web.port)),
+        'an exit with --log-sensitive logged no destination: the search above proves nothing',
+      );
+    } finally {
+      await sensitive.tn.stop();
+    }
+  });
+});
