@@ -53,7 +53,7 @@ process.on('SIGINT', () => {
   cleanup().finally(() => process.exit(130));
 });
 
-// Every path reaches the web server at this same address (the C Tor relays are on 127.0.0.3).
+// Every path reaches the web server at this same address.
 const WEB_HOST = '127.0.0.1';
 
 function startWebServer(dir: string): Promise<{ url: string; pid: number }> {
@@ -150,10 +150,9 @@ async function main(): Promise<void> {
   let torResult: PathResult | null = null;
   let torSettings: Record<string, string[]> | null = null;
   if (withTor) {
-    log(
-      `C Tor: 3 authorities, ${RELAYS - 3 + EXITS > 0 ? EXITS : 0} exits and a client (tor ${version('tor', ['--version'])})`,
-    );
+    log(`C Tor: 3 authorities (also relays), ${EXITS} exits and a client (${version('tor', ['--version'])})`);
     const tor = await startTor({
+      onStop: (stop) => cleanups.push(stop),
       relays: EXITS,
       exits: EXITS,
       tuning: TOR_TUNING,
@@ -161,7 +160,6 @@ async function main(): Promise<void> {
       webUrl: web.url,
       log,
     });
-    cleanups.push(() => tor.stop());
     torSettings = tor.settings;
     log(`  [tor] carried its first stream ${Math.round(tor.path.startMs ?? 0)} ms after launch`);
     torResult = await runSuite(tor.path, plan, env);

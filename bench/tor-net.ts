@@ -63,9 +63,6 @@ export const TOR_CLIENT = [
   // the first busy moment times out every circuit (thousands seen failing): use a fixed one.
   'LearnCircuitBuildTimeout 0',
   'CircuitBuildTimeout 30',
-  // Conflux (two-leg circuits, on by default in 0.4.9): exit streams here waited for linked sets
-  // that never came and no stream was carried.
-  'ConfluxEnabled 0',
 ];
 
 export interface TorNet {
@@ -74,9 +71,11 @@ export interface TorNet {
   stop(): Promise<void>;
 }
 
-// The relays live on 127.0.0.3, not on the web server's 127.0.0.1: a destination on a relay's own
-// address makes the client pick that relay as exit ("exit enclave") and add a fourth hop.
-const RELAY_HOST = '127.0.0.3';
+// The web server shares the relays' 127.0.0.1, so the client treats the exits as "exit enclaves"
+// of it: it picks such an exit itself and adds a fourth hop. Putting the relays (or the web server)
+// on another loopback address avoids that, but then no stream was ever attached to the circuits
+// built for it (thousands built, streams closed unattached; also with ConfluxEnabled 0).
+const RELAY_HOST = '127.0.0.1';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -149,9 +148,17 @@ class Control {
     if (status === 'BUILT' || status === 'FAILED' || status === 'CLOSED') this.launched.delete(id);
   }
 
+  /** Sends a command; a reply slower than 10 s fails it (a wedged Tor must not hang the bench). */
   command(c: string): Promise<string[]> {
-    return new Promise((resolve) => {
-      this.waiting.push(resolve);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.sock.destroy();
+        reject(new BenchError('ALLIUM_BENCH_TOR_CONTROL', `no answer to ${c.split(' ')[0]} in 10 s`));
+      }, 10_000);
+      this.waiting.push((lines) => {
+        clearTimeout(timer);
+        resolve(lines);
+      });
       this.sock.write(`${c}\r\n`);
     });
   }
@@ -177,6 +184,8 @@ export async function startTor(opts: {
   bootstrapSeconds: number;
   webUrl: string;
   log: (s: string) => void;
+  /** Receives stop() before any process starts, so an abort at any point can stop them all. */
+  onStop: (stop: () => Promise<void>) => void;
 }): Promise<TorNet> {
   const root = mkdtempSync(join(tmpdir(), 'allium-bench-tor-'));
   const procs: TorProc[] = [];
@@ -200,6 +209,7 @@ export async function startTor(opts: {
     );
     rmSync(root, { recursive: true, force: true });
   };
+  opts.onStop(stop);
   try {
     const resolvConf = join(root, 'resolv.conf');
     writeFileSync(resolvConf, 'nameserver 127.0.0.1\n');
@@ -294,7 +304,11 @@ export async function startTor(opts: {
     for (const name of relayNames) {
       const or = await freePort();
       const lines = name.startsWith('exit') ? settings.exit : settings.relay;
-      launch(name, join(root, name), 'relay', [`Address ${RELAY_HOST}`, `ORPort ${RELAY_HOST}:${or}`, ...lines]);
+      launch(name, join(root, name), 'relay', [
+        `Address ${RELAY_HOST}`,
+        `ORPort ${RELAY_HOST}:${or}`,
+        ...lines,
+      ]);
     }
     const socksPort = await freePort();
     const controlPort = await freePort();

@@ -14,9 +14,13 @@ const concurrency = Number(process.env.FUZZ_JOBS ?? availableParallelism());
 const stallMs = Number(process.env.FUZZ_STALL_MS ?? 60_000);
 const seed = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
 const filters = process.argv.slice(2);
-const names = TARGETS.map((t) => t.name).filter((n) => filters.length === 0 || filters.some((f) => n.includes(f)));
+const names = TARGETS.map((t) => t.name).filter(
+  (n) => filters.length === 0 || filters.some((f) => n.includes(f)),
+);
 if (names.length === 0) {
-  console.error(`no fuzz target matches ${filters.join(', ')}; targets:\n  ${TARGETS.map((t) => t.name).join('\n  ')}`);
+  console.error(
+    `no fuzz target matches ${filters.join(', ')}; targets:\n  ${TARGETS.map((t) => t.name).join('\n  ')}`,
+  );
   process.exit(2);
 }
 

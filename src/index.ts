@@ -1,15 +1,15 @@
 // Implements docs/library.md: the package's entry point, `import { createClient } from 'allium'`.
 import type { Duplex } from 'node:stream';
 import { AlliumClient, ClientError } from './client/client.js';
-import { fetchOver } from './net/fetch.js';
 import { type CircuitView, ClientMonitor } from './client/monitor.js';
 import { createLogger, type Logger } from './log.js';
+import { fetchOver } from './net/fetch.js';
 
 export { AlliumClient, ClientError } from './client/client.js';
-export { FetchError } from './net/fetch.js';
 export type { CircuitView, StreamView } from './client/monitor.js';
 export { StreamError } from './core/stream-mux.js';
 export { AlliumError } from './errors.js';
+export { FetchError } from './net/fetch.js';
 
 export interface CreateClientOptions {
   /** The directory's URL, e.g. http://127.0.0.1:7000. */
@@ -77,13 +77,17 @@ function decodeKey(k: string | Uint8Array): Buffer {
 /** Fetches and verifies the directory's consensus, then resolves with a client ready to use. */
 export async function createClient(opts: CreateClientOptions): Promise<Client> {
   if (!opts || typeof opts.directory !== 'string')
-    throw new ClientError('ALLIUM_CLIENT_OPTIONS', 'createClient needs { directory: URL, directoryKey: base64 }');
+    throw new ClientError(
+      'ALLIUM_CLIENT_OPTIONS',
+      'createClient needs { directory: URL, directoryKey: base64 }',
+    );
   if (opts.directoryKey === undefined)
     throw new ClientError(
       'ALLIUM_CLIENT_DIRECTORY_KEY',
       'createClient needs directoryKey: the key `allium directory` (or `allium testnet`) prints as key=...',
     );
-  const logger = typeof opts.logger === 'string' ? createLogger({ level: opts.logger, name: 'allium' }) : opts.logger;
+  const logger =
+    typeof opts.logger === 'string' ? createLogger({ level: opts.logger, name: 'allium' }) : opts.logger;
   const raw = await AlliumClient.start({
     directoryUrl: opts.directory,
     directoryKey: decodeKey(opts.directoryKey),

@@ -9,11 +9,18 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { crc32, deflateSync } from 'node:zlib';
-import { type Browser, chromium } from 'playwright-core';
+import { type BrowserContext, chromium } from 'playwright-core';
 import { Testnet } from '../src/testnet/testnet.js';
 import { type Peer, socketOwner } from './helpers/web.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+// The few DOM shapes the in-page callbacks use (this project compiles without the DOM library).
+type Win = {
+  getComputedStyle(e: unknown): { color: string; fontStyle: string };
+  document: { querySelectorAll(s: string): ArrayLike<El> };
+};
+type El = { dataset: Record<string, string | undefined> };
+type Img = { complete: boolean; naturalWidth: number; naturalHeight: number };
 const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test-artifacts');
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: apt-get install -y chromium`;
 
@@ -64,10 +71,16 @@ function startSite(): Promise<{ url: string; peers: Peer[]; requests: string[]; 
     requests.push(req.url ?? '');
     const f = SITE[req.url ?? ''];
     if (!f) return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': f[0], 'content-length': f[1].length, 'cache-control': 'no-store' }).end(f[1]);
+    res
+      .writeHead(200, { 'content-type': f[0], 'content-length': f[1].length, 'cache-control': 'no-store' })
+      .end(f[1]);
   });
   server.on('connection', (s) =>
-    peers.push({ address: s.remoteAddress ?? '', port: s.remotePort ?? 0, pid: socketOwner(s.remotePort ?? 0) }),
+    peers.push({
+      address: s.remoteAddress ?? '',
+      port: s.remotePort ?? 0,
+      pid: socketOwner(s.remotePort ?? 0),
+    }),
   );
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () =>
@@ -85,11 +98,12 @@ function startSite(): Promise<{ url: string; peers: Peer[]; requests: string[]; 
   );
 }
 
-async function launch(extraArgs: string[]): Promise<{ browser: Browser; profile: string }> {
+async function launch(extraArgs: string[]): Promise<{ browser: BrowserContext; profile: string }> {
+  // A fresh user-data-dir per launch: no cache, cookies or history from another run.
   const profile = mkdtempSync(join(tmpdir(), 'allium-chromium-'));
-  // A persistent profile dir would need launchPersistentContext; a fresh one per launch is enough here.
-  const browser = await chromium.launch({
+  const browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
+    viewport: { width: 1000, height: 700 },
     headless: true,
     timeout: 60_000,
     args: [
@@ -100,7 +114,6 @@ async function launch(extraArgs: string[]): Promise<{ browser: Browser; profile:
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
-      `--user-data-dir=${profile}`,
       ...extraArgs,
     ],
   });
@@ -110,7 +123,7 @@ async function launch(extraArgs: string[]): Promise<{ browser: Browser; profile:
 describe('headless Chromium through a testnet', { skip }, () => {
   let tn: Testnet;
   let site: Awaited<ReturnType<typeof startSite>>;
-  const browsers: { browser: Browser; profile: string }[] = [];
+  const browsers: { browser: BrowserContext; profile: string }[] = [];
 
   before(async () => {
     site = await startSite();
@@ -139,11 +152,17 @@ describe('headless Chromium through a testnet', { skip }, () => {
     assert.equal(await page.title(), 'Onion garden');
     assert.equal(await page.textContent('#title'), 'Grown through three relays');
     // The stylesheet applied...
-    assert.equal(await page.$eval('#title', (e) => getComputedStyle(e).color), 'rgb(12, 34, 56)');
-    assert.equal(await page.$eval('.note', (e) => getComputedStyle(e).fontStyle), 'italic');
+    assert.equal(
+      await page.$eval('#title', (e) => (globalThis as unknown as Win).getComputedStyle(e).color),
+      'rgb(12, 34, 56)',
+    );
+    assert.equal(
+      await page.$eval('.note', (e) => (globalThis as unknown as Win).getComputedStyle(e).fontStyle),
+      'italic',
+    );
     // ...and the image decoded at its real size.
     const img = await page.$eval('#picture', (e) => {
-      const i = e as HTMLImageElement;
+      const i = e as unknown as Img;
       return { complete: i.complete, w: i.naturalWidth, h: i.naturalHeight };
     });
     assert.deepEqual(img, { complete: true, w: 96, h: 64 });
@@ -152,7 +171,10 @@ describe('headless Chromium through a testnet', { skip }, () => {
     const exitPids = new Set(tn.relays.filter((r) => r.ready.exit === '1').map((r) => r.proc.pid));
     assert.ok(site.peers.length > 0);
     for (const p of site.peers)
-      assert.ok(exitPids.has(p.pid ?? -1), `connection from ${p.address}:${p.port} (pid ${p.pid}) is not an exit`);
+      assert.ok(
+        exitPids.has(p.pid ?? -1),
+        `connection from ${p.address}:${p.port} (pid ${p.pid}) is not an exit`,
+      );
   });
 
   test('the dashboard lists live circuits as entry -> middle -> exit; "New circuits" changes them', async () => {
@@ -160,13 +182,13 @@ describe('headless Chromium through a testnet', { skip }, () => {
     assert.ok(dashboard, 'the client announced its dashboard');
     const b = await launch([]);
     browsers.push(b);
-    const page = await b.browser.newPage({ viewport: { width: 1000, height: 700 } });
+    const page = await b.browser.newPage();
     await page.goto(dashboard, { waitUntil: 'load', timeout: 30_000 });
     await page.waitForSelector('li.circuit', { timeout: 15_000 });
     const read = () =>
       page.$$eval('li.circuit', (els) =>
         els.map((e) => ({
-          serial: (e as HTMLElement).dataset.serial,
+          serial: (e as unknown as El).dataset.serial,
           hops: [...e.querySelectorAll('.hop')].map((h) => ({ name: h.textContent, cls: h.className })),
           retired: e.classList.contains('retired'),
         })),
@@ -187,7 +209,10 @@ describe('headless Chromium through a testnet', { skip }, () => {
     await page.click('#new-circuits');
     await page.waitForFunction(
       (old: string[]) => {
-        const live = [...document.querySelectorAll('li.circuit:not(.retired)')].map((e) => (e as HTMLElement).dataset.serial);
+        const doc = (globalThis as unknown as Win).document;
+        const live = Array.from(doc.querySelectorAll('li.circuit:not(.retired)')).map(
+          (e) => e.dataset.serial,
+        );
         return live.length > 0 && live.every((s) => !old.includes(s ?? ''));
       },
       [...beforeLive] as string[],
@@ -207,7 +232,12 @@ describe('headless Chromium through a testnet', { skip }, () => {
     const u = new URL(dashboard);
     const code = await new Promise<number>((resolve, reject) => {
       const req = http.request(
-        { host: u.hostname, port: u.port, path: '/api/circuits', headers: { host: `evil.example:${u.port}` } },
+        {
+          host: u.hostname,
+          port: u.port,
+          path: '/api/circuits',
+          headers: { host: `evil.example:${u.port}` },
+        },
         (r) => {
           r.resume();
           resolve(r.statusCode ?? 0);

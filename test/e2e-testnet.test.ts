@@ -153,7 +153,11 @@ describe('a testnet of a directory and 5 relay processes', () => {
   test('allium fetch refuses a consensus signed by another key, with a clear error', async () => {
     const wrongKey = Buffer.alloc(32, 7).toString('base64');
     await assert.rejects(
-      run(process.execPath, [CLI_PATH, 'fetch', `${web.url}/hello`, '--directory', tn.directoryUrl, '--directory-key', wrongKey], { timeout: 60_000 }),
+      run(
+        process.execPath,
+        [CLI_PATH, 'fetch', `${web.url}/hello`, '--directory', tn.directoryUrl, '--directory-key', wrongKey],
+        { timeout: 60_000 },
+      ),
       (err: Error & { stderr: string }) => {
         assert.match(err.stderr, /signature/i);
         return true;
@@ -164,7 +168,15 @@ describe('a testnet of a directory and 5 relay processes', () => {
   test('an IPv6 destination ([::1]) is reached through the network', async () => {
     const v6 = await startHttpServer(files, '::1');
     try {
-      const { stdout } = await run('curl', ['-sS', '--fail', '--max-time', '60', '--socks5-hostname', socks(), `http://[::1]:${v6.port}/hello`]);
+      const { stdout } = await run('curl', [
+        '-sS',
+        '--fail',
+        '--max-time',
+        '60',
+        '--socks5-hostname',
+        socks(),
+        `http://[::1]:${v6.port}/hello`,
+      ]);
       assert.equal(stdout, files['/hello'].toString());
     } finally {
       await v6.close();

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { Testnet } from '../src/testnet/testnet.js';
-import { type GitServer, startGitServer } from './helpers/git-server.js';
 import { freePort } from './helpers/allium-process.js';
+import { type GitServer, startGitServer } from './helpers/git-server.js';
 import {
   makeCertificate,
   makeFiles,
@@ -58,7 +58,10 @@ describe('the HTTP proxy of a client process in a testnet', () => {
     const exitPids = new Set(tn.relays.filter((r) => r.ready.exit === '1').map((r) => r.proc.pid));
     assert.ok(peers.length > 0, 'the server saw connections');
     for (const p of peers)
-      assert.ok(exitPids.has(p.pid ?? -1), `connection from ${p.address}:${p.port} (pid ${p.pid}) is not an exit`);
+      assert.ok(
+        exitPids.has(p.pid ?? -1),
+        `connection from ${p.address}:${p.port} (pid ${p.pid}) is not an exit`,
+      );
   };
   // No proxy settings from the environment of whoever runs the tests.
   const cleanEnv = () => {
@@ -70,7 +73,16 @@ describe('the HTTP proxy of a client process in a testnet', () => {
   test('curl with HTTPS_PROXY fetches an HTTPS page through a CONNECT tunnel (TLS end to end)', async () => {
     const { stdout, stderr } = await run(
       'curl',
-      ['-sS', '-v', '--fail', '--max-time', '60', '--cacert', tls.certPath, `https://localhost:${secure.port}/hello`],
+      [
+        '-sS',
+        '-v',
+        '--fail',
+        '--max-time',
+        '60',
+        '--cacert',
+        tls.certPath,
+        `https://localhost:${secure.port}/hello`,
+      ],
       { env: { ...cleanEnv(), HTTPS_PROXY: proxy } },
     );
     assert.equal(stdout, files['/hello'].toString());
@@ -81,9 +93,13 @@ describe('the HTTP proxy of a client process in a testnet', () => {
   test('curl downloads 10 MiB byte for byte through a tunnel and through plain-HTTP forwarding', async () => {
     for (const extra of [['--proxytunnel'], []]) {
       const file = join(out, `10m${extra.length}`);
-      await run('curl', ['-sS', '--fail', '--max-time', '120', '-x', proxy, ...extra, '-o', file, `${web.url}/random10m`], {
-        env: cleanEnv(),
-      });
+      await run(
+        'curl',
+        ['-sS', '--fail', '--max-time', '120', '-x', proxy, ...extra, '-o', file, `${web.url}/random10m`],
+        {
+          env: cleanEnv(),
+        },
+      );
       assert.equal(sha256(readFileSync(file)), sha256(files['/random10m']));
     }
     assertOnlyExits(web.peers);
@@ -96,7 +112,12 @@ describe('the HTTP proxy of a client process in a testnet', () => {
     ] as const) {
       const dest = join(out, `clone-${server.port}`);
       await run('git', ['-c', `http.proxy=${proxy}`, 'clone', '-q', server.url, dest], {
-        env: { ...cleanEnv(), GIT_SSL_CAINFO: tls.certPath, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1' },
+        env: {
+          ...cleanEnv(),
+          GIT_SSL_CAINFO: tls.certPath,
+          GIT_TERMINAL_PROMPT: '0',
+          GIT_CONFIG_NOSYSTEM: '1',
+        },
         timeout: 60_000,
       });
       assert.equal(readFileSync(join(dest, 'README.md'), 'utf8'), content);
@@ -108,9 +129,24 @@ describe('the HTTP proxy of a client process in a testnet', () => {
 
   test('different Proxy-Authorization credentials get different circuits (seen on the dashboard)', async () => {
     for (const who of ['alice:x', 'bob:y', 'alice:x'])
-      await run('curl', ['-sS', '--fail', '--max-time', '60', '-x', proxy, '--proxy-user', who, '--proxytunnel', `${web.url}/hello`], {
-        env: cleanEnv(),
-      });
+      await run(
+        'curl',
+        [
+          '-sS',
+          '--fail',
+          '--max-time',
+          '60',
+          '-x',
+          proxy,
+          '--proxy-user',
+          who,
+          '--proxytunnel',
+          `${web.url}/hello`,
+        ],
+        {
+          env: cleanEnv(),
+        },
+      );
     const res = await fetch(`${dashboard}api/circuits`);
     const { circuits } = (await res.json()) as { circuits: { serial: number; purpose: string }[] };
     const proxied = circuits.filter((c) => c.purpose === 'http-proxy');
@@ -119,9 +155,13 @@ describe('the HTTP proxy of a client process in a testnet', () => {
 
   test('the proxy explains what it cannot do: closed port 502, not-a-proxy request 400, https absolute form 501', async () => {
     const closed = await freePort();
-    const { stdout, stderr } = await run('curl', ['-sS', '-i', '--max-time', '60', '-x', proxy, `http://127.0.0.1:${closed}/`], {
-      env: cleanEnv(),
-    }).catch((e) => e as { stdout: string; stderr: string });
+    const { stdout, stderr } = await run(
+      'curl',
+      ['-sS', '-i', '--max-time', '60', '-x', proxy, `http://127.0.0.1:${closed}/`],
+      {
+        env: cleanEnv(),
+      },
+    ).catch((e) => e as { stdout: string; stderr: string });
     assert.match(stdout, /^HTTP\/1\.1 502/, stderr);
     assert.match(stdout, /refused/);
     const asServer = await fetch(proxy);
@@ -129,12 +169,15 @@ describe('the HTTP proxy of a client process in a testnet', () => {
     assert.match(await asServer.text(), /HTTPS_PROXY=/);
     const { hostname, port } = new URL(proxy);
     const status = await new Promise<{ code: number; body: string }>((resolve, reject) => {
-      const req = http.request({ host: hostname, port, method: 'GET', path: `https://localhost:${secure.port}/hello` }, (r) => {
-        let body = '';
-        r.setEncoding('utf8');
-        r.on('data', (d) => (body += d));
-        r.on('end', () => resolve({ code: r.statusCode ?? 0, body }));
-      });
+      const req = http.request(
+        { host: hostname, port, method: 'GET', path: `https://localhost:${secure.port}/hello` },
+        (r) => {
+          let body = '';
+          r.setEncoding('utf8');
+          r.on('data', (d) => (body += d));
+          r.on('end', () => resolve({ code: r.statusCode ?? 0, body }));
+        },
+      );
       req.on('error', reject);
       req.end();
     });

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { type Client, createClient } from '../src/index.js';
-import { startNetwork, type InProcessNetwork } from './helpers/network.js';
+import { type InProcessNetwork, startNetwork } from './helpers/network.js';
 import { makeCertificate, makeFiles, sha256, startHttpsServer, type WebServer } from './helpers/web.js';
 
 const run = promisify(execFile);
@@ -25,7 +25,9 @@ function startSite(files: Record<string, Buffer>): Promise<{ url: string; close(
       const parts: Buffer[] = [];
       req.on('data', (d) => parts.push(d));
       req.on('end', () =>
-        res.writeHead(200, { 'content-type': 'text/plain', 'x-method': req.method ?? '' }).end(Buffer.concat(parts)),
+        res
+          .writeHead(200, { 'content-type': 'text/plain', 'x-method': req.method ?? '' })
+          .end(Buffer.concat(parts)),
       );
       return;
     }
@@ -36,7 +38,9 @@ function startSite(files: Record<string, Buffer>): Promise<{ url: string; close(
         .end(gzipSync(Buffer.from('compressed hello\n'.repeat(100))));
     const body = files[req.url ?? ''];
     if (!body) return void res.writeHead(404).end('not found\n');
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length }).end(body);
+    res
+      .writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length })
+      .end(body);
   });
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () => {
@@ -111,11 +115,14 @@ describe('the library API (createClient) over an in-process network', () => {
       directoryKey: net.directory.publicKey,
     });
     try {
-      await assert.rejects(strict.fetch(`https://localhost:${secure.port}/hello`), (err: Error & { code: string }) => {
-        assert.equal(err.code, 'ALLIUM_FETCH_TLS');
-        assert.match(err.message, /certificate/i);
-        return true;
-      });
+      await assert.rejects(
+        strict.fetch(`https://localhost:${secure.port}/hello`),
+        (err: Error & { code: string }) => {
+          assert.equal(err.code, 'ALLIUM_FETCH_TLS');
+          assert.match(err.message, /certificate/i);
+          return true;
+        },
+      );
     } finally {
       await strict.close();
     }
@@ -162,7 +169,9 @@ describe('the library API (createClient) over an in-process network', () => {
     assert.equal(byKey('bob').length, 1);
     assert.notEqual(byKey('alice')[0], byKey('bob')[0]);
     const views = client.circuits();
-    assert.ok(views.every((v) => v.path.length === 3 && v.path[0].role === 'entry' && v.path[2].role === 'exit'));
+    assert.ok(
+      views.every((v) => v.path.length === 3 && v.path[0].role === 'entry' && v.path[2].role === 'exit'),
+    );
   });
 
   test('close() ends every circuit, and later calls fail with a clear error', async () => {

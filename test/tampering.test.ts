@@ -57,6 +57,24 @@ test('a byte changed on the way to the exit destroys the circuit; nothing reache
   assert.equal(web.peers.length, before, 'the exit did not act on a modified cell');
 });
 
+test('a tagging entry is caught by the very next hop (the middle), before the exit sees anything', async () => {
+  const c = net.client.currentConsensus!;
+  const byId = (id: string) => c.relays.find((r) => r.id === id)!;
+  const [exit, tagger, middle] = net.relays;
+  const circ = await net.client.buildCircuit({
+    path: [byId(tagger.idHex), byId(middle.idHex), byId(exit.idHex)],
+  });
+  const middleBefore = middle.stats.integrityFailures;
+  const exitBefore = exit.stats.integrityFailures;
+  const before = web.peers.length;
+  tamper.forward = true;
+  await assert.rejects(circ.openStream('127.0.0.1', web.port), { code: 'ALLIUM_CIRCUIT_DESTROYED' });
+  tamper.forward = false;
+  assert.equal(middle.stats.integrityFailures, middleBefore + 1, 'the middle caught the change');
+  assert.equal(exit.stats.integrityFailures, exitBefore, 'the cell never reached the exit');
+  assert.equal(web.peers.length, before);
+});
+
 test('a byte changed on the way back makes the client drop the circuit, not deliver bad data', async () => {
   const circ = await net.client.buildCircuit({ path: pathVia(1) });
   const res = await streamGet(`${web.url}/random1m`, {

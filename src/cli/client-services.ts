@@ -1,8 +1,9 @@
 // What `allium client` serves around an AlliumClient: the SOCKS5 port, and optionally the HTTP proxy,
 // the dashboard and the metrics endpoint. Every stream goes through one ClientMonitor, so the
 // dashboard and the metrics count all of them.
-import { startDashboard } from '../client/dashboard.js';
+
 import type { AlliumClient } from '../client/client.js';
+import { startDashboard } from '../client/dashboard.js';
 import { clientFamilies } from '../client/metrics.js';
 import { ClientMonitor } from '../client/monitor.js';
 import type { Logger } from '../log.js';
@@ -60,7 +61,10 @@ export async function startClientServices(
         port: o.dashboard.port,
         monitor,
         logger,
-        info: () => ({ ...info, 'Relays in the consensus': String(client.currentConsensus?.relays.length ?? 0) }),
+        info: () => ({
+          ...info,
+          'Relays in the consensus': String(client.currentConsensus?.relays.length ?? 0),
+        }),
       });
       closers.push(() => dash.close());
       ready.dashboard = dash.url;

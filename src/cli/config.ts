@@ -3,7 +3,7 @@
 // own options, so the file and the flags can never drift apart. Values go through the same parsers as
 // flags; flags given on the command line override the file.
 import { readFileSync } from 'node:fs';
-import { type Command, type Help, type Option, Option as CommanderOption } from 'commander';
+import { type Command, Option as CommanderOption, type Help, type Option } from 'commander';
 import { z } from 'zod';
 import { AlliumError } from '../errors.js';
 
@@ -35,7 +35,15 @@ export function configSchema(cmd: Command): z.ZodObject {
 }
 
 function describe(v: unknown): string {
-  return typeof v === 'string' ? JSON.stringify(v) : Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`;
+  return typeof v === 'string'
+    ? JSON.stringify(v)
+    : Array.isArray(v)
+      ? 'an array'
+      : v === null
+        ? 'null'
+        : typeof v === 'object'
+          ? 'an object'
+          : `${typeof v} ${String(v)}`;
 }
 
 function keyPath(path: PropertyKey[]): string {
@@ -51,16 +59,25 @@ export function loadConfig(cmd: Command, file: string): Record<string, unknown> 
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError('ALLIUM_CONFIG_READ', `cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new ConfigError(
+      'ALLIUM_CONFIG_READ',
+      `cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError('ALLIUM_CONFIG_JSON', `config file ${file} is not valid JSON: ${(err as Error).message}`);
+    throw new ConfigError(
+      'ALLIUM_CONFIG_JSON',
+      `config file ${file} is not valid JSON: ${(err as Error).message}`,
+    );
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json))
-    throw new ConfigError('ALLIUM_CONFIG_SHAPE', `config file ${file} must hold one JSON object, e.g. {"dataDir": "./r1"}`);
+    throw new ConfigError(
+      'ALLIUM_CONFIG_SHAPE',
+      `config file ${file} must hold one JSON object, e.g. {"dataDir": "./r1"}`,
+    );
   const schema = configSchema(cmd);
   const known = Object.keys(schema.shape);
   const result = schema.safeParse(json);
@@ -125,10 +142,11 @@ export function configPathFromArgs(args: string[]): string | undefined {
 export function applyConfigFile(program: Command, argv: string[]): void {
   const name = argv[2];
   const cmd = program.commands.find((c) => c.name() === name || c.aliases().includes(name));
-  if (!cmd || !cmd.options.some((o) => o.attributeName() === 'config')) return;
+  if (!cmd?.options.some((o) => o.attributeName() === 'config')) return;
   const file = configPathFromArgs(argv.slice(3));
   if (file === undefined) return;
-  for (const [key, value] of Object.entries(loadConfig(cmd, file))) cmd.setOptionValueWithSource(key, value, 'config');
+  for (const [key, value] of Object.entries(loadConfig(cmd, file)))
+    cmd.setOptionValueWithSource(key, value, 'config');
 }
 
 function formatDefault(v: unknown): string {

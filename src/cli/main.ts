@@ -17,9 +17,10 @@ program
   .showHelpAfterError();
 
 const metrics = () =>
-  new Option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free port)').argParser(
-    parseHostPort,
-  );
+  new Option(
+    '--metrics <host:port>',
+    'serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free port)',
+  ).argParser(parseHostPort);
 
 const logLevel = () =>
   new Option('--log-level <level>', 'log level')
@@ -78,6 +79,7 @@ program
     'let streams reach private, loopback and link-local addresses (test networks)',
     false,
   )
+  .option('--family <ids>', 'comma-separated relay ids run by the same operator (never two in one path)')
   .option('--bandwidth <bytes>', 'advertised bandwidth in bytes/s', parsePositiveInt, 100 * 1024 * 1024)
   .option('--refresh <seconds>', 'how often to refresh the directory record', parsePositiveInt, 60)
   .option(
@@ -103,7 +105,11 @@ program
     'also serve an HTTP proxy here (CONNECT for https, e.g. HTTPS_PROXY=http://HOST:PORT; plain http too)',
     parseHostPort,
   )
-  .option('--dashboard <host:port>', 'serve a dashboard of circuits and streams at http://HOST:PORT/', parseHostPort)
+  .option(
+    '--dashboard <host:port>',
+    'serve a dashboard of circuits and streams at http://HOST:PORT/',
+    parseHostPort,
+  )
   .addOption(metrics())
   .addOption(configOption())
   .addOption(logLevel())
@@ -137,9 +143,23 @@ program
     parseHostPort('127.0.0.1:9050'),
   )
   .option('--data-dir <dir>', 'where the processes keep keys (default: a fresh temporary directory)')
-  .option('--http-proxy <host:port>', 'HTTP proxy listen address of the client', parseHostPort, parseHostPort('127.0.0.1:0'))
-  .option('--dashboard <host:port>', 'dashboard listen address of the client', parseHostPort, parseHostPort('127.0.0.1:0'))
-  .option('--metrics', 'serve Prometheus metrics from every process (each on a free port, listed once ready)', false)
+  .option(
+    '--http-proxy <host:port>',
+    'HTTP proxy listen address of the client',
+    parseHostPort,
+    parseHostPort('127.0.0.1:0'),
+  )
+  .option(
+    '--dashboard <host:port>',
+    'dashboard listen address of the client',
+    parseHostPort,
+    parseHostPort('127.0.0.1:0'),
+  )
+  .option(
+    '--metrics',
+    'serve Prometheus metrics from every process (each on a free port, listed once ready)',
+    false,
+  )
   .option(
     '--demo',
     'once ready, fetch a page from a local web server through the network, print it, stop everything and exit',

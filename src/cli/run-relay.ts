@@ -16,6 +16,7 @@ export async function runRelay(o: {
   exitPolicy?: string;
   allowPrivate: boolean;
   bandwidth: number;
+  family?: string;
   refresh: number;
   logSensitive: boolean;
   metrics?: { host: string; port: number };
@@ -42,6 +43,10 @@ export async function runRelay(o: {
     exitPolicy,
     allowPrivate: o.allowPrivate,
     bandwidth: o.bandwidth,
+    family: o.family
+      ?.split(',')
+      .map((x) => x.trim().toLowerCase())
+      .filter(Boolean),
     refreshMs: o.refresh * 1000,
     logSensitive: o.logSensitive,
     logger,

@@ -3,8 +3,13 @@
 // every cell coming back, and multiplexes streams to the exit.
 
 import { type CircuitStream, StreamError, StreamMux } from '../core/stream-mux.js';
+import {
+  type CircuitHopCrypto,
+  circuitHopCrypto,
+  forwardMessageCapacity,
+  wrapForward,
+} from '../crypto/forward-onion.js';
 import { type NtorClientState, ntorClientFinish, ntorClientStart } from '../crypto/ntor.js';
-import { type HopCrypto, hopCrypto } from '../crypto/relay-crypto.js';
 import { AlliumError } from '../errors.js';
 import type { Link } from '../net/link.js';
 import type { Cell } from '../wire/cell.js';
@@ -20,7 +25,12 @@ import {
   RelayCommand,
 } from '../wire/constants.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
-import { readRelayHeader, relayData, writeRelayBody } from '../wire/relay-cell.js';
+import {
+  encodeRelayMessage,
+  RELAY_MESSAGE_HEADER_LEN,
+  readRelayHeader,
+  relayData,
+} from '../wire/relay-cell.js';
 import {
   decodeEnd,
   decodeExtended,
@@ -41,7 +51,7 @@ export class CircuitError extends AlliumError {
 
 interface Hop {
   relay: ConsensusRelay;
-  crypto: HopCrypto;
+  crypto: CircuitHopCrypto;
 }
 
 interface Waiter<T> {
@@ -73,8 +83,9 @@ export class ClientCircuit {
     readonly circId: number,
     private readonly onClosed: (c: ClientCircuit) => void,
   ) {
-    this.mux = new StreamMux((command, streamId, datas) =>
-      this.sendRelayMany(this.hops.length - 1, command, streamId, datas),
+    this.mux = new StreamMux(
+      (command, streamId, datas) => this.sendRelayMany(this.hops.length - 1, command, streamId, datas),
+      () => forwardMessageCapacity(this.hops.length - 1) - RELAY_MESSAGE_HEADER_LEN,
     );
   }
 
@@ -149,7 +160,7 @@ export class ClientCircuit {
     if (!hs) throw new CircuitError('ALLIUM_CIRCUIT_PROTOCOL', 'unexpected CREATED/EXTENDED');
     this.handshake = null;
     const keys = ntorClientFinish(hs.state, hdata);
-    this.hops.push({ relay: hs.relay, crypto: hopCrypto(keys) });
+    this.hops.push({ relay: hs.relay, crypto: circuitHopCrypto(keys) });
     hs.waiter.resolve();
   }
 
@@ -164,7 +175,7 @@ export class ClientCircuit {
     return this.sendRelayMany(hop, command, streamId, [data], cellCommand)[0];
   }
 
-  /** One cell per entry of `datas` for hop `hop`: sealed one by one, layered in one cipher call per hop. */
+  /** One cell per entry of `datas` for hop `hop`, each tagged for every hop on the way (protocol §3.4). */
   private sendRelayMany(
     hop: number,
     command: number,
@@ -172,18 +183,12 @@ export class ClientCircuit {
     datas: Buffer[],
     cellCommand: number = CellCommand.RELAY,
   ): Buffer[] {
-    const batch = Buffer.allocUnsafe(datas.length * CELL_BODY_LEN);
+    const layers = this.hops.slice(0, hop + 1).map((h) => h.crypto.forward);
     const tags: Buffer[] = [];
-    for (let k = 0; k < datas.length; k++) {
-      const body = batch.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN);
-      writeRelayBody(body, command, streamId, datas[k]);
-      tags.push(this.hops[hop].crypto.forward.seal(body));
-    }
-    if (this.closed) return tags;
-    let enc: Buffer = batch;
-    for (let i = hop; i >= 0; i--) enc = this.hops[i].crypto.forward.cryptMany(enc);
-    for (let k = 0; k < datas.length; k++) {
-      this.link.send(this.circId, cellCommand, enc.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN));
+    for (const data of datas) {
+      const { body, tag } = wrapForward(layers, encodeRelayMessage(command, streamId, data));
+      tags.push(tag);
+      if (!this.closed) this.link.send(this.circId, cellCommand, body);
     }
     this.lastUsed = Date.now();
     return tags;

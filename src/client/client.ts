@@ -12,6 +12,9 @@ import { CIRC_ID_INITIATOR_BIT, DestroyReason, EndReason } from '../wire/constan
 import type { Consensus, ConsensusRelay } from '../wire/directory-docs.js';
 import { CircuitError, ClientCircuit } from './client-circuit.js';
 import { ConsensusKeeper } from './consensus-keeper.js';
+import { emptyGuards, type GuardState, guardIds, loadGuards, saveGuards, updateGuards } from './guards.js';
+
+const RELAY_FAILURE_BACKOFF_MS = 60_000;
 
 export interface ClientOptions {
   directoryUrl: string;
@@ -38,6 +41,9 @@ export class ClientError extends AlliumError {}
 
 export class AlliumClient {
   private readonly keeper: ConsensusKeeper;
+  private guards: GuardState = emptyGuards();
+  private guardsSerial = -1;
+  private readonly failedUntil = new Map<string, number>();
   private readonly directory: DirectoryClient;
   private readonly links = new Map<string, Promise<Link>>();
   private readonly circuitsByLink = new Map<Link, Map<number, ClientCircuit>>();
@@ -75,6 +81,7 @@ export class AlliumClient {
   /** Fetches and verifies the consensus (waiting for `minRelays` relays), then is ready to connect. */
   static async start(opts: ClientOptions): Promise<AlliumClient> {
     const c = new AlliumClient(opts);
+    if (opts.dataDir) c.guards = await loadGuards(opts.dataDir);
     await c.keeper.load();
     await c.waitForConsensus(opts.minRelays ?? c.pathLength, opts.startTimeoutMs ?? 30_000);
     c.keeper.start();
@@ -178,7 +185,12 @@ export class AlliumClient {
     if (!consensus) throw this.keeper.noConsensusError();
     const path =
       opts.path ??
-      choosePath(consensus.relays, { length: this.pathLength, target: opts.target, exclude: opts.exclude });
+      choosePath(consensus.relays, {
+        length: this.pathLength,
+        target: opts.target,
+        exclude: this.excluded(opts.exclude),
+        guards: this.currentGuards(consensus),
+      });
     const started = performance.now();
     const entry = path[0];
     let link: Link;
@@ -186,6 +198,7 @@ export class AlliumClient {
       link = await this.linkTo(entry.id, entry.address, entry.port);
     } catch (err) {
       this.stats.circuitsFailed++;
+      this.markFailed(entry.id);
       throw new CircuitError(
         'ALLIUM_CIRCUIT_ENTRY',
         `cannot reach entry relay ${entry.nickname} at ${entry.address}:${entry.port}: ${(err as Error).message}`,
@@ -207,6 +220,8 @@ export class AlliumClient {
       await circ.build(path);
     } catch (err) {
       this.stats.circuitsFailed++;
+      // The relay we were adding when it failed is the one to avoid for a while.
+      if (!opts.path && circ.hops.length < path.length) this.markFailed(path[circ.hops.length].id);
       circ.destroy(3, 'build failed');
       throw err;
     }
@@ -219,6 +234,36 @@ export class AlliumClient {
       'circuit built',
     );
     return circ;
+  }
+
+  /** Relays that just failed us are left out of new paths for a minute (they may be down or cut off). */
+  private markFailed(relayId: string): void {
+    this.failedUntil.set(relayId, Date.now() + RELAY_FAILURE_BACKOFF_MS);
+  }
+
+  private excluded(extra?: Set<string>): Set<string> {
+    const now = Date.now();
+    const out = new Set(extra ?? []);
+    for (const [id, until] of this.failedUntil) {
+      if (until > now) out.add(id);
+      else this.failedUntil.delete(id);
+    }
+    return out;
+  }
+
+  /** Entry guards, brought up to date with each new consensus and saved in the data directory. */
+  private currentGuards(consensus: Consensus): string[] {
+    if (consensus.serial !== this.guardsSerial) {
+      const { state, changed } = updateGuards(this.guards, consensus.relays);
+      this.guards = state;
+      this.guardsSerial = consensus.serial;
+      if (changed && this.opts.dataDir) {
+        saveGuards(this.opts.dataDir, state).catch((err) =>
+          this.log.warn({ err: err.message }, 'could not save entry guards'),
+        );
+      }
+    }
+    return guardIds(this.guards);
   }
 
   private usable(c: ClientCircuit, isolation: string, target: { host: string; port: number }): boolean {

@@ -51,7 +51,8 @@ export function startDashboard(opts: {
       return;
     }
     if (req.method === 'GET' && path === '/') return send(200, 'text/html; charset=utf-8', PAGE);
-    if (req.method === 'GET' && path === '/dashboard.js') return send(200, 'text/javascript; charset=utf-8', SCRIPT);
+    if (req.method === 'GET' && path === '/dashboard.js')
+      return send(200, 'text/javascript; charset=utf-8', SCRIPT);
     if (req.method === 'GET' && path === '/dashboard.css') return send(200, 'text/css; charset=utf-8', STYLE);
     if (req.method === 'GET' && path === '/api/circuits') {
       const b = opts.monitor.bytes();
@@ -66,7 +67,8 @@ export function startDashboard(opts: {
       );
     }
     if (req.method === 'POST' && path === '/api/new-circuits') {
-      if (req.headers['x-allium'] !== '1') return send(403, 'text/plain; charset=utf-8', 'missing X-Allium: 1\n');
+      if (req.headers['x-allium'] !== '1')
+        return send(403, 'text/plain; charset=utf-8', 'missing X-Allium: 1\n');
       req.resume();
       opts.monitor.newCircuits().then(
         () => send(200, 'application/json', JSON.stringify({ circuits: opts.monitor.circuits() })),

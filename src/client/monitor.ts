@@ -56,7 +56,11 @@ export class ClientMonitor {
     const stream = await this.client.connect(host, port, opts);
     const circ = this.client.listCircuits().find((c) => c.streams().includes(stream));
     const serial = circ?.serial ?? 0;
-    this.info.set(stream, { target: `${host.includes(':') ? `[${host}]` : host}:${port}`, openedAt: Date.now(), circuit: serial });
+    this.info.set(stream, {
+      target: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+      openedAt: Date.now(),
+      circuit: serial,
+    });
     this.live.add(stream);
     stream.once('close', () => {
       this.live.delete(stream);
@@ -102,7 +106,8 @@ export class ClientMonitor {
       .listCircuits()
       .filter((c) => !c.closed && c.hops.length === this.client.pathLength);
     const alive = new Set(list.map((c) => c.serial));
-    for (const serial of this.closedBytes.keys()) if (!alive.has(serial) && serial !== 0) this.closedBytes.delete(serial);
+    for (const serial of this.closedBytes.keys())
+      if (!alive.has(serial) && serial !== 0) this.closedBytes.delete(serial);
     return list
       .sort((a, b) => b.serial - a.serial)
       .map((c) => {

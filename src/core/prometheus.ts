@@ -41,7 +41,8 @@ export function renderFamilies(families: Family[]): string {
     out.push(`# TYPE ${f.name} ${f.type}`);
     const got = f.collect();
     const samples = typeof got === 'number' ? [{ value: got }] : got;
-    for (const s of samples) out.push(`${s.labels?.__name ?? f.name}${formatLabels(stripName(s.labels))} ${formatValue(s.value)}`);
+    for (const s of samples)
+      out.push(`${s.labels?.__name ?? f.name}${formatLabels(stripName(s.labels))} ${formatValue(s.value)}`);
   }
   return `${out.join('\n')}\n`;
 }

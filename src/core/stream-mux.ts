@@ -30,7 +30,6 @@ export class CircuitStream extends Duplex {
   private inbox: Buffer[] = [];
   private inboxScheduled = false;
   private sentEnd = false;
-  private gotEnd = false;
   bytesIn = 0;
   bytesOut = 0;
 
@@ -62,8 +61,9 @@ export class CircuitStream extends Duplex {
     const pieces: Buffer[] = [];
     let streamWindow = this.window.packageWindow;
     let circuitWindow = this.mux.window.packageWindow;
+    const maxData = this.mux.maxData();
     while (this.pendingBytes > 0 && streamWindow > 0 && circuitWindow > 0) {
-      const size = Math.min(RELAY_DATA_MAX, this.pendingBytes);
+      const size = Math.min(maxData, this.pendingBytes);
       let piece: Buffer;
       if (this.pending[0].length === size) piece = this.pending.shift()!;
       else if (this.pending[0].length > size) {
@@ -142,11 +142,11 @@ export class CircuitStream extends Duplex {
 
   /** Peer END arrived. */
   remoteEnd(reason: number): void {
-    this.gotEnd = true;
     this.flushInbox();
     if (reason === EndReason.DONE) {
+      // A half-close: the reader still gets everything before it; the stream closes itself
+      // (autoDestroy) once it has been read to the end and our side has ended too.
       this.push(null);
-      if (this.sentEnd) this.destroy();
     } else {
       this.sentEnd = true; // the peer is gone; nothing to tell it
       this.destroy(
@@ -163,7 +163,6 @@ export class CircuitStream extends Duplex {
     if (this.sentEnd) return;
     this.sentEnd = true;
     this.mux.sendOne(RelayCommand.END, this.streamId, encodeEnd(reason));
-    if (this.gotEnd) setImmediate(() => this.destroy());
   }
 }
 
@@ -172,7 +171,11 @@ export class StreamMux {
   readonly window = new CircuitWindow();
   readonly streams = new Map<number, CircuitStream>();
 
-  constructor(readonly send: CircuitSender) {}
+  constructor(
+    readonly send: CircuitSender,
+    /** The most DATA bytes one cell carries this way (forward cells lose a tag per hop in front). */
+    readonly maxData: () => number = () => RELAY_DATA_MAX,
+  ) {}
 
   open(streamId: number): CircuitStream {
     const s = new CircuitStream(streamId, this);

@@ -51,7 +51,8 @@ export class Directory {
   /** The per-address request limiter (its `limited` counts 429s), or null when disabled. */
   rateLimiter: RateLimiter | null = null;
   private readonly app: FastifyInstance;
-  private readonly service: DirectoryService;
+  /** The directory's state and counters (read by metrics and the status page). */
+  readonly service: DirectoryService;
   private readonly sweepTimer: NodeJS.Timeout;
   private stopping: Promise<void> | null = null;
 

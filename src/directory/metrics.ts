@@ -1,11 +1,9 @@
 // Implements docs/metrics.md (directory): listing, registration and consensus counters, read at scrape time.
 import type { Family } from '../core/prometheus.js';
 import type { Directory } from './directory.js';
-import type { DirectoryService } from './service.js';
 
 export function directoryFamilies(dir: Directory): Family[] {
-  // The directory keeps its service private; metrics only read it.
-  const service = dir['service'] as DirectoryService;
+  const service = dir.service;
   return [
     {
       name: 'allium_directory_relays_listed',

@@ -2,7 +2,7 @@
 // the network. HTTPS is TLS from this process to the server, so the exit sees only ciphertext.
 import http from 'node:http';
 import net from 'node:net';
-import { Readable, type Duplex } from 'node:stream';
+import { type Duplex, Readable } from 'node:stream';
 import tls from 'node:tls';
 import zlib from 'node:zlib';
 import { AlliumError } from '../errors.js';
@@ -54,15 +54,26 @@ export async function fetchOver(
     }
     await res.body?.cancel();
     if (redirect === 'error') throw new TypeError(`fetch: redirect to ${location} with redirect: "error"`);
-    if (hop >= MAX_REDIRECTS) throw new FetchError('ALLIUM_FETCH_REDIRECTS', `more than ${MAX_REDIRECTS} redirects from ${request.url}`);
+    if (hop >= MAX_REDIRECTS)
+      throw new FetchError(
+        'ALLIUM_FETCH_REDIRECTS',
+        `more than ${MAX_REDIRECTS} redirects from ${request.url}`,
+      );
     const next = new URL(location, url);
     if (next.protocol !== 'http:' && next.protocol !== 'https:')
       throw new FetchError('ALLIUM_FETCH_URL', `redirected to an unsupported URL: ${next.href}`);
     if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
       method = method === 'HEAD' ? 'HEAD' : 'GET';
-      for (const h of ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location'])
+      for (const h of [
+        'content-type',
+        'content-length',
+        'content-encoding',
+        'content-language',
+        'content-location',
+      ])
         headers.delete(h);
-      if (streamed) throw new FetchError('ALLIUM_FETCH_REDIRECT_BODY', 'cannot replay a streamed body on a redirect');
+      if (streamed)
+        throw new FetchError('ALLIUM_FETCH_REDIRECT_BODY', 'cannot replay a streamed body on a redirect');
     } else if (streamed) {
       throw new FetchError('ALLIUM_FETCH_REDIRECT_BODY', 'cannot replay a streamed body on a redirect');
     }

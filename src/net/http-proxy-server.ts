@@ -89,7 +89,9 @@ export class HttpProxyServer {
       p.sockets.add(s);
       s.on('close', () => p.sockets.delete(s));
     });
-    server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => p.onConnect(req, socket, head));
+    server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) =>
+      p.onConnect(req, socket, head),
+    );
     server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => p.onRequest(req, res));
     server.on('clientError', (_err, socket: net.Socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
@@ -119,7 +121,11 @@ export class HttpProxyServer {
     if (!target) {
       this.failures++;
       socket.end(
-        plainResponse(400, 'Bad Request', `CONNECT needs host:port, e.g. CONNECT example.org:443, not "${(req.url ?? '').slice(0, 100)}"\n`),
+        plainResponse(
+          400,
+          'Bad Request',
+          `CONNECT needs host:port, e.g. CONNECT example.org:443, not "${(req.url ?? '').slice(0, 100)}"\n`,
+        ),
       );
       return;
     }
@@ -144,7 +150,9 @@ export class HttpProxyServer {
         this.failures++;
         const { status, why } = statusForStreamError(err);
         this.log.info({ code: (err as StreamError).code, status }, `HTTP CONNECT failed: ${why}`);
-        socket.end(plainResponse(status, http.STATUS_CODES[status] ?? 'Error', `allium: ${why} (${err.message})\n`));
+        socket.end(
+          plainResponse(status, http.STATUS_CODES[status] ?? 'Error', `allium: ${why} (${err.message})\n`),
+        );
       },
     );
   }
@@ -170,7 +178,9 @@ export class HttpProxyServer {
       this.failures++;
       res
         .writeHead(501, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' })
-        .end(`allium: only http:// URLs can be requested in absolute form; use CONNECT for ${url.protocol}// (HTTPS_PROXY)\n`);
+        .end(
+          `allium: only http:// URLs can be requested in absolute form; use CONNECT for ${url.protocol}// (HTTPS_PROXY)\n`,
+        );
       return;
     }
     const host = url.hostname.replace(/^\[|\]$/g, '');

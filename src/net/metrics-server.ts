@@ -38,7 +38,9 @@ export function startMetricsServer(opts: {
     try {
       body = renderFamilies(opts.families());
     } catch (err) {
-      res.writeHead(500, { 'content-type': 'text/plain' }).end(`could not collect metrics: ${(err as Error).message}\n`);
+      res
+        .writeHead(500, { 'content-type': 'text/plain' })
+        .end(`could not collect metrics: ${(err as Error).message}\n`);
       return;
     }
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });

@@ -1,14 +1,7 @@
 // Implements docs/metrics.md (relay): the relay's counters as Prometheus families, read at scrape time.
 import type { Family } from '../core/prometheus.js';
-import type { Link } from '../net/link.js';
 import { CELL_LEN } from '../wire/constants.js';
 import type { Relay } from './relay.js';
-import type { RelayCircuit } from './relay-circuit.js';
-
-interface Entry {
-  circ: RelayCircuit;
-  side: 'prev' | 'next';
-}
 
 /** What the relay holds right now: open circuits, exit streams, links and bytes queued on them. */
 export function relayGauges(relay: Relay): {
@@ -17,20 +10,7 @@ export function relayGauges(relay: Relay): {
   links: number;
   queuedBytes: number;
 } {
-  // The relay keeps its circuit table private; metrics only read it.
-  const table = relay['circuits'] as Map<Link, Map<number, Entry>>;
-  let circuits = 0;
-  let streams = 0;
-  let queuedBytes = 0;
-  for (const [link, map] of table) {
-    queuedBytes += link.writableLength;
-    for (const { circ, side } of map.values()) {
-      if (side !== 'prev') continue;
-      circuits++;
-      streams += circ.mux?.streams.size ?? 0;
-    }
-  }
-  return { circuits, streams, links: table.size, queuedBytes };
+  return relay.gauges();
 }
 
 export function relayFamilies(relay: Relay): Family[] {

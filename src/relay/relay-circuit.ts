@@ -1,7 +1,7 @@
 // Implements docs/protocol.md §3.4 (layers) at a relay: one circuit's two sides and its hop crypto.
 
 import type { StreamMux } from '../core/stream-mux.js';
-import type { HopCrypto } from '../crypto/relay-crypto.js';
+import type { CircuitHopCrypto } from '../crypto/forward-onion.js';
 import type { Link } from '../net/link.js';
 
 export interface CircuitSide {
@@ -20,6 +20,6 @@ export class RelayCircuit {
 
   constructor(
     readonly prev: CircuitSide,
-    readonly crypto: HopCrypto,
+    readonly crypto: CircuitHopCrypto,
   ) {}
 }

@@ -4,10 +4,10 @@
 import { signDescriptor, signWithdraw } from '../core/documents.js';
 import { ExitPolicy } from '../core/exit-policy.js';
 import { StreamError, StreamMux } from '../core/stream-mux.js';
+import { circuitHopCrypto, FORWARD_MARKER_LEN } from '../crypto/forward-onion.js';
 import type { IdentityKey, X25519Key } from '../crypto/keys.js';
 import { makeLinkCert } from '../crypto/link-cert.js';
 import { ntorServerRespond } from '../crypto/ntor.js';
-import { hopCrypto } from '../crypto/relay-crypto.js';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
@@ -33,7 +33,7 @@ import {
   MAX_RELAY_EARLY,
   RelayCommand,
 } from '../wire/constants.js';
-import { readRelayHeader, relayData, writeRelayBody } from '../wire/relay-cell.js';
+import { decodeRelayMessage, writeRelayBody } from '../wire/relay-cell.js';
 import {
   decodeBegin,
   decodeExtend,
@@ -61,6 +61,8 @@ export interface RelayOptions {
   /** Allow private, loopback and link-local destinations (test networks). */
   allowPrivate?: boolean;
   bandwidth?: number;
+  /** Relay ids (hex) of other relays run by the same operator: clients never put two in one path. */
+  family?: string[];
   refreshMs?: number;
   logger?: Logger;
   /** Resource limits (defaults in limits.ts). */
@@ -151,6 +153,22 @@ export class Relay {
     return this.listener?.port ?? 0;
   }
 
+  /** What the relay holds right now (for metrics and status): circuits, exit streams, links, queued bytes. */
+  gauges(): { circuits: number; streams: number; links: number; queuedBytes: number } {
+    let circuits = 0;
+    let streams = 0;
+    let queuedBytes = 0;
+    for (const [link, map] of this.circuits) {
+      queuedBytes += link.writableLength;
+      for (const { circ, side } of map.values()) {
+        if (side !== 'prev') continue;
+        circuits++;
+        streams += circ.mux?.streams.size ?? 0;
+      }
+    }
+    return { circuits, streams, links: this.circuits.size, queuedBytes };
+  }
+
   get isExit(): boolean {
     return this.policy.isExit();
   }
@@ -187,6 +205,7 @@ export class Relay {
       bandwidth: this.opts.bandwidth ?? 100 * 1024 * 1024,
       version: 'allium/0.1.0',
       published: Date.now(),
+      ...(this.opts.family?.length ? { family: this.opts.family } : {}),
     });
     try {
       await this.directory.register(env);
@@ -320,8 +339,9 @@ export class Relay {
     const head = cells[first];
     if (head.command !== CellCommand.RELAY && head.command !== CellCommand.RELAY_EARLY) return;
     const entry = map.get(head.circId);
-    if (!entry) return;
-    const cipher = entry.side === 'prev' ? entry.circ.crypto.forward : entry.circ.crypto.backward;
+    // Forward cells are opened one by one (each has its own tag to check first).
+    if (!entry || entry.side !== 'next') return;
+    const cipher = entry.circ.crypto.backward;
     const out = cipher.cryptMany(Buffer.concat(cells.slice(first, first + run).map((c) => c.body)));
     for (let k = 0; k < run; k++) {
       cells[first + k] = {
@@ -406,7 +426,7 @@ export class Relay {
         throw new AlliumError('ALLIUM_HANDSHAKE_TYPE', 'unknown handshake');
       const r = ntorServerRespond(hdata, { relayId: this.id, onionKey: this.onionKey });
       reply = r.reply;
-      circ = new RelayCircuit({ link, circId }, hopCrypto(r.keys));
+      circ = new RelayCircuit({ link, circId }, circuitHopCrypto(r.keys));
     } catch (err) {
       this.stats.handshakeFailures++;
       this.log.debug({ err: (err as Error).message }, 'CREATE refused');
@@ -420,25 +440,38 @@ export class Relay {
 
   private onForward(circ: RelayCircuit, cell: Cell): void {
     circ.cellsForward++;
-    const body = (cell as DecryptedCell).decrypted ? cell.body : circ.crypto.forward.crypt(cell.body);
-    this.opts.inspect?.(body, 'forward', { peerRelayId: circ.prev.link.peerRelayId });
-    const tag = circ.crypto.forward.recognize(body);
-    if (tag) {
-      this.onRelayMessage(circ, body, tag, cell.command === CellCommand.RELAY_EARLY);
-      return;
-    }
-    if (!circ.next) {
-      // Nobody after us could recognise it: it was changed on the way (protocol §3.4).
+    const opened = circ.crypto.forward.open(cell.body);
+    if (opened.kind === 'tampered') {
+      // The previous hop (or the link before it) changed this cell: stop it here (protocol §3.4).
       this.stats.integrityFailures++;
       this.log.info('relay cell failed its integrity check; destroying the circuit');
       this.teardown(circ, DestroyReason.INTEGRITY, null);
+      return;
+    }
+    const peer = { peerRelayId: circ.prev.link.peerRelayId };
+    if (opened.kind === 'mine') {
+      this.opts.inspect?.(opened.payload, 'forward', peer);
+      const { command, streamId, data } = decodeRelayMessage(opened.payload, FORWARD_MARKER_LEN);
+      this.onRelayMessage(
+        circ,
+        command,
+        streamId,
+        data,
+        opened.tag,
+        cell.command === CellCommand.RELAY_EARLY,
+      );
+      return;
+    }
+    if (!circ.next) {
+      this.teardown(circ, DestroyReason.PROTOCOL, null);
       return;
     }
     if (cell.command === CellCommand.RELAY_EARLY && ++circ.earlyForwarded > MAX_RELAY_EARLY) {
       this.teardown(circ, DestroyReason.PROTOCOL, null);
       return;
     }
-    circ.next.link.send(circ.next.circId, cell.command, body);
+    this.opts.inspect?.(opened.body, 'forward', peer);
+    circ.next.link.send(circ.next.circId, cell.command, opened.body);
     this.stats.cellsOut++;
   }
 
@@ -477,10 +510,15 @@ export class Relay {
     return tags;
   }
 
-  private onRelayMessage(circ: RelayCircuit, body: Buffer, tag: Buffer, early: boolean): void {
-    const header = readRelayHeader(body);
-    const data = relayData(body);
-    switch (header.command) {
+  private onRelayMessage(
+    circ: RelayCircuit,
+    command: number,
+    streamId: number,
+    data: Buffer,
+    tag: Buffer,
+    early: boolean,
+  ): void {
+    switch (command) {
       case RelayCommand.EXTEND:
         if (!early || circ.next || circ.extending) {
           this.teardown(circ, DestroyReason.PROTOCOL, null);
@@ -493,12 +531,12 @@ export class Relay {
         this.sendBackward(circ, RelayCommand.TRUNCATED, 0, encodeTruncated(DestroyReason.REQUESTED));
         return;
       case RelayCommand.BEGIN:
-        this.onBegin(circ, header.streamId, data);
+        this.onBegin(circ, streamId, data);
         return;
       case RelayCommand.DATA:
       case RelayCommand.END:
       case RelayCommand.SENDME:
-        this.muxOf(circ).handle(header.command, header.streamId, data, tag);
+        this.muxOf(circ).handle(command, streamId, data, tag);
         return;
       default:
         return; // DROP and unknown relay commands are ignored

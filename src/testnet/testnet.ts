@@ -49,7 +49,9 @@ function startProcess(
   onLog?: (name: string, line: string) => void,
   timeoutMs = 30_000,
 ): Promise<ProcessInfo> {
-  const proc = spawn(process.execPath, [...NODE_ARGS, CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...NODE_ARGS, CLI_PATH, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return new Promise((resolve, reject) => {
     let out = '';
     let errText = '';

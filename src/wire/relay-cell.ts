@@ -76,3 +76,36 @@ export function relayData(body: Buffer): Buffer {
   }
   return body.subarray(RELAY_HEADER_LEN, RELAY_HEADER_LEN + length);
 }
+
+/** A relay message as both directions carry it: command(1) | stream_id(2) | length(2) | data. */
+export const RELAY_MESSAGE_HEADER_LEN = 5;
+
+export function encodeRelayMessage(command: number, streamId: number, data: Buffer): Buffer {
+  if (!Number.isInteger(command) || command < 0 || command > 0xff)
+    throw tooLarge(`relay command must be a u8, got ${command}`);
+  if (!Number.isInteger(streamId) || streamId < 0 || streamId > 0xffff)
+    throw tooLarge(`stream id must be a u16, got ${streamId}`);
+  if (data.length > 0xffff) throw tooLarge(`relay data is ${data.length} bytes`);
+  const out = Buffer.allocUnsafe(RELAY_MESSAGE_HEADER_LEN + data.length);
+  out[0] = command;
+  out.writeUInt16BE(streamId, 1);
+  out.writeUInt16BE(data.length, 3);
+  data.copy(out, RELAY_MESSAGE_HEADER_LEN);
+  return out;
+}
+
+/** Reads the relay message at `offset` of `buf`; its data must fit inside `buf`. */
+export function decodeRelayMessage(
+  buf: Buffer,
+  offset: number,
+): { command: number; streamId: number; data: Buffer } {
+  if (buf.length < offset + RELAY_MESSAGE_HEADER_LEN) throw malformed('relay message header cut short');
+  const length = buf.readUInt16BE(offset + 3);
+  const start = offset + RELAY_MESSAGE_HEADER_LEN;
+  if (start + length > buf.length) throw malformed(`relay message length ${length} runs past the cell`);
+  return {
+    command: buf[offset],
+    streamId: buf.readUInt16BE(offset + 1),
+    data: buf.subarray(start, start + length),
+  };
+}

@@ -100,7 +100,11 @@ export function startGitServer(opts: { tls?: TlsMaterial; content: string }): Pr
     : http.createServer(cgi(root));
   const peers: Peer[] = [];
   server.on('connection', (s) =>
-    peers.push({ address: s.remoteAddress ?? '', port: s.remotePort ?? 0, pid: socketOwner(s.remotePort ?? 0) }),
+    peers.push({
+      address: s.remoteAddress ?? '',
+      port: s.remotePort ?? 0,
+      pid: socketOwner(s.remotePort ?? 0),
+    }),
   );
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () => {

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { CELL_BODY_LEN } from '../wire/constants.js';
+import { FORWARD_X_LEN, ForwardLayer, forwardMessageCapacity, wrapForward } from './forward-onion.js';
+
+const runs = Number(process.env.FUZZ_RUNS ?? 200);
+const key = (b: number) => Buffer.alloc(32, b);
+
+/** Client and relay views of an n-hop circuit's forward layers, with fixed keys. */
+function circuit(n: number) {
+  const client = Array.from({ length: n }, (_, i) => new ForwardLayer(key(0x10 + i), key(0x40 + i)));
+  const relays = Array.from({ length: n }, (_, i) => new ForwardLayer(key(0x10 + i), key(0x40 + i)));
+  return { client, relays };
+}
+
+/** Passes a body down the relays as the protocol says; returns the hop that read it and the payload. */
+function travel(relays: ForwardLayer[], body: Buffer, tamper?: (hop: number, b: Buffer) => void) {
+  let b = body;
+  for (let i = 0; i < relays.length; i++) {
+    tamper?.(i, b);
+    const r = relays[i].open(b);
+    if (r.kind === 'tampered') return { hop: i, tampered: true as const };
+    if (r.kind === 'mine') return { hop: i, payload: r.payload };
+    b = r.body;
+  }
+  return { hop: -1 };
+}
+
+test('a cell for each hop of a 3-hop circuit reaches exactly that hop, intact, cell after cell', () => {
+  const { client, relays } = circuit(3);
+  for (let round = 0; round < 3; round++) {
+    for (let h = 0; h < 3; h++) {
+      const msg = Buffer.from(`message ${round} for hop ${h}`);
+      const { body } = wrapForward(client.slice(0, h + 1), msg);
+      assert.equal(body.length, CELL_BODY_LEN);
+      const r = travel(relays, body);
+      assert.equal(r.hop, h);
+      assert.deepEqual(r.payload!.subarray(8, 8 + msg.length), msg);
+    }
+  }
+});
+
+test('fixed keys give fixed bytes (test vector)', () => {
+  const { client } = circuit(3);
+  const { body } = wrapForward(client, Buffer.from('allium forward vector'));
+  assert.equal(createHash('sha256').update(body).digest('hex'), VECTOR);
+});
+const VECTOR = '6e5e41de6918c2179f6e8eddfc251344963bd6453ae2dc8f2caeefe9a381ca7c';
+
+test('a byte changed by any relay is caught by the very next hop', () => {
+  for (let bad = 0; bad < 2; bad++) {
+    for (const pos of [0, 5, 16, 100, 4000, CELL_BODY_LEN - 1]) {
+      const { client, relays } = circuit(3);
+      const { body } = wrapForward(client, Buffer.from('to the exit'));
+      // `bad` is the relay that tampers: it changes the cell it forwards to hop bad+1.
+      const r = travel(relays, body, (hop, b) => {
+        if (hop === bad + 1) b[pos] ^= 0x01;
+      });
+      assert.deepEqual(r, { hop: bad + 1, tampered: true }, `tamper by hop ${bad} at byte ${pos}`);
+    }
+  }
+});
+
+test('a replayed cell fails the next tag check', () => {
+  const { client, relays } = circuit(3);
+  const { body } = wrapForward(client, Buffer.from('once'));
+  assert.equal(travel(relays, Buffer.from(body)).hop, 2);
+  const { relays: fresh } = { relays };
+  assert.deepEqual(travel(fresh, body), { hop: 0, tampered: true });
+});
+
+test('capacity shrinks by one tag per hop in front', () => {
+  assert.equal(forwardMessageCapacity(0), FORWARD_X_LEN - 8);
+  assert.equal(forwardMessageCapacity(2), FORWARD_X_LEN - 8 - 32);
+  const { client, relays } = circuit(3);
+  const full = Buffer.alloc(forwardMessageCapacity(2), 0xab);
+  const r = travel(relays, wrapForward(client, full).body);
+  assert.equal(r.hop, 2);
+  assert.deepEqual(r.payload!.subarray(8, 8 + full.length), full);
+  assert.throws(() => wrapForward(circuit(3).client, Buffer.alloc(forwardMessageCapacity(2) + 1)));
+});
+
+test('property: any message to any hop of circuits up to 8 hops arrives intact', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 8 }),
+      fc.nat(),
+      fc.uint8Array({ maxLength: 64 }),
+      (n, pick, bytes) => {
+        const { client, relays } = circuit(n);
+        const h = pick % n;
+        const r = travel(relays, wrapForward(client.slice(0, h + 1), Buffer.from(bytes)).body);
+        assert.equal(r.hop, h);
+        assert.deepEqual(r.payload!.subarray(8, 8 + bytes.length), Buffer.from(bytes));
+      },
+    ),
+    { numRuns: Math.min(runs, 300) },
+  );
+});
