@@ -8,7 +8,9 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startAllium } from './allium-net.js';
+import { runConsensusBench } from './consensus.js';
 import { BenchError } from './errors.js';
+import { runIdleCircuitsBench } from './idle-circuits.js';
 import { rows, slowTable, table } from './report.js';
 import {
   FULL,
@@ -170,6 +172,12 @@ async function main(): Promise<void> {
     await tor.stop();
   }
 
+  log('directory: a consensus of 5,000 relays (build + sign, fetch + verify)');
+  const consensus = await runConsensusBench(5000);
+  const idleCount = quick ? 2000 : 10_000;
+  log(`relay: ${idleCount} idle circuits on one relay`);
+  const idle = await runIdleCircuitsBench(idleCount);
+
   const r = rows(plan.bigMiB, plan.concurrent, plan.concurrentMiB);
   const machine = {
     cpu: os.cpus()[0]?.model ?? 'unknown',
@@ -200,6 +208,11 @@ async function main(): Promise<void> {
         .join(', ')}; most bytes in flight (sent by the web server, not yet read): ${s.maxInFlightMiB} MiB`,
     );
   }
+  out.push(
+    '',
+    `consensus of 5,000 relays: ${(consensus.consensusBytes / 1e6).toFixed(2)} MB (${consensus.bytesPerRelay} B per relay); build + sign ${consensus.buildSignMs} ms; client fetch + verify ${consensus.fetchVerifyMs} ms`,
+    `idle circuits: one relay holding ${idle.circuits}: ${idle.rssBytesPerCircuit} B RSS per circuit (V8 heap ${idle.heapBytesPerCircuit} B); CREATEs answered at ${idle.createsPerSecond}/s`,
+  );
   if (torSettings) {
     out.push(
       '',
@@ -217,7 +230,7 @@ async function main(): Promise<void> {
   const file = join(resultsDir, `bench-${stamp}${quick ? '-quick' : ''}${withTor ? '-tor' : ''}.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ machine, plan, elapsedSeconds: Math.round(elapsed * 10) / 10, direct: directResult, allium: alliumResult, tor: torResult, slowReader: slow, torSettings }, null, 2)}\n`,
+    `${JSON.stringify({ machine, plan, elapsedSeconds: Math.round(elapsed * 10) / 10, direct: directResult, allium: alliumResult, tor: torResult, slowReader: slow, torSettings, consensus, idleCircuits: idle }, null, 2)}\n`,
   );
   process.stdout.write(`results: ${file}\n`);
 }

@@ -3,11 +3,19 @@
 import { Command, Option } from 'commander';
 import { applyConfigFile, configOption, showAllDefaults } from './config.js';
 import { parseHostPort, parseKey, parseNonNegativeInt, parsePort, parsePositiveInt } from './options.js';
-import { runClient } from './run-client.js';
-import { runDirectory } from './run-directory.js';
-import { runFetch } from './run-fetch.js';
-import { runRelay } from './run-relay.js';
-import { runTestnet } from './run-testnet.js';
+
+// Each command loads only its own role: a relay never loads the directory's HTTP server, which keeps
+// its memory and start-up time down.
+type Action = (...args: never[]) => Promise<void>;
+const lazy =
+  <T extends Action>(load: () => Promise<T>) =>
+  async (...args: Parameters<T>) =>
+    (await load())(...args);
+const runDirectory = lazy(async () => (await import('./run-directory.js')).runDirectory);
+const runRelay = lazy(async () => (await import('./run-relay.js')).runRelay);
+const runClient = lazy(async () => (await import('./run-client.js')).runClient);
+const runFetch = lazy(async () => (await import('./run-fetch.js')).runFetch);
+const runTestnet = lazy(async () => (await import('./run-testnet.js')).runTestnet);
 
 const program = new Command();
 program
@@ -86,6 +94,33 @@ program
     '--log-sensitive',
     'log destinations and errors that name them (off: relays keep no such record)',
     false,
+  )
+  .option(
+    '--max-circuits-per-link <n>',
+    'circuits one link may hold (more CREATEs are refused)',
+    parsePositiveInt,
+    8192,
+  )
+  .option('--max-streams-per-circuit <n>', 'streams one circuit may open at this exit', parsePositiveInt, 512)
+  .option(
+    '--create-rate <n>',
+    'CREATE cells accepted per link per second (ntor costs CPU)',
+    parsePositiveInt,
+    200,
+  )
+  .option('--create-burst <n>', 'CREATE cells a link may send at once above the rate', parsePositiveInt, 400)
+  .option('--max-pending-handshakes <n>', 'link handshakes in progress at once', parsePositiveInt, 4096)
+  .option(
+    '--max-link-queue <bytes>',
+    'bytes queued toward a peer that does not read before the link is closed',
+    parsePositiveInt,
+    32 * 1024 * 1024,
+  )
+  .option(
+    '--idle-link-timeout <seconds>',
+    'close a link that carries no circuit for this long',
+    parsePositiveInt,
+    180,
   )
   .addOption(metrics())
   .addOption(configOption())

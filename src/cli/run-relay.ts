@@ -21,6 +21,13 @@ export async function runRelay(o: {
   logSensitive: boolean;
   metrics?: { host: string; port: number };
   logLevel: string;
+  maxCircuitsPerLink: number;
+  maxStreamsPerCircuit: number;
+  createRate: number;
+  createBurst: number;
+  maxPendingHandshakes: number;
+  maxLinkQueue: number;
+  idleLinkTimeout: number;
 }) {
   const logger = createLogger({ level: o.logLevel, name: 'relay' });
   keepAlive(logger);
@@ -49,6 +56,15 @@ export async function runRelay(o: {
       .filter(Boolean),
     refreshMs: o.refresh * 1000,
     logSensitive: o.logSensitive,
+    limits: {
+      circuitsPerLink: o.maxCircuitsPerLink,
+      streamsPerCircuit: o.maxStreamsPerCircuit,
+      createsPerSecond: o.createRate,
+      createBurst: o.createBurst,
+      pendingHandshakes: o.maxPendingHandshakes,
+      linkQueueBytes: o.maxLinkQueue,
+      idleLinkMs: o.idleLinkTimeout * 1000,
+    },
     logger,
   });
   const metrics = await serveMetrics(o.metrics, () => relayFamilies(relay));

@@ -71,6 +71,12 @@ export function relayFamilies(relay: Relay): Family[] {
       collect: () => s.integrityFailures,
     },
     {
+      name: 'allium_relay_limit_rejections_total',
+      help: 'CREATEs, BEGINs and links refused by a resource limit (circuits per link, CREATE rate, streams per circuit, link queue).',
+      type: 'counter',
+      collect: () => s.limitRejections,
+    },
+    {
       name: 'allium_relay_links_open',
       help: 'Links to clients and relays open right now.',
       type: 'gauge',
