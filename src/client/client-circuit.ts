@@ -38,6 +38,7 @@ import {
   encodeBegin,
   encodeExtend,
 } from '../wire/relay-messages.js';
+import { Scratch } from '../wire/scratch.js';
 
 export class CircuitError extends AlliumError {
   constructor(
@@ -58,6 +59,9 @@ interface Waiter<T> {
   resolve(v: T): void;
   reject(e: Error): void;
 }
+
+/** Where the client joins cells of one frame for one cipher call per hop (reused, never kept). */
+const peelBatch = new Scratch();
 
 export const CIRCUIT_STEP_TIMEOUT_MS = 15_000;
 export const STREAM_CONNECT_TIMEOUT_MS = 30_000;
@@ -279,10 +283,18 @@ export class ClientCircuit {
   private onRelayBatch(bodies: Buffer[]): void {
     try {
       let pending = bodies;
+      // When no cell stopped at the previous hop, its output is already one contiguous buffer.
+      let joined: Buffer | null = null;
       for (let i = 0; i < this.hops.length && pending.length > 0; i++) {
         const cipher = this.hops[i].crypto.backward;
-        const peeled =
-          pending.length === 1 ? cipher.crypt(pending[0]) : cipher.cryptMany(Buffer.concat(pending));
+        let input: Buffer;
+        if (joined) input = joined;
+        else if (pending.length === 1) input = pending[0];
+        else {
+          input = peelBatch.take(pending.length * CELL_BODY_LEN);
+          for (let k = 0; k < pending.length; k++) pending[k].copy(input, k * CELL_BODY_LEN);
+        }
+        const peeled: Buffer = pending.length === 1 ? cipher.crypt(input) : cipher.cryptMany(input);
         const rest: Buffer[] = [];
         for (let k = 0; k < pending.length; k++) {
           if (this.closed) return;
@@ -291,6 +303,7 @@ export class ClientCircuit {
           if (tag) this.onRelayMessage(i, body, tag);
           else rest.push(body);
         }
+        joined = rest.length === pending.length ? peeled : null;
         pending = rest;
       }
       if (pending.length > 0 && !this.closed) {

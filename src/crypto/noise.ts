@@ -60,13 +60,18 @@ export class NoiseCipher {
 
   /** Returns ciphertext | 16-byte tag and advances the nonce. */
   encrypt(plaintext: Buffer, ad: Buffer = EMPTY): Buffer {
+    return Buffer.concat(this.encryptParts(plaintext, ad));
+  }
+
+  /** Like encrypt(), as [ciphertext, tag] without joining them: a writer can send both in one writev. */
+  encryptParts(plaintext: Buffer, ad: Buffer = EMPTY): [Buffer, Buffer] {
     this.checkNonce();
     const c = createCipheriv('aes-256-gcm', this.k, nonceBytes(this.n));
     if (ad.length > 0) c.setAAD(ad);
     const body = c.update(plaintext);
-    const out = Buffer.concat([body, c.final(), c.getAuthTag()]);
+    const rest = c.final(); // empty for GCM; kept for correctness
     this.n++;
-    return out;
+    return [rest.length === 0 ? body : Buffer.concat([body, rest]), c.getAuthTag()];
   }
 
   /** Returns the plaintext and advances the nonce; NOISE_DECRYPT (nonce unchanged) on a bad tag. */
@@ -85,7 +90,8 @@ export class NoiseCipher {
       if (ad.length > 0) d.setAAD(ad);
       d.setAuthTag(ciphertext.subarray(split));
       const body = d.update(ciphertext.subarray(0, split));
-      out = Buffer.concat([body, d.final()]);
+      const rest = d.final(); // empty for GCM: no need to copy the body again
+      out = rest.length === 0 ? body : Buffer.concat([body, rest]);
     } catch (err) {
       throw new CryptoError(
         CryptoErrorCode.NOISE_DECRYPT,

@@ -10,8 +10,11 @@ import { type Cell, decodeCells, writeCell } from '../wire/cell.js';
 import { CELL_LEN, CellCommand, MAX_CELLS_PER_FRAME } from '../wire/constants.js';
 
 const EMPTY = Buffer.alloc(0);
+/** Frame plaintexts are assembled here: encryption copies them out at once. */
+const framePlain = new Scratch();
 
 import { encodeFrameLength, FrameDecoder } from '../wire/frame-decoder.js';
+import { Scratch } from '../wire/scratch.js';
 
 export class LinkError extends AlliumError {}
 
@@ -139,14 +142,15 @@ export class Link {
     this.socket.cork();
     for (let first = 0; first < cells; first += MAX_CELLS_PER_FRAME) {
       const n = Math.min(MAX_CELLS_PER_FRAME, cells - first);
-      const plain = Buffer.allocUnsafe(n * CELL_LEN);
+      const plain = framePlain.take(n * CELL_LEN);
       for (let i = 0; i < n; i++) {
         const at = (first + i) * 3;
         writeCell(plain, i * CELL_LEN, q[at] as number, q[at + 1] as number, q[at + 2] as Buffer);
       }
-      const sealed = this.sendCipher.encrypt(plain);
-      this.socket.write(encodeFrameLength(sealed.length));
+      const [sealed, tag] = this.sendCipher.encryptParts(plain);
+      this.socket.write(encodeFrameLength(sealed.length + tag.length));
       this.socket.write(sealed);
+      this.socket.write(tag);
     }
     this.socket.uncork();
   }

@@ -42,6 +42,7 @@ import {
   encodeExtended,
   encodeTruncated,
 } from '../wire/relay-messages.js';
+import { Scratch } from '../wire/scratch.js';
 import { loadOrCreateIdentity, loadOrCreateX25519 } from './keys-store.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, TokenBucket } from './limits.js';
 import { PRIVATE_REJECT_LINES } from './private-ranges.js';
@@ -75,6 +76,10 @@ export interface RelayOptions {
    */
   inspect?: (body: Buffer, direction: 'forward' | 'backward', from: { peerRelayId: Buffer | null }) => void;
 }
+
+/** Where runs of cells are joined for one cipher call, and where outgoing cells are sealed. */
+const runBodies = new Scratch();
+const sealBatch = new Scratch();
 
 /** A relay cell whose body already had this hop's layer applied (in a batch). */
 type DecryptedCell = Cell & { decrypted?: boolean };
@@ -342,7 +347,9 @@ export class Relay {
     // Forward cells are opened one by one (each has its own tag to check first).
     if (!entry || entry.side !== 'next') return;
     const cipher = entry.circ.crypto.backward;
-    const out = cipher.cryptMany(Buffer.concat(cells.slice(first, first + run).map((c) => c.body)));
+    const joined = runBodies.take(run * CELL_BODY_LEN);
+    for (let k = 0; k < run; k++) cells[first + k].body.copy(joined, k * CELL_BODY_LEN);
+    const out = cipher.cryptMany(joined);
     for (let k = 0; k < run; k++) {
       cells[first + k] = {
         ...cells[first + k],
@@ -490,7 +497,7 @@ export class Relay {
 
   /** Seals one cell per entry of `datas`, adds this hop's layer to all of them in one call, and sends them. */
   private sendBackwardMany(circ: RelayCircuit, command: number, streamId: number, datas: Buffer[]): Buffer[] {
-    const batch = Buffer.allocUnsafe(datas.length * CELL_BODY_LEN);
+    const batch = sealBatch.take(datas.length * CELL_BODY_LEN);
     const tags: Buffer[] = [];
     for (let k = 0; k < datas.length; k++) {
       const body = batch.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN);

@@ -1,0 +1,13 @@
+// One reusable buffer per purpose for the hot path: a batch of cells is assembled here, handed to one
+// cipher call (which returns fresh output), and the space is reused for the next batch. Fewer large
+// allocations means less garbage collection (it was a fifth of a relay's CPU). Callers must finish
+// with the returned view before they yield, and must never keep it.
+export class Scratch {
+  private buf = Buffer.allocUnsafe(0);
+
+  /** A view of `size` bytes, valid until the next call. */
+  take(size: number): Buffer {
+    if (this.buf.length < size) this.buf = Buffer.allocUnsafe(Math.max(size, this.buf.length * 2, 65536));
+    return this.buf.subarray(0, size);
+  }
+}
