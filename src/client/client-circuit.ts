@@ -64,7 +64,9 @@ interface Waiter<T> {
 const peelBatch = new Scratch();
 
 export const CIRCUIT_STEP_TIMEOUT_MS = 15_000;
-export const STREAM_CONNECT_TIMEOUT_MS = 30_000;
+// Longer than the exit's own connect timeout, so a slow destination gets its END(TIMEOUT) first;
+// no longer than the links take to declare a silent relay dead (15 s), after which the circuit is rebuilt.
+export const STREAM_CONNECT_TIMEOUT_MS = 15_000;
 
 let nextSerial = 1;
 

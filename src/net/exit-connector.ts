@@ -11,7 +11,7 @@ export interface ExitConnection {
   address: string;
 }
 
-export const EXIT_CONNECT_TIMEOUT_MS = 15_000;
+export const EXIT_CONNECT_TIMEOUT_MS = 10_000;
 
 /** How the exit resolves names: dns.lookup's `all` form. Injectable so tests can play a rebinding DNS. */
 export type ExitLookup = (host: string) => Promise<Array<{ address: string; family: number }>>;
