@@ -8,9 +8,9 @@ import {
   type OpenConsensusOptions,
   openConsensusJson,
 } from '../core/documents.js';
-import { writeFileAtomic } from '../directory/store.js';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
+import { writeFileAtomic } from '../storage/atomic-file.js';
 import { type Consensus, parseConsensusBody, type SignedEnvelope } from '../wire/directory-docs.js';
 
 /** Where a client keeps the last consensus it verified, inside its data directory. */

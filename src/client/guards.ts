@@ -5,8 +5,8 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bandwidthWeights, compatible, subnetsEnforced } from '../core/path-selection.js';
-import { writeFileAtomic } from '../directory/store.js';
 import { AlliumError } from '../errors.js';
+import { writeFileAtomic } from '../storage/atomic-file.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
 
 export class GuardError extends AlliumError {}

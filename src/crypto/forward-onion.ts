@@ -2,11 +2,11 @@
 // removes its layer, so a cell changed by one relay is caught by the very next one (no tagging
 // attack can pass a marked cell down the circuit). Fixed-size cells are kept Sphinx-style: each hop
 // shifts out the tag it consumed and appends 16 zero bytes, which the client accounts for in advance.
-import { type Cipher, createCipheriv, createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { CELL_BODY_LEN } from '../wire/constants.js';
 import { CryptoError, CryptoErrorCode, expectLength } from './errors.js';
 import type { HopKeys } from './ntor.js';
-import { LayerCipher } from './relay-crypto.js';
+import { HopLayer, LayerCipher } from './relay-crypto.js';
 
 /** Bytes of the per-hop tag at the front of a forward cell body. */
 export const FORWARD_TAG_LEN = 16;
@@ -16,7 +16,6 @@ export const FORWARD_X_LEN = CELL_BODY_LEN - FORWARD_TAG_LEN; // 4075
 export const FORWARD_MARKER_LEN = 8;
 
 const ZERO_X = Buffer.alloc(FORWARD_X_LEN);
-const TWO_32 = 2 ** 32;
 
 function xor(a: Buffer, b: Buffer): Buffer {
   const out = Buffer.allocUnsafe(a.length);
@@ -30,39 +29,13 @@ export type ForwardOpen =
   | { kind: 'mine'; payload: Buffer; tag: Buffer } // payload: FORWARD_X_LEN bytes, marker | relay message | tail
   | { kind: 'forward'; body: Buffer }; // CELL_BODY_LEN bytes for the next hop
 
-/** The forward direction of one hop: an AES-256-CTR keystream, a MAC key and a cell counter. */
-export class ForwardLayer {
-  private readonly ctr: Cipher;
-  private readonly macKey: Buffer;
-  private seqNo = 0;
-  private readonly seqBuf = Buffer.alloc(8);
-
-  constructor(cipherKey: Buffer, macKey: Buffer) {
-    expectLength(cipherKey, 32, 'a layer cipher key');
-    expectLength(macKey, 32, 'a layer MAC key');
-    this.ctr = createCipheriv('aes-256-ctr', cipherKey, Buffer.alloc(16));
-    this.macKey = Buffer.from(macKey);
-  }
-
-  get seq(): number {
-    return this.seqNo;
-  }
-
-  /** HMAC-SHA256(M, seq | x)[0:16] for the next cell, advancing seq. */
+/** The forward direction of one hop: checks (relay) or makes (client) the per-hop tag of every cell. */
+export class ForwardLayer extends HopLayer {
+  /** mac(M, seq, x) for the next cell, advancing seq. */
   tag(x: Buffer): Buffer {
-    const t = this.mac(x);
+    const t = this.macAtSeq(x);
     this.seqNo++;
     return t;
-  }
-
-  private mac(x: Buffer): Buffer {
-    this.seqBuf.writeUInt32BE(Math.floor(this.seqNo / TWO_32), 0);
-    this.seqBuf.writeUInt32BE(this.seqNo % TWO_32, 4);
-    return createHmac('sha256', this.macKey)
-      .update(this.seqBuf)
-      .update(x)
-      .digest()
-      .subarray(0, FORWARD_TAG_LEN);
   }
 
   /** The next FORWARD_X_LEN keystream bytes (the client needs them before it can build a cell). */
@@ -75,7 +48,7 @@ export class ForwardLayer {
     expectLength(body, CELL_BODY_LEN, 'a relay cell body');
     const x = body.subarray(FORWARD_TAG_LEN);
     const tag = body.subarray(0, FORWARD_TAG_LEN);
-    if (!timingSafeEqual(this.mac(x), tag)) return { kind: 'tampered' };
+    if (!timingSafeEqual(this.macAtSeq(x), tag)) return { kind: 'tampered' };
     this.seqNo++;
     const y = this.ctr.update(x);
     for (let i = 0; i < FORWARD_MARKER_LEN; i++) {

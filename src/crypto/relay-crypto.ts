@@ -14,15 +14,14 @@ const MAC_END = RELAY_MAC_OFFSET + RELAY_MAC_LEN;
 const TWO_32 = 2 ** 32;
 
 /**
- * One direction of one hop: an AES-256-CTR keystream that runs on across cells, and the MAC
- * sequence number. The same object serves sender and receiver (CTR is its own inverse); a side
- * only ever seals or only ever recognizes on one LayerCipher.
+ * What every layer of one hop and direction holds: an AES-256-CTR keystream that runs on across
+ * cells, a MAC key, and the cell counter that goes into every MAC (protocol §3.4).
  */
-export class LayerCipher {
+export abstract class HopLayer {
   // One long-lived cipher: a cipher object per cell costs more than the AES itself (node20-notes).
-  private readonly ctr: Cipher;
+  protected readonly ctr: Cipher;
   private readonly macKey: Buffer;
-  private seqNo = 0;
+  protected seqNo = 0;
   private readonly seqBuf = Buffer.alloc(8);
 
   constructor(cipherKey: Buffer, macKey: Buffer) {
@@ -32,11 +31,29 @@ export class LayerCipher {
     this.macKey = Buffer.from(macKey);
   }
 
-  /** Cells sealed or recognized so far in this direction: the seq of the next one. */
+  /** Cells sealed, recognized or opened so far in this direction: the seq of the next one. */
   get seq(): number {
     return this.seqNo;
   }
 
+  /** HMAC-SHA256(M, seq | parts...)[0:16] at the current seq (which the caller advances). */
+  protected macAtSeq(...parts: Buffer[]): Buffer {
+    if (this.seqNo >= Number.MAX_SAFE_INTEGER) {
+      throw new CryptoError(CryptoErrorCode.ARGUMENT, 'relay cell sequence number exhausted');
+    }
+    this.seqBuf.writeUInt32BE(Math.floor(this.seqNo / TWO_32), 0);
+    this.seqBuf.writeUInt32BE(this.seqNo % TWO_32, 4);
+    const h = createHmac('sha256', this.macKey).update(this.seqBuf);
+    for (const p of parts) h.update(p);
+    return h.digest().subarray(0, RELAY_MAC_LEN);
+  }
+}
+
+/**
+ * Backward cells of one hop (protocol §3.4): the same object serves sender and receiver (CTR is its
+ * own inverse); a side only ever seals or only ever recognizes on one LayerCipher.
+ */
+export class LayerCipher extends HopLayer {
   /** XORs the next CELL_BODY_LEN keystream bytes into a copy of `body`. */
   crypt(body: Buffer): Buffer {
     expectLength(body, CELL_BODY_LEN, 'a relay cell body');
@@ -61,7 +78,7 @@ export class LayerCipher {
   seal(plainBody: Buffer): Buffer {
     expectLength(plainBody, CELL_BODY_LEN, 'a relay cell body');
     ZERO_MAC.copy(plainBody, RELAY_MAC_OFFSET);
-    const tag = this.mac(plainBody, this.seqNo);
+    const tag = this.mac(plainBody);
     tag.copy(plainBody, RELAY_MAC_OFFSET);
     this.seqNo++;
     return tag;
@@ -74,26 +91,15 @@ export class LayerCipher {
   recognize(plainBody: Buffer): Buffer | null {
     expectLength(plainBody, CELL_BODY_LEN, 'a relay cell body');
     if (plainBody[RELAY_RECOGNIZED_OFFSET] !== 0 || plainBody[RELAY_RECOGNIZED_OFFSET + 1] !== 0) return null;
-    const expected = this.mac(plainBody, this.seqNo);
+    const expected = this.mac(plainBody);
     if (!timingSafeEqual(expected, plainBody.subarray(RELAY_MAC_OFFSET, MAC_END))) return null;
     this.seqNo++;
     return expected;
   }
 
   /** HMAC-SHA256(M, seq | body with the mac field read as zeros)[0:16], without touching `body`. */
-  private mac(body: Buffer, seq: number): Buffer {
-    if (seq >= Number.MAX_SAFE_INTEGER) {
-      throw new CryptoError(CryptoErrorCode.ARGUMENT, 'relay cell sequence number exhausted');
-    }
-    this.seqBuf.writeUInt32BE(Math.floor(seq / TWO_32), 0);
-    this.seqBuf.writeUInt32BE(seq % TWO_32, 4);
-    const digest = createHmac('sha256', this.macKey)
-      .update(this.seqBuf)
-      .update(body.subarray(0, RELAY_MAC_OFFSET))
-      .update(ZERO_MAC)
-      .update(body.subarray(MAC_END))
-      .digest();
-    return digest.subarray(0, RELAY_MAC_LEN);
+  private mac(body: Buffer): Buffer {
+    return this.macAtSeq(body.subarray(0, RELAY_MAC_OFFSET), ZERO_MAC, body.subarray(MAC_END));
   }
 }
 

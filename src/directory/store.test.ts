@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { signDescriptor } from '../core/documents.js';
+import { writeFileAtomic } from '../storage/atomic-file.js';
 import { Directory } from './directory.js';
 import { DirectoryError } from './errors.js';
-import { DirectoryStore, writeFileAtomic } from './store.js';
+import { DirectoryStore } from './store.js';
 import { makeTestRelay } from './test-fixtures.js';
 
 const dirs: string[] = [];

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { openDescriptor } from '../core/documents.js';
 import { IdentityKey } from '../crypto/keys.js';
+import { writeFileAtomic } from '../storage/atomic-file.js';
 import type { RelayDescriptor, SignedEnvelope } from '../wire/directory-docs.js';
 import { DirectoryError } from './errors.js';
 
@@ -58,37 +59,6 @@ const stateSchema = z.object({
   ),
   withdrawn: z.array(z.object({ id: z.string(), published: ms, expires: ms })),
 });
-
-let tmpCounter = 0;
-
-/** Replaces `path` with `data` atomically; the file is created with `mode`. */
-export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${++tmpCounter}`;
-  const fh = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, mode);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } catch (err) {
-    await fh.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  await fh.close();
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  // Make the rename itself durable; not every platform lets a directory be fsynced, which is fine.
-  try {
-    const dir = await open(dirname(path), 'r');
-    await dir.sync().catch(() => {});
-    await dir.close();
-  } catch {
-    // best effort
-  }
-}
 
 function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
