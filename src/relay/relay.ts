@@ -2,7 +2,7 @@
 // ways, propagates DESTROY, and (as an exit) carries streams to the destination.
 
 import { signDescriptor, signWithdraw } from '../core/documents.js';
-import { ExitPolicy } from '../core/exit-policy.js';
+import { ExitPolicy, isPrivateAddress } from '../core/exit-policy.js';
 import { StreamError, StreamMux } from '../core/stream-mux.js';
 import { circuitHopCrypto, FORWARD_MARKER_LEN } from '../crypto/forward-onion.js';
 import type { IdentityKey, X25519Key } from '../crypto/keys.js';
@@ -560,7 +560,10 @@ export class Relay {
 
   private onExtend(circ: RelayCircuit, data: Buffer): void {
     const req = decodeExtend(data);
-    if (req.htype !== HandshakeType.NTOR_X25519_SHA256 || req.relayId.equals(this.id)) {
+    // A relay on a public address never dials private ones for a client: that would let anyone probe
+    // the relay's own network. Relays of a test or LAN network (private addresses themselves) may.
+    const probesInside = isPrivateAddress(req.address) && !isPrivateAddress(this.address);
+    if (req.htype !== HandshakeType.NTOR_X25519_SHA256 || req.relayId.equals(this.id) || probesInside) {
       this.sendBackward(circ, RelayCommand.TRUNCATED, 0, encodeTruncated(DestroyReason.PROTOCOL));
       return;
     }
