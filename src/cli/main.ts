@@ -134,7 +134,10 @@ program
   .requiredOption('--directory-key <base64>', "the directory's public key", parseKey)
   .option('--socks <host:port>', 'SOCKS5 listen address', parseHostPort, parseHostPort('127.0.0.1:9050'))
   .option('--path-length <n>', 'relays per circuit (>= 3)', parsePositiveInt, 3)
-  .option('--data-dir <dir>', 'cache the last verified consensus here (used when the directory is down)')
+  .option(
+    '--data-dir <dir>',
+    'keep the last verified consensus (used when the directory is down) and the entry guards here',
+  )
   .option(
     '--http-proxy <host:port>',
     'also serve an HTTP proxy here (CONNECT for https, e.g. HTTPS_PROXY=http://HOST:PORT; plain http too)',
@@ -159,7 +162,10 @@ program
   .option('-o, --output <file>', 'write the body here instead of stdout')
   .option('--cacert <file>', 'extra CA certificate (PEM) to trust for https')
   .option('--path-length <n>', 'relays per circuit (>= 3)', parsePositiveInt, 3)
-  .option('--data-dir <dir>', 'cache the last verified consensus here (used when the directory is down)')
+  .option(
+    '--data-dir <dir>',
+    'keep the last verified consensus (used when the directory is down) and the entry guards here',
+  )
   .option('--progress', 'show a progress bar on stderr (default: only when stderr is a terminal)')
   .option('--no-progress', 'never show a progress bar')
   .addOption(configOption())

@@ -183,14 +183,7 @@ export class AlliumClient {
     if (this.closedFlag) throw new ClientError('ALLIUM_CLIENT_CLOSED', 'the client is closed');
     const consensus = this.consensus;
     if (!consensus) throw this.keeper.noConsensusError();
-    const path =
-      opts.path ??
-      choosePath(consensus.relays, {
-        length: this.pathLength,
-        target: opts.target,
-        exclude: this.excluded(opts.exclude),
-        guards: this.currentGuards(consensus),
-      });
+    const path = opts.path ?? this.choosePathAvoidingFailures(consensus, opts);
     const started = performance.now();
     const entry = path[0];
     let link: Link;
@@ -234,6 +227,20 @@ export class AlliumClient {
       'circuit built',
     );
     return circ;
+  }
+
+  /** A path that avoids relays that just failed, unless that leaves no usable guard or exit at all. */
+  private choosePathAvoidingFailures(
+    consensus: Consensus,
+    opts: { target?: { host: string; port: number }; exclude?: Set<string> },
+  ): ConsensusRelay[] {
+    const base = { length: this.pathLength, target: opts.target, guards: this.currentGuards(consensus) };
+    try {
+      return choosePath(consensus.relays, { ...base, exclude: this.excluded(opts.exclude) });
+    } catch (err) {
+      if (!(err instanceof PathError) || this.failedUntil.size === 0) throw err;
+      return choosePath(consensus.relays, { ...base, exclude: opts.exclude });
+    }
   }
 
   /** Relays that just failed us are left out of new paths for a minute (they may be down or cut off). */
@@ -301,8 +308,8 @@ export class AlliumClient {
   }
 
   /**
-   * Opens a stream to host:port through the network. Retries once on a fresh circuit when the
-   * circuit (not the exit's answer) failed.
+   * Opens a stream to host:port through the network. Tries up to 3 circuits when a circuit (not the
+   * exit's answer) failed.
    */
   async connect(host: string, port: number, opts: ConnectOptions = {}): Promise<CircuitStream> {
     const isolation = opts.isolation ?? '';
@@ -327,8 +334,11 @@ export class AlliumClient {
         if (err instanceof StreamError && err.code === 'ALLIUM_STREAM_REFUSED') break;
         // No answer at all: a relay on the path is gone. Retire the circuit, or every later stream
         // would wait out the same timeout on it (test/hosts: a cut middle relay cost each request 30 s).
-        if (err instanceof StreamError && err.code === 'ALLIUM_STREAM_TIMEOUT')
+        if (err instanceof StreamError && err.code === 'ALLIUM_STREAM_TIMEOUT') {
           circ.destroy(DestroyReason.TIMEOUT, `no answer to a stream request: ${err.message}`);
+          // Which relay went silent is unknown; keep the guard, avoid the rest of this path for a while.
+          for (const hop of circ.hops.slice(1)) this.markFailed(hop.relay.id);
+        }
       }
     }
     this.stats.streamsFailed++;

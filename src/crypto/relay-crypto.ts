@@ -111,6 +111,10 @@ export interface HopCrypto {
   backward: LayerCipher;
 }
 
+/**
+ * Both directions as LayerCiphers: the layer primitive on its own, for tests and test vectors. Circuits
+ * use circuitHopCrypto (forward-onion.ts), whose forward direction carries a tag per hop.
+ */
 export function hopCrypto(keys: HopKeys): HopCrypto {
   return { forward: new LayerCipher(keys.kf, keys.mf), backward: new LayerCipher(keys.kb, keys.mb) };
 }

@@ -25,9 +25,23 @@ export async function exitConnect(
   resolve: ExitLookup = systemLookup,
 ): Promise<ExitConnection> {
   let address = host;
+  // One deadline for resolving and connecting, so the exit always answers before the client gives up.
+  const deadline = Date.now() + timeoutMs;
   if (net.isIP(host) === 0) {
     try {
-      const results = await resolve(host);
+      let timer: NodeJS.Timeout | undefined;
+      const results = await Promise.race([
+        resolve(host),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new StreamError('ALLIUM_EXIT_TIMEOUT', `resolving ${host} timed out`, EndReason.TIMEOUT),
+              ),
+            timeoutMs,
+          );
+        }),
+      ]).finally(() => clearTimeout(timer));
       // Take the first address the policy allows, so one allowed answer is enough.
       const allowed = results.find((r) => policy.allows(r.address, port));
       if (!allowed) {
@@ -50,12 +64,19 @@ export async function exitConnect(
   }
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: address, port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(
-        new StreamError('ALLIUM_EXIT_TIMEOUT', `connecting to ${host}:${port} timed out`, EndReason.TIMEOUT),
-      );
-    }, timeoutMs);
+    const timer = setTimeout(
+      () => {
+        socket.destroy();
+        reject(
+          new StreamError(
+            'ALLIUM_EXIT_TIMEOUT',
+            `connecting to ${host}:${port} timed out`,
+            EndReason.TIMEOUT,
+          ),
+        );
+      },
+      Math.max(0, deadline - Date.now()),
+    );
     socket.once('connect', () => {
       clearTimeout(timer);
       socket.removeAllListeners('error');

@@ -54,6 +54,8 @@ export class Link {
   private closed = false;
   cellsIn = 0;
   cellsOut = 0;
+  /** Bytes queued toward a peer that is not reading, past which the link is closed (set by its owner). */
+  maxQueueBytes = Number.POSITIVE_INFINITY;
   /** Frames received before the owner attached its handlers, in order. */
   private early: Buffer[] | null = null;
   private lastReceived = Date.now();
@@ -153,6 +155,14 @@ export class Link {
       this.socket.write(tag);
     }
     this.socket.uncork();
+    if (this.socket.writableLength > this.maxQueueBytes) {
+      this.close(
+        new LinkError(
+          'ALLIUM_LINK_QUEUE',
+          `the peer stopped reading: more than ${this.maxQueueBytes} bytes queued`,
+        ),
+      );
+    }
   }
 
   private onData(chunk: Buffer): void {

@@ -186,7 +186,8 @@ export class Relay {
       maxPendingHandshakes: this.limits.pendingHandshakes,
       onLink: (link) => this.adopt(link),
       onHandshakeError: (err) => {
-        this.stats.handshakeFailures++;
+        if ((err as AlliumError).code === 'ALLIUM_LINK_BUSY') this.stats.limitRejections++;
+        else this.stats.handshakeFailures++;
         this.log.debug({ code: (err as AlliumError).code, err: err.message }, 'link handshake failed');
       },
     });
@@ -248,6 +249,7 @@ export class Relay {
   // ---- links ----
 
   private adopt(link: Link): void {
+    link.maxQueueBytes = this.limits.linkQueueBytes;
     this.circuits.set(link, new Map());
     this.idleSince.set(link, Date.now());
     if (!this.idleTimer) {
@@ -264,12 +266,11 @@ export class Relay {
     });
   }
 
-  /** Closes links that carried no circuit for idleLinkMs, and links whose peer stopped reading. */
+  /** Closes links that carried no circuit for idleLinkMs, and (as a backstop to Link.flush) full ones. */
   private closeIdleLinks(): void {
     const now = Date.now();
     for (const [link, map] of this.circuits) {
       if (link.writableLength > this.limits.linkQueueBytes) {
-        this.stats.limitRejections++;
         link.close(
           new AlliumError('ALLIUM_LINK_QUEUE', 'the peer stopped reading; its queue passed the limit'),
         );
@@ -284,6 +285,7 @@ export class Relay {
   }
 
   private onLinkClosed(link: Link, err?: Error): void {
+    if ((err as AlliumError | undefined)?.code === 'ALLIUM_LINK_QUEUE') this.stats.limitRejections++;
     const map = this.circuits.get(link);
     this.circuits.delete(link);
     this.idleSince.delete(link);
