@@ -15,6 +15,8 @@ import { ConsensusKeeper } from './consensus-keeper.js';
 import { emptyGuards, type GuardState, guardIds, loadGuards, saveGuards, updateGuards } from './guards.js';
 
 const RELAY_FAILURE_BACKOFF_MS = 60_000;
+/** The isolation key of circuits built ahead of need; no caller can pass it (it starts with a NUL). */
+const SPARE = '\u0000spare';
 
 export interface ClientOptions {
   directoryUrl: string;
@@ -27,6 +29,11 @@ export interface ClientOptions {
   /** Consensus wait at start: keep asking until it lists this many relays. */
   minRelays?: number;
   startTimeoutMs?: number;
+  /**
+   * Circuits built ahead of need (default 2), so a stream with a new isolation key does not wait for
+   * a build. A spare is never used before it is handed to one isolation key.
+   */
+  spareCircuits?: number;
   /** Caches the last verified consensus here, so a restart rides out a directory outage. */
   dataDir?: string;
   logger?: Logger;
@@ -44,6 +51,7 @@ export class AlliumClient {
   private guards: GuardState = emptyGuards();
   private guardsSerial = -1;
   private readonly failedUntil = new Map<string, number>();
+  private spareBuilds = 0;
   private readonly directory: DirectoryClient;
   private readonly links = new Map<string, Promise<Link>>();
   private readonly circuitsByLink = new Map<Link, Map<number, ClientCircuit>>();
@@ -85,6 +93,7 @@ export class AlliumClient {
     await c.keeper.load();
     await c.waitForConsensus(opts.minRelays ?? c.pathLength, opts.startTimeoutMs ?? 30_000);
     c.keeper.start();
+    c.refillSpares();
     return c;
   }
 
@@ -298,12 +307,46 @@ export class AlliumClient {
         if (c && this.usable(c, isolation, target)) return c;
       }
     }
+    const spare = this.takeSpare(isolation, target);
+    if (spare) return spare;
     const p = this.buildCircuit({ isolation, target });
     this.building.set(isolation, p);
     try {
       return await p;
     } finally {
       if (this.building.get(isolation) === p) this.building.delete(isolation);
+    }
+  }
+
+  /** Hands a never-used spare circuit (whose exit may allow `target`) to `isolation`, and builds another. */
+  private takeSpare(isolation: string, target: { host: string; port: number }): ClientCircuit | null {
+    for (const c of this.circuits) {
+      if (
+        c.isolation !== SPARE ||
+        c.closed ||
+        c.hops.length !== this.pathLength ||
+        !exitMayAllow(c.exit, target)
+      )
+        continue;
+      c.isolation = isolation;
+      this.refillSpares();
+      return c;
+    }
+    this.refillSpares();
+    return null;
+  }
+
+  /** Builds spare circuits in the background up to the configured number (failures just wait for next time). */
+  private refillSpares(): void {
+    const want = this.opts.spareCircuits ?? 2;
+    if (this.closedFlag || want <= 0) return;
+    let have = this.spareBuilds;
+    for (const c of this.circuits) if (c.isolation === SPARE && !c.closed) have++;
+    for (; have < want; have++) {
+      this.spareBuilds++;
+      this.buildCircuit({ isolation: SPARE })
+        .catch((err) => this.log.debug({ err: (err as Error).message }, 'building a spare circuit failed'))
+        .finally(() => this.spareBuilds--);
     }
   }
 
@@ -356,7 +399,12 @@ export class AlliumClient {
 
   /** Marks every circuit as used up, so the next streams get new ones. */
   newCircuits(): void {
-    for (const c of this.circuits) c.isolation = `\u0000retired-${c.serial}`;
+    // Like Tor's NEWNYM: nothing built before the request serves a stream after it, spares included.
+    for (const c of [...this.circuits]) {
+      if (c.isolation === SPARE) c.destroy(DestroyReason.FINISHED, 'new circuits requested');
+      else c.isolation = `\u0000retired-${c.serial}`;
+    }
+    this.refillSpares();
   }
 
   async close(): Promise<void> {

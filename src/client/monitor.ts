@@ -155,6 +155,7 @@ function purposeOf(c: ClientCircuit): string {
   const key = c.isolation;
   if (key === '') return 'default';
   if (key.startsWith('\u0000retired')) return 'retired';
+  if (key === '\u0000spare') return 'spare';
   const i = key.indexOf(':');
   return i > 0 ? key.slice(0, i) : 'isolated';
 }

@@ -21,6 +21,8 @@ export async function startNetwork(opts: {
   allowPrivate?: boolean;
   relayOptions?: (i: number) => Partial<RelayOptions>;
   pathLength?: number;
+  /** Spare circuits the client keeps (default 0 here, so tests see only the circuits they make). */
+  spareCircuits?: number;
 }): Promise<InProcessNetwork> {
   const dataDir = mkdtempSync(join(tmpdir(), 'allium-test-'));
   const directory = await Directory.start({ dataDir: join(dataDir, 'directory') });
@@ -43,6 +45,7 @@ export async function startNetwork(opts: {
     directoryKey: directory.publicKey,
     minRelays: opts.relays,
     pathLength: opts.pathLength,
+    spareCircuits: opts.spareCircuits ?? 0,
   });
   return {
     directory,
