@@ -15,6 +15,7 @@ import {
 } from '../../src/core/documents.js';
 import { ExitPolicy, ExitPolicyError, parseExitPolicy } from '../../src/core/exit-policy.js';
 import { CryptoError } from '../../src/crypto/errors.js';
+import { FORWARD_MARKER_LEN, ForwardLayer, wrapForward } from '../../src/crypto/forward-onion.js';
 import { IdentityKey, X25519Key } from '../../src/crypto/keys.js';
 import { makeLinkCert, verifyLinkCertFor } from '../../src/crypto/link-cert.js';
 import { NoiseHandshake } from '../../src/crypto/noise.js';
@@ -52,7 +53,13 @@ import {
 } from '../../src/wire/directory-docs.js';
 import { WireError } from '../../src/wire/errors.js';
 import { encodeFrameLength, FrameDecoder } from '../../src/wire/frame-decoder.js';
-import { buildRelayBody, readRelayHeader, relayData } from '../../src/wire/relay-cell.js';
+import {
+  buildRelayBody,
+  decodeRelayMessage,
+  encodeRelayMessage,
+  readRelayHeader,
+  relayData,
+} from '../../src/wire/relay-cell.js';
 import {
   decodeBegin,
   decodeCircuitSendme,
@@ -339,6 +346,40 @@ const relayMessages: FuzzTarget = {
 };
 
 // ---- §3.1 ntor: the onionskin a relay reads, the reply a client reads ----
+
+const forwardCells: FuzzTarget = {
+  name: 'forward relay cells (ForwardLayer.open, decodeRelayMessage)',
+  arbitrary: () =>
+    fc.tuple(
+      fc.oneof(mutationList, fc.constant([] as Mutation[])),
+      randomBytes(CELL_BODY_LEN),
+      fc.boolean(),
+      fc.uint8Array({ maxLength: 300 }),
+    ),
+  check(input) {
+    const [ms, junk, useJunk, data] = input as [Mutation[], Buffer, boolean, Uint8Array];
+    const kf = Buffer.alloc(32, 1);
+    const mf = Buffer.alloc(32, 2);
+    const message = encodeRelayMessage(2, 1, Buffer.from(data));
+    const { body } = wrapForward([new ForwardLayer(kf, mf)], message);
+    const cell = useJunk ? junk : ms.reduce(applyMutation, body);
+    const r = refusesOnlyWith([CryptoError], () => new ForwardLayer(kf, mf).open(cell));
+    if (!r.ok) {
+      assert.notEqual(cell.length, CELL_BODY_LEN, 'only a body of the wrong length is refused by throwing');
+      return;
+    }
+    if (!cell.equals(body)) {
+      assert.equal(r.value.kind, 'tampered', 'a changed forward cell must be caught');
+      return;
+    }
+    const opened = r.value;
+    assert.equal(opened.kind, 'mine');
+    if (opened.kind !== 'mine') return;
+    const m = refusesOnlyWith([WireError], () => decodeRelayMessage(opened.payload, FORWARD_MARKER_LEN));
+    assert.ok(m.ok);
+    if (m.ok) assert.deepEqual(m.value.data, Buffer.from(data));
+  },
+};
 
 const ntor: FuzzTarget = {
   name: 'ntor handshake (onionskin, reply)',
@@ -782,6 +823,7 @@ export const TARGETS: FuzzTarget[] = [
   cells,
   cellBodies,
   relayMessages,
+  forwardCells,
   ntor,
   noise,
   linkCert,
