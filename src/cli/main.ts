@@ -89,6 +89,12 @@ program
   )
   .option('--family <ids>', 'comma-separated relay ids run by the same operator (never two in one path)')
   .option('--bandwidth <bytes>', 'advertised bandwidth in bytes/s', parsePositiveInt, 100 * 1024 * 1024)
+  .option(
+    '--directory-wait <seconds>',
+    'at start, keep trying a directory that does not answer for this long',
+    parsePositiveInt,
+    120,
+  )
   .option('--refresh <seconds>', 'how often to refresh the directory record', parsePositiveInt, 60)
   .option(
     '--log-sensitive',

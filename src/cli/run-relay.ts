@@ -18,6 +18,7 @@ export async function runRelay(o: {
   bandwidth: number;
   family?: string;
   refresh: number;
+  directoryWait: number;
   logSensitive: boolean;
   metrics?: { host: string; port: number };
   logLevel: string;
@@ -55,6 +56,7 @@ export async function runRelay(o: {
       .map((x) => x.trim().toLowerCase())
       .filter(Boolean),
     refreshMs: o.refresh * 1000,
+    directoryWaitMs: o.directoryWait * 1000,
     logSensitive: o.logSensitive,
     limits: {
       circuitsPerLink: o.maxCircuitsPerLink,

@@ -320,14 +320,11 @@ export class AlliumClient {
 
   /** Hands a never-used spare circuit (whose exit may allow `target`) to `isolation`, and builds another. */
   private takeSpare(isolation: string, target: { host: string; port: number }): ClientCircuit | null {
+    const avoid = this.excluded();
     for (const c of this.circuits) {
-      if (
-        c.isolation !== SPARE ||
-        c.closed ||
-        c.hops.length !== this.pathLength ||
-        !exitMayAllow(c.exit, target)
-      )
-        continue;
+      if (c.isolation !== SPARE || c.closed || c.hops.length !== this.pathLength) continue;
+      // Not through a relay that just failed us, and only to an exit that may take the stream.
+      if (!exitMayAllow(c.exit, target) || c.hops.some((h) => avoid.has(h.relay.id))) continue;
       c.isolation = isolation;
       this.refillSpares();
       return c;
@@ -377,9 +374,11 @@ export class AlliumClient {
         if (err instanceof StreamError && err.code === 'ALLIUM_STREAM_REFUSED') break;
         // No answer at all: a relay on the path is gone. Retire the circuit, or every later stream
         // would wait out the same timeout on it (test/hosts: a cut middle relay cost each request 30 s).
-        if (err instanceof StreamError && err.code === 'ALLIUM_STREAM_TIMEOUT') {
-          circ.destroy(DestroyReason.TIMEOUT, `no answer to a stream request: ${err.message}`);
-          // Which relay went silent is unknown; keep the guard, avoid the rest of this path for a while.
+        const silent = err instanceof StreamError && err.code === 'ALLIUM_STREAM_TIMEOUT';
+        if (silent) circ.destroy(DestroyReason.TIMEOUT, `no answer to a stream request: ${err.message}`);
+        // The path broke (silence, or the network destroyed the circuit under us): which relay failed
+        // is unknown, so keep the guard and avoid the rest of this path for a while.
+        if (silent || err instanceof CircuitError) {
           for (const hop of circ.hops.slice(1)) this.markFailed(hop.relay.id);
         }
       }

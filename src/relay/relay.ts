@@ -65,6 +65,8 @@ export interface RelayOptions {
   /** Relay ids (hex) of other relays run by the same operator: clients never put two in one path. */
   family?: string[];
   refreshMs?: number;
+  /** How long to keep trying a directory that does not answer at start (default 2 minutes). */
+  directoryWaitMs?: number;
   logger?: Logger;
   /** Resource limits (defaults in limits.ts). */
   limits?: Partial<RelayLimits>;
@@ -150,8 +152,31 @@ export class Relay {
   static async start(opts: RelayOptions): Promise<Relay> {
     const relay = new Relay(opts);
     await relay.listen();
-    await relay.register();
+    await relay.registerFirst(opts.directoryWaitMs ?? 120_000);
     return relay;
+  }
+
+  /**
+   * Registers, waiting for a directory that is not up yet (relays are often started before it, or
+   * with it, by a service manager). A refusal by the directory is final: its reason needs the operator.
+   */
+  private async registerFirst(waitMs: number): Promise<void> {
+    const deadline = Date.now() + waitMs;
+    for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
+      try {
+        await this.register();
+        return;
+      } catch (err) {
+        const code = (err as AlliumError).code;
+        const transient = code === 'ALLIUM_DIRECTORY_UNREACHABLE' || code === 'ALLIUM_DIRECTORY_TIMEOUT';
+        if (!transient || Date.now() + delay > deadline) throw err;
+        this.log.warn(
+          { code, retryInMs: delay },
+          `the directory is not answering yet: ${(err as Error).message}`,
+        );
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   get port(): number {

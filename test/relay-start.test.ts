@@ -1,0 +1,99 @@
+// A relay started before its directory waits for it (as a service manager may start them together),
+// and one that cannot reach any directory gives up with a clear message after --directory-wait.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CLI_PATH } from '../src/testnet/testnet.js';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function run(args: string[]): { proc: ChildProcess; out: () => string; err: () => string } {
+  const proc = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (err += d));
+  return { proc, out: () => out, err: () => err };
+}
+
+async function until(pred: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!pred() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return pred();
+}
+
+test('a relay started before the directory registers once the directory is up', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'allium-start-'));
+  const port = await freePort();
+  const relay = run([
+    'relay',
+    '--directory',
+    `http://127.0.0.1:${port}`,
+    '--data-dir',
+    join(dir, 'r'),
+    '--nickname',
+    'early',
+    '--log-level',
+    'warn',
+  ]);
+  let directory: ReturnType<typeof run> | null = null;
+  try {
+    assert.ok(
+      await until(() => /not answering yet/.test(relay.err()), 10_000),
+      'the relay says it is waiting',
+    );
+    directory = run([
+      'directory',
+      '--data-dir',
+      join(dir, 'd'),
+      '--port',
+      String(port),
+      '--log-level',
+      'warn',
+    ]);
+    assert.ok(
+      await until(() => relay.out().startsWith('ready '), 30_000),
+      `relay ready: ${relay.err().slice(-500)}`,
+    );
+    assert.match(relay.out(), /nickname=early/);
+  } finally {
+    relay.proc.kill('SIGKILL');
+    directory?.proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a relay that reaches no directory within --directory-wait exits with a clear error', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'allium-start-'));
+  const port = await freePort();
+  const relay = run([
+    'relay',
+    '--directory',
+    `http://127.0.0.1:${port}`,
+    '--data-dir',
+    join(dir, 'r'),
+    '--directory-wait',
+    '2',
+    '--log-level',
+    'warn',
+  ]);
+  try {
+    const code = await new Promise<number | null>((resolve) => relay.proc.once('exit', resolve));
+    assert.equal(code, 1);
+    assert.match(relay.err(), /cannot reach the directory/i);
+  } finally {
+    relay.proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
