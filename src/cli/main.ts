@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 // The `allium` command: argument parsing only; each command starts a role.
 import { Command, Option } from 'commander';
 import { applyConfigFile, configOption, showAllDefaults } from './config.js';

@@ -17,9 +17,20 @@ export const FORWARD_MARKER_LEN = 8;
 
 const ZERO_X = Buffer.alloc(FORWARD_X_LEN);
 
+/** a XOR b (b at least as long as a). Four bytes a step where the buffers allow it: SENDMEs make it hot. */
 function xor(a: Buffer, b: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
+  const n = a.length;
+  const out = Buffer.allocUnsafe(n);
+  let i = 0;
+  if (((a.byteOffset | b.byteOffset | out.byteOffset) & 3) === 0) {
+    const words = n >>> 2;
+    const a32 = new Int32Array(a.buffer, a.byteOffset, words);
+    const b32 = new Int32Array(b.buffer, b.byteOffset, words);
+    const o32 = new Int32Array(out.buffer, out.byteOffset, words);
+    for (let k = 0; k < words; k++) o32[k] = a32[k] ^ b32[k];
+    i = words << 2;
+  }
+  for (; i < n; i++) out[i] = a[i] ^ b[i];
   return out;
 }
 

@@ -11,6 +11,7 @@ import {
   MAX_CONSENSUS_BYTES,
   type SignedEnvelope,
 } from '../wire/directory-docs.js';
+import { type HttpAnswer, type HttpRequestError, httpRequest } from './http-request.js';
 
 /**
  * The directory could not be asked, or answered badly. Codes: ALLIUM_DIRECTORY_UNREACHABLE,
@@ -190,30 +191,24 @@ export class DirectoryClient {
   /** One request; resolves to the body of a 2xx answer, throws a DirectoryClientError otherwise. */
   private async request(path: string, method: string, body: unknown, maxBytes: number): Promise<string> {
     const target = `${this.url}${path}`;
-    const signal = AbortSignal.timeout(this.timeoutMs);
-    let res: Response;
+    let res: HttpAnswer;
     try {
-      res = await fetch(target, {
+      res = await httpRequest(target, {
         method,
-        signal,
         headers:
           body === undefined
             ? { accept: 'application/json' }
             : { 'content-type': 'application/json', accept: 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
-        redirect: 'error',
+        timeoutMs: this.timeoutMs,
+        maxBytes,
       });
     } catch (err) {
       throw this.transportError(err, method, target);
     }
-    let text: string;
-    try {
-      text = await readCapped(res, maxBytes);
-    } catch (err) {
-      if (err instanceof DirectoryClientError) throw err;
-      throw this.transportError(err, method, target);
-    }
-    if (res.ok) return text;
+    const text = res.body;
+    const ok = res.status >= 200 && res.status < 300;
+    if (ok) return text;
     let remoteCode: string | undefined;
     let remoteMessage = text.slice(0, 200);
     try {
@@ -245,16 +240,21 @@ export class DirectoryClient {
   }
 
   private transportError(err: unknown, method: string, target: string): DirectoryClientError {
-    const name = (err as Error)?.name;
-    if (name === 'TimeoutError' || name === 'AbortError') {
+    const e = err as HttpRequestError;
+    if (e?.code === 'ALLIUM_HTTP_TIMEOUT') {
       return new DirectoryClientError(
         'ALLIUM_DIRECTORY_TIMEOUT',
         `${method} ${target}: no answer within ${this.timeoutMs} ms`,
         { cause: err },
       );
     }
-    const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
-    const detail = cause?.code ?? cause?.message ?? (err as Error)?.message ?? String(err);
+    if (e?.code === 'ALLIUM_HTTP_TOO_LARGE') {
+      return new DirectoryClientError('ALLIUM_DIRECTORY_BAD_RESPONSE', `the directory's ${e.message}`, {
+        status: e.status,
+        cause: err,
+      });
+    }
+    const detail = e?.detail ?? (err as Error)?.message ?? String(err);
     return new DirectoryClientError(
       'ALLIUM_DIRECTORY_UNREACHABLE',
       `cannot reach the directory at ${this.url} (${method} ${target}: ${detail}): is it running, and is the URL right?`,
@@ -278,36 +278,4 @@ function withdrawIdOf(env: SignedEnvelope): string {
     );
   }
   return id;
-}
-
-/** Reads a response body as UTF-8, refusing (and cancelling) one longer than maxBytes. */
-async function readCapped(res: Response, maxBytes: number): Promise<string> {
-  const tooLarge = () =>
-    new DirectoryClientError(
-      'ALLIUM_DIRECTORY_BAD_RESPONSE',
-      `the directory's answer exceeds ${maxBytes} bytes`,
-      {
-        status: res.status,
-      },
-    );
-  const declared = Number(res.headers.get('content-length') ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    await res.body?.cancel().catch(() => {});
-    throw tooLarge();
-  }
-  if (!res.body) return '';
-  const chunks: Buffer[] = [];
-  let total = 0;
-  const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
-  }
-  return Buffer.concat(chunks, total).toString('utf8');
 }

@@ -12,6 +12,15 @@ export class TestnetError extends AlliumError {}
 
 export const CLI_PATH = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
+/**
+ * Node flags every Allium process runs with (the `allium` bin's shebang carries the same). A 1 MiB
+ * young generation: relays allocate little on V8's heap but move buffers fast; with the default
+ * 16 MiB young generation V8 keeps starting full collections (its limit heuristic compares free
+ * old space with the young generation's size), which cost a relay up to a third of its CPU
+ * (docs/performance.md).
+ */
+export const RUNTIME_NODE_FLAGS = ['--max-semi-space-size=1'];
+
 export interface TestnetOptions {
   relays: number;
   exits?: number;
@@ -49,7 +58,7 @@ function startProcess(
   onLog?: (name: string, line: string) => void,
   timeoutMs = 30_000,
 ): Promise<ProcessInfo> {
-  const proc = spawn(process.execPath, [...NODE_ARGS, CLI_PATH, ...args], {
+  const proc = spawn(process.execPath, [...RUNTIME_NODE_FLAGS, ...NODE_ARGS, CLI_PATH, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Promise((resolve, reject) => {
@@ -88,7 +97,15 @@ function startProcess(
           if (i > 0) ready[part.slice(0, i)] = part.slice(i + 1);
         }
         proc.stdout!.removeAllListeners('data');
-        proc.stdout!.resume();
+        // Later output (node's own tracing, e.g. --trace-gc) goes to the log hook too.
+        let outBuf = '';
+        proc.stdout!.on('data', (d: string) => {
+          if (!onLog) return;
+          outBuf += d;
+          const lines = outBuf.split('\n');
+          outBuf = lines.pop() ?? '';
+          for (const l of lines) onLog(name, l);
+        });
         resolve({ name, proc, ready });
       }
     });
