@@ -2,6 +2,7 @@ import { AlliumClient } from '../client/client.js';
 import { createLogger } from '../log.js';
 import { startClientServices } from './client-services.js';
 import { announceReady, keepAlive, onShutdown } from './lifecycle.js';
+import { runtimeFlagsAdvice } from './runtime-flags.js';
 
 export async function runClient(o: {
   directory: string;
@@ -15,6 +16,8 @@ export async function runClient(o: {
   logLevel: string;
 }) {
   const logger = createLogger({ level: o.logLevel, name: 'client' });
+  const advice = runtimeFlagsAdvice();
+  if (advice) logger.warn(advice);
   keepAlive(logger);
   const client = await AlliumClient.start({
     directoryUrl: o.directory,

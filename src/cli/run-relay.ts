@@ -3,6 +3,7 @@ import { relayFamilies } from '../relay/metrics.js';
 import { Relay } from '../relay/relay.js';
 import { announceReady, keepAlive, onShutdown } from './lifecycle.js';
 import { serveMetrics } from './observability.js';
+import { runtimeFlagsAdvice } from './runtime-flags.js';
 
 export async function runRelay(o: {
   directory: string;
@@ -31,6 +32,8 @@ export async function runRelay(o: {
   idleLinkTimeout: number;
 }) {
   const logger = createLogger({ level: o.logLevel, name: 'relay' });
+  const advice = runtimeFlagsAdvice();
+  if (advice) logger.warn(advice);
   keepAlive(logger);
   const exitPolicy = o.exitPolicy
     ? o.exitPolicy

@@ -5,21 +5,13 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { RUNTIME_NODE_FLAGS } from '../cli/runtime-flags.js';
 import { AlliumError } from '../errors.js';
 import { socksConnect } from '../net/socks-client.js';
 
 export class TestnetError extends AlliumError {}
 
 export const CLI_PATH = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-
-/**
- * Node flags every Allium process runs with (the `allium` bin's shebang carries the same). A 1 MiB
- * young generation: relays allocate little on V8's heap but move buffers fast; with the default
- * 16 MiB young generation V8 keeps starting full collections (its limit heuristic compares free
- * old space with the young generation's size), which cost a relay up to a third of its CPU
- * (docs/performance.md).
- */
-export const RUNTIME_NODE_FLAGS = ['--max-semi-space-size=1'];
 
 export interface TestnetOptions {
   relays: number;
