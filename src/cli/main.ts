@@ -117,6 +117,18 @@ program
   .option('--create-burst <n>', 'CREATE cells a link may send at once above the rate', parsePositiveInt, 400)
   .option('--max-pending-handshakes <n>', 'link handshakes in progress at once', parsePositiveInt, 4096)
   .option(
+    '--inline-handshakes <n>',
+    'circuit handshakes per second answered on the relaying thread; past that, worker threads answer',
+    parsePositiveInt,
+    500,
+  )
+  .option(
+    '--handshake-threads <n>',
+    'worker threads for circuit handshakes, started on first need (0: none)',
+    parseNonNegativeInt,
+    1,
+  )
+  .option(
     '--max-link-queue <bytes>',
     'bytes queued toward a peer that does not read before the link is closed',
     parsePositiveInt,

@@ -28,6 +28,8 @@ export async function runRelay(o: {
   createRate: number;
   createBurst: number;
   maxPendingHandshakes: number;
+  inlineHandshakes: number;
+  handshakeThreads: number;
   maxLinkQueue: number;
   idleLinkTimeout: number;
 }) {
@@ -67,6 +69,8 @@ export async function runRelay(o: {
       createsPerSecond: o.createRate,
       createBurst: o.createBurst,
       pendingHandshakes: o.maxPendingHandshakes,
+      inlineHandshakesPerSecond: o.inlineHandshakes,
+      handshakeThreads: o.handshakeThreads,
       linkQueueBytes: o.maxLinkQueue,
       idleLinkMs: o.idleLinkTimeout * 1000,
     },

@@ -15,6 +15,10 @@ export interface RelayLimits {
   linkQueueBytes: number;
   /** A link that carries no circuit for this long is closed (it holds a socket for nothing). */
   idleLinkMs: number;
+  /** ntor answers per second made on the relaying thread; past that, worker threads answer. */
+  inlineHandshakesPerSecond: number;
+  /** Worker threads for handshakes, started on first need (0: every answer on the relaying thread). */
+  handshakeThreads: number;
 }
 
 export const DEFAULT_RELAY_LIMITS: RelayLimits = {
@@ -25,6 +29,8 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   pendingHandshakes: 4096,
   linkQueueBytes: 32 * 1024 * 1024,
   idleLinkMs: 180_000,
+  inlineHandshakesPerSecond: 500,
+  handshakeThreads: 1,
 };
 
 /** A token bucket: `take()` is true while the rate allows. */

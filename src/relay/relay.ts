@@ -7,7 +7,6 @@ import { StreamError, StreamMux } from '../core/stream-mux.js';
 import { circuitHopCrypto, FORWARD_MARKER_LEN } from '../crypto/forward-onion.js';
 import type { IdentityKey, X25519Key } from '../crypto/keys.js';
 import { makeLinkCert } from '../crypto/link-cert.js';
-import { ntorServerRespond } from '../crypto/ntor.js';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
@@ -43,6 +42,7 @@ import {
   encodeTruncated,
 } from '../wire/relay-messages.js';
 import { Scratch } from '../wire/scratch.js';
+import { HandshakePool, type HandshakeResult } from './handshake-pool.js';
 import { loadOrCreateIdentity, loadOrCreateX25519 } from './keys-store.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, TokenBucket } from './limits.js';
 import { PRIVATE_REJECT_LINES } from './private-ranges.js';
@@ -116,6 +116,10 @@ export class Relay {
   address = '';
   readonly limits: RelayLimits;
   private readonly createBuckets = new WeakMap<Link, TokenBucket>();
+  /** CREATEs whose handshake a worker is still answering, per link. */
+  private readonly pendingCreates = new WeakMap<Link, Set<number>>();
+  /** Answers CREATEs: on this thread at a modest rate, on worker threads past it. */
+  readonly handshakes: HandshakePool;
   private readonly idleSince = new Map<Link, number>();
   private idleTimer: NodeJS.Timeout | null = null;
   readonly stats = {
@@ -146,6 +150,12 @@ export class Relay {
       lines.length === 0 ? ['reject *:*'] : opts.allowPrivate ? lines : [...PRIVATE_REJECT_LINES, ...lines];
     this.log = (opts.logger ?? silentLogger).child({ relay: opts.nickname });
     this.limits = { ...DEFAULT_RELAY_LIMITS, ...opts.limits };
+    this.handshakes = new HandshakePool({
+      relayId: this.id,
+      onionKey: this.onionKey,
+      threads: this.limits.handshakeThreads,
+      inlinePerSecond: this.limits.inlineHandshakesPerSecond,
+    });
     this.directory = new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey });
   }
 
@@ -269,6 +279,7 @@ export class Relay {
     }
     await this.listener?.close();
     for (const link of [...this.circuits.keys()]) link.close();
+    await this.handshakes.close();
   }
 
   // ---- links ----
@@ -423,7 +434,10 @@ export class Relay {
       }
       case CellCommand.DESTROY: {
         const entry = map.get(circId);
-        if (!entry) return;
+        if (!entry) {
+          this.pendingCreates.get(link)?.delete(circId); // its handshake answer is dropped
+          return;
+        }
         const { reason } = decodeDestroy(cell.body);
         this.log.debug({ reason: destroyReasonName(reason), side: entry.side }, 'circuit destroyed by peer');
         this.teardown(entry.circ, DestroyReason.DESTROYED, entry.side);
@@ -438,7 +452,8 @@ export class Relay {
     const { circId } = cell;
     // The peer allocates ids with the high bit set exactly when it opened the link (§2.2).
     const peerBit = (circId & CIRC_ID_INITIATOR_BIT) !== 0;
-    if (circId === 0 || map.has(circId) || peerBit === link.initiator) {
+    const pendingHere = this.pendingCreates.get(link);
+    if (circId === 0 || map.has(circId) || pendingHere?.has(circId) || peerBit === link.initiator) {
       link.send(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.PROTOCOL));
       return;
     }
@@ -447,29 +462,50 @@ export class Relay {
       bucket = new TokenBucket(this.limits.createsPerSecond, this.limits.createBurst);
       this.createBuckets.set(link, bucket);
     }
-    if (map.size >= this.limits.circuitsPerLink || !bucket.take()) {
+    if (map.size + (pendingHere?.size ?? 0) >= this.limits.circuitsPerLink || !bucket.take()) {
       this.stats.limitRejections++;
       link.send(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.RESOURCELIMIT));
       return;
     }
-    let reply: Buffer;
-    let circ: RelayCircuit;
+    let hdata: Buffer;
     try {
-      const { htype, hdata } = decodeCreate(cell.body);
-      if (htype !== HandshakeType.NTOR_X25519_SHA256)
+      const create = decodeCreate(cell.body);
+      if (create.htype !== HandshakeType.NTOR_X25519_SHA256)
         throw new AlliumError('ALLIUM_HANDSHAKE_TYPE', 'unknown handshake');
-      const r = ntorServerRespond(hdata, { relayId: this.id, onionKey: this.onionKey });
-      reply = r.reply;
-      circ = new RelayCircuit({ link, circId }, circuitHopCrypto(r.keys));
+      hdata = create.hdata;
     } catch (err) {
-      this.stats.handshakeFailures++;
-      this.log.debug({ err: (err as Error).message }, 'CREATE refused');
-      link.send(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.PROTOCOL));
+      this.refuseCreate(link, circId, err as Error);
       return;
     }
+    let pending = this.pendingCreates.get(link);
+    if (!pending) {
+      pending = new Set();
+      this.pendingCreates.set(link, pending);
+    }
+    pending.add(circId);
+    this.handshakes.answer(hdata, (err, result) => this.finishCreate(link, circId, err, result));
+  }
+
+  /** The handshake answer for a CREATE (now, or from a worker): unless the link or circuit went meanwhile, reply. */
+  private finishCreate(link: Link, circId: number, err: Error | null, result?: HandshakeResult): void {
+    const pending = this.pendingCreates.get(link);
+    if (!pending?.delete(circId)) return; // DESTROYed while waiting, or the link closed
+    const map = this.circuits.get(link);
+    if (!map || link.isClosed) return;
+    if (err || !result) {
+      this.refuseCreate(link, circId, err ?? new Error('no answer'));
+      return;
+    }
+    const circ = new RelayCircuit({ link, circId }, circuitHopCrypto(result.keys));
     map.set(circId, { circ, side: 'prev' });
     this.stats.circuits++;
-    link.send(circId, CellCommand.CREATED, encodeCreated(reply));
+    link.send(circId, CellCommand.CREATED, encodeCreated(result.reply));
+  }
+
+  private refuseCreate(link: Link, circId: number, err: Error): void {
+    this.stats.handshakeFailures++;
+    this.log.debug({ err: err.message }, 'CREATE refused');
+    link.send(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.PROTOCOL));
   }
 
   private onForward(circ: RelayCircuit, cell: Cell): void {
