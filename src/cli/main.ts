@@ -132,7 +132,7 @@ program
     '--max-link-queue <bytes>',
     'bytes queued toward a peer that does not read before the link is closed',
     parsePositiveInt,
-    32 * 1024 * 1024,
+    64 * 1024 * 1024,
   )
   .option(
     '--idle-link-timeout <seconds>',

@@ -27,7 +27,7 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   createsPerSecond: 200,
   createBurst: 400,
   pendingHandshakes: 4096,
-  linkQueueBytes: 32 * 1024 * 1024,
+  linkQueueBytes: 64 * 1024 * 1024,
   idleLinkMs: 180_000,
   inlineHandshakesPerSecond: 500,
   handshakeThreads: 1,
