@@ -135,7 +135,9 @@ export class CircuitStream extends Duplex {
     const inbox = this.inbox;
     if (inbox.length === 0 || this.destroyed) return;
     this.inbox = [];
-    if (this.push(inbox.length === 1 ? inbox[0] : Buffer.concat(inbox)))
+    // Always a copy: a cell's data is a view into a batch of many cells (of other streams too), and
+    // a view queued in a slow socket would keep the whole batch alive.
+    if (this.push(Buffer.concat(inbox)))
       this.mux.consumed(this, inbox.length);
     else this.unconsumed += inbox.length;
   }
