@@ -14,7 +14,8 @@ const settle = async () => {
 };
 
 export async function runIdleCircuitsBench(count = 10_000): Promise<Record<string, number>> {
-  const unlimited = { createsPerSecond: 1e9, createBurst: 1e9, circuitsPerLink: 1e9 };
+  // No handshake worker: the figure is memory per circuit, not a worker thread's own footprint.
+  const unlimited = { createsPerSecond: 1e9, createBurst: 1e9, circuitsPerLink: 1e9, handshakeThreads: 0 };
   const netw = await startNetwork({ relays: 3, exits: 1, relayOptions: () => ({ limits: unlimited }) });
   try {
     const relay = netw.relays[1];

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startAllium } from './allium-net.js';
 import { runConsensusBench } from './consensus.js';
+import { describeCreateFlood, runCreateFloodBench } from './create-flood.js';
 import { BenchError } from './errors.js';
 import { runIdleCircuitsBench } from './idle-circuits.js';
 import { rows, slowTable, table } from './report.js';
@@ -177,6 +178,8 @@ async function main(): Promise<void> {
   const idleCount = quick ? 2000 : 10_000;
   log(`relay: ${idleCount} idle circuits on one relay`);
   const idle = await runIdleCircuitsBench(idleCount);
+  log('relay: a 10 MiB download during a CREATE flood, handshakes inline and on a worker thread');
+  const flood = await runCreateFloodBench(quick ? 16 : 32, 400);
 
   const r = rows(plan.bigMiB, plan.concurrent, plan.concurrentMiB);
   const machine = {
@@ -212,6 +215,7 @@ async function main(): Promise<void> {
     '',
     `consensus of 5,000 relays: ${(consensus.consensusBytes / 1e6).toFixed(2)} MB (${consensus.bytesPerRelay} B per relay); build + sign ${consensus.buildSignMs} ms; client fetch + verify ${consensus.fetchVerifyMs} ms`,
     `idle circuits: one relay holding ${idle.circuits}: ${idle.rssBytesPerCircuit} B RSS per circuit (V8 heap ${idle.heapBytesPerCircuit} B); CREATEs answered at ${idle.createsPerSecond}/s`,
+    describeCreateFlood(flood),
   );
   if (torSettings) {
     out.push(
@@ -230,7 +234,7 @@ async function main(): Promise<void> {
   const file = join(resultsDir, `bench-${stamp}${quick ? '-quick' : ''}${withTor ? '-tor' : ''}.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ machine, plan, elapsedSeconds: Math.round(elapsed * 10) / 10, direct: directResult, allium: alliumResult, tor: torResult, slowReader: slow, torSettings, consensus, idleCircuits: idle }, null, 2)}\n`,
+    `${JSON.stringify({ machine, plan, elapsedSeconds: Math.round(elapsed * 10) / 10, direct: directResult, allium: alliumResult, tor: torResult, slowReader: slow, torSettings, consensus, idleCircuits: idle, createFlood: flood }, null, 2)}\n`,
   );
   process.stdout.write(`results: ${file}\n`);
 }
