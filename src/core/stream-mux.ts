@@ -137,8 +137,7 @@ export class CircuitStream extends Duplex {
     this.inbox = [];
     // Always a copy: a cell's data is a view into a batch of many cells (of other streams too), and
     // a view queued in a slow socket would keep the whole batch alive.
-    if (this.push(Buffer.concat(inbox)))
-      this.mux.consumed(this, inbox.length);
+    if (this.push(Buffer.concat(inbox))) this.mux.consumed(this, inbox.length);
     else this.unconsumed += inbox.length;
   }
 

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RUNTIME_NODE_FLAGS } from '../cli/runtime-flags.js';
+import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../cli/runtime-flags.js';
 import { AlliumError } from '../errors.js';
 import { socksConnect } from '../net/socks-client.js';
 
@@ -52,6 +52,7 @@ function startProcess(
 ): Promise<ProcessInfo> {
   const proc = spawn(process.execPath, [...RUNTIME_NODE_FLAGS, ...NODE_ARGS, CLI_PATH, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...RUNTIME_ENV, ...process.env },
   });
   return new Promise((resolve, reject) => {
     let out = '';
