@@ -113,7 +113,13 @@ describe('metrics endpoints of a testnet during a download', () => {
     assert.ok(grew.filter((g) => g >= size).length >= 3, `relay bytes out grew by ${grew.join(', ')}`);
     const exits = afterRelays.filter((m) => (m.get('allium_relay_streams_opened_total') ?? 0) >= 1);
     assert.ok(exits.length >= 1, 'an exit counted the stream');
+    // The download's circuit was built through three relays: each answered its CREATE on its own thread.
+    const inline = afterRelays.map(
+      (m) => m.get('allium_relay_circuit_handshakes_total{where="inline"}') ?? 0,
+    );
+    assert.ok(inline.filter((n) => n >= 1).length >= 3, `inline handshakes per relay: ${inline.join(', ')}`);
     for (const m of afterRelays) {
+      assert.ok(m.has('allium_relay_circuit_handshakes_total{where="worker"}'));
       assert.ok(m.has('allium_relay_handshake_failures_total'));
       assert.ok(m.has('allium_relay_queued_bytes'));
       assert.ok((m.get('process_resident_memory_bytes') ?? 0) > 0);

@@ -77,6 +77,15 @@ export function relayFamilies(relay: Relay): Family[] {
       collect: () => s.limitRejections,
     },
     {
+      name: 'allium_relay_circuit_handshakes_total',
+      help: 'CREATE handshakes answered on the relaying thread (inline) and by the handshake worker threads (worker).',
+      type: 'counter',
+      collect: () => [
+        { labels: { where: 'inline' }, value: relay.handshakes.answeredInline },
+        { labels: { where: 'worker' }, value: relay.handshakes.answeredByWorkers },
+      ],
+    },
+    {
       name: 'allium_relay_links_open',
       help: 'Links to clients and relays open right now.',
       type: 'gauge',
