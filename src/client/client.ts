@@ -232,7 +232,12 @@ export class AlliumClient {
     this.stats.buildTimesMs.push(ms);
     if (this.stats.buildTimesMs.length > 1000) this.stats.buildTimesMs.shift();
     this.log.debug(
-      { circuit: circ.serial, path: path.map((r) => r.nickname), ms: Math.round(ms * 10) / 10 },
+      {
+        circuit: circ.serial,
+        path: path.map((r) => r.nickname),
+        ms: Math.round(ms * 10) / 10,
+        stepsMs: circ.buildStepsMs,
+      },
       'circuit built',
     );
     return circ;
