@@ -2,9 +2,9 @@
 // (entry -> middle -> exit), their streams and bytes, and a "new circuits" button.
 // Only for the machine's own user: it refuses other Host headers (DNS rebinding) and POSTs without
 // the X-Allium header (cross-site forms cannot set it).
-import http from 'node:http';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
+import { type LocalRequest, type LocalResponse, serveLocalHttp } from '../net/local-http-server.js';
 import { hostForUrl } from '../net/metrics-server.js';
 import type { ClientMonitor } from './monitor.js';
 
@@ -28,80 +28,68 @@ export function startDashboard(opts: {
   logger?: Logger;
 }): Promise<Dashboard> {
   const log = opts.logger ?? silentLogger;
-  let port = 0;
-  const allowedHost = (h: string | undefined) => {
-    if (!h) return false;
+  const allowedHost = (h: string | string[] | undefined, port: number) => {
+    if (typeof h !== 'string') return false;
     const names = ['localhost', '127.0.0.1', '[::1]', hostForUrl(opts.host)];
     return names.some((n) => h === `${n}:${port}`);
   };
-  const server = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    const send = (status: number, type: string, body: string) => {
-      res.writeHead(status, {
-        'content-type': type,
-        'cache-control': 'no-store',
-        'content-security-policy': CSP,
-        'x-content-type-options': 'nosniff',
-        'referrer-policy': 'no-referrer',
-      });
-      res.end(body);
-    };
-    if (!allowedHost(req.headers.host)) {
-      send(421, 'text/plain; charset=utf-8', 'the dashboard answers only at its own localhost address\n');
-      return;
-    }
-    if (req.method === 'GET' && path === '/') return send(200, 'text/html; charset=utf-8', PAGE);
-    if (req.method === 'GET' && path === '/dashboard.js')
-      return send(200, 'text/javascript; charset=utf-8', SCRIPT);
-    if (req.method === 'GET' && path === '/dashboard.css') return send(200, 'text/css; charset=utf-8', STYLE);
-    if (req.method === 'GET' && path === '/api/circuits') {
-      const b = opts.monitor.bytes();
-      return send(
-        200,
-        'application/json',
-        JSON.stringify({
-          circuits: opts.monitor.circuits(),
-          bytes: b,
-          info: opts.info?.() ?? {},
-        }),
-      );
-    }
-    if (req.method === 'POST' && path === '/api/new-circuits') {
-      if (req.headers['x-allium'] !== '1')
-        return send(403, 'text/plain; charset=utf-8', 'missing X-Allium: 1\n');
-      req.resume();
-      opts.monitor.newCircuits().then(
-        () => send(200, 'application/json', JSON.stringify({ circuits: opts.monitor.circuits() })),
-        (err: Error) => {
-          log.warn({ err: err.message }, 'new circuits: building a fresh circuit failed');
-          send(503, 'application/json', JSON.stringify({ error: err.message }));
-        },
-      );
-      return;
-    }
-    send(404, 'text/plain; charset=utf-8', 'not found\n');
+  const text = (status: number, body: string): LocalResponse => ({
+    status,
+    type: 'text/plain; charset=utf-8',
+    body,
   });
-  return new Promise((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        new DashboardError(
-          'ALLIUM_DASHBOARD_LISTEN',
-          `cannot serve the dashboard on ${opts.host}:${opts.port}: ${err.code ?? err.message} (pick another --dashboard HOST:PORT)`,
-        ),
-      ),
-    );
-    server.listen({ host: opts.host, port: opts.port }, () => {
-      port = (server.address() as { port: number }).port;
-      resolve({
-        port,
-        url: `http://${hostForUrl(opts.host)}:${port}/`,
-        close: () =>
-          new Promise((r) => {
-            server.closeAllConnections();
-            server.close(() => r());
-          }),
+  const json = (status: number, value: unknown): LocalResponse => ({
+    status,
+    type: 'application/json',
+    body: JSON.stringify(value),
+  });
+  const handle = async (req: LocalRequest): Promise<LocalResponse> => {
+    const { method, path } = req;
+    if (!allowedHost(req.headers.host, req.port)) {
+      return text(421, 'the dashboard answers only at its own localhost address\n');
+    }
+    if (method === 'GET' && path === '/')
+      return { status: 200, type: 'text/html; charset=utf-8', body: PAGE };
+    if (method === 'GET' && path === '/dashboard.js')
+      return { status: 200, type: 'text/javascript; charset=utf-8', body: SCRIPT };
+    if (method === 'GET' && path === '/dashboard.css')
+      return { status: 200, type: 'text/css; charset=utf-8', body: STYLE };
+    if (method === 'GET' && path === '/api/circuits') {
+      return json(200, {
+        circuits: opts.monitor.circuits(),
+        bytes: opts.monitor.bytes(),
+        info: opts.info?.() ?? {},
       });
-    });
+    }
+    if (method === 'POST' && path === '/api/new-circuits') {
+      if (req.headers['x-allium'] !== '1') return text(403, 'missing X-Allium: 1\n');
+      try {
+        await opts.monitor.newCircuits();
+        return json(200, { circuits: opts.monitor.circuits() });
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'new circuits: building a fresh circuit failed');
+        return json(503, { error: (err as Error).message });
+      }
+    }
+    return text(404, 'not found\n');
+  };
+  return serveLocalHttp({
+    host: opts.host,
+    port: opts.port,
+    what: 'dashboard',
+    headers: {
+      'cache-control': 'no-store',
+      'content-security-policy': CSP,
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+    },
+    handle,
+    onError: (err) => log.warn({ err: err.message }, 'dashboard request failed'),
+  }).catch((err: Error) => {
+    throw new DashboardError(
+      'ALLIUM_DASHBOARD_LISTEN',
+      `${err.message} (pick another --dashboard HOST:PORT)`,
+    );
   });
 }
 
