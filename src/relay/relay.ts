@@ -10,7 +10,6 @@ import { makeLinkCert } from '../crypto/link-cert.js';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
-import { exitConnect } from '../net/exit-connector.js';
 import { connectLink, type Link, type LinkIdentity, LinkListener } from '../net/link.js';
 import type { Cell } from '../wire/cell.js';
 import {
@@ -33,15 +32,9 @@ import {
   RelayCommand,
 } from '../wire/constants.js';
 import { decodeRelayMessage, writeRelayBody } from '../wire/relay-cell.js';
-import {
-  decodeBegin,
-  decodeExtend,
-  encodeConnected,
-  encodeEnd,
-  encodeExtended,
-  encodeTruncated,
-} from '../wire/relay-messages.js';
+import { decodeExtend, encodeExtended, encodeTruncated } from '../wire/relay-messages.js';
 import { Scratch } from '../wire/scratch.js';
+import { beginExitStream, type ExitContext } from './exit-streams.js';
 import { HandshakePool, type HandshakeResult } from './handshake-pool.js';
 import { loadOrCreateIdentity, loadOrCreateX25519 } from './keys-store.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, TokenBucket } from './limits.js';
@@ -157,6 +150,15 @@ export class Relay {
       inlinePerSecond: this.limits.inlineHandshakesPerSecond,
     });
     this.directory = new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey });
+    this.exitContext = {
+      policy: this.policy,
+      maxStreamsPerCircuit: this.limits.streamsPerCircuit,
+      logSensitive: opts.logSensitive ?? false,
+      log: this.log,
+      stats: this.stats,
+      sendBackward: (circ, command, streamId, data) => this.sendBackward(circ, command, streamId, data),
+      protocolError: (circ) => this.teardown(circ, DestroyReason.PROTOCOL, null),
+    };
   }
 
   static async start(opts: RelayOptions): Promise<Relay> {
@@ -383,7 +385,7 @@ export class Relay {
     if (head.command !== CellCommand.RELAY && head.command !== CellCommand.RELAY_EARLY) return;
     const entry = map.get(head.circId);
     // Forward cells are opened one by one (each has its own tag to check first).
-    if (!entry || entry.side !== 'next') return;
+    if (entry?.side !== 'next') return;
     const cipher = entry.circ.crypto.backward;
     const joined = runBodies.take(run * CELL_BODY_LEN);
     for (let k = 0; k < run; k++) cells[first + k].body.copy(joined, k * CELL_BODY_LEN);
@@ -426,7 +428,7 @@ export class Relay {
       }
       case CellCommand.CREATED: {
         const entry = map.get(circId);
-        if (!entry || entry.side !== 'next' || !entry.circ.extending) return;
+        if (entry?.side !== 'next' || !entry.circ.extending) return;
         entry.circ.extending = false;
         const { hdata } = decodeCreated(cell.body);
         this.sendBackward(entry.circ, RelayCommand.EXTENDED, 0, encodeExtended(hdata));
@@ -601,7 +603,7 @@ export class Relay {
         this.sendBackward(circ, RelayCommand.TRUNCATED, 0, encodeTruncated(DestroyReason.REQUESTED));
         return;
       case RelayCommand.BEGIN:
-        this.onBegin(circ, streamId, data);
+        beginExitStream(this.exitContext, circ, this.muxOf(circ), streamId, data);
         return;
       case RelayCommand.DATA:
       case RelayCommand.END:
@@ -612,6 +614,9 @@ export class Relay {
         return; // DROP and unknown relay commands are ignored
     }
   }
+
+  /** What the exit side (exit-streams.ts) uses of this relay. */
+  private readonly exitContext: ExitContext;
 
   private muxOf(circ: RelayCircuit): StreamMux {
     if (!circ.mux)
@@ -654,49 +659,6 @@ export class Relay {
             ? DestroyReason.OR_IDENTITY
             : DestroyReason.CONNECTFAILED;
         this.sendBackward(circ, RelayCommand.TRUNCATED, 0, encodeTruncated(reason));
-      },
-    );
-  }
-
-  private onBegin(circ: RelayCircuit, streamId: number, data: Buffer): void {
-    const mux = this.muxOf(circ);
-    if (streamId === 0 || mux.streams.has(streamId)) {
-      this.teardown(circ, DestroyReason.PROTOCOL, null);
-      return;
-    }
-    const { host, port } = decodeBegin(data);
-    if (mux.streams.size >= this.limits.streamsPerCircuit) {
-      this.stats.limitRejections++;
-      this.sendBackward(circ, RelayCommand.END, streamId, encodeEnd(EndReason.RESOURCELIMIT));
-      return;
-    }
-    if (!this.policy.isExit()) {
-      this.sendBackward(circ, RelayCommand.END, streamId, encodeEnd(EndReason.EXITPOLICY));
-      return;
-    }
-    // Reserve the id while connecting, so a duplicate BEGIN is a protocol error.
-    const stream = mux.open(streamId);
-    stream.on('error', () => {});
-    if (this.opts.logSensitive) this.log.info({ host, port }, 'exit stream requested');
-    exitConnect(host, port, this.policy).then(
-      ({ socket, address }) => {
-        if (circ.closed || stream.destroyed) {
-          socket.destroy();
-          return;
-        }
-        this.stats.streams++;
-        this.sendBackward(circ, RelayCommand.CONNECTED, streamId, encodeConnected(address));
-        socket.on('error', () =>
-          stream.destroy(new StreamError('ALLIUM_EXIT_RESET', 'connection reset', EndReason.CONNRESET)),
-        );
-        stream.on('close', () => socket.destroy());
-        socket.pipe(stream);
-        stream.pipe(socket);
-      },
-      (err) => {
-        const reason = err instanceof StreamError ? err.endReason : EndReason.MISC;
-        if (this.opts.logSensitive) this.log.info({ host, port, err: err.message }, 'exit stream failed');
-        if (!stream.destroyed) stream.destroy(new StreamError('ALLIUM_EXIT_FAILED', err.message, reason));
       },
     );
   }

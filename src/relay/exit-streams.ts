@@ -1,0 +1,72 @@
+// Implements docs/protocol.md §4.2 at the exit: a BEGIN opens a TCP connection to the destination
+// (after the exit policy and the stream limit), CONNECTED or END goes back, and the two are piped.
+
+import type { ExitPolicy } from '../core/exit-policy.js';
+import { StreamError, type StreamMux } from '../core/stream-mux.js';
+import type { Logger } from '../log.js';
+import { exitConnect } from '../net/exit-connector.js';
+import { EndReason, RelayCommand } from '../wire/constants.js';
+import { decodeBegin, encodeConnected, encodeEnd } from '../wire/relay-messages.js';
+import type { RelayCircuit } from './relay-circuit.js';
+
+/** What the exit side needs from its relay. */
+export interface ExitContext {
+  policy: ExitPolicy;
+  maxStreamsPerCircuit: number;
+  /** Log destinations (off by default: relays do not log where clients go). */
+  logSensitive: boolean;
+  log: Logger;
+  stats: { streams: number; limitRejections: number };
+  sendBackward(circ: RelayCircuit, command: number, streamId: number, data: Buffer): void;
+  /** The client broke the protocol on this circuit: destroy it. */
+  protocolError(circ: RelayCircuit): void;
+}
+
+/** Handles one BEGIN on `circ` (whose streams are `mux`). */
+export function beginExitStream(
+  ctx: ExitContext,
+  circ: RelayCircuit,
+  mux: StreamMux,
+  streamId: number,
+  data: Buffer,
+): void {
+  if (streamId === 0 || mux.streams.has(streamId)) {
+    ctx.protocolError(circ);
+    return;
+  }
+  const { host, port } = decodeBegin(data);
+  if (mux.streams.size >= ctx.maxStreamsPerCircuit) {
+    ctx.stats.limitRejections++;
+    ctx.sendBackward(circ, RelayCommand.END, streamId, encodeEnd(EndReason.RESOURCELIMIT));
+    return;
+  }
+  if (!ctx.policy.isExit()) {
+    ctx.sendBackward(circ, RelayCommand.END, streamId, encodeEnd(EndReason.EXITPOLICY));
+    return;
+  }
+  // Reserve the id while connecting, so a duplicate BEGIN is a protocol error.
+  const stream = mux.open(streamId);
+  stream.on('error', () => {});
+  if (ctx.logSensitive) ctx.log.info({ host, port }, 'exit stream requested');
+  exitConnect(host, port, ctx.policy).then(
+    ({ socket, address }) => {
+      if (circ.closed || stream.destroyed) {
+        socket.destroy();
+        return;
+      }
+      ctx.stats.streams++;
+      ctx.sendBackward(circ, RelayCommand.CONNECTED, streamId, encodeConnected(address));
+      socket.on('error', () =>
+        stream.destroy(new StreamError('ALLIUM_EXIT_RESET', 'connection reset', EndReason.CONNRESET)),
+      );
+      stream.on('close', () => socket.destroy());
+      socket.pipe(stream);
+      stream.pipe(socket);
+    },
+    (err) => {
+      const reason = err instanceof StreamError ? err.endReason : EndReason.MISC;
+      if (ctx.logSensitive) ctx.log.info({ host, port, err: err.message }, 'exit stream failed');
+      if (!stream.destroyed) stream.destroy(new StreamError('ALLIUM_EXIT_FAILED', err.message, reason));
+    },
+  );
+}
