@@ -90,8 +90,8 @@ export const NTOR_ONIONSKIN_LEN = 96; // ID(32) | B(32) | X(32)
 export const NTOR_REPLY_LEN = 64; // Y(32) | AUTH(32)
 
 /** Flow control (§5), counted in DATA cells. */
-export const CIRC_WINDOW_START = 2048;
-export const CIRC_SENDME_INCREMENT = 256;
+export const CIRC_WINDOW_START = 1024;
+export const CIRC_SENDME_INCREMENT = 128;
 export const STREAM_WINDOW_START = 1024;
 export const STREAM_SENDME_INCREMENT = 128;
 
