@@ -16,6 +16,7 @@ export async function startAllium(relays: number): Promise<AlliumNet> {
     relays,
     logLevel: 'debug',
     relayArgs: () => ['--log-level', 'warn'],
+    clientArgs: ['--http-proxy', '127.0.0.1:0'],
     onLog: (name, line) => {
       if (name !== 'client' || !line.includes('circuit built')) return;
       try {
@@ -36,10 +37,18 @@ export async function startAllium(relays: number): Promise<AlliumNet> {
     path: {
       name: 'allium',
       proxy: { host: testnet.socksHost, port: testnet.socksPort },
+      httpProxy: httpProxyOf(testnet),
       processes,
       startMs: testnet.readyAfterMs,
       takeCircuitBuilds: () => builds.splice(0),
     },
     stop: () => testnet.stop(),
   };
+}
+
+/** The client's HTTP proxy address from its ready line (`http=127.0.0.1:PORT`). */
+function httpProxyOf(testnet: Testnet): { host: string; port: number } | null {
+  const a = testnet.processes.find((p) => p.name === 'client')?.ready.http;
+  const m = a ? /^(.*):(\d+)$/.exec(a) : null;
+  return m ? { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) } : null;
 }

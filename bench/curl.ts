@@ -18,6 +18,8 @@ export interface CurlResult {
 
 export interface CurlOptions {
   proxy?: SocksProxy | null;
+  /** An HTTP proxy instead (plain http:// URLs are then sent to it in absolute form). */
+  httpProxy?: SocksProxy | null;
   /** SOCKS5 username: distinct usernames get distinct (isolated) circuits. */
   user?: string;
   maxTimeSeconds: number;
@@ -37,6 +39,10 @@ export function curl(url: string, o: CurlOptions): Promise<CurlResult> {
   if (o.proxy) {
     const cred = o.user ? `${encodeURIComponent(o.user)}:x@` : '';
     args.push('--proxy', `socks5h://${cred}${o.proxy.host}:${o.proxy.port}`);
+  }
+  if (o.httpProxy) {
+    args.push('--proxy', `http://${o.httpProxy.host}:${o.httpProxy.port}`);
+    if (o.user) args.push('--proxy-user', `${o.user}:x`);
   }
   if (o.limitRate) args.push('--limit-rate', String(o.limitRate));
   args.push('-w', '%{json}', url);

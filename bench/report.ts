@@ -34,6 +34,11 @@ export function rows(bigMiB: number, concurrent: number, concurrentMiB: number):
       higherIsBetter: false,
       get: (r) => r.ttfbBuiltBackToBackMs,
     },
+    {
+      label: '1 KiB TTFB via the HTTP proxy, back to back (ms)',
+      higherIsBetter: false,
+      get: (r) => r.ttfbHttpProxyBackToBackMs,
+    },
     { label: '1 KiB TTFB, fresh circuit (ms)', higherIsBetter: false, get: (r) => r.ttfbFreshMs },
     {
       label: '3-hop circuit build (ms)',

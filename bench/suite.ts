@@ -21,6 +21,8 @@ export interface Path {
   processes: NamedPid[];
   /** Milliseconds from launching the network until it carried its first stream. */
   startMs: number | null;
+  /** The network's HTTP proxy, when it has one that forwards plain http:// requests. */
+  httpProxy?: SocksProxy | null;
   /** Circuit build times (ms) the network reported since the last call; emptied by the call. */
   takeCircuitBuilds(): number[];
 }
@@ -94,6 +96,8 @@ export interface PathResult {
   ttfbBuiltPacedMs: number;
   ttfbBuiltBackToBackMs: number;
   ttfbFreshMs: number;
+  /** Back to back through the HTTP proxy (requests sent optimistically); direct: the same as back to back. */
+  ttfbHttpProxyBackToBackMs: number | null;
   circuitBuildMs: number | null;
   circuitBuildSamplesMs: number[];
   download50KiBMs: number;
@@ -138,6 +142,13 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
   await repeat(2, 0, () => get('1k', warm));
   const paced = await repeat(plan.ttfbRuns, plan.pacedGapMs, () => get('1k', warm));
   const b2b = await repeat(plan.ttfbRuns, 0, () => get('1k', warm));
+  let viaHttp: CurlResult[] | null = null;
+  if (path.httpProxy) {
+    const getHttp = () =>
+      curl(url('1k'), { httpProxy: path.httpProxy, user: `http-${tag}`, maxTimeSeconds: 30 });
+    await repeat(2, 0, getHttp);
+    viaHttp = await repeat(plan.ttfbRuns, 0, getHttp);
+  }
   env.log(`  [${path.name}] fresh circuits`);
   const fresh = await repeat(plan.freshRuns, plan.pacedGapMs, (i) => get('1k', `fresh-${tag}-${i}`));
   env.log(`  [${path.name}] 50 KiB, 1 MiB, 5 MiB`);
@@ -176,6 +187,11 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
     ttfbBuiltPacedMs: ms(paced, (r) => r.ttfb),
     ttfbBuiltBackToBackMs: ms(b2b, (r) => r.ttfb),
     ttfbFreshMs: ms(fresh, (r) => r.ttfb),
+    ttfbHttpProxyBackToBackMs: viaHttp
+      ? ms(viaHttp, (r) => r.ttfb)
+      : path.proxy
+        ? null
+        : ms(b2b, (r) => r.ttfb),
     circuitBuildMs: builds.length ? round(median(builds), 2) : null,
     circuitBuildSamplesMs: builds.map((b) => round(b, 2)),
     download50KiBMs: ms(d50k, (r) => r.total),

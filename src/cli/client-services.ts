@@ -37,7 +37,8 @@ export async function startClientServices(
         host: o.httpProxy.host,
         port: o.httpProxy.port,
         logger,
-        connect: (req) => monitor.connect(req.host, req.port, { isolation: req.isolation }),
+        connect: (req) =>
+          monitor.connect(req.host, req.port, { isolation: req.isolation, optimistic: req.optimistic }),
       });
       closers.push(() => http!.close());
       ready.http = `${hostForUrl(o.httpProxy.host)}:${http.port}`;

@@ -28,7 +28,8 @@ export async function runFetch(
   });
   try {
     const res = await streamGet(url, {
-      connect: (host, port) => client.connect(host, port),
+      // The request is known up front: it goes right behind the BEGIN (one round trip saved).
+      connect: (host, port) => client.connect(host, port, { optimistic: true }),
       ca: o.cacert ? readFileSync(o.cacert) : undefined,
     });
     const status = res.statusCode ?? 0;

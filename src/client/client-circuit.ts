@@ -205,14 +205,20 @@ export class ClientCircuit {
     return tags;
   }
 
-  /** Opens a stream to host:port at the exit; resolves once the exit says CONNECTED. */
-  openStream(host: string, port: number): Promise<CircuitStream> {
+  /**
+   * Opens a stream to host:port at the exit; resolves once the exit says CONNECTED. With
+   * `optimistic` (protocol §4.2) it resolves at once with a stream whose writes follow the BEGIN
+   * without waiting a round trip; its `connected` promise settles with the exit's answer, and a
+   * refusal fails the stream with that StreamError.
+   */
+  openStream(host: string, port: number, opts: { optimistic?: boolean } = {}): Promise<CircuitStream> {
     if (this.closed)
       return Promise.reject(new CircuitError('ALLIUM_CIRCUIT_CLOSED', `circuit closed: ${this.closeReason}`));
     const streamId = this.nextStreamId;
     this.nextStreamId = this.nextStreamId >= 0xffff ? 1 : this.nextStreamId + 1;
     this.streamsOpened++;
-    return new Promise<CircuitStream>((resolve, reject) => {
+    const early = opts.optimistic ? this.mux.open(streamId, { pending: true }) : null;
+    const answered = new Promise<CircuitStream>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.connecting.delete(streamId);
         reject(
@@ -235,6 +241,16 @@ export class ClientCircuit {
       });
       this.sendRelay(this.hops.length - 1, RelayCommand.BEGIN, streamId, encodeBegin(host, port));
     });
+    if (!early) return answered;
+    answered.then(
+      () => early.markConnected(),
+      (err: Error) => {
+        // A refusal is the exit's END: nothing to answer. Silence or a lost circuit: say END, if we can.
+        if (err instanceof StreamError && err.code === 'ALLIUM_STREAM_REFUSED') early.markRefused(err);
+        else early.destroy(err);
+      },
+    );
+    return Promise.resolve(early);
   }
 
   /** A cell for this circuit arrived on the link. */
@@ -348,7 +364,8 @@ export class ClientCircuit {
         const w = this.connecting.get(streamId);
         if (!w || !last) return;
         this.connecting.delete(streamId);
-        w.resolve(this.mux.open(streamId));
+        // An optimistic stream exists already; otherwise the stream begins now.
+        w.resolve(this.mux.streams.get(streamId) ?? this.mux.open(streamId));
         return;
       }
       case RelayCommand.END: {

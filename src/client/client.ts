@@ -42,6 +42,12 @@ export interface ClientOptions {
 export interface ConnectOptions {
   /** Streams with different isolation keys never share a circuit. */
   isolation?: string;
+  /**
+   * Resolve at once with a stream whose writes go right behind the BEGIN (one round trip saved
+   * for a request known up front); the exit's answer settles `stream.connected`, and a refusal
+   * fails the stream. Only the circuit choice is retried, never the stream.
+   */
+  optimistic?: boolean;
 }
 
 export class ClientError extends AlliumError {}
@@ -370,7 +376,7 @@ export class AlliumClient {
         continue;
       }
       try {
-        const s = await circ.openStream(host, port);
+        const s = await circ.openStream(host, port, { optimistic: opts.optimistic });
         this.stats.streamsOpened++;
         return s;
       } catch (err) {

@@ -4,7 +4,7 @@
 import { Histogram } from '../core/prometheus.js';
 import type { CircuitStream } from '../core/stream-mux.js';
 import { DestroyReason } from '../wire/constants.js';
-import type { AlliumClient } from './client.js';
+import type { AlliumClient, ConnectOptions } from './client.js';
 import type { ClientCircuit } from './client-circuit.js';
 
 export interface StreamView {
@@ -52,7 +52,7 @@ export class ClientMonitor {
   constructor(readonly client: AlliumClient) {}
 
   /** Opens a stream through the client and keeps count of it. */
-  async connect(host: string, port: number, opts: { isolation?: string } = {}): Promise<CircuitStream> {
+  async connect(host: string, port: number, opts: ConnectOptions = {}): Promise<CircuitStream> {
     const stream = await this.client.connect(host, port, opts);
     const circ = this.client.listCircuits().find((c) => c.streams().includes(stream));
     const serial = circ?.serial ?? 0;

@@ -32,12 +32,41 @@ export class CircuitStream extends Duplex {
   private sentEnd = false;
   bytesIn = 0;
   bytesOut = 0;
+  /**
+   * Settles when the exit has connected (CONNECTED) or refused (rejects with the StreamError). A
+   * stream opened the usual way exists only once connected; an optimistic one (protocol §4.2) is
+   * handed out at once, so what is written goes right behind the BEGIN.
+   */
+  readonly connected: Promise<void>;
+  private settleConnected: ((err?: StreamError) => void) | null = null;
 
   constructor(
     readonly streamId: number,
     private readonly mux: StreamMux,
+    opts: { pending?: boolean } = {},
   ) {
     super({ allowHalfOpen: true, readableHighWaterMark: 256 * 1024, writableHighWaterMark: 64 * 1024 });
+    if (!opts.pending) this.connected = Promise.resolve();
+    else {
+      this.connected = new Promise<void>((resolve, reject) => {
+        this.settleConnected = (err) => (err ? reject(err) : resolve());
+      });
+      this.connected.catch(() => {}); // a caller that never asks must not see an unhandled rejection
+    }
+  }
+
+  /** The exit connected this (optimistic) stream. */
+  markConnected(): void {
+    this.settleConnected?.();
+    this.settleConnected = null;
+  }
+
+  /** The exit refused this (optimistic) stream, or never answered: fail it without sending END. */
+  markRefused(err: StreamError): void {
+    this.settleConnected?.(err);
+    this.settleConnected = null;
+    this.sentEnd = true;
+    this.destroy(err);
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -112,6 +141,18 @@ export class CircuitStream extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    if (this.settleConnected) {
+      this.settleConnected(
+        err instanceof StreamError
+          ? err
+          : new StreamError(
+              'ALLIUM_STREAM_CLOSED',
+              'the stream closed before the exit connected',
+              EndReason.MISC,
+            ),
+      );
+      this.settleConnected = null;
+    }
     if (!this.sentEnd) {
       this.sendEnd(err instanceof StreamError ? err.endReason : err ? EndReason.MISC : EndReason.DONE);
     }
@@ -178,8 +219,9 @@ export class StreamMux {
     readonly maxData: () => number = () => RELAY_DATA_MAX,
   ) {}
 
-  open(streamId: number): CircuitStream {
-    const s = new CircuitStream(streamId, this);
+  /** A stream that exists now; `pending` for one whose CONNECTED has not come yet (optimistic). */
+  open(streamId: number, opts: { pending?: boolean } = {}): CircuitStream {
+    const s = new CircuitStream(streamId, this, opts);
     this.streams.set(streamId, s);
     return s;
   }

@@ -43,7 +43,12 @@ export async function streamGet(url: string, opts: StreamGetOptions): Promise<ht
       t.once('secureConnect', () => resolve(t));
       t.once('error', (err) => {
         stream.destroy();
-        reject(new FetchError('ALLIUM_FETCH_TLS', `TLS with ${host} failed: ${err.message}`));
+        // A stream opened optimistically fails here when the exit refuses it: that answer stands.
+        reject(
+          err instanceof AlliumError
+            ? err
+            : new FetchError('ALLIUM_FETCH_TLS', `TLS with ${host} failed: ${err.message}`),
+        );
       });
     });
   }

@@ -13,6 +13,8 @@ export interface ProxyRequest {
   host: string;
   port: number;
   isolation: string;
+  /** The request is known already: send it behind the BEGIN (the stream's `connected` settles later). */
+  optimistic?: boolean;
 }
 
 export interface HttpProxyOptions {
@@ -190,7 +192,9 @@ export class HttpProxyServer {
     headers.push('connection', 'close');
     req.on('error', () => {});
     res.on('error', () => {});
-    this.opts.connect({ host, port, isolation }).then(
+    // The request is known: it goes out right behind the BEGIN (one round trip saved). A refusal
+    // then arrives as the stream's error, before any answer was sent, and gets the same status.
+    this.opts.connect({ host, port, isolation, optimistic: true }).then(
       (stream) => {
         if (res.destroyed || req.destroyed) {
           stream.destroy();
@@ -215,11 +219,19 @@ export class HttpProxyServer {
         });
         up.on('error', (err) => {
           this.failures++;
-          if (!res.headersSent)
+          if (res.headersSent) {
+            res.destroy();
+          } else if (err instanceof StreamError) {
+            const { status, why } = statusForStreamError(err);
+            this.log.info({ code: err.code, status }, `HTTP proxy request failed: ${why}`);
+            res
+              .writeHead(status, { 'content-type': 'text/plain; charset=utf-8' })
+              .end(`allium: ${why} (${err.message})\n`);
+          } else {
             res
               .writeHead(502, { 'content-type': 'text/plain; charset=utf-8' })
               .end(`allium: the request to ${url.host} failed: ${err.message}\n`);
-          else res.destroy();
+          }
         });
         res.on('close', () => stream.destroy());
         req.pipe(up);
