@@ -50,6 +50,9 @@ export interface ConnectOptions {
   optimistic?: boolean;
 }
 
+/** How long after handing out a spare circuit its replacement starts building. */
+const SPARE_REFILL_DELAY_MS = 25;
+
 export class ClientError extends AlliumError {}
 
 export class AlliumClient {
@@ -58,6 +61,7 @@ export class AlliumClient {
   private guardsSerial = -1;
   private readonly failedUntil = new Map<string, number>();
   private spareBuilds = 0;
+  private refillTimer: NodeJS.Timeout | null = null;
   private readonly directory: DirectoryClient;
   private readonly links = new Map<string, Promise<Link>>();
   private readonly circuitsByLink = new Map<Link, Map<number, ClientCircuit>>();
@@ -337,11 +341,25 @@ export class AlliumClient {
       // Not through a relay that just failed us, and only to an exit that may take the stream.
       if (!exitMayAllow(c.exit, target) || c.hops.some((h) => avoid.has(h.relay.id))) continue;
       c.isolation = isolation;
-      this.refillSpares();
+      this.refillSparesSoon();
       return c;
     }
     this.refillSpares();
     return null;
+  }
+
+  /**
+   * Replaces a spare that was just handed out, a moment later: built at once, the replacement's
+   * handshakes would compete (same processes, same two cores here) with the first request on the
+   * spare, which is what the spare was for (fresh-circuit TTFB).
+   */
+  private refillSparesSoon(): void {
+    if (this.refillTimer) return;
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = null;
+      this.refillSpares();
+    }, SPARE_REFILL_DELAY_MS);
+    this.refillTimer.unref();
   }
 
   /** Builds spare circuits in the background up to the configured number (failures just wait for next time). */
@@ -420,6 +438,7 @@ export class AlliumClient {
   async close(): Promise<void> {
     this.closedFlag = true;
     this.keeper.stop();
+    if (this.refillTimer) clearTimeout(this.refillTimer);
     for (const c of [...this.circuits]) {
       // Closing the client is not an error for streams still open: end them quietly.
       for (const s of c.streams()) s.destroy();
