@@ -396,20 +396,15 @@ export class AlliumClient {
       try {
         const s = await circ.openStream(host, port, { optimistic: opts.optimistic });
         this.stats.streamsOpened++;
+        // An optimistic stream's data is already on its way: it cannot move to another circuit,
+        // but a silent or broken circuit must still be retired for the streams after it.
+        if (opts.optimistic) s.connected.catch((err: Error) => this.onStreamFailure(circ, err));
         return s;
       } catch (err) {
         lastErr = err as Error;
         // The exit answered: its answer stands (retrying elsewhere would only repeat the request).
         if (err instanceof StreamError && err.code === 'ALLIUM_STREAM_REFUSED') break;
-        // No answer at all: a relay on the path is gone. Retire the circuit, or every later stream
-        // would wait out the same timeout on it (test/hosts: a cut middle relay cost each request 30 s).
-        const silent = err instanceof StreamError && err.code === 'ALLIUM_STREAM_TIMEOUT';
-        if (silent) circ.destroy(DestroyReason.TIMEOUT, `no answer to a stream request: ${err.message}`);
-        // The path broke (silence, or the network destroyed the circuit under us): which relay failed
-        // is unknown, so keep the guard and avoid the rest of this path for a while.
-        if (silent || err instanceof CircuitError) {
-          for (const hop of circ.hops.slice(1)) this.markFailed(hop.relay.id);
-        }
+        this.onStreamFailure(circ, err as Error);
       }
     }
     this.stats.streamsFailed++;
@@ -423,6 +418,22 @@ export class AlliumClient {
       lastErr?.message ?? 'connect failed',
       reason,
     );
+  }
+
+  /**
+   * A stream got no answer, or its circuit broke under it. Silence means a relay on the path is gone:
+   * retire the circuit, or every later stream would wait out the same timeout on it (test/hosts: a
+   * cut middle relay cost each request 30 s). Which relay failed is unknown, so keep the guard and
+   * avoid the rest of this path for a while.
+   */
+  private onStreamFailure(circ: ClientCircuit, err: Error): void {
+    const code = (err as AlliumError).code;
+    if (code === 'ALLIUM_STREAM_REFUSED') return; // the exit answered: nothing wrong with the path
+    const silent = code === 'ALLIUM_STREAM_TIMEOUT';
+    if (silent) circ.destroy(DestroyReason.TIMEOUT, `no answer to a stream request: ${err.message}`);
+    if (silent || err instanceof CircuitError || code === 'ALLIUM_CIRCUIT_DESTROYED') {
+      for (const hop of circ.hops.slice(1)) this.markFailed(hop.relay.id);
+    }
   }
 
   /** Marks every circuit as used up, so the next streams get new ones. */
