@@ -107,6 +107,7 @@ export class HandshakePool {
 
   private startWorkers(): void {
     if (this.workers.length > 0) return;
+    // Each worker holds a copy of the onion key: a relay that rotates its key must restart them.
     for (let i = 0; i < this.opts.threads; i++) {
       const worker = new Worker(WORKER_URL, {
         workerData: { relayId: this.opts.relayId, onionSecret: this.opts.onionKey.secret() },
