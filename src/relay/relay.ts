@@ -1,7 +1,6 @@
 // Implements docs/protocol.md §2-§4 for a relay: answers CREATE, extends circuits, forwards cells both
 // ways, propagates DESTROY, and (as an exit) carries streams to the destination.
 
-import { signDescriptor, signWithdraw } from '../core/documents.js';
 import { ExitPolicy, isPrivateAddress } from '../core/exit-policy.js';
 import { StreamError, StreamMux } from '../core/stream-mux.js';
 import { circuitHopCrypto, FORWARD_MARKER_LEN } from '../crypto/forward-onion.js';
@@ -39,6 +38,7 @@ import { HandshakePool, type HandshakeResult } from './handshake-pool.js';
 import { loadOrCreateIdentity, loadOrCreateX25519 } from './keys-store.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, TokenBucket } from './limits.js';
 import { PRIVATE_REJECT_LINES } from './private-ranges.js';
+import { DirectoryRegistration } from './registration.js';
 import { type CircuitSide, RelayCircuit } from './relay-circuit.js';
 
 export interface RelayOptions {
@@ -104,9 +104,7 @@ export class Relay {
   private readonly policy: ExitPolicy;
   private readonly publishedPolicy: string[];
   private readonly log: Logger;
-  private readonly directory: DirectoryClient;
-  private refreshTimer: NodeJS.Timeout | null = null;
-  address = '';
+  private readonly registration: DirectoryRegistration;
   readonly limits: RelayLimits;
   private readonly createBuckets = new WeakMap<Link, TokenBucket>();
   /** CREATEs whose handshake a worker is still answering, per link. */
@@ -149,7 +147,21 @@ export class Relay {
       threads: this.limits.handshakeThreads,
       inlinePerSecond: this.limits.inlineHandshakesPerSecond,
     });
-    this.directory = new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey });
+    this.registration = new DirectoryRegistration(
+      new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey }),
+      {
+        identity: this.identity,
+        onionPublicKey: this.onionKey.publicKey,
+        nickname: opts.nickname,
+        address: opts.address,
+        port: () => this.port,
+        exitPolicy: this.publishedPolicy,
+        bandwidth: opts.bandwidth ?? 100 * 1024 * 1024,
+        family: opts.family,
+      },
+      this.log,
+      opts.refreshMs ?? 60_000,
+    );
     this.exitContext = {
       policy: this.policy,
       maxStreamsPerCircuit: this.limits.streamsPerCircuit,
@@ -164,31 +176,13 @@ export class Relay {
   static async start(opts: RelayOptions): Promise<Relay> {
     const relay = new Relay(opts);
     await relay.listen();
-    await relay.registerFirst(opts.directoryWaitMs ?? 120_000);
+    await relay.registration.registerFirst(opts.directoryWaitMs ?? 120_000);
     return relay;
   }
 
-  /**
-   * Registers, waiting for a directory that is not up yet (relays are often started before it, or
-   * with it, by a service manager). A refusal by the directory is final: its reason needs the operator.
-   */
-  private async registerFirst(waitMs: number): Promise<void> {
-    const deadline = Date.now() + waitMs;
-    for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
-      try {
-        await this.register();
-        return;
-      } catch (err) {
-        const code = (err as AlliumError).code;
-        const transient = code === 'ALLIUM_DIRECTORY_UNREACHABLE' || code === 'ALLIUM_DIRECTORY_TIMEOUT';
-        if (!transient || Date.now() + delay > deadline) throw err;
-        this.log.warn(
-          { code, retryInMs: delay },
-          `the directory is not answering yet: ${(err as Error).message}`,
-        );
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
+  /** The address this relay advertises (learned from the directory unless configured). */
+  get address(): string {
+    return this.registration.address;
   }
 
   get port(): number {
@@ -231,54 +225,9 @@ export class Relay {
     this.log.info({ port: this.port, id: this.idHex, exit: this.isExit }, 'relay listening');
   }
 
-  private async register(): Promise<void> {
-    if (!this.address) {
-      this.address = this.opts.address ?? (await this.directory.whoami());
-      if (!this.opts.address)
-        this.log.info({ address: this.address }, 'learned public address from the directory');
-    }
-    const env = signDescriptor(this.identity, {
-      nickname: this.opts.nickname,
-      id: this.idHex,
-      identityKey: this.identity.publicKey.toString('base64'),
-      onionKey: this.onionKey.publicKey.toString('base64'),
-      address: this.address,
-      port: this.port,
-      exitPolicy: this.publishedPolicy,
-      bandwidth: this.opts.bandwidth ?? 100 * 1024 * 1024,
-      version: 'allium/0.1.0',
-      published: Date.now(),
-      ...(this.opts.family?.length ? { family: this.opts.family } : {}),
-    });
-    try {
-      await this.directory.register(env);
-    } catch (err) {
-      // The operator reads the directory's own reason: "not reachable from the directory at A:P: <reason>".
-      const e = err as { remoteCode?: string; remoteMessage?: string; message: string };
-      if (e.remoteCode === 'ALLIUM_RELAY_UNREACHABLE')
-        this.log.error({ code: e.remoteCode }, e.remoteMessage ?? e.message);
-      throw err;
-    }
-    this.log.info({ address: this.address, port: this.port }, 'registered with the directory');
-    if (!this.refreshTimer) {
-      this.refreshTimer = setInterval(() => {
-        this.register().catch((err) =>
-          this.log.warn({ err: err.message }, 'refreshing the directory record failed'),
-        );
-      }, this.opts.refreshMs ?? 60_000);
-      this.refreshTimer.unref();
-    }
-  }
-
   async stop(): Promise<void> {
-    if (this.refreshTimer) clearInterval(this.refreshTimer);
-    this.refreshTimer = null;
     if (this.idleTimer) clearInterval(this.idleTimer);
-    try {
-      await this.directory.withdraw(signWithdraw(this.identity, { id: this.idHex, published: Date.now() }));
-    } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'withdrawing from the directory failed');
-    }
+    await this.registration.withdraw();
     await this.listener?.close();
     for (const link of [...this.circuits.keys()]) link.close();
     await this.handshakes.close();

@@ -1,0 +1,109 @@
+// Implements docs/protocol.md §6.1 and docs/directory-api.md at a relay: learn the public address,
+// register a signed descriptor (waiting for a directory that is not up yet), refresh it, and
+// withdraw it on a clean stop.
+import { signDescriptor, signWithdraw } from '../core/documents.js';
+import type { IdentityKey } from '../crypto/keys.js';
+import type { AlliumError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { DirectoryClient } from '../net/directory-client.js';
+
+/** What goes into the relay's descriptor. */
+export interface DescriptorSource {
+  identity: IdentityKey;
+  onionPublicKey: Buffer;
+  nickname: string;
+  /** The address to advertise; asked of the directory when absent. */
+  address?: string;
+  /** The port links are accepted on (known once the relay listens). */
+  port(): number;
+  exitPolicy: string[];
+  bandwidth: number;
+  family?: string[];
+}
+
+export class DirectoryRegistration {
+  /** The advertised address, once known. */
+  address = '';
+  private refreshTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly directory: DirectoryClient,
+    private readonly source: DescriptorSource,
+    private readonly log: Logger,
+    private readonly refreshMs: number,
+  ) {}
+
+  /**
+   * Registers, waiting for a directory that is not up yet (relays are often started before it, or
+   * with it, by a service manager). A refusal by the directory is final: its reason needs the operator.
+   */
+  async registerFirst(waitMs: number): Promise<void> {
+    const deadline = Date.now() + waitMs;
+    for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
+      try {
+        await this.register();
+        return;
+      } catch (err) {
+        const code = (err as AlliumError).code;
+        const transient = code === 'ALLIUM_DIRECTORY_UNREACHABLE' || code === 'ALLIUM_DIRECTORY_TIMEOUT';
+        if (!transient || Date.now() + delay > deadline) throw err;
+        this.log.warn(
+          { code, retryInMs: delay },
+          `the directory is not answering yet: ${(err as Error).message}`,
+        );
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  private async register(): Promise<void> {
+    const s = this.source;
+    if (!this.address) {
+      this.address = s.address ?? (await this.directory.whoami());
+      if (!s.address) this.log.info({ address: this.address }, 'learned public address from the directory');
+    }
+    const env = signDescriptor(s.identity, {
+      nickname: s.nickname,
+      id: s.identity.id.toString('hex'),
+      identityKey: s.identity.publicKey.toString('base64'),
+      onionKey: s.onionPublicKey.toString('base64'),
+      address: this.address,
+      port: s.port(),
+      exitPolicy: s.exitPolicy,
+      bandwidth: s.bandwidth,
+      version: 'allium/0.1.0',
+      published: Date.now(),
+      ...(s.family?.length ? { family: s.family } : {}),
+    });
+    try {
+      await this.directory.register(env);
+    } catch (err) {
+      // The operator reads the directory's own reason: "not reachable from the directory at A:P: <reason>".
+      const e = err as { remoteCode?: string; remoteMessage?: string; message: string };
+      if (e.remoteCode === 'ALLIUM_RELAY_UNREACHABLE')
+        this.log.error({ code: e.remoteCode }, e.remoteMessage ?? e.message);
+      throw err;
+    }
+    this.log.info({ address: this.address, port: s.port() }, 'registered with the directory');
+    if (!this.refreshTimer) {
+      this.refreshTimer = setInterval(() => {
+        this.register().catch((err) =>
+          this.log.warn({ err: err.message }, 'refreshing the directory record failed'),
+        );
+      }, this.refreshMs);
+      this.refreshTimer.unref();
+    }
+  }
+
+  /** Stops refreshing and withdraws the descriptor (a failure is only logged: the TTL expires it). */
+  async withdraw(): Promise<void> {
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.refreshTimer = null;
+    const id = this.source.identity.id.toString('hex');
+    try {
+      await this.directory.withdraw(signWithdraw(this.source.identity, { id, published: Date.now() }));
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'withdrawing from the directory failed');
+    }
+  }
+}
