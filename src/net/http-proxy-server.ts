@@ -192,11 +192,32 @@ export class HttpProxyServer {
     headers.push('connection', 'close');
     req.on('error', () => {});
     res.on('error', () => {});
-    // The request is known: it goes out right behind the BEGIN (one round trip saved). A refusal
-    // then arrives as the stream's error, before any answer was sent, and gets the same status.
+    // A request without a body can be sent again, whole, if its first circuit went silent or broke
+    // before any answer: an optimistic stream cannot move to another circuit, the request can.
+    const bodiless =
+      (req.method === 'GET' || req.method === 'HEAD') &&
+      !req.headers['content-length'] &&
+      !req.headers['transfer-encoding'];
+    if (bodiless) req.resume();
+    this.forward(req, res, { host, port, isolation, url, headers, retries: bodiless ? 1 : 0 });
+  }
+
+  /**
+   * Sends one absolute-form request through a new stream and pipes the answer back. The request is
+   * known, so it goes out right behind the BEGIN (optimistic, one round trip saved); a refusal then
+   * arrives as the stream's error, before any answer was sent, and gets the same status.
+   */
+  private forward(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    t: { host: string; port: number; isolation: string; url: URL; headers: string[]; retries: number },
+  ): void {
+    const { host, port, isolation, url, headers } = t;
     this.opts.connect({ host, port, isolation, optimistic: true }).then(
       (stream) => {
-        if (res.destroyed || req.destroyed) {
+        // The client went away meanwhile (a bodiless request has been read to its end already, so
+        // only the response side tells).
+        if (res.destroyed) {
           stream.destroy();
           return;
         }
@@ -218,6 +239,18 @@ export class HttpProxyServer {
           ur.on('error', () => res.destroy());
         });
         up.on('error', (err) => {
+          const lostPath =
+            err instanceof StreamError &&
+            (err.code === 'ALLIUM_STREAM_TIMEOUT' || err.code === 'ALLIUM_CIRCUIT_DESTROYED');
+          if (lostPath && t.retries > 0 && !res.headersSent && !res.destroyed) {
+            this.log.info(
+              { code: err.code },
+              'HTTP proxy request: path lost before any answer; sending it again',
+            );
+            stream.destroy();
+            this.forward(req, res, { ...t, retries: t.retries - 1 });
+            return;
+          }
           this.failures++;
           if (res.headersSent) {
             res.destroy();
@@ -234,7 +267,9 @@ export class HttpProxyServer {
           }
         });
         res.on('close', () => stream.destroy());
-        req.pipe(up);
+        // A bodiless request is complete as it is (and may be sent again); a body streams through once.
+        if (t.retries > 0 || req.readableEnded) up.end();
+        else req.pipe(up);
       },
       (err: Error) => {
         this.failures++;
