@@ -259,10 +259,21 @@ export class AlliumClient {
     opts: { target?: { host: string; port: number }; exclude?: Set<string> },
   ): ConsensusRelay[] {
     const base = { length: this.pathLength, target: opts.target, guards: this.currentGuards(consensus) };
+    const excluded = this.excluded(opts.exclude);
     try {
-      return choosePath(consensus.relays, { ...base, exclude: this.excluded(opts.exclude) });
+      return choosePath(consensus.relays, { ...base, exclude: excluded });
     } catch (err) {
       if (!(err instanceof PathError) || this.failedUntil.size === 0) throw err;
+    }
+    // Avoiding every suspect leaves no path. Exits are few: a silent path's exit is only a suspect
+    // beside its middle, so let exits back in first and keep avoiding the rest (with one exit left,
+    // dropping every exclusion would send half the retries through the silent middle again).
+    const exits = new Set(consensus.relays.filter((r) => r.flags.includes('Exit')).map((r) => r.id));
+    const nonExits = new Set([...excluded].filter((id) => !exits.has(id) || opts.exclude?.has(id)));
+    try {
+      return choosePath(consensus.relays, { ...base, exclude: nonExits });
+    } catch (err) {
+      if (!(err instanceof PathError)) throw err;
       return choosePath(consensus.relays, { ...base, exclude: opts.exclude });
     }
   }
