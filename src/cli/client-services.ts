@@ -8,7 +8,7 @@ import { clientFamilies } from '../client/metrics.js';
 import { ClientMonitor } from '../client/monitor.js';
 import type { Logger } from '../log.js';
 import { HttpProxyServer } from '../net/http-proxy-server.js';
-import { hostForUrl } from '../net/metrics-server.js';
+import { hostForUrl } from '../net/local-http-server.js';
 import { SocksServer } from '../net/socks-server.js';
 import { serveMetrics } from './observability.js';
 

@@ -1,6 +1,7 @@
 // Shared by the role commands: the optional --metrics endpoint (docs/metrics.md).
 import type { Family } from '../core/prometheus.js';
-import { hostForUrl, processFamilies, startMetricsServer } from '../net/metrics-server.js';
+import { hostForUrl } from '../net/local-http-server.js';
+import { processFamilies, startMetricsServer } from '../net/metrics-server.js';
 
 export interface Served {
   /** Fields for the `ready` line, e.g. { metrics: '127.0.0.1:9100' } (empty when not serving). */

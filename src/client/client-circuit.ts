@@ -107,10 +107,10 @@ export class ClientCircuit {
     return [...this.mux.streams.values()];
   }
 
-  /** CREATE to the entry, then EXTEND to each further relay of `path`. */
   /** Milliseconds each hop of the build took (CREATE/CREATED, then each EXTEND/EXTENDED), for the logs. */
   readonly buildStepsMs: number[] = [];
 
+  /** CREATE to the entry, then EXTEND to each further relay of `path`. */
   async build(path: ConsensusRelay[]): Promise<void> {
     for (let i = 0; i < path.length; i++) {
       const stepStart = performance.now();

@@ -4,8 +4,12 @@
 // the X-Allium header (cross-site forms cannot set it).
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
-import { type LocalRequest, type LocalResponse, serveLocalHttp } from '../net/local-http-server.js';
-import { hostForUrl } from '../net/metrics-server.js';
+import {
+  hostForUrl,
+  type LocalRequest,
+  type LocalResponse,
+  serveLocalHttp,
+} from '../net/local-http-server.js';
 import type { ClientMonitor } from './monitor.js';
 
 export class DashboardError extends AlliumError {}
@@ -76,7 +80,7 @@ export function startDashboard(opts: {
   return serveLocalHttp({
     host: opts.host,
     port: opts.port,
-    what: 'dashboard',
+    what: 'the dashboard',
     headers: {
       'cache-control': 'no-store',
       'content-security-policy': CSP,

@@ -61,7 +61,7 @@ export class CircuitStream extends Duplex {
     this.settleConnected = null;
   }
 
-  /** The exit refused this (optimistic) stream, or never answered: fail it without sending END. */
+  /** The exit refused this (optimistic) stream with its END: fail it without answering END. */
   markRefused(err: StreamError): void {
     this.settleConnected?.(err);
     this.settleConnected = null;

@@ -1,8 +1,7 @@
 // Implements docs/directory-api.md "Data directory": the directory key and relay records on disk.
 // Writes are atomic (temp file, fsync, rename), so a crash leaves the old file or the new one, never half.
-import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { openDescriptor } from '../core/documents.js';
 import { IdentityKey } from '../crypto/keys.js';

@@ -1,12 +1,10 @@
 // Implements docs/library.md (fetch): the WHATWG fetch() contract over streams the caller opens through
 // the network. HTTPS is TLS from this process to the server, so the exit sees only ciphertext.
 import http from 'node:http';
-import net from 'node:net';
 import { type Duplex, Readable } from 'node:stream';
-import tls from 'node:tls';
 import zlib from 'node:zlib';
 import { AlliumError } from '../errors.js';
-import { FetchError } from './http-fetch.js';
+import { FetchError, tlsOver } from './http-fetch.js';
 
 export { FetchError };
 
@@ -107,19 +105,8 @@ async function once(
   const stream = await opts.connect(host, port);
   let socket: Duplex = stream;
   if (secure) {
-    const ca = opts.ca === undefined ? undefined : [...tls.rootCertificates, ...[opts.ca].flat().map(String)];
-    socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const t = tls.connect({
-        socket: stream,
-        servername: net.isIP(host) ? undefined : host,
-        ca,
-        ALPNProtocols: ['http/1.1'],
-      });
-      t.once('secureConnect', () => resolve(t));
-      t.once('error', (err) => {
-        stream.destroy();
-        reject(new FetchError('ALLIUM_FETCH_TLS', `TLS with ${host} failed: ${err.message}`));
-      });
+    socket = await tlsOver(stream, host, opts.ca, ['http/1.1']).catch((err: Error) => {
+      throw new FetchError('ALLIUM_FETCH_TLS', `TLS with ${host} failed: ${err.message}`);
     });
   }
   const out: Record<string, string> = {

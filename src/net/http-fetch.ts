@@ -1,6 +1,7 @@
 // A GET over a stream the caller provides (a circuit stream): HTTP as is, HTTPS with TLS end to end, so
 // the exit sees only ciphertext.
 import http from 'node:http';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { AlliumError } from '../errors.js';
@@ -34,22 +35,11 @@ export async function streamGet(url: string, opts: StreamGetOptions): Promise<ht
   const stream = await opts.connect(host, port);
   let socket: Duplex = stream;
   if (secure) {
-    socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const t = tls.connect({
-        socket: stream,
-        servername: net_isIp(host) ? undefined : host,
-        ca: opts.ca ? [...tls.rootCertificates, opts.ca.toString()] : undefined,
-      });
-      t.once('secureConnect', () => resolve(t));
-      t.once('error', (err) => {
-        stream.destroy();
-        // A stream opened optimistically fails here when the exit refuses it: that answer stands.
-        reject(
-          err instanceof AlliumError
-            ? err
-            : new FetchError('ALLIUM_FETCH_TLS', `TLS with ${host} failed: ${err.message}`),
-        );
-      });
+    socket = await tlsOver(stream, host, opts.ca).catch((err: Error) => {
+      // A stream opened optimistically fails here when the exit refuses it: that answer stands.
+      throw err instanceof AlliumError
+        ? err
+        : new FetchError('ALLIUM_FETCH_TLS', `TLS with ${host} failed: ${err.message}`);
     });
   }
   return new Promise((resolve, reject) => {
@@ -83,6 +73,27 @@ export async function streamGet(url: string, opts: StreamGetOptions): Promise<ht
   });
 }
 
-function net_isIp(host: string): boolean {
-  return /^[0-9.]+$/.test(host) || host.includes(':');
+/**
+ * TLS end to end over a stream (the exit sees only ciphertext), checked against the system roots plus
+ * `ca`. Rejects with the TLS error as it is (the stream destroyed); callers say what it means to them.
+ */
+export function tlsOver(
+  stream: Duplex,
+  host: string,
+  ca?: string | Buffer | (string | Buffer)[],
+  alpn?: string[],
+): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const t = tls.connect({
+      socket: stream,
+      servername: net.isIP(host) ? undefined : host,
+      ca: ca === undefined ? undefined : [...tls.rootCertificates, ...[ca].flat().map(String)],
+      ALPNProtocols: alpn,
+    });
+    t.once('secureConnect', () => resolve(t));
+    t.once('error', (err) => {
+      stream.destroy();
+      reject(err);
+    });
+  });
 }

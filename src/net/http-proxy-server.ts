@@ -255,11 +255,7 @@ export class HttpProxyServer {
           if (res.headersSent) {
             res.destroy();
           } else if (err instanceof StreamError) {
-            const { status, why } = statusForStreamError(err);
-            this.log.info({ code: err.code, status }, `HTTP proxy request failed: ${why}`);
-            res
-              .writeHead(status, { 'content-type': 'text/plain; charset=utf-8' })
-              .end(`allium: ${why} (${err.message})\n`);
+            this.refuse(res, err);
           } else {
             res
               .writeHead(502, { 'content-type': 'text/plain; charset=utf-8' })
@@ -273,13 +269,18 @@ export class HttpProxyServer {
       },
       (err: Error) => {
         this.failures++;
-        const { status, why } = statusForStreamError(err);
-        this.log.info({ code: (err as StreamError).code, status }, `HTTP proxy request failed: ${why}`);
-        res
-          .writeHead(status, { 'content-type': 'text/plain; charset=utf-8' })
-          .end(`allium: ${why} (${err.message})\n`);
+        this.refuse(res, err);
       },
     );
+  }
+
+  /** Answers a forwarded request the network could not serve with the status its error calls for. */
+  private refuse(res: http.ServerResponse, err: Error): void {
+    const { status, why } = statusForStreamError(err);
+    this.log.info({ code: (err as StreamError).code, status }, `HTTP proxy request failed: ${why}`);
+    res
+      .writeHead(status, { 'content-type': 'text/plain; charset=utf-8' })
+      .end(`allium: ${why} (${err.message})\n`);
   }
 
   close(): Promise<void> {

@@ -1,8 +1,12 @@
-// A small HTTP server for pages a role serves to its own machine (the client's dashboard): the I/O
-// lives here, the role answers plain requests with plain responses.
+// A small HTTP server for what a role serves beside its protocol (the client's dashboard, the metrics
+// endpoint): the I/O lives here, the caller answers plain requests with plain responses.
 import http from 'node:http';
 import { AlliumError } from '../errors.js';
-import { hostForUrl } from './metrics-server.js';
+
+/** A host as it goes into a URL: IPv6 addresses in brackets. */
+export function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
 
 export interface LocalRequest {
   method: string;
@@ -17,6 +21,8 @@ export interface LocalResponse {
   status: number;
   type: string;
   body: string;
+  /** Headers for this response only, beside the server's own. */
+  headers?: Record<string, string>;
 }
 
 export interface LocalHttpServer {
@@ -35,7 +41,7 @@ export function serveLocalHttp(opts: {
   host: string;
   port: number;
   what: string;
-  headers: Record<string, string>;
+  headers?: Record<string, string>;
   handle(req: LocalRequest): LocalResponse | Promise<LocalResponse>;
   onError?(err: Error): void;
 }): Promise<LocalHttpServer> {
@@ -43,7 +49,7 @@ export function serveLocalHttp(opts: {
   const server = http.createServer((req, res) => {
     req.resume();
     const send = (r: LocalResponse) => {
-      res.writeHead(r.status, { ...opts.headers, 'content-type': r.type });
+      res.writeHead(r.status, { ...opts.headers, ...r.headers, 'content-type': r.type });
       res.end(r.body);
     };
     const request: LocalRequest = {
@@ -64,7 +70,7 @@ export function serveLocalHttp(opts: {
       reject(
         new LocalHttpServerError(
           'ALLIUM_LOCAL_HTTP_LISTEN',
-          `cannot serve the ${opts.what} on ${opts.host}:${opts.port}: ${err.code ?? err.message}`,
+          `cannot serve ${opts.what} on ${opts.host}:${opts.port}: ${err.code ?? err.message}`,
         ),
       ),
     );

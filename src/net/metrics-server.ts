@@ -1,8 +1,12 @@
 // Implements docs/metrics.md (the endpoint): serves the Prometheus text exposition at GET /metrics.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { type Family, renderFamilies } from '../core/prometheus.js';
 import { AlliumError } from '../errors.js';
+import {
+  type LocalHttpServer,
+  type LocalRequest,
+  type LocalResponse,
+  serveLocalHttp,
+} from './local-http-server.js';
 
 export class MetricsServerError extends AlliumError {}
 
@@ -14,62 +18,46 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export function hostForUrl(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
-}
-
 /** Listens on host:port; `families` is called on every scrape, so it sees the current counters. */
-export function startMetricsServer(opts: {
+export async function startMetricsServer(opts: {
   host: string;
   port: number;
   families: () => Family[];
 }): Promise<MetricsServer> {
-  const server = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('use GET /metrics\n');
-      return;
-    }
-    if (path !== '/metrics' && path !== '/') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('metrics are at /metrics\n');
-      return;
-    }
+  const text = (status: number, body: string, headers?: Record<string, string>): LocalResponse => ({
+    status,
+    type: 'text/plain',
+    body,
+    headers,
+  });
+  const handle = (req: LocalRequest): LocalResponse => {
+    // HEAD answers carry the headers only (node's HTTP server drops their body).
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return text(405, 'use GET /metrics\n', { allow: 'GET, HEAD' });
+    if (req.path !== '/metrics' && req.path !== '/') return text(404, 'metrics are at /metrics\n');
     let body: string;
     try {
       body = renderFamilies(opts.families());
     } catch (err) {
-      res
-        .writeHead(500, { 'content-type': 'text/plain' })
-        .end(`could not collect metrics: ${(err as Error).message}\n`);
-      return;
+      return text(500, `could not collect metrics: ${(err as Error).message}\n`);
     }
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-    res.end(req.method === 'HEAD' ? undefined : body);
-  });
-  server.keepAliveTimeout = 5_000;
-  return new Promise((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        new MetricsServerError(
-          'ALLIUM_METRICS_LISTEN',
-          `cannot serve metrics on ${opts.host}:${opts.port}: ${err.code ?? err.message} (is the port in use? pick another --metrics HOST:PORT)`,
-        ),
-      ),
+    return { status: 200, type: 'text/plain; version=0.0.4; charset=utf-8', body };
+  };
+  let server: LocalHttpServer;
+  try {
+    server = await serveLocalHttp({ host: opts.host, port: opts.port, what: 'metrics', handle });
+  } catch (err) {
+    throw new MetricsServerError(
+      'ALLIUM_METRICS_LISTEN',
+      `${(err as Error).message} (is the port in use? pick another --metrics HOST:PORT)`,
     );
-    server.listen({ host: opts.host, port: opts.port }, () => {
-      const port = (server.address() as AddressInfo).port;
-      resolve({
-        host: opts.host,
-        port,
-        url: `http://${hostForUrl(opts.host)}:${port}/metrics`,
-        close: () =>
-          new Promise((r) => {
-            server.closeAllConnections();
-            server.close(() => r());
-          }),
-      });
-    });
-  });
+  }
+  return {
+    host: opts.host,
+    port: server.port,
+    url: `${server.url}metrics`,
+    close: () => server.close(),
+  };
 }
 
 const startedAtSeconds = Date.now() / 1000;

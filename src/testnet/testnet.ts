@@ -44,6 +44,17 @@ export interface ProcessInfo {
 /** Extra node flags for every process, e.g. ALLIUM_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile. */
 const NODE_ARGS = (process.env.ALLIUM_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
+/** Feeds text chunks in, calls `onLine` for every complete line (the unfinished tail waits). */
+function lineSplitter(onLine: (line: string) => void): (chunk: string) => void {
+  let buf = '';
+  return (chunk) => {
+    buf += chunk;
+    const lines = buf.split('\n');
+    buf = lines.pop() ?? '';
+    for (const l of lines) onLine(l);
+  };
+}
+
 function startProcess(
   name: string,
   args: string[],
@@ -67,16 +78,11 @@ function startProcess(
       );
     }, timeoutMs);
     proc.stderr!.setEncoding('utf8');
-    let errBuf = '';
+    const errLines = lineSplitter((l) => onLog?.(name, l));
     proc.stderr!.on('data', (d: string) => {
       errText += d;
       if (errText.length > 20_000) errText = errText.slice(-10_000);
-      if (onLog) {
-        errBuf += d;
-        const lines = errBuf.split('\n');
-        errBuf = lines.pop() ?? '';
-        for (const l of lines) onLog(name, l);
-      }
+      if (onLog) errLines(d);
     });
     proc.stdout!.setEncoding('utf8');
     proc.stdout!.on('data', (d: string) => {
@@ -91,14 +97,11 @@ function startProcess(
         }
         proc.stdout!.removeAllListeners('data');
         // Later output (node's own tracing, e.g. --trace-gc) goes to the log hook too.
-        let outBuf = '';
-        proc.stdout!.on('data', (d: string) => {
-          if (!onLog) return;
-          outBuf += d;
-          const lines = outBuf.split('\n');
-          outBuf = lines.pop() ?? '';
-          for (const l of lines) onLog(name, l);
-        });
+        if (onLog)
+          proc.stdout!.on(
+            'data',
+            lineSplitter((l) => onLog(name, l)),
+          );
         resolve({ name, proc, ready });
       }
     });
