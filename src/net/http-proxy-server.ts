@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { StreamError } from '../core/stream-mux.js';
 import { type Logger, silentLogger } from '../log.js';
 import { EndReason } from '../wire/constants.js';
+import { pipeReleasing } from './pipe-releasing.js';
 
 export interface ProxyRequest {
   host: string;
@@ -146,7 +147,7 @@ export class HttpProxyServer {
         socket.on('close', () => stream.destroy());
         stream.on('close', () => socket.destroySoon());
         socket.pipe(stream);
-        stream.pipe(socket);
+        pipeReleasing(stream, socket);
       },
       (err: Error) => {
         this.failures++;

@@ -14,6 +14,7 @@ const EMPTY = Buffer.alloc(0);
 const framePlain = new Scratch();
 
 import { encodeFrameLength, FrameDecoder } from '../wire/frame-decoder.js';
+import { releaseBuffer } from '../wire/release.js';
 import { Scratch } from '../wire/scratch.js';
 
 export class LinkError extends AlliumError {}
@@ -58,6 +59,9 @@ export class Link {
   maxQueueBytes = Number.POSITIVE_INFINITY;
   /** Frames received before the owner attached its handlers, in order. */
   private early: Buffer[] | null = null;
+  /** Received chunks not yet released: the decoder's partial frame lies in the last of them. */
+  private received: Buffer[] = [];
+  private receivedBytes = 0;
   private lastReceived = Date.now();
   private lastSent = Date.now();
   private readonly liveness: NodeJS.Timeout;
@@ -90,6 +94,7 @@ export class Link {
         const early = this.early ?? [];
         this.early = null;
         this.onFrames(early);
+        this.releaseConsumed();
       });
     }
   }
@@ -141,6 +146,7 @@ export class Link {
     this.queue = [];
     this.lastSent = Date.now();
     const cells = q.length / 3;
+    const sealedFrames: Buffer[] = [];
     this.socket.cork();
     for (let first = 0; first < cells; first += MAX_CELLS_PER_FRAME) {
       const n = Math.min(MAX_CELLS_PER_FRAME, cells - first);
@@ -152,7 +158,13 @@ export class Link {
       const [sealed, tag] = this.sendCipher.encryptParts(plain);
       this.socket.write(encodeFrameLength(sealed.length + tag.length));
       this.socket.write(sealed);
-      this.socket.write(tag);
+      sealedFrames.push(sealed);
+      if (first + MAX_CELLS_PER_FRAME >= cells) {
+        // Writes complete in order: when the last is written, every frame of this flush is.
+        this.socket.write(tag, () => {
+          for (const f of sealedFrames) releaseBuffer(f);
+        });
+      } else this.socket.write(tag);
     }
     this.socket.uncork();
     if (this.socket.writableLength > this.maxQueueBytes) {
@@ -175,8 +187,29 @@ export class Link {
       this.close(err as Error);
       return;
     }
+    this.received.push(chunk);
+    this.receivedBytes += chunk.length;
     if (this.early) this.early.push(...frames);
-    else this.onFrames(frames);
+    else {
+      this.onFrames(frames);
+      this.releaseConsumed();
+    }
+  }
+
+  /**
+   * Frees the received chunks every frame of which has been decrypted (decryption copies): all but
+   * those holding the decoder's partial frame, which is always the tail of what was received.
+   */
+  private releaseConsumed(): void {
+    const keep = this.decoder.buffered;
+    const r = this.received;
+    let i = 0;
+    while (i < r.length && this.receivedBytes - r[i].length >= keep) {
+      this.receivedBytes -= r[i].length;
+      releaseBuffer(r[i]);
+      i++;
+    }
+    if (i > 0) this.received = i === r.length ? [] : r.slice(i);
   }
 
   private onFrames(frames: Buffer[]): void {

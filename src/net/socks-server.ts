@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import { StreamError } from '../core/stream-mux.js';
 import { type Logger, silentLogger } from '../log.js';
 import { encodeSocksReply, Socks5Handshake, SocksReply, socksReplyForEndReason } from '../wire/socks5.js';
+import { pipeReleasing } from './pipe-releasing.js';
 
 export interface SocksRequest {
   host: string;
@@ -122,7 +123,7 @@ export class SocksServer {
             socket.on('close', () => stream.destroy());
             stream.on('close', () => socket.destroySoon());
             socket.pipe(stream);
-            stream.pipe(socket);
+            pipeReleasing(stream, socket);
             socket.resume();
           },
           (err: Error) => {

@@ -5,6 +5,7 @@ import type { ExitPolicy } from '../core/exit-policy.js';
 import { StreamError, type StreamMux } from '../core/stream-mux.js';
 import type { Logger } from '../log.js';
 import { exitConnect } from '../net/exit-connector.js';
+import { pipeReleasing } from '../net/pipe-releasing.js';
 import { EndReason, RelayCommand } from '../wire/constants.js';
 import { decodeBegin, encodeConnected, encodeEnd } from '../wire/relay-messages.js';
 import type { RelayCircuit } from './relay-circuit.js';
@@ -61,7 +62,7 @@ export function beginExitStream(
       );
       stream.on('close', () => socket.destroy());
       socket.pipe(stream);
-      stream.pipe(socket);
+      pipeReleasing(stream, socket);
     },
     (err) => {
       const reason = err instanceof StreamError ? err.endReason : EndReason.MISC;
