@@ -4,7 +4,7 @@
 // flags; flags given on the command line override the file.
 import { readFileSync } from 'node:fs';
 import { type Command, Option as CommanderOption, type Help, type Option } from 'commander';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { AlliumError } from '../errors.js';
 
 export class ConfigError extends AlliumError {}
@@ -19,35 +19,35 @@ export function configOption(): Option {
   );
 }
 
-/** The zod schema of a command's config file: one optional key per long option, nothing else. */
-export function configSchema(cmd: Command): z.ZodObject {
-  const shape: Record<string, z.ZodType> = {};
+/** The schema of a command's config file: one optional key per long option, nothing else. */
+export function configSchema(cmd: Command) {
+  const entries: Record<string, v.GenericSchema> = {};
   for (const opt of cmd.options) {
     const key = opt.attributeName();
     if (NOT_IN_FILE.has(key)) continue;
-    let t: z.ZodType;
-    if (opt.isBoolean() || opt.negate) t = z.boolean();
-    else if (opt.argChoices) t = z.enum(opt.argChoices as [string, ...string[]]);
-    else t = z.union([z.string(), z.number()]);
-    shape[key] = t.optional();
+    let t: v.GenericSchema;
+    if (opt.isBoolean() || opt.negate) t = v.boolean();
+    else if (opt.argChoices) t = v.picklist(opt.argChoices);
+    else t = v.union([v.string(), v.number()]);
+    entries[key] = v.optional(t);
   }
-  return z.strictObject(shape);
+  return v.strictObject(entries);
 }
 
-function describe(v: unknown): string {
-  return typeof v === 'string'
-    ? JSON.stringify(v)
-    : Array.isArray(v)
+function describe(x: unknown): string {
+  return typeof x === 'string'
+    ? JSON.stringify(x)
+    : Array.isArray(x)
       ? 'an array'
-      : v === null
+      : x === null
         ? 'null'
-        : typeof v === 'object'
+        : typeof x === 'object'
           ? 'an object'
-          : `${typeof v} ${String(v)}`;
+          : `${typeof x} ${String(x)}`;
 }
 
-function keyPath(path: PropertyKey[]): string {
-  return path.map(String).join('.');
+function keyPath(path: readonly { key: unknown }[] | undefined): string {
+  return (path ?? []).map((p) => String(p.key)).join('.');
 }
 
 /**
@@ -79,20 +79,21 @@ export function loadConfig(cmd: Command, file: string): Record<string, unknown> 
       `config file ${file} must hold one JSON object, e.g. {"dataDir": "./r1"}`,
     );
   const schema = configSchema(cmd);
-  const known = Object.keys(schema.shape);
-  const result = schema.safeParse(json);
+  const known = Object.keys(schema.entries);
+  // Unknown keys first, by hand: the message suggests the key that was probably meant.
+  const bad = Object.keys(json).find((k) => !Object.hasOwn(schema.entries, k));
+  if (bad !== undefined) {
+    const hint = known.find((k) => k.toLowerCase() === bad.replace(/[-_]/g, '').toLowerCase());
+    throw new ConfigError(
+      'ALLIUM_CONFIG_KEY',
+      `config file ${file}: unknown key "${bad}" for \`allium ${cmd.name()}\`${hint ? ` (did you mean "${hint}"?)` : ''}; known keys: ${known.join(', ')}`,
+    );
+  }
+  const result = v.safeParse(schema, json);
   if (!result.success) {
-    const issue = result.error.issues[0];
-    if (issue.code === 'unrecognized_keys') {
-      const bad = issue.keys[0];
-      const hint = known.find((k) => k.toLowerCase() === bad.replace(/[-_]/g, '').toLowerCase());
-      throw new ConfigError(
-        'ALLIUM_CONFIG_KEY',
-        `config file ${file}: unknown key "${bad}" for \`allium ${cmd.name()}\`${hint ? ` (did you mean "${hint}"?)` : ''}; known keys: ${known.join(', ')}`,
-      );
-    }
+    const issue = result.issues[0];
     const key = keyPath(issue.path);
-    const value = (json as Record<string, unknown>)[String(issue.path[0])];
+    const value = (json as Record<string, unknown>)[String(issue.path?.[0]?.key)];
     const opt = cmd.options.find((o) => o.attributeName() === key);
     const expected =
       opt?.isBoolean() || opt?.negate
@@ -106,7 +107,7 @@ export function loadConfig(cmd: Command, file: string): Record<string, unknown> 
     );
   }
   const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(result.data)) {
+  for (const [key, value] of Object.entries(result.output as Record<string, unknown>)) {
     if (value === undefined) continue;
     const opt = cmd.options.find((o) => o.attributeName() === key)!;
     if (typeof value === 'boolean' || !opt.parseArg) {

@@ -7,7 +7,7 @@ import Fastify, {
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { AlliumError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { DirectoryError, errorBody } from './errors.js';
@@ -19,7 +19,7 @@ export const BODY_LIMIT_BYTES = 64 * 1024;
 // The socket type without importing node:net here (src/net owns that module).
 type Socket = Parameters<NonNullable<FastifyServerOptions['clientErrorHandler']>>[1];
 
-const idParams = z.object({ id: z.string().regex(/^[0-9a-f]{64}$/) });
+const idParams = v.object({ id: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) });
 
 /** Strips the IPv4-mapped prefix a dual-stack socket reports, so IPv4 peers see a plain dotted quad. */
 export function peerAddress(remote: string | undefined): string {
@@ -28,11 +28,11 @@ export function peerAddress(remote: string | undefined): string {
 }
 
 function parseId(params: unknown): string {
-  const r = idParams.safeParse(params);
+  const r = v.safeParse(idParams, params);
   if (!r.success) {
     throw new DirectoryError('ALLIUM_RELAY_ID_INVALID', 400, 'a relay id is 64 lowercase hex digits');
   }
-  return r.data.id;
+  return r.output.id;
 }
 
 /** Maps fastify's own errors (body parsing, limits) to our codes. */

@@ -2,11 +2,11 @@
 // Writes are atomic (temp file, fsync, rename), so a crash leaves the old file or the new one, never half.
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { openDescriptor } from '../core/documents.js';
 import { IdentityKey } from '../crypto/keys.js';
 import { writeFileAtomic } from '../storage/atomic-file.js';
-import type { RelayDescriptor, SignedEnvelope } from '../wire/directory-docs.js';
+import { describeIssues, type RelayDescriptor, type SignedEnvelope } from '../wire/directory-docs.js';
 import { DirectoryError } from './errors.js';
 
 export const KEY_FILE = 'directory-key';
@@ -44,19 +44,19 @@ export interface LoadedState {
   withdrawn: Tombstone[];
 }
 
-const ms = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const stateSchema = z.object({
-  format: z.literal(STATE_FORMAT),
-  version: z.literal(STATE_VERSION),
+const ms = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
+const stateSchema = v.object({
+  format: v.literal(STATE_FORMAT),
+  version: v.literal(STATE_VERSION),
   serial: ms,
-  relays: z.array(
-    z.object({
-      envelope: z.object({ body: z.string(), signature: z.string() }),
+  relays: v.array(
+    v.object({
+      envelope: v.object({ body: v.string(), signature: v.string() }),
       firstSeen: ms,
       lastSeen: ms,
     }),
   ),
-  withdrawn: z.array(z.object({ id: z.string(), published: ms, expires: ms })),
+  withdrawn: v.array(v.object({ id: v.string(), published: ms, expires: ms })),
 });
 
 function isNotFound(err: unknown): boolean {
@@ -161,13 +161,13 @@ export class DirectoryStore {
     } catch (err) {
       throw corrupt('not valid JSON', err);
     }
-    const r = stateSchema.safeParse(json);
+    const r = v.safeParse(stateSchema, json);
     if (!r.success) {
-      const issue = r.error.issues[0];
-      throw corrupt(`field "${issue?.path.map(String).join('.') ?? ''}" ${issue?.message ?? 'invalid'}`);
+      const { field, text } = describeIssues(r.issues);
+      throw corrupt(`field "${field}" ${text}`);
     }
     const relays: LoadedRelay[] = [];
-    for (const [i, rec] of r.data.relays.entries()) {
+    for (const [i, rec] of r.output.relays.entries()) {
       let descriptor: RelayDescriptor;
       try {
         descriptor = openDescriptor(rec.envelope);
@@ -176,7 +176,7 @@ export class DirectoryStore {
       }
       relays.push({ ...rec, descriptor });
     }
-    return { serial: r.data.serial, relays, withdrawn: r.data.withdrawn };
+    return { serial: r.output.serial, relays, withdrawn: r.output.withdrawn };
   }
 
   async saveState(state: DirectoryState): Promise<void> {

@@ -1,6 +1,6 @@
 // Implements docs/protocol.md §6.4 and docs/directory-api.md (client side): talks to the directory over HTTP.
 // Every response is size-capped and validated; a consensus is only returned once openConsensus accepts it.
-import { z } from 'zod';
+import * as v from 'valibot';
 import { DocumentError, type OpenConsensusOptions, openConsensusJson } from '../core/documents.js';
 import { relayIdOf } from '../crypto/keys.js';
 import { AlliumError } from '../errors.js';
@@ -51,21 +51,26 @@ const MAX_SMALL_RESPONSE = 64 * 1024;
 /** The envelope JSON-escapes the consensus body, which grows its quotes; this bounds it generously. */
 const MAX_CONSENSUS_RESPONSE = 2 * MAX_CONSENSUS_BYTES + 4096;
 
-const errorSchema = z.object({
-  error: z.object({ code: z.string().max(100), message: z.string().max(2000) }),
+const hex64 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
+const key32 = v.pipe(
+  v.string(),
+  v.check((s) => isBase64OfLength(s, 32)),
+);
+const errorSchema = v.object({
+  error: v.object({
+    code: v.pipe(v.string(), v.maxLength(100)),
+    message: v.pipe(v.string(), v.maxLength(2000)),
+  }),
 });
-const whoamiSchema = z.object({ address: z.string().refine(isIPAddress) });
-const keySchema = z.object({
-  publicKey: z.string().refine((s) => isBase64OfLength(s, 32)),
-  id: z.string().regex(/^[0-9a-f]{64}$/),
-});
-const relaySchema = z.object({
-  id: z.string().regex(/^[0-9a-f]{64}$/),
-  nickname: z.string().max(32),
-  address: z.string().refine(isIPAddress),
-  port: z.number().int().min(1).max(65535),
-  identityKey: z.string().refine((s) => isBase64OfLength(s, 32)),
-  onionKey: z.string().refine((s) => isBase64OfLength(s, 32)),
+const whoamiSchema = v.object({ address: v.pipe(v.string(), v.check(isIPAddress)) });
+const keySchema = v.object({ publicKey: key32, id: hex64 });
+const relaySchema = v.object({
+  id: hex64,
+  nickname: v.pipe(v.string(), v.maxLength(32)),
+  address: v.pipe(v.string(), v.check(isIPAddress)),
+  port: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535)),
+  identityKey: key32,
+  onionKey: key32,
 });
 
 export class DirectoryClient {
@@ -164,17 +169,20 @@ export class DirectoryClient {
 
   // ---- plumbing -------------------------------------------------------------------------------
 
-  private validate<T>(schema: z.ZodType<T>, json: unknown, path: string): T {
-    const r = schema.safeParse(json);
+  private validate<const S extends v.GenericSchema>(
+    schema: S,
+    json: unknown,
+    path: string,
+  ): v.InferOutput<S> {
+    const r = v.safeParse(schema, json);
     if (!r.success) {
-      const issue = r.error.issues[0];
-      const field = issue?.path.map(String).join('.') || '(response)';
+      const field = r.issues[0]?.path?.map((p) => String(p.key)).join('.') || '(response)';
       throw new DirectoryClientError(
         'ALLIUM_DIRECTORY_BAD_RESPONSE',
         `${path}: malformed answer (field "${field}")`,
       );
     }
-    return r.data;
+    return r.output;
   }
 
   private async getJson(path: string, method: string, body: unknown, maxBytes: number): Promise<unknown> {
@@ -212,7 +220,7 @@ export class DirectoryClient {
     let remoteCode: string | undefined;
     let remoteMessage = text.slice(0, 200);
     try {
-      const e = errorSchema.parse(JSON.parse(text));
+      const e = v.parse(errorSchema, JSON.parse(text));
       remoteCode = e.error.code;
       remoteMessage = e.error.message;
     } catch {

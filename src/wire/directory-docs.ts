@@ -1,6 +1,6 @@
 // Implements docs/protocol.md §6.1-§6.3 (directory document shapes and size caps). Pure: no I/O, no crypto;
 // signatures are checked in src/core/documents.ts.
-import { z } from 'zod';
+import * as v from 'valibot';
 import { AlliumError } from '../errors.js';
 
 export const MAX_DESCRIPTOR_BYTES = 16 * 1024;
@@ -122,89 +122,125 @@ const NICKNAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
 const VERSION_RE = /^[\x21-\x7e]{1,64}$/;
 const FLAG_RE = /^[A-Za-z][A-Za-z0-9]{0,31}$/;
 // ms timestamps: non-negative integers a double holds exactly.
-const timestamp = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const timestamp = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
 
 const key32 = (what: string) =>
-  z.string().refine((s) => isBase64OfLength(s, 32), { message: `must be base64 of a 32-byte ${what}` });
+  v.pipe(
+    v.string(),
+    v.check((s) => isBase64OfLength(s, 32), `must be base64 of a 32-byte ${what}`),
+  );
 
 const descriptorShape = {
-  nickname: z.string().regex(NICKNAME_RE, { message: 'must be 1-32 characters of A-Z a-z 0-9 _ -' }),
-  id: z.string().regex(HEX64_RE, { message: 'must be 64 lowercase hex digits (SHA-256 of identityKey)' }),
+  nickname: v.pipe(v.string(), v.regex(NICKNAME_RE, 'must be 1-32 characters of A-Z a-z 0-9 _ -')),
+  id: v.pipe(v.string(), v.regex(HEX64_RE, 'must be 64 lowercase hex digits (SHA-256 of identityKey)')),
   identityKey: key32('Ed25519 public key'),
   onionKey: key32('X25519 public key'),
-  address: z
-    .string()
-    .refine(isIPAddress, { message: 'must be an IPv4 or IPv6 address (no brackets, no zone)' }),
-  port: z.number().int().min(1).max(65535),
-  exitPolicy: z
-    .array(z.string().min(1).max(MAX_EXIT_POLICY_RULE_CHARS))
-    .max(MAX_EXIT_POLICY_RULES, { message: `must have at most ${MAX_EXIT_POLICY_RULES} rules` }),
-  bandwidth: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  version: z.string().regex(VERSION_RE, { message: 'must be 1-64 printable ASCII characters' }),
+  address: v.pipe(v.string(), v.check(isIPAddress, 'must be an IPv4 or IPv6 address (no brackets, no zone)')),
+  port: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535)),
+  exitPolicy: v.pipe(
+    v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_EXIT_POLICY_RULE_CHARS))),
+    v.maxLength(MAX_EXIT_POLICY_RULES, `must have at most ${MAX_EXIT_POLICY_RULES} rules`),
+  ),
+  bandwidth: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)),
+  version: v.pipe(v.string(), v.regex(VERSION_RE, 'must be 1-64 printable ASCII characters')),
   published: timestamp,
-  family: z
-    .array(z.string().regex(HEX64_RE, { message: 'must be relay ids (64 lowercase hex digits)' }))
-    .max(MAX_FAMILY_MEMBERS, { message: `must list at most ${MAX_FAMILY_MEMBERS} relays` })
-    .optional(),
+  family: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.regex(HEX64_RE, 'must be relay ids (64 lowercase hex digits)'))),
+      v.maxLength(MAX_FAMILY_MEMBERS, `must list at most ${MAX_FAMILY_MEMBERS} relays`),
+    ),
+  ),
 };
 
 // Unknown fields are dropped rather than refused, so a later protocol minor version can add fields
 // without old directories rejecting its descriptors (the signature covers the body text anyway).
-const descriptorSchema = z.object(descriptorShape);
+const descriptorSchema = v.object(descriptorShape);
 
-const consensusRelaySchema = z.object({
+const consensusRelaySchema = v.object({
   ...descriptorShape,
-  flags: z.array(z.string().regex(FLAG_RE, { message: 'must be a short alphanumeric flag' })).max(16),
+  flags: v.pipe(
+    v.array(v.pipe(v.string(), v.regex(FLAG_RE, 'must be a short alphanumeric flag'))),
+    v.maxLength(16),
+  ),
 });
 
-const consensusSchema = z
-  .object({
-    network: z.literal('allium', { message: 'must be "allium"' }),
+const consensusSchema = v.pipe(
+  v.object({
+    network: v.literal('allium', 'must be "allium"'),
     serial: timestamp,
     validAfter: timestamp,
     freshUntil: timestamp,
     validUntil: timestamp,
     directoryKey: key32('Ed25519 public key'),
-    relays: z.array(consensusRelaySchema),
-  })
-  .superRefine((c, ctx) => {
+    relays: v.array(consensusRelaySchema),
+  }),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const c = dataset.value;
     if (!(c.validAfter <= c.freshUntil && c.freshUntil <= c.validUntil)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['validUntil'],
+      addIssue({
         message: 'times must satisfy validAfter <= freshUntil <= validUntil',
+        path: [issuePath(c, 'validUntil')],
       });
     }
     const seen = new Set<string>();
     c.relays.forEach((r, i) => {
-      if (seen.has(r.id))
-        ctx.addIssue({ code: 'custom', path: ['relays', i, 'id'], message: 'duplicate relay id' });
+      if (seen.has(r.id)) {
+        addIssue({
+          message: 'duplicate relay id',
+          path: [issuePath(c, 'relays'), issuePath(c.relays, i), issuePath(r, 'id')],
+        });
+      }
       seen.add(r.id);
     });
-  });
+  }),
+);
 
-const envelopeSchema = z.object({
-  body: z.string(),
-  signature: z.string().max(MAX_SIGNATURE_CHARS),
+/** One step of an issue path, in the shape valibot reports its own. */
+function issuePath(input: unknown, key: string | number): v.IssuePathItem {
+  const container = input as Record<string | number, unknown>;
+  return Array.isArray(input)
+    ? { type: 'array', origin: 'value', input: input as unknown[], key: key as number, value: container[key] }
+    : {
+        type: 'object',
+        origin: 'value',
+        input: container as Record<string, unknown>,
+        key: String(key),
+        value: container[key],
+      };
+}
+
+const envelopeSchema = v.object({
+  body: v.string(),
+  signature: v.pipe(v.string(), v.maxLength(MAX_SIGNATURE_CHARS)),
 });
 
-const withdrawSchema = z.object({
+const withdrawSchema = v.object({
   id: descriptorShape.id,
   published: timestamp,
 });
 
 // ---- parsers ----------------------------------------------------------------------------------
 
-function describeIssue(err: z.ZodError): { field: string; text: string } {
-  const issue = err.issues[0];
-  const field = issue && issue.path.length > 0 ? issue.path.map(String).join('.') : '(document)';
-  return { field, text: issue ? issue.message : 'invalid' };
+/** The first issue as a dotted field path ('(document)' for the whole value) and its message. */
+export function describeIssues(issues: readonly v.BaseIssue<unknown>[] | undefined): {
+  field: string;
+  text: string;
+} {
+  const issue = issues?.[0];
+  const path = issue?.path?.map((p) => String(p.key)) ?? [];
+  return { field: path.length > 0 ? path.join('.') : '(document)', text: issue ? issue.message : 'invalid' };
 }
 
-function validate<T>(schema: z.ZodType<T>, value: unknown, code: string, what: string): T {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  const { field, text } = describeIssue(r.error);
+function validate<const S extends v.GenericSchema>(
+  schema: S,
+  value: unknown,
+  code: string,
+  what: string,
+): v.InferOutput<S> {
+  const r = v.safeParse(schema, value);
+  if (r.success) return r.output;
+  const { field, text } = describeIssues(r.issues);
   throw new DirectoryDocError(code, `${what}: field "${field}" ${text}`, field);
 }
 
