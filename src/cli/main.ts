@@ -135,6 +135,11 @@ program
     64 * 1024 * 1024,
   )
   .option(
+    '--max-total-queue <bytes>',
+    'bytes queued toward all peers together; past it the link with the most queued is closed (default: a quarter of memory, 256 MiB-4 GiB)',
+    parsePositiveInt,
+  )
+  .option(
     '--idle-link-timeout <seconds>',
     'close a link that carries no circuit for this long',
     parsePositiveInt,

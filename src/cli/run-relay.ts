@@ -31,6 +31,7 @@ export async function runRelay(o: {
   inlineHandshakes: number;
   handshakeThreads: number;
   maxLinkQueue: number;
+  maxTotalQueue?: number;
   idleLinkTimeout: number;
 }) {
   const logger = createLogger({ level: o.logLevel, name: 'relay' });
@@ -72,6 +73,7 @@ export async function runRelay(o: {
       inlineHandshakesPerSecond: o.inlineHandshakes,
       handshakeThreads: o.handshakeThreads,
       linkQueueBytes: o.maxLinkQueue,
+      ...(o.maxTotalQueue === undefined ? {} : { totalQueueBytes: o.maxTotalQueue }),
       idleLinkMs: o.idleLinkTimeout * 1000,
     },
     logger,

@@ -20,6 +20,14 @@ import { Scratch } from '../wire/scratch.js';
 export class LinkError extends AlliumError {}
 
 const PROLOGUE = Buffer.from('allium-link-v1');
+/** A link with more than this queued tells its owner after each write (onBacklog). */
+export const BACKLOG_NOTICE_BYTES = 1024 * 1024;
+
+/** Closing for one of these frees the queue at once: the peer is not reading it. */
+function isQueueOverflow(err: Error | undefined): boolean {
+  const code = (err as { code?: string } | undefined)?.code;
+  return code === 'ALLIUM_LINK_QUEUE' || code === 'ALLIUM_RELAY_QUEUE_FULL';
+}
 /** Noise XX message 1 is `e` alone: a 32-byte X25519 public key and an empty payload. */
 const FIRST_MESSAGE_LEN = 32;
 export const LINK_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -57,6 +65,8 @@ export class Link {
   cellsOut = 0;
   /** Bytes queued toward a peer that is not reading, past which the link is closed (set by its owner). */
   maxQueueBytes = Number.POSITIVE_INFINITY;
+  /** Called after a write that leaves more than BACKLOG_NOTICE_BYTES queued (the owner's total check). */
+  onBacklog: ((link: Link) => void) | null = null;
   /** Frames received before the owner attached its handlers, in order. */
   private early: Buffer[] | null = null;
   /** Received chunks not yet released: the decoder's partial frame lies in the last of them. */
@@ -167,14 +177,15 @@ export class Link {
       } else this.socket.write(tag);
     }
     this.socket.uncork();
-    if (this.socket.writableLength > this.maxQueueBytes) {
+    const queued = this.socket.writableLength;
+    if (queued > this.maxQueueBytes) {
       this.close(
         new LinkError(
           'ALLIUM_LINK_QUEUE',
           `the peer stopped reading: more than ${this.maxQueueBytes} bytes queued`,
         ),
       );
-    }
+    } else if (queued > BACKLOG_NOTICE_BYTES) this.onBacklog?.(this);
   }
 
   private onData(chunk: Buffer): void {
@@ -233,9 +244,14 @@ export class Link {
     this.closed = true;
     clearInterval(this.liveness);
     this.queue = [];
-    this.socket.end();
-    this.socket.destroySoon?.();
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    if (isQueueOverflow(err)) {
+      // The peer is not reading: a graceful end would keep the queue (the memory) until the timer.
+      this.socket.destroy();
+    } else {
+      this.socket.end();
+      this.socket.destroySoon?.();
+      setTimeout(() => this.socket.destroy(), 2000).unref();
+    }
     this.handlers.close(err);
   }
 }

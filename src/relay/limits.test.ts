@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TokenBucket } from './limits.js';
+import { defaultTotalQueueBytes, TokenBucket } from './limits.js';
 
 test('a token bucket allows the burst, then the rate', () => {
   let now = 0;
@@ -16,4 +16,12 @@ test('a token bucket allows the burst, then the rate', () => {
   assert.equal(b.take(), true);
   assert.equal(b.take(), true);
   assert.equal(b.take(), false);
+});
+
+test('the default total queue is a quarter of memory, between 256 MiB and 4 GiB', () => {
+  const MiB = 1024 * 1024;
+  assert.equal(defaultTotalQueueBytes(512 * MiB), 256 * MiB); // a small Raspberry Pi
+  assert.equal(defaultTotalQueueBytes(4096 * MiB), 1024 * MiB);
+  assert.equal(defaultTotalQueueBytes(24 * 1024 * MiB), 4096 * MiB);
+  assert.equal(defaultTotalQueueBytes(3000 * MiB + 123), 750 * MiB); // whole MiB
 });

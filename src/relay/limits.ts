@@ -1,5 +1,6 @@
 // Resource limits of a relay (docs/threat-model.md, "Flooding and resource exhaustion"): one hostile
 // peer may cost itself circuits, never the relay its memory or CPU.
+import os from 'node:os';
 
 export interface RelayLimits {
   /** Circuits one link may have open; more CREATEs get DESTROY(RESOURCELIMIT). */
@@ -13,6 +14,12 @@ export interface RelayLimits {
   pendingHandshakes: number;
   /** Bytes queued toward one peer that is not reading; past this the link is closed. */
   linkQueueBytes: number;
+  /**
+   * Bytes queued toward all peers together; past this the link with the most queued is closed, and
+   * the next, until the total is under it again. Many stalled peers, each under linkQueueBytes,
+   * would otherwise add up to more memory than the machine has.
+   */
+  totalQueueBytes: number;
   /** A link that carries no circuit for this long is closed (it holds a socket for nothing). */
   idleLinkMs: number;
   /** ntor answers per second made on the relaying thread; past that, worker threads answer. */
@@ -28,6 +35,7 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   createBurst: 400,
   pendingHandshakes: 4096,
   linkQueueBytes: 64 * 1024 * 1024,
+  totalQueueBytes: defaultTotalQueueBytes(os.totalmem()),
   idleLinkMs: 180_000,
   inlineHandshakesPerSecond: 500,
   handshakeThreads: 1,
@@ -53,4 +61,10 @@ export class TokenBucket {
     this.tokens -= 1;
     return true;
   }
+}
+
+/** A quarter of the machine's memory, at least 256 MiB and at most 4 GiB (a Raspberry Pi: 256 MiB). */
+export function defaultTotalQueueBytes(totalMemoryBytes: number): number {
+  const MiB = 1024 * 1024;
+  return Math.min(4096 * MiB, Math.max(256 * MiB, Math.floor(totalMemoryBytes / 4 / MiB) * MiB));
 }

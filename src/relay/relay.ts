@@ -75,6 +75,8 @@ export interface RelayOptions {
 /** Where runs of cells are joined for one cipher call, and where outgoing cells are sealed. */
 const runBodies = new Scratch();
 const sealBatch = new Scratch();
+/** How often, at most, a backlogged link makes the relay add up every link's queue. */
+const TOTAL_QUEUE_CHECK_MS = 10;
 
 /** A relay cell whose body already had this hop's layer applied (in a batch). */
 type DecryptedCell = Cell & { decrypted?: boolean };
@@ -113,6 +115,7 @@ export class Relay {
   readonly handshakes: HandshakePool;
   private readonly idleSince = new Map<Link, number>();
   private idleTimer: NodeJS.Timeout | null = null;
+  private lastTotalQueueCheck = Number.NEGATIVE_INFINITY;
   readonly stats = {
     limitRejections: 0,
     circuits: 0,
@@ -237,6 +240,7 @@ export class Relay {
 
   private adopt(link: Link): void {
     link.maxQueueBytes = this.limits.linkQueueBytes;
+    link.onBacklog = () => this.enforceTotalQueue();
     this.circuits.set(link, new Map());
     this.idleSince.set(link, Date.now());
     if (!this.idleTimer) {
@@ -253,8 +257,41 @@ export class Relay {
     });
   }
 
+  /**
+   * Keeps the bytes queued toward all peers under totalQueueBytes by closing the link with the most
+   * queued (a stalled peer's), then the next. Summing every link costs a pass over them, so a busy
+   * relay does it at most once per TOTAL_QUEUE_CHECK_MS; the 10-second sweep also runs it.
+   */
+  private enforceTotalQueue(force = false): void {
+    const now = performance.now();
+    if (!force && now - this.lastTotalQueueCheck < TOTAL_QUEUE_CHECK_MS) return;
+    this.lastTotalQueueCheck = now;
+    let total = 0;
+    for (const l of this.circuits.keys()) total += l.writableLength;
+    while (total > this.limits.totalQueueBytes) {
+      let worst: Link | null = null;
+      for (const l of this.circuits.keys()) {
+        if (!l.isClosed && (worst === null || l.writableLength > worst.writableLength)) worst = l;
+      }
+      if (worst === null) return;
+      const queued = worst.writableLength;
+      total -= queued;
+      this.log.warn(
+        { queuedBytes: queued, limit: this.limits.totalQueueBytes },
+        'closing the link with the most bytes queued: the total toward all peers passed --max-total-queue',
+      );
+      worst.close(
+        new AlliumError(
+          'ALLIUM_RELAY_QUEUE_FULL',
+          `more than ${this.limits.totalQueueBytes} bytes queued toward all peers; this link held the most (${queued})`,
+        ),
+      );
+    }
+  }
+
   /** Closes links that carried no circuit for idleLinkMs, and (as a backstop to Link.flush) full ones. */
   private closeIdleLinks(): void {
+    this.enforceTotalQueue(true);
     const now = Date.now();
     for (const [link, map] of this.circuits) {
       if (link.writableLength > this.limits.linkQueueBytes) {
@@ -272,7 +309,8 @@ export class Relay {
   }
 
   private onLinkClosed(link: Link, err?: Error): void {
-    if ((err as AlliumError | undefined)?.code === 'ALLIUM_LINK_QUEUE') this.stats.limitRejections++;
+    const code = (err as AlliumError | undefined)?.code;
+    if (code === 'ALLIUM_LINK_QUEUE' || code === 'ALLIUM_RELAY_QUEUE_FULL') this.stats.limitRejections++;
     const map = this.circuits.get(link);
     this.circuits.delete(link);
     this.idleSince.delete(link);

@@ -1,0 +1,98 @@
+// A peer that stops reading its link (a frozen client) makes its guard queue what the exits keep
+// sending, up to the circuit windows. The relay bounds that memory per link (--max-link-queue) and
+// over all links together (--max-total-queue): the link with the most queued is closed, and a
+// client that reads keeps downloading through the same relays.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { AlliumClient } from '../src/client/client.js';
+import type { CircuitStream } from '../src/core/stream-mux.js';
+import { streamGet } from '../src/net/http-fetch.js';
+import type { Link } from '../src/net/link.js';
+import type { RelayLimits } from '../src/relay/limits.js';
+import type { Relay } from '../src/relay/relay.js';
+import { type InProcessNetwork, startNetwork } from './helpers/network.js';
+import { makeFiles, sha256, startHttpServer, type WebServer } from './helpers/web.js';
+
+const MiB = 1024 * 1024;
+let web: WebServer;
+const files = makeFiles();
+
+before(async () => {
+  web = await startHttpServer(files);
+});
+after(async () => {
+  await web?.close();
+});
+
+/** A second client whose only link (to its guard) is made to stop reading once its requests are out. */
+async function stallAClient(netw: InProcessNetwork, circuits: number) {
+  const stalled = await AlliumClient.start({
+    directoryUrl: netw.directory.url,
+    directoryKey: netw.directory.publicKey,
+    minRelays: netw.relays.length,
+    spareCircuits: 0,
+  });
+  const streams: CircuitStream[] = [];
+  for (let i = 0; i < circuits; i++) {
+    const s = await stalled.connect('127.0.0.1', web.port, { isolation: `stalled-${i}` });
+    s.on('error', () => {});
+    streams.push(s);
+  }
+  // The client keeps one link, to its guard: stop reading it (what a frozen process does).
+  const links = (stalled as unknown as { links: Map<string, Promise<Link>> }).links;
+  assert.equal(links.size, 1, 'one link, to the guard');
+  const [[guardHex, linkPromise]] = [...links];
+  const link = await linkPromise;
+  (link as unknown as { socket: { pause(): void } }).socket.pause();
+  for (const s of streams) s.write(`GET /random10m HTTP/1.1\r\nHost: 127.0.0.1:${web.port}\r\n\r\n`);
+  const guard = netw.relays.find((r) => r.idHex === guardHex)!;
+  return { stalled, link, guard };
+}
+
+async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function healthyDownload(netw: InProcessNetwork): Promise<string> {
+  const res = await streamGet(`${web.url}/random10m`, {
+    connect: (h, p) => netw.client.connect(h, p, { isolation: 'healthy' }),
+  });
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  return sha256(Buffer.concat(chunks));
+}
+
+async function runStall(limits: Partial<RelayLimits>) {
+  // Three relays and 3-hop paths: every circuit of both clients crosses every relay.
+  const netw = await startNetwork({ relays: 3, exits: 1, relayOptions: () => ({ limits }) });
+  try {
+    const rejectionsBefore = (r: Relay) => r.stats.limitRejections;
+    const before = new Map(netw.relays.map((r) => [r, rejectionsBefore(r)]));
+    // Six circuits' windows (4 MiB each) are more than the kernel's socket buffers hold, so the
+    // rest piles up in the guard's queue toward the stalled client.
+    const { stalled, link, guard } = await stallAClient(netw, 6);
+    const healthy = healthyDownload(netw);
+    await until('the guard closes the stalled link', () => guard.stats.limitRejections > before.get(guard)!);
+    assert.equal(await healthy, sha256(files['/random10m']), 'the reading client got its file intact');
+    // The guard let go of the stalled link's queue at once.
+    await until('the guard holds no large queue', () => guard.gauges().queuedBytes < 4 * MiB);
+    (link as unknown as { socket: { resume(): void } }).socket.resume();
+    await until('the stalled client sees its link closed', () => link.isClosed);
+    await stalled.close();
+    return { guard, netw };
+  } finally {
+    await netw.stop();
+  }
+}
+
+test('a frozen client costs its guard at most --max-link-queue, and others keep downloading', async () => {
+  await runStall({ linkQueueBytes: 4 * MiB });
+});
+
+test('over all links, --max-total-queue closes the link with the most queued', async () => {
+  await runStall({ totalQueueBytes: 4 * MiB });
+});
