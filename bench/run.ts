@@ -237,6 +237,16 @@ async function main(): Promise<void> {
     `${JSON.stringify({ machine, plan, elapsedSeconds: Math.round(elapsed * 10) / 10, direct: directResult, allium: alliumResult, tor: torResult, slowReader: slow, torSettings, consensus, idleCircuits: idle, createFlood: flood }, null, 2)}\n`,
   );
   process.stdout.write(`results: ${file}\n`);
+
+  // The regression guard CI runs (`--quick`): a figure the Allium network failed to produce means
+  // the bench or the network broke, even though no figure is compared against a threshold.
+  const missing = r
+    .filter((row) => !Number.isFinite(row.get(alliumResult) ?? Number.NaN))
+    .map((row) => row.label);
+  if (missing.length > 0) {
+    log(`bench incomplete: no Allium figure for ${missing.join('; ')}`);
+    process.exitCode = 1;
+  }
 }
 
 main()
