@@ -140,6 +140,18 @@ program
     parsePositiveInt,
   )
   .option(
+    '--onion-key-lifetime <hours>',
+    'how long an onion key serves before a new one replaces it (published at once)',
+    parsePositiveInt,
+    168,
+  )
+  .option(
+    '--onion-key-grace <hours>',
+    'how long the replaced onion key still answers, for clients with an older consensus (at most the lifetime)',
+    parsePositiveInt,
+    24,
+  )
+  .option(
     '--idle-link-timeout <seconds>',
     'close a link that carries no circuit for this long',
     parsePositiveInt,

@@ -33,6 +33,8 @@ export async function runRelay(o: {
   maxLinkQueue: number;
   maxTotalQueue?: number;
   idleLinkTimeout: number;
+  onionKeyLifetime: number;
+  onionKeyGrace: number;
 }) {
   const logger = createLogger({ level: o.logLevel, name: 'relay' });
   const advice = runtimeFlagsAdvice();
@@ -76,6 +78,7 @@ export async function runRelay(o: {
       ...(o.maxTotalQueue === undefined ? {} : { totalQueueBytes: o.maxTotalQueue }),
       idleLinkMs: o.idleLinkTimeout * 1000,
     },
+    onionKeyPolicy: { lifetimeMs: o.onionKeyLifetime * 3600_000, graceMs: o.onionKeyGrace * 3600_000 },
     logger,
   });
   const metrics = await serveMetrics(o.metrics, () => relayFamilies(relay));

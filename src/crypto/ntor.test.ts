@@ -87,6 +87,20 @@ describe('ntor handshake', () => {
     assert.equal(seen.size, 20);
   });
 
+  it('a relay answers for its previous onion key while it holds it, with keys the client agrees on', () => {
+    const me = relay();
+    const previousOnionKey = X25519Key.generate();
+    const { onionskin, state } = ntorClientStart(me.relayId, previousOnionKey.publicKey);
+    const { reply, keys } = ntorServerRespond(onionskin, { ...me, previousOnionKey });
+    assert.deepEqual(ntorClientFinish(state, reply), keys);
+    // Once the relay has dropped it (grace over), the same onionskin is refused.
+    assert.throws(
+      () => ntorServerRespond(onionskin, { ...me, previousOnionKey: null }),
+      code('ALLIUM_HANDSHAKE_MALFORMED'),
+    );
+    assert.throws(() => ntorServerRespond(onionskin, me), code('ALLIUM_HANDSHAKE_MALFORMED'));
+  });
+
   it('a relay rejects an onionskin for another id or another onion key (MALFORMED)', () => {
     const me = relay();
     const other = relay();

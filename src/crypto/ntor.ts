@@ -147,7 +147,7 @@ export function ntorClientFinish(state: NtorClientState, reply: Buffer): HopKeys
  */
 export function ntorServerRespond(
   onionskin: Buffer,
-  me: { relayId: Buffer; onionKey: X25519Key },
+  me: { relayId: Buffer; onionKey: X25519Key; previousOnionKey?: X25519Key | null },
   ephemeral?: X25519Key,
 ): { reply: Buffer; keys: HopKeys } {
   if (onionskin.length !== NTOR_ONIONSKIN_LEN) {
@@ -162,15 +162,21 @@ export function ntorServerRespond(
   if (!id.equals(me.relayId)) {
     throw new CryptoError(CryptoErrorCode.HANDSHAKE_MALFORMED, 'ntor: the onionskin is for another relay id');
   }
-  if (!B.equals(me.onionKey.publicKey)) {
+  // B picks the key (§3.1): the current one, or the one it replaced while its grace period lasts.
+  const b = B.equals(me.onionKey.publicKey)
+    ? me.onionKey
+    : me.previousOnionKey && B.equals(me.previousOnionKey.publicKey)
+      ? me.previousOnionKey
+      : null;
+  if (!b) {
     throw new CryptoError(
       CryptoErrorCode.HANDSHAKE_MALFORMED,
-      'ntor: the onionskin names an onion key that is not our current one (stale consensus?)',
+      'ntor: the onionskin names an onion key that is neither our current one nor the one before (stale consensus?)',
     );
   }
   const y = ephemeral ?? X25519Key.generate();
   const exp1 = exp(y, X, CryptoErrorCode.HANDSHAKE_MALFORMED, "the client's X");
-  const exp2 = exp(me.onionKey, X, CryptoErrorCode.HANDSHAKE_MALFORMED, "the client's X");
+  const exp2 = exp(b, X, CryptoErrorCode.HANDSHAKE_MALFORMED, "the client's X");
   const { auth, keys } = derive(exp1, exp2, Buffer.from(id), Buffer.from(B), X, y.publicKey);
   exp1.fill(0);
   exp2.fill(0);

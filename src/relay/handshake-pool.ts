@@ -24,9 +24,17 @@ export interface HandshakeResult {
 
 export type HandshakeCallback = (err: Error | null, result?: HandshakeResult) => void;
 
+/** What a worker is told when the relay's onion keys change: the secrets it answers with. */
+export interface WorkerKeys {
+  onionSecret: Uint8Array;
+  previousOnionSecret: Uint8Array | null;
+}
+
 export interface HandshakePoolOptions {
   relayId: Buffer;
   onionKey: X25519Key;
+  /** The key onionKey replaced, while it still answers (protocol §3.1, onion key rotation). */
+  previousOnionKey?: X25519Key | null;
   /** Worker threads to start once the inline budget is spent (0: always answer inline). */
   threads: number;
   /** Handshakes per second answered on the calling thread before workers take over. */
@@ -59,6 +67,24 @@ export class HandshakePool {
   /** Worker threads running now (they start on first need). */
   get threads(): number {
     return this.workers.length;
+  }
+
+  /**
+   * New onion keys (a rotation, or the end of the previous key's grace). Workers get them in order
+   * with their jobs, so a job sent before answers with the keys it was sent under.
+   */
+  setKeys(onionKey: X25519Key, previousOnionKey: X25519Key | null): void {
+    this.opts.onionKey = onionKey;
+    this.opts.previousOnionKey = previousOnionKey;
+    this.flush();
+    for (const w of this.workers) w.postMessage(this.workerKeys());
+  }
+
+  private workerKeys(): WorkerKeys {
+    return {
+      onionSecret: this.opts.onionKey.secret(),
+      previousOnionSecret: this.opts.previousOnionKey?.secret() ?? null,
+    };
   }
 
   /**
@@ -107,10 +133,10 @@ export class HandshakePool {
 
   private startWorkers(): void {
     if (this.workers.length > 0) return;
-    // Each worker holds a copy of the onion key: a relay that rotates its key must restart them.
+    // Each worker holds a copy of the onion keys; setKeys() sends it new ones.
     for (let i = 0; i < this.opts.threads; i++) {
       const worker = new Worker(WORKER_URL, {
-        workerData: { relayId: this.opts.relayId, onionSecret: this.opts.onionKey.secret() },
+        workerData: { relayId: this.opts.relayId, keys: this.workerKeys() },
       });
       worker.unref();
       worker.on('message', (answers: HandshakeAnswer[]) => this.onAnswers(answers));

@@ -3,14 +3,25 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { X25519Key } from '../crypto/keys.js';
 import { ntorServerRespond } from '../crypto/ntor.js';
-import type { HandshakeAnswer, HandshakeJob } from './handshake-pool.js';
+import type { HandshakeAnswer, HandshakeJob, WorkerKeys } from './handshake-pool.js';
 
-const me = {
-  relayId: Buffer.from(workerData.relayId as Uint8Array),
-  onionKey: X25519Key.fromSecret(workerData.onionSecret as Uint8Array),
-};
+const relayId = Buffer.from(workerData.relayId as Uint8Array);
+let me = withKeys(workerData.keys as WorkerKeys);
 
-parentPort!.on('message', (jobs: HandshakeJob[]) => {
+function withKeys(k: WorkerKeys) {
+  return {
+    relayId,
+    onionKey: X25519Key.fromSecret(k.onionSecret),
+    previousOnionKey: k.previousOnionSecret ? X25519Key.fromSecret(k.previousOnionSecret) : null,
+  };
+}
+
+parentPort!.on('message', (msg: HandshakeJob[] | WorkerKeys) => {
+  if (!Array.isArray(msg)) {
+    me = withKeys(msg);
+    return;
+  }
+  const jobs = msg;
   const answers: HandshakeAnswer[] = jobs.map((job) => {
     try {
       const r = ntorServerRespond(Buffer.from(job.onionskin), me);

@@ -71,8 +71,14 @@ export function relayFamilies(relay: Relay): Family[] {
       collect: () => s.integrityFailures,
     },
     {
+      name: 'allium_relay_onion_key_rotations_total',
+      help: 'Onion keys replaced by a new one since the relay started.',
+      type: 'counter',
+      collect: () => s.onionKeyRotations,
+    },
+    {
       name: 'allium_relay_limit_rejections_total',
-      help: 'CREATEs, BEGINs and links refused by a resource limit (circuits per link, CREATE rate, streams per circuit, link queue).',
+      help: 'CREATEs, BEGINs and links refused by a resource limit (circuits per link, CREATE rate, streams per circuit, link queue, total queue).',
       type: 'counter',
       collect: () => s.limitRejections,
     },

@@ -10,7 +10,8 @@ import type { DirectoryClient } from '../net/directory-client.js';
 /** What goes into the relay's descriptor. */
 export interface DescriptorSource {
   identity: IdentityKey;
-  onionPublicKey: Buffer;
+  /** The current onion key (it changes when the relay rotates it). */
+  onionPublicKey(): Buffer;
   nickname: string;
   /** The address to advertise; asked of the directory when absent. */
   address?: string;
@@ -66,7 +67,7 @@ export class DirectoryRegistration {
       nickname: s.nickname,
       id: s.identity.id.toString('hex'),
       identityKey: s.identity.publicKey.toString('base64'),
-      onionKey: s.onionPublicKey.toString('base64'),
+      onionKey: s.onionPublicKey().toString('base64'),
       address: this.address,
       port: s.port(),
       exitPolicy: s.exitPolicy,
@@ -93,6 +94,13 @@ export class DirectoryRegistration {
       }, this.refreshMs);
       this.refreshTimer.unref();
     }
+  }
+
+  /** Publishes a fresh descriptor now (a new onion key), rather than at the next refresh. */
+  refreshNow(): void {
+    this.register().catch((err) =>
+      this.log.warn({ err: err.message }, 'publishing the new descriptor failed; the next refresh retries'),
+    );
   }
 
   /** Stops refreshing and withdraws the descriptor (a failure is only logged: the TTL expires it). */

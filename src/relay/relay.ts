@@ -37,6 +37,7 @@ import { beginExitStream, type ExitContext } from './exit-streams.js';
 import { HandshakePool, type HandshakeResult } from './handshake-pool.js';
 import { loadOrCreateIdentity, loadOrCreateX25519 } from './keys-store.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, TokenBucket } from './limits.js';
+import { DEFAULT_ONION_KEY_POLICY, type OnionKeyPolicy, OnionKeys } from './onion-keys.js';
 import { PRIVATE_REJECT_LINES } from './private-ranges.js';
 import { DirectoryRegistration } from './registration.js';
 import { type CircuitSide, RelayCircuit } from './relay-circuit.js';
@@ -65,6 +66,8 @@ export interface RelayOptions {
   limits?: Partial<RelayLimits>;
   /** Log destinations and peer addresses (off by default: relays keep no record of who talks to whom). */
   logSensitive?: boolean;
+  /** How long an onion key serves, and how long the one it replaced still answers (onion-keys.ts). */
+  onionKeyPolicy?: Partial<OnionKeyPolicy>;
   /**
    * Test hook: called with every relay cell body this relay handles, after it removed (forward) or added
    * (backward) its own layer, and with who it came from. It may change the body: a tagging relay.
@@ -96,7 +99,9 @@ interface Entry {
 
 export class Relay {
   readonly identity: IdentityKey;
-  readonly onionKey: X25519Key;
+  private readonly onionKeys: OnionKeys;
+  private readonly onionKeyPolicy: OnionKeyPolicy;
+  private onionKeyTimer: NodeJS.Timeout | null = null;
   readonly id: Buffer;
   readonly idHex: string;
   private readonly linkMe: LinkIdentity;
@@ -116,6 +121,7 @@ export class Relay {
   private readonly idleSince = new Map<Link, number>();
   private idleTimer: NodeJS.Timeout | null = null;
   private lastTotalQueueCheck = Number.NEGATIVE_INFINITY;
+  private stopped = false;
   readonly stats = {
     limitRejections: 0,
     circuits: 0,
@@ -124,11 +130,19 @@ export class Relay {
     streams: 0,
     handshakeFailures: 0,
     integrityFailures: 0,
+    onionKeyRotations: 0,
   };
 
   private constructor(private readonly opts: RelayOptions) {
     this.identity = loadOrCreateIdentity(opts.dataDir);
-    this.onionKey = loadOrCreateX25519(opts.dataDir, 'onion.key');
+    this.onionKeys = OnionKeys.load(opts.dataDir);
+    this.onionKeyPolicy = { ...DEFAULT_ONION_KEY_POLICY, ...opts.onionKeyPolicy };
+    if (!(this.onionKeyPolicy.graceMs > 0 && this.onionKeyPolicy.graceMs <= this.onionKeyPolicy.lifetimeMs)) {
+      throw new AlliumError(
+        'ALLIUM_RELAY_OPTIONS',
+        'the onion key grace period must be positive and no longer than the key lifetime (one previous key is kept)',
+      );
+    }
     this.id = this.identity.id;
     this.idHex = this.id.toString('hex');
     const linkKey = loadOrCreateX25519(opts.dataDir, 'link.key');
@@ -146,7 +160,7 @@ export class Relay {
     this.limits = { ...DEFAULT_RELAY_LIMITS, ...opts.limits };
     this.handshakes = new HandshakePool({
       relayId: this.id,
-      onionKey: this.onionKey,
+      ...this.onionKeys.active(),
       threads: this.limits.handshakeThreads,
       inlinePerSecond: this.limits.inlineHandshakesPerSecond,
     });
@@ -154,7 +168,7 @@ export class Relay {
       new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey }),
       {
         identity: this.identity,
-        onionPublicKey: this.onionKey.publicKey,
+        onionPublicKey: () => this.onionKeys.current.publicKey,
         nickname: opts.nickname,
         address: opts.address,
         port: () => this.port,
@@ -178,9 +192,51 @@ export class Relay {
 
   static async start(opts: RelayOptions): Promise<Relay> {
     const relay = new Relay(opts);
+    // A key past its lifetime (the relay was off when it was due) is replaced before it is published.
+    await relay.maintainOnionKeys();
     await relay.listen();
     await relay.registration.registerFirst(opts.directoryWaitMs ?? 120_000);
     return relay;
+  }
+
+  /** The onion key CREATEs name now (the one in the relay's current descriptor). */
+  get onionKey(): X25519Key {
+    return this.onionKeys.current;
+  }
+
+  /**
+   * Rotates the onion key when it is due and forgets the previous one when its grace ends (protocol
+   * §3.1); a new key goes to the handshake answerers and into a fresh descriptor at once.
+   */
+  private async maintainOnionKeys(): Promise<void> {
+    if (this.stopped) return;
+    const { rotated, dropped } = await this.onionKeys.maintain(this.onionKeyPolicy);
+    if (rotated || dropped) {
+      const { onionKey, previousOnionKey } = this.onionKeys.active();
+      this.handshakes.setKeys(onionKey, previousOnionKey);
+    }
+    if (rotated) {
+      this.stats.onionKeyRotations++;
+      this.log.info({ graceHours: this.onionKeyPolicy.graceMs / 3600_000 }, 'onion key rotated');
+      if (this.registration.address) this.registration.refreshNow();
+    }
+    this.scheduleOnionKeys(this.onionKeys.nextChangeAt(this.onionKeyPolicy) - Date.now());
+  }
+
+  private scheduleOnionKeys(inMs: number): void {
+    if (this.onionKeyTimer) clearTimeout(this.onionKeyTimer);
+    // setTimeout holds at most 2^31-1 ms (~24.8 days); waking early only re-checks.
+    const wait = Math.min(2 ** 31 - 1, Math.max(100, inMs));
+    this.onionKeyTimer = setTimeout(() => {
+      this.maintainOnionKeys().catch((err) => {
+        this.log.error(
+          { err: (err as Error).message },
+          'onion key rotation failed (cannot write onion-keys.json?); the current key stays, retrying in a minute',
+        );
+        this.scheduleOnionKeys(60_000);
+      });
+    }, wait);
+    this.onionKeyTimer.unref();
   }
 
   /** The address this relay advertises (learned from the directory unless configured). */
@@ -229,6 +285,8 @@ export class Relay {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.onionKeyTimer) clearTimeout(this.onionKeyTimer);
     if (this.idleTimer) clearInterval(this.idleTimer);
     await this.registration.withdraw();
     await this.listener?.close();
