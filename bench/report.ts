@@ -62,6 +62,12 @@ export function rows(bigMiB: number, concurrent: number, concurrentMiB: number):
       get: (r) => r.concurrentAggregateMiBps,
     },
     {
+      label: `1 KiB TTFB on another circuit during the ${concurrent} downloads (ms)`,
+      higherIsBetter: false,
+      get: (r) => r.ttfbUnderLoadMs,
+      noDirect: true,
+    },
+    {
       label: 'peak RSS, largest relay (MiB)',
       higherIsBetter: false,
       get: (r) => maxOf(r.peakRssMiB, isRelay),

@@ -109,6 +109,9 @@ export interface PathResult {
   bigMiBps: number;
   bigRunsMiBps: number[];
   concurrentAggregateMiBps: number;
+  /** Median TTFB of 1 KiB on another circuit while the concurrent downloads run (null: none finished). */
+  ttfbUnderLoadMs: number | null;
+  ttfbUnderLoadSamplesMs: number[];
   concurrentSlowestS: number;
   cpuSecondsPerGiBAll: number;
   cpuSecondsPerGiBNetwork: number | null;
@@ -165,7 +168,8 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
   // Circuits for the concurrent downloads exist before the CPU window opens, so the window holds
   // the bulk transfer only.
   const users = Array.from({ length: plan.concurrent }, (_, i) => `iso-${tag}-${i}`);
-  await Promise.all(users.map((u) => get('1k', u)));
+  const prober = `probe-${tag}`;
+  await Promise.all([...users, prober].map((u) => get('1k', u)));
   const pids = path.processes.map((p) => p.pid);
   const cpu0 = totalCpuSeconds([...pids, env.webPid]) + reapedChildrenCpuSeconds();
   const net0 = totalCpuSeconds(pids);
@@ -173,8 +177,20 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
   const big = await repeat(plan.bigRuns, 0, () => get(`${plan.bigMiB}m`, warm, 120));
   env.log(`  [${path.name}] ${plan.concurrent} x ${plan.concurrentMiB} MiB on isolated circuits`);
   const t0 = performance.now();
-  const conc = await Promise.all(users.map((u) => get(`${plan.concurrentMiB}m`, u, 120)));
+  let concDone = false;
+  const concP = Promise.all(users.map((u) => get(`${plan.concurrentMiB}m`, u, 120))).finally(() => {
+    concDone = true;
+  });
+  // What a user browsing beside those downloads waits: 1 KiB on a circuit of its own (built above),
+  // a request every 100 ms (each on its own, not waiting for the last) for as long as they run.
+  const probes: Promise<CurlResult>[] = [];
+  const probing = (async () => {
+    for (await sleep(100); !concDone; await sleep(100)) probes.push(get('1k', prober));
+  })();
+  const conc = await concP;
   const concS = (performance.now() - t0) / 1000;
+  await probing;
+  const underLoad = await Promise.all(probes);
   const cpu1 = totalCpuSeconds([...pids, env.webPid]) + reapedChildrenCpuSeconds();
   const net1 = totalCpuSeconds(pids);
   const bulkBytes = [...big, ...conc].reduce((a, r) => a + r.bytes, 0);
@@ -207,6 +223,8 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
     bigMiBps: round(median(bigRunsMiBps), 1),
     bigRunsMiBps,
     concurrentAggregateMiBps: round(conc.reduce((a, r) => a + r.bytes, 0) / MiB / concS, 1),
+    ttfbUnderLoadMs: underLoad.length ? ms(underLoad, (r) => r.ttfb) : null,
+    ttfbUnderLoadSamplesMs: underLoad.map((r) => round(r.ttfb * 1000, 1)),
     concurrentSlowestS: round(Math.max(...conc.map((r) => r.total)), 2),
     cpuSecondsPerGiBAll: round((cpu1 - cpu0) / (bulkBytes / GiB), 2),
     cpuSecondsPerGiBNetwork: pids.length ? round((net1 - net0) / (bulkBytes / GiB), 2) : null,
