@@ -187,3 +187,45 @@ test('cells arrive intact and in order however TCP cuts the frames, in bursts bo
   link.close();
   fwd.close();
 });
+
+test('a quiet circuit overtakes a backlog queued on the same link (round-robin per circuit)', {
+  timeout: 20_000,
+}, async () => {
+  const link = await connectLink({
+    host: '127.0.0.1',
+    port: listener.port,
+    relayId: identity.id,
+    me: { identity: null },
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  const server = accepted.at(-1)!;
+  const order: number[] = [];
+  const N = 2500; // 10 MB: more than the kernel holds for a peer that is not reading
+  const done = new Promise<void>((resolve) =>
+    link.on({
+      cells: (cells) => {
+        for (const c of cells) if (c.command === CellCommand.RELAY) order.push(c.circId);
+        if (order.length === N + 1) resolve();
+      },
+    }),
+  );
+  // The client stops reading, as a slow peer does; the server queues a bulk circuit's cells...
+  (link as unknown as { socket: { pause(): void; resume(): void } }).socket.pause();
+  const bulk = Buffer.alloc(4000, 1);
+  for (let i = 0; i < N; i++) {
+    server.send(0x80000001, CellCommand.RELAY, bulk);
+    if (i % 100 === 99) await new Promise((r) => setImmediate(r));
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  // ...then one cell of another circuit.
+  server.send(0x80000002, CellCommand.RELAY, Buffer.from('quiet'));
+  await new Promise((r) => setTimeout(r, 50));
+  (link as unknown as { socket: { resume(): void } }).socket.resume();
+  await done;
+  const at = order.indexOf(0x80000002);
+  assert.ok(
+    at >= 0 && at < N - 500,
+    `the quiet cell arrived at position ${at} of ${N + 1}, not behind the backlog`,
+  );
+  link.close();
+});

@@ -2,6 +2,7 @@
 // The only code that reads and writes relay sockets. Cells queued in one turn of the event loop go
 // out together: up to 15 per frame, every frame of the turn in one socket write.
 import net from 'node:net';
+import { CellScheduler } from '../core/cell-scheduler.js';
 import { type IdentityKey, X25519Key } from '../crypto/keys.js';
 import { makeLinkCert, verifyLinkCert } from '../crypto/link-cert.js';
 import { type NoiseCipher, NoiseHandshake } from '../crypto/noise.js';
@@ -13,6 +14,7 @@ const EMPTY = Buffer.alloc(0);
 /** Frame plaintexts are assembled here: encryption copies them out at once. */
 const framePlain = new Scratch();
 
+import { CellSlabs } from '../wire/cell-slabs.js';
 import { encodeFrameLength, FrameDecoder } from '../wire/frame-decoder.js';
 import { releaseBuffer } from '../wire/release.js';
 import { Scratch } from '../wire/scratch.js';
@@ -22,6 +24,13 @@ export class LinkError extends AlliumError {}
 const PROLOGUE = Buffer.from('allium-link-v1');
 /** A link with more than this queued tells its owner after each write (onBacklog). */
 export const BACKLOG_NOTICE_BYTES = 1024 * 1024;
+/**
+ * Bytes a link lets its socket hold before new frames wait for 'drain'; the kernel's socket buffers
+ * (megabytes on loopback) keep the connection busy meanwhile.
+ */
+const SOCKET_WATERMARK = 512 * 1024;
+/** Cells one flush takes at most when there is a backlog (1 MiB). */
+const FLUSH_BUDGET_CELLS = 256;
 
 /** Closing for one of these frees the queue at once: the peer is not reading it. */
 function isQueueOverflow(err: Error | undefined): boolean {
@@ -57,9 +66,13 @@ export class Link {
   readonly peerRelayId: Buffer | null;
   readonly initiator: boolean;
   private handlers: LinkEvents = { cells: () => {}, close: () => {} };
-  /** Cells waiting for the next flush, as (circId, command, body) triples laid flat. */
-  private queue: (number | Buffer)[] = [];
+  /** Cells waiting to be framed, per circuit (they leave round-robin). */
+  private readonly scheduler = new CellScheduler();
   private flushScheduled = false;
+  /** The socket holds SOCKET_WATERMARK or more: the next flush waits for its 'drain'. */
+  private waitingDrain = false;
+  private readonly picked: (number | Buffer)[] = [];
+  private readonly slabs = new CellSlabs();
   private closed = false;
   cellsIn = 0;
   cellsOut = 0;
@@ -117,9 +130,9 @@ export class Link {
     return this.closed;
   }
 
-  /** Bytes handed to the socket and not yet flushed to the kernel. */
+  /** Bytes queued toward the peer and not yet in the kernel: cells waiting, and frames in the socket. */
   get writableLength(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.scheduler.size * CELL_LEN;
   }
 
   get remoteAddress(): string | undefined {
@@ -137,23 +150,41 @@ export class Link {
     if (now - this.lastSent >= LINK_KEEPALIVE_MS) this.send(0, CellCommand.PADDING, EMPTY);
   }
 
-  /** Queues one cell; it goes out with every other cell queued in this turn of the event loop. */
+  /**
+   * Queues one cell; it goes out with the other cells queued in this turn of the event loop, unless
+   * the socket is backed up: then cells wait in their circuit's queue and leave round-robin.
+   */
   send(circId: number, command: number, body: Buffer): void {
     if (this.closed) return;
-    this.queue.push(circId, command, body);
+    // A cell that will wait for the socket is copied out of its parent buffer (wire/cell-slabs.ts).
+    const waits = this.waitingDrain || this.scheduler.size >= FLUSH_BUDGET_CELLS;
+    this.scheduler.push(circId, command, waits ? this.slabs.copy(body) : body);
     this.cellsOut++;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.scheduleFlush();
   }
 
-  /** Writes queued cells straight into frame buffers (one copy each), seals them, and writes them at once. */
-  private flush(): void {
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.waitingDrain) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /**
+   * Takes up to FLUSH_BUDGET_CELLS cells round-robin over the circuits, writes them straight into
+   * frame buffers (one copy each), seals them and writes them at once. The socket is kept at about
+   * SOCKET_WATERMARK bytes, so a backlog waits in the per-circuit queues, where a quiet circuit's
+   * cell can pass it, and not in the socket's first-in first-out buffer.
+   */
+  private flush(all = false): void {
     this.flushScheduled = false;
-    if (this.closed || this.queue.length === 0) return;
-    const q = this.queue;
-    this.queue = [];
+    if (this.closed || this.scheduler.size === 0) return;
+    if (!all && this.socket.writableLength >= SOCKET_WATERMARK) {
+      this.waitForDrain();
+      return;
+    }
+    const q = this.picked;
+    q.length = 0;
+    this.scheduler.take(all ? Number.POSITIVE_INFINITY : FLUSH_BUDGET_CELLS, MAX_CELLS_PER_FRAME, q);
     this.lastSent = Date.now();
     const cells = q.length / 3;
     const sealedFrames: Buffer[] = [];
@@ -163,7 +194,9 @@ export class Link {
       const plain = framePlain.take(n * CELL_LEN);
       for (let i = 0; i < n; i++) {
         const at = (first + i) * 3;
-        writeCell(plain, i * CELL_LEN, q[at] as number, q[at + 1] as number, q[at + 2] as Buffer);
+        const body = q[at + 2] as Buffer;
+        writeCell(plain, i * CELL_LEN, q[at] as number, q[at + 1] as number, body);
+        this.slabs.done(body);
       }
       const [sealed, tag] = this.sendCipher.encryptParts(plain);
       this.socket.write(encodeFrameLength(sealed.length + tag.length));
@@ -177,7 +210,8 @@ export class Link {
       } else this.socket.write(tag);
     }
     this.socket.uncork();
-    const queued = this.socket.writableLength;
+    q.length = 0;
+    const queued = this.writableLength;
     if (queued > this.maxQueueBytes) {
       this.close(
         new LinkError(
@@ -185,7 +219,22 @@ export class Link {
           `the peer stopped reading: more than ${this.maxQueueBytes} bytes queued`,
         ),
       );
-    } else if (queued > BACKLOG_NOTICE_BYTES) this.onBacklog?.(this);
+      return;
+    }
+    if (queued > BACKLOG_NOTICE_BYTES) this.onBacklog?.(this);
+    if (this.scheduler.size > 0) {
+      if (this.socket.writableLength >= SOCKET_WATERMARK) this.waitForDrain();
+      else this.scheduleFlush();
+    }
+  }
+
+  private waitForDrain(): void {
+    if (this.waitingDrain) return;
+    this.waitingDrain = true;
+    this.socket.once('drain', () => {
+      this.waitingDrain = false;
+      this.flush();
+    });
   }
 
   private onData(chunk: Buffer): void {
@@ -240,10 +289,11 @@ export class Link {
 
   close(err?: Error): void {
     if (this.closed) return;
-    if (this.queue.length > 0 && !err) this.flush();
+    if (this.scheduler.size > 0 && !err) this.flush(true);
     this.closed = true;
     clearInterval(this.liveness);
-    this.queue = [];
+    this.scheduler.clear();
+    this.slabs.clear();
     if (isQueueOverflow(err)) {
       // The peer is not reading: a graceful end would keep the queue (the memory) until the timer.
       this.socket.destroy();
