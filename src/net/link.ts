@@ -1,6 +1,7 @@
 // Implements docs/protocol.md §1 (links): a Noise XX handshake over TCP, then cells in AEAD frames.
 // The only code that reads and writes relay sockets. Cells queued in one turn of the event loop go
-// out together: up to 15 per frame, every frame of the turn in one socket write.
+// out together: up to 15 per frame, every frame of the turn in one socket write. When the socket is
+// backed up, cells wait in one queue per circuit and leave round-robin (protocol §1.3).
 import net from 'node:net';
 import { CellScheduler } from '../core/cell-scheduler.js';
 import { type IdentityKey, X25519Key } from '../crypto/keys.js';
@@ -289,7 +290,11 @@ export class Link {
 
   close(err?: Error): void {
     if (this.closed) return;
-    if (this.scheduler.size > 0 && !err) this.flush(true);
+    if (this.scheduler.size > 0 && !err) {
+      this.flush(true);
+      // That last write may have found the queue over its limit and closed the link itself.
+      if (this.closed) return;
+    }
     this.closed = true;
     clearInterval(this.liveness);
     this.scheduler.clear();
