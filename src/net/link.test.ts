@@ -66,6 +66,13 @@ after(async () => {
   await listener.close();
 });
 
+/** A client link to the listener (directly, or through `port`) and the server's side of it. */
+async function linkPair(port = listener.port): Promise<{ link: Link; server: Link }> {
+  const link = await connectLink({ host: '127.0.0.1', port, relayId: identity.id, me: { identity: null } });
+  await new Promise((r) => setTimeout(r, 50));
+  return { link, server: accepted.at(-1)! };
+}
+
 test('a client reaches the relay it meant and cells flow both ways; the relay sees an anonymous peer', async () => {
   const link = await connectLink({
     host: '127.0.0.1',
@@ -142,14 +149,7 @@ test('cells arrive intact and in order however TCP cuts the frames, in bursts bo
   const fwd = await forwarder(listener.port, () =>
     rand() < 0.2 ? 1 + Math.floor(rand() * 8) : 1 + Math.floor(rand() * 200_000),
   );
-  const link = await connectLink({
-    host: '127.0.0.1',
-    port: fwd.port,
-    relayId: identity.id,
-    me: { identity: null },
-  });
-  await new Promise((r) => setTimeout(r, 50));
-  const server = accepted.at(-1)!;
+  const { link, server } = await linkPair(fwd.port);
   const N = 3000;
   const receive = (l: Link) =>
     new Promise<number[]>((resolve) => {
@@ -191,14 +191,7 @@ test('cells arrive intact and in order however TCP cuts the frames, in bursts bo
 test('a quiet circuit overtakes a backlog queued on the same link (round-robin per circuit)', {
   timeout: 20_000,
 }, async () => {
-  const link = await connectLink({
-    host: '127.0.0.1',
-    port: listener.port,
-    relayId: identity.id,
-    me: { identity: null },
-  });
-  await new Promise((r) => setTimeout(r, 50));
-  const server = accepted.at(-1)!;
+  const { link, server } = await linkPair();
   const order: number[] = [];
   const N = 2500; // 10 MB: more than the kernel holds for a peer that is not reading
   const done = new Promise<void>((resolve) =>

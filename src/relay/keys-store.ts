@@ -7,8 +7,8 @@ import { AlliumError } from '../errors.js';
 
 export class KeyFileError extends AlliumError {}
 
-function readSecret(path: string): Buffer | null {
-  if (!existsSync(path)) return null;
+/** Refuses a key file that others than its owner may read. */
+export function checkKeyFileMode(path: string): void {
   const mode = statSync(path).mode & 0o777;
   if (mode & 0o077) {
     throw new KeyFileError(
@@ -16,6 +16,12 @@ function readSecret(path: string): Buffer | null {
       `key file ${path} is readable by others (mode ${mode.toString(8)}); run: chmod 600 ${path}`,
     );
   }
+}
+
+/** The 32-byte secret in `path` (64 hex digits), or null if there is no such file. */
+export function readSecret(path: string): Buffer | null {
+  if (!existsSync(path)) return null;
+  checkKeyFileMode(path);
   const hex = readFileSync(path, 'utf8').trim();
   if (!/^[0-9a-f]{64}$/.test(hex)) {
     throw new KeyFileError(

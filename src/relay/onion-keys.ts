@@ -5,7 +5,7 @@ import { existsSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSy
 import { join } from 'node:path';
 import { X25519Key } from '../crypto/keys.js';
 import { writeFileAtomic } from '../storage/atomic-file.js';
-import { ensureDataDir, KeyFileError } from './keys-store.js';
+import { checkKeyFileMode, ensureDataDir, KeyFileError, readSecret } from './keys-store.js';
 
 const FILE = 'onion-keys.json';
 /** Where earlier versions kept the one onion key: taken over on first start, then removed. */
@@ -50,18 +50,11 @@ export class OnionKeys {
     if (existsSync(path)) return new OnionKeys(path, readState(path));
     const legacy = join(dir, LEGACY_FILE);
     let state: State;
-    if (existsSync(legacy)) {
-      checkMode(legacy);
-      const hex = readFileSync(legacy, 'utf8').trim();
-      if (!HEX64.test(hex)) {
-        throw new KeyFileError(
-          'ALLIUM_KEY_FILE',
-          `key file ${legacy} is not 64 hex digits; move it away to make a new key`,
-        );
-      }
+    const legacySecret = readSecret(legacy);
+    if (legacySecret) {
       // Its age is the file's: a key kept for months is replaced at the first check.
       state = {
-        current: X25519Key.fromSecret(Buffer.from(hex, 'hex')),
+        current: X25519Key.fromSecret(legacySecret),
         currentSince: statSync(legacy).mtimeMs,
         previous: null,
         previousUntil: 0,
@@ -121,16 +114,6 @@ export class OnionKeys {
   }
 }
 
-function checkMode(path: string): void {
-  const mode = statSync(path).mode & 0o777;
-  if (mode & 0o077) {
-    throw new KeyFileError(
-      'ALLIUM_KEY_PERMISSIONS',
-      `key file ${path} is readable by others (mode ${mode.toString(8)}); run: chmod 600 ${path}`,
-    );
-  }
-}
-
 function serialize(s: State): string {
   return `${JSON.stringify({
     current: s.current.secret().toString('hex'),
@@ -147,7 +130,7 @@ function writeStateSync(path: string, s: State): void {
 }
 
 function readState(path: string): State {
-  checkMode(path);
+  checkKeyFileMode(path);
   const bad = (why: string) =>
     new KeyFileError('ALLIUM_KEY_FILE', `${path} is damaged (${why}); move it away to make a new onion key`);
   let j: { current?: unknown; currentSince?: unknown; previous?: unknown; previousUntil?: unknown };
