@@ -1,5 +1,5 @@
 // A peer that stops reading its link (a frozen client) makes its guard queue what the exits keep
-// sending, up to the circuit windows. The relay bounds that memory per link (--max-link-queue) and
+// sending, up to the circuit windows (512 KiB for a circuit that has not sent a SENDME yet). The relay bounds that memory per link (--max-link-queue) and
 // over all links together (--max-total-queue): the link with the most queued is closed, and a
 // client that reads keeps downloading through the same relays.
 import assert from 'node:assert/strict';
@@ -43,10 +43,34 @@ async function stallAClient(netw: InProcessNetwork, circuits: number) {
   assert.equal(links.size, 1, 'one link, to the guard');
   const [[guardHex, linkPromise]] = [...links];
   const link = await linkPromise;
-  (link as unknown as { socket: { pause(): void } }).socket.pause();
-  for (const s of streams) s.write(`GET /random10m HTTP/1.1\r\nHost: 127.0.0.1:${web.port}\r\n\r\n`);
+  freeze(link);
+  // One request at a time: each answer's first window (512 KiB) reaches the guard before the next
+  // starts, so the queue builds there, not at once in the exit's link toward the middle.
+  for (const s of streams) {
+    s.write(`GET /random10m HTTP/1.1\r\nHost: 127.0.0.1:${web.port}\r\n\r\n`);
+    await new Promise((r) => setTimeout(r, 40));
+  }
   const guard = netw.relays.find((r) => r.idHex === guardHex)!;
   return { stalled, link, guard };
+}
+
+type Readable = { pause(): unknown; resume(): unknown };
+const thawers = new WeakMap<Link, () => void>();
+
+/** Stops reading a link's socket for good: the link's own pauses between read bursts end in resume(). */
+function freeze(link: Link): void {
+  const socket = (link as unknown as { socket: Readable }).socket;
+  const resume = socket.resume;
+  socket.resume = () => socket;
+  socket.pause();
+  thawers.set(link, () => {
+    socket.resume = resume;
+    socket.resume();
+  });
+}
+
+function thaw(link: Link): void {
+  thawers.get(link)?.();
 }
 
 async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
@@ -72,15 +96,15 @@ async function runStall(limits: Partial<RelayLimits>) {
   try {
     const rejectionsBefore = (r: Relay) => r.stats.limitRejections;
     const before = new Map(netw.relays.map((r) => [r, rejectionsBefore(r)]));
-    // Six circuits' windows (4 MiB each) are more than the kernel's socket buffers hold, so the
-    // rest piles up in the guard's queue toward the stalled client.
-    const { stalled, link, guard } = await stallAClient(netw, 6);
+    // Twenty-four circuits' first windows (512 KiB each) are more than the kernel's socket buffers
+    // of a link that never carried much hold, so the rest piles up in the guard's queue.
+    const { stalled, link, guard } = await stallAClient(netw, 24);
     const healthy = healthyDownload(netw);
     await until('the guard closes the stalled link', () => guard.stats.limitRejections > before.get(guard)!);
     assert.equal(await healthy, sha256(files['/random10m']), 'the reading client got its file intact');
     // The guard let go of the stalled link's queue at once.
     await until('the guard holds no large queue', () => guard.gauges().queuedBytes < 4 * MiB);
-    (link as unknown as { socket: { resume(): void } }).socket.resume();
+    thaw(link);
     await until('the stalled client sees its link closed', () => link.isClosed);
     await stalled.close();
     return { guard, netw };

@@ -2,7 +2,14 @@
 // The `allium` command: argument parsing only; each command starts a role.
 import { Command, Option } from 'commander';
 import { applyConfigFile, configOption, showAllDefaults } from './config.js';
-import { parseHostPort, parseKey, parseNonNegativeInt, parsePort, parsePositiveInt } from './options.js';
+import {
+  parseHostPort,
+  parseKey,
+  parseNonNegativeInt,
+  parsePort,
+  parsePositiveInt,
+  parseReceiveBudget,
+} from './options.js';
 
 // Each command loads only its own role: a relay never loads the directory's HTTP server, which keeps
 // its memory and start-up time down.
@@ -182,6 +189,12 @@ program
     '--dashboard <host:port>',
     'serve a dashboard of circuits and streams at http://HOST:PORT/',
     parseHostPort,
+  )
+  .option(
+    '--receive-budget <KiB>',
+    'data in flight toward this client per entry relay, shared by its circuits: more can speed one download over long round trips, less keeps queues (and the wait beside a download) short',
+    parseReceiveBudget,
+    2048,
   )
   .addOption(metrics())
   .addOption(configOption())

@@ -1,5 +1,6 @@
 // Parsing of option values shared by the commands; every error names the option and the bad value.
 import { InvalidArgumentError } from 'commander';
+import { CELL_LEN, CIRC_WINDOW_MIN } from '../wire/constants.js';
 
 export function parseHostPort(value: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
@@ -28,6 +29,20 @@ export function parseNonNegativeInt(value: string): number {
   if (!Number.isInteger(n) || n < 0)
     throw new InvalidArgumentError(`expected a whole number >= 0, got "${value}"`);
   return n;
+}
+
+/** KiB a client lets be in flight toward it per entry link (protocol §5.1): whole cells, at least one window. */
+export function parseReceiveBudget(value: string): number {
+  const n = Number(value);
+  const min = (CIRC_WINDOW_MIN * CELL_LEN) / 1024;
+  if (!Number.isInteger(n) || n < min || n > 1024 * 1024)
+    throw new InvalidArgumentError(`expected KiB from ${min} to 1048576 (1 GiB), got "${value}"`);
+  return n;
+}
+
+/** The receive budget in DATA cells (a cell carries up to 4 KiB). */
+export function receiveBudgetCells(kib: number): number {
+  return Math.floor((kib * 1024) / CELL_LEN);
 }
 
 export function parseKey(value: string): Buffer {

@@ -2,6 +2,7 @@ import { AlliumClient } from '../client/client.js';
 import { createLogger } from '../log.js';
 import { startClientServices } from './client-services.js';
 import { announceReady, keepAlive, onShutdown } from './lifecycle.js';
+import { receiveBudgetCells } from './options.js';
 import { runtimeFlagsAdvice } from './runtime-flags.js';
 
 export async function runClient(o: {
@@ -9,6 +10,7 @@ export async function runClient(o: {
   directoryKey: Buffer;
   socks: { host: string; port: number };
   pathLength: number;
+  receiveBudget: number;
   dataDir?: string;
   httpProxy?: { host: string; port: number };
   dashboard?: { host: string; port: number };
@@ -23,6 +25,7 @@ export async function runClient(o: {
     directoryUrl: o.directory,
     directoryKey: o.directoryKey,
     pathLength: o.pathLength,
+    receiveBudgetCells: receiveBudgetCells(o.receiveBudget),
     dataDir: o.dataDir,
     logger,
   });

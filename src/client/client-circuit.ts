@@ -2,6 +2,7 @@
 // the entry, then EXTEND through the circuit), wraps every cell in one layer per hop, peels and checks
 // every cell coming back, and multiplexes streams to the exit.
 
+import type { ReceiveBudget } from '../core/receive-budget.js';
 import { type CircuitStream, StreamError, StreamMux } from '../core/stream-mux.js';
 import {
   type CircuitHopCrypto,
@@ -88,10 +89,13 @@ export class ClientCircuit {
     readonly link: Link,
     readonly circId: number,
     private readonly onClosed: (c: ClientCircuit) => void,
+    /** Shared by the circuits of this link: the windows they name in their SENDMEs (protocol §5.1). */
+    private readonly budget?: ReceiveBudget,
   ) {
     this.mux = new StreamMux(
       (command, streamId, datas) => this.sendRelayMany(this.hops.length - 1, command, streamId, datas),
       () => forwardMessageCapacity(this.hops.length - 1) - RELAY_MESSAGE_HEADER_LEN,
+      budget ? () => budget.grant(this) : undefined,
     );
   }
 
@@ -416,6 +420,7 @@ export class ClientCircuit {
     for (const w of this.connecting.values()) w.reject(err);
     this.connecting.clear();
     this.mux.closeAll(new StreamError('ALLIUM_CIRCUIT_DESTROYED', why, EndReason.DESTROY));
+    this.budget?.forget(this);
     this.onClosed(this);
   }
 }

@@ -2,6 +2,7 @@
 // on them. Different isolation keys (e.g. SOCKS credentials) never share a circuit.
 
 import { choosePath, exitMayAllow, PathError } from '../core/path-selection.js';
+import { ReceiveBudget } from '../core/receive-budget.js';
 import { type CircuitStream, StreamError } from '../core/stream-mux.js';
 import { randomIntBetween } from '../crypto/random.js';
 import { AlliumError } from '../errors.js';
@@ -36,6 +37,11 @@ export interface ClientOptions {
   spareCircuits?: number;
   /** Caches the last verified consensus here, so a restart rides out a directory outage. */
   dataDir?: string;
+  /**
+   * DATA cells in flight toward this client per entry link, shared by its circuits (protocol §5.1;
+   * default 512, 2 MiB): more lets one download run faster on a long path, less keeps queues short.
+   */
+  receiveBudgetCells?: number;
   logger?: Logger;
 }
 
@@ -49,6 +55,9 @@ export interface ConnectOptions {
    */
   optimistic?: boolean;
 }
+
+/** 2 MiB: one download kept its full speed on a loopback testnet, with short queues beside it. */
+export const DEFAULT_RECEIVE_BUDGET_CELLS = 512;
 
 /** How long after handing out a spare circuit its replacement starts building. */
 const SPARE_REFILL_DELAY_MS = 25;
@@ -155,6 +164,17 @@ export class AlliumClient {
 
   // ---- links ----
 
+  private readonly budgets = new WeakMap<Link, ReceiveBudget>();
+
+  private budgetOf(link: Link): ReceiveBudget {
+    let b = this.budgets.get(link);
+    if (!b) {
+      b = new ReceiveBudget(this.opts.receiveBudgetCells ?? DEFAULT_RECEIVE_BUDGET_CELLS);
+      this.budgets.set(link, b);
+    }
+    return b;
+  }
+
   private linkTo(relayId: string, host: string, port: number): Promise<Link> {
     const existing = this.links.get(relayId);
     if (existing) return existing;
@@ -220,11 +240,16 @@ export class AlliumClient {
     let circId: number;
     do circId = (randomIntBetween(1, 0x7fffffff) | CIRC_ID_INITIATOR_BIT) >>> 0;
     while (map.has(circId));
-    const circ = new ClientCircuit(link, circId, (c) => {
-      map.delete(c.circId);
-      this.circuits.delete(c);
-      this.log.debug({ circuit: c.serial, why: c.closeReason }, 'circuit closed');
-    });
+    const circ = new ClientCircuit(
+      link,
+      circId,
+      (c) => {
+        map.delete(c.circId);
+        this.circuits.delete(c);
+        this.log.debug({ circuit: c.serial, why: c.closeReason }, 'circuit closed');
+      },
+      this.budgetOf(link),
+    );
     circ.isolation = opts.isolation ?? '';
     map.set(circId, circ);
     this.circuits.add(circ);

@@ -2,56 +2,79 @@
 import { AlliumError } from '../errors.js';
 import {
   CIRC_SENDME_INCREMENT,
+  CIRC_WINDOW_MAX,
+  CIRC_WINDOW_MIN,
   CIRC_WINDOW_START,
   STREAM_SENDME_INCREMENT,
   STREAM_WINDOW_START,
 } from '../wire/constants.js';
+import type { CircuitSendme } from '../wire/relay-messages.js';
 
 export class FlowControlError extends AlliumError {}
 
-/** One endpoint's view of a circuit's windows (only DATA cells count). */
+/** Names the window of each circuit SENDME: how many DATA cells the peer may send past the acknowledged one. */
+export type WindowGrant = () => number;
+
+/**
+ * One endpoint's view of a circuit's windows (only DATA cells count). The receiver acknowledges
+ * every CIRC_SENDME_INCREMENT-th cell and names, in that SENDME, how far past it the sender may go;
+ * so the receiver, not a fixed constant, sets how much of the circuit is in flight.
+ */
 export class CircuitWindow {
-  packageWindow = CIRC_WINDOW_START;
-  private deliverWindow = CIRC_WINDOW_START;
   private sent = 0;
-  private received = 0;
+  /** DATA cells the peer has acknowledged, and how many it lets us send past them. */
+  private acked = 0;
+  private peerWindow = CIRC_WINDOW_START;
   /** Macs of every INCREMENT-th DATA cell we sent, that the peer's SENDMEs must echo, in order. */
   private readonly expectedTags: Buffer[] = [];
+  private received = 0;
+  /** The most DATA cells the peer may have sent, by the largest window we have named. */
+  private receiveLimit = CIRC_WINDOW_START;
+
+  constructor(private readonly grant: WindowGrant = () => CIRC_WINDOW_MAX) {}
+
+  /** DATA cells we sent that the peer has not acknowledged yet. */
+  get inFlight(): number {
+    return this.sent - this.acked;
+  }
+
+  /** DATA cells we may send now (negative after the peer shrank the window). */
+  get packageWindow(): number {
+    return this.acked + this.peerWindow - this.sent;
+  }
 
   /** Call after sealing a DATA cell whose mac is `tag`. */
   onDataSent(tag: Buffer): void {
-    this.packageWindow--;
     this.sent++;
     if (this.sent % CIRC_SENDME_INCREMENT === 0) this.expectedTags.push(Buffer.from(tag));
   }
 
   /**
-   * Call on every DATA cell received. Returns the tag to echo in a circuit SENDME when one is due, else null.
-   * Throws when the peer sent past its window.
+   * Call on every DATA cell received. Returns the circuit SENDME to send when one is due, else null.
+   * Throws when the peer sent past the window we named.
    */
-  onDataReceived(tag: Buffer): Buffer | null {
-    this.deliverWindow--;
-    if (this.deliverWindow < 0) {
+  onDataReceived(tag: Buffer): CircuitSendme | null {
+    if (this.received >= this.receiveLimit) {
       throw new FlowControlError(
         'ALLIUM_FLOW_WINDOW',
         'peer sent more DATA cells than the circuit window allows',
       );
     }
     this.received++;
-    if (this.received % CIRC_SENDME_INCREMENT === 0) {
-      this.deliverWindow += CIRC_SENDME_INCREMENT;
-      return tag;
-    }
-    return null;
+    if (this.received % CIRC_SENDME_INCREMENT !== 0) return null;
+    const window = Math.min(CIRC_WINDOW_MAX, Math.max(CIRC_WINDOW_MIN, Math.floor(this.grant())));
+    this.receiveLimit = Math.max(this.receiveLimit, this.received + window);
+    return { tag, window };
   }
 
   /** A circuit SENDME arrived. Throws if its tag is not the one we expect (an unearned SENDME). */
-  onSendme(tag: Buffer): void {
+  onSendme(sendme: CircuitSendme): void {
     const expected = this.expectedTags.shift();
-    if (!expected || !expected.equals(tag)) {
+    if (!expected?.equals(sendme.tag)) {
       throw new FlowControlError('ALLIUM_FLOW_SENDME', 'circuit SENDME with an unexpected tag');
     }
-    this.packageWindow += CIRC_SENDME_INCREMENT;
+    this.acked += CIRC_SENDME_INCREMENT;
+    this.peerWindow = sendme.window;
   }
 }
 

@@ -5,7 +5,7 @@ import { Duplex } from 'node:stream';
 import { AlliumError } from '../errors.js';
 import { EndReason, RELAY_DATA_MAX, RelayCommand } from '../wire/constants.js';
 import { decodeCircuitSendme, decodeEnd, encodeCircuitSendme, encodeEnd } from '../wire/relay-messages.js';
-import { CircuitWindow, StreamWindow } from './flow-control.js';
+import { CircuitWindow, StreamWindow, type WindowGrant } from './flow-control.js';
 
 export class StreamError extends AlliumError {
   constructor(
@@ -210,14 +210,18 @@ export class CircuitStream extends Duplex {
 
 /** The streams of one circuit endpoint and the circuit-level window they share. */
 export class StreamMux {
-  readonly window = new CircuitWindow();
+  readonly window: CircuitWindow;
   readonly streams = new Map<number, CircuitStream>();
 
   constructor(
     readonly send: CircuitSender,
     /** The most DATA bytes one cell carries this way (forward cells lose a tag per hop in front). */
     readonly maxData: () => number = () => RELAY_DATA_MAX,
-  ) {}
+    /** The window this endpoint names in its circuit SENDMEs (default: the largest). */
+    grant?: WindowGrant,
+  ) {
+    this.window = new CircuitWindow(grant);
+  }
 
   /** A stream that exists now; `pending` for one whose CONNECTED has not come yet (optimistic). */
   open(streamId: number, opts: { pending?: boolean } = {}): CircuitStream {
@@ -251,8 +255,8 @@ export class StreamMux {
   handle(command: number, streamId: number, data: Buffer, tag: Buffer): void {
     switch (command) {
       case RelayCommand.DATA: {
-        const sendmeTag = this.window.onDataReceived(tag);
-        if (sendmeTag) this.sendOne(RelayCommand.SENDME, 0, encodeCircuitSendme(sendmeTag));
+        const sendme = this.window.onDataReceived(tag);
+        if (sendme) this.sendOne(RelayCommand.SENDME, 0, encodeCircuitSendme(sendme));
         // DATA for a stream we already closed is normal (cells in flight); it still counted above.
         this.streams.get(streamId)?.deliver(data);
         return;
@@ -262,7 +266,7 @@ export class StreamMux {
         return;
       case RelayCommand.SENDME:
         if (streamId === 0) {
-          this.window.onSendme(decodeCircuitSendme(data).tag);
+          this.window.onSendme(decodeCircuitSendme(data));
           for (const s of this.streams.values()) s.pump();
         } else {
           const s = this.streams.get(streamId);

@@ -20,6 +20,13 @@ import { encodeFrameLength, FrameDecoder } from '../wire/frame-decoder.js';
 import { releaseBuffer } from '../wire/release.js';
 import { Scratch } from '../wire/scratch.js';
 
+/**
+ * Bytes read from one socket before the link lets the event loop turn. libuv reads up to 32 x 64 KiB
+ * from a readable socket in one go; a relay busy with 2 MiB of one link's cells leaves the SENDMEs
+ * on its other links waiting, and a sender waiting for SENDMEs needs a larger window to stay busy.
+ */
+export const READ_BURST_BYTES = 128 * 1024;
+
 export class LinkError extends AlliumError {}
 
 const PROLOGUE = Buffer.from('allium-link-v1');
@@ -88,6 +95,9 @@ export class Link {
   private receivedBytes = 0;
   private lastReceived = Date.now();
   private lastSent = Date.now();
+  /** Bytes read since the event loop last turned, and whether reading waits for that turn. */
+  private readBurst = 0;
+  private readPaused = false;
   private readonly liveness: NodeJS.Timeout;
 
   constructor(
@@ -241,6 +251,8 @@ export class Link {
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     this.lastReceived = Date.now();
+    this.readBurst += chunk.length;
+    if (this.readBurst >= READ_BURST_BYTES && !this.readPaused) this.yieldReading();
     let frames: Buffer[];
     try {
       frames = this.decoder.push(chunk);
@@ -255,6 +267,17 @@ export class Link {
       this.onFrames(frames);
       this.releaseConsumed();
     }
+  }
+
+  /** Stops reading until the event loop has turned once (the chunk in hand is still handled). */
+  private yieldReading(): void {
+    this.readPaused = true;
+    this.socket.pause();
+    setImmediate(() => {
+      this.readBurst = 0;
+      this.readPaused = false;
+      if (!this.closed) this.socket.resume();
+    });
   }
 
   /**

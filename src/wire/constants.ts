@@ -90,8 +90,14 @@ export const NTOR_ONIONSKIN_LEN = 96; // ID(32) | B(32) | X(32)
 export const NTOR_REPLY_LEN = 64; // Y(32) | AUTH(32)
 
 /** Flow control (§5), counted in DATA cells. */
-export const CIRC_WINDOW_START = 1024;
-export const CIRC_SENDME_INCREMENT = 128;
+/** Every this many DATA cells the receiver answers a circuit SENDME that names its next window. */
+export const CIRC_SENDME_INCREMENT = 64;
+/** What a circuit's sender may send before its first SENDME: small, so new circuits do not burst. */
+export const CIRC_WINDOW_START = 128;
+/** The windows a circuit SENDME may name. At least one increment, so a SENDME is always due. */
+export const CIRC_WINDOW_MIN = CIRC_SENDME_INCREMENT;
+/** The most a receiver may let a sender have in flight past its last acknowledged cell (4 MiB). */
+export const CIRC_WINDOW_MAX = 1024;
 export const STREAM_WINDOW_START = 1024;
 export const STREAM_SENDME_INCREMENT = 128;
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { DestroyReason, EndReason, RELAY_DATA_MAX } from './constants.js';
+import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN, DestroyReason, EndReason, RELAY_DATA_MAX } from './constants.js';
 import { WireError } from './errors.js';
 import {
   decodeBegin,
@@ -142,20 +142,51 @@ describe('CONNECTED (§4)', () => {
 });
 
 describe('circuit SENDME (§4, §5)', () => {
-  it('is version(1) | tag(16)', () => {
+  it('is version(2) | tag(16) | window(u16)', () => {
     const tag = Buffer.alloc(16, 0xab);
-    assert.deepEqual(encodeCircuitSendme(tag), Buffer.concat([Buffer.from([1]), tag]));
-    assert.deepEqual(decodeCircuitSendme(encodeCircuitSendme(tag)), { tag });
+    assert.deepEqual(
+      encodeCircuitSendme({ tag, window: 300 }),
+      Buffer.concat([Buffer.from([2]), tag, Buffer.from([0x01, 0x2c])]),
+    );
+    assert.deepEqual(decodeCircuitSendme(encodeCircuitSendme({ tag, window: 300 })), { tag, window: 300 });
   });
 
-  it('rejects other versions, tag lengths and trailing bytes', () => {
-    assert.throws(() => encodeCircuitSendme(Buffer.alloc(15)), isWire('ALLIUM_WIRE_MALFORMED'));
-    assert.throws(
-      () => decodeCircuitSendme(Buffer.concat([Buffer.from([0]), Buffer.alloc(16)])),
-      /version 0/,
+  it('round-trips every tag and every allowed window', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 16, maxLength: 16 }),
+        fc.integer({ min: CIRC_WINDOW_MIN, max: CIRC_WINDOW_MAX }),
+        (t, window) => {
+          const tag = Buffer.from(t);
+          assert.deepEqual(decodeCircuitSendme(encodeCircuitSendme({ tag, window })), { tag, window });
+        },
+      ),
+      { numRuns },
     );
-    assert.throws(() => decodeCircuitSendme(Buffer.concat([Buffer.from([1]), Buffer.alloc(15)])), WireError);
-    assert.throws(() => decodeCircuitSendme(Buffer.concat([Buffer.from([1]), Buffer.alloc(17)])), WireError);
+  });
+
+  it('rejects other versions, tag lengths, windows out of range and trailing bytes', () => {
+    const tag = Buffer.alloc(16);
+    const win = (n: number) => Buffer.from([n >> 8, n & 0xff]);
+    assert.throws(
+      () => encodeCircuitSendme({ tag: Buffer.alloc(15), window: 64 }),
+      isWire('ALLIUM_WIRE_MALFORMED'),
+    );
+    assert.throws(() => encodeCircuitSendme({ tag, window: CIRC_WINDOW_MAX + 1 }), /window/);
+    assert.throws(() => decodeCircuitSendme(Buffer.concat([Buffer.from([1]), tag, win(64)])), /version 1/);
+    assert.throws(
+      () => decodeCircuitSendme(Buffer.concat([Buffer.from([2]), tag, win(CIRC_WINDOW_MIN - 1)])),
+      /window/,
+    );
+    assert.throws(
+      () => decodeCircuitSendme(Buffer.concat([Buffer.from([2]), tag, win(CIRC_WINDOW_MAX + 1)])),
+      /window/,
+    );
+    assert.throws(() => decodeCircuitSendme(Buffer.concat([Buffer.from([2]), tag])), WireError);
+    assert.throws(
+      () => decodeCircuitSendme(Buffer.concat([Buffer.from([2]), tag, win(64), Buffer.alloc(1)])),
+      WireError,
+    );
     assert.throws(() => decodeCircuitSendme(Buffer.alloc(0)), WireError);
   });
 });

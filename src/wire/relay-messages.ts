@@ -2,14 +2,14 @@
 // Decoders are strict about lengths (a message that does not parse destroys the circuit, §4) and
 // return copies, so their results may be kept after the cell buffer is reused.
 import { ByteReader, ByteWriter, formatIp, parseIp } from './bytes.js';
-import { RELAY_DATA_MAX, RELAY_MAC_LEN } from './constants.js';
+import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN, RELAY_DATA_MAX, RELAY_MAC_LEN } from './constants.js';
 import { malformed, tooLarge } from './errors.js';
 
 export const MAX_HOST_LEN = 255;
 export const RELAY_ID_LEN = 32;
 /** A circuit SENDME's tag is the (truncated) mac of the cell it acknowledges (§5). */
 export const SENDME_TAG_LEN = RELAY_MAC_LEN;
-export const SENDME_VERSION = 1;
+export const SENDME_VERSION = 2;
 
 const LABEL = /^[A-Za-z0-9_-]{1,63}$/;
 // getaddrinfo reads "127.1", "2130706433" and "0x7f.1" as IPv4 (inet_aton forms); no real top-level
@@ -124,23 +124,39 @@ export function decodeConnected(d: Buffer): { address: string | null } {
   return { address };
 }
 
-// ---- SENDME (circuit level, stream 0): version(u8 = 1) | tag(16) ----
+// ---- SENDME (circuit level, stream 0): version(u8 = 2) | tag(16) | window(u16) ----
 
-export function encodeCircuitSendme(tag: Buffer): Buffer {
-  if (tag.length !== SENDME_TAG_LEN) {
-    throw malformed(`a circuit SENDME tag is ${SENDME_TAG_LEN} bytes, got ${tag.length}`);
-  }
-  return new ByteWriter(1 + SENDME_TAG_LEN).u8(SENDME_VERSION).bytes(tag).finish();
+export interface CircuitSendme {
+  /** The mac of the DATA cell this SENDME acknowledges (every CIRC_SENDME_INCREMENT-th one). */
+  tag: Buffer;
+  /** How many DATA cells the sender may have sent past the acknowledged one (§5). */
+  window: number;
 }
 
-export function decodeCircuitSendme(d: Buffer): { tag: Buffer } {
+export function encodeCircuitSendme(m: CircuitSendme): Buffer {
+  if (m.tag.length !== SENDME_TAG_LEN) {
+    throw malformed(`a circuit SENDME tag is ${SENDME_TAG_LEN} bytes, got ${m.tag.length}`);
+  }
+  if (!Number.isInteger(m.window) || m.window < CIRC_WINDOW_MIN || m.window > CIRC_WINDOW_MAX) {
+    throw malformed(
+      `a circuit SENDME window is ${CIRC_WINDOW_MIN}-${CIRC_WINDOW_MAX} cells, got ${m.window}`,
+    );
+  }
+  return new ByteWriter(1 + SENDME_TAG_LEN + 2).u8(SENDME_VERSION).bytes(m.tag).u16(m.window).finish();
+}
+
+export function decodeCircuitSendme(d: Buffer): CircuitSendme {
   const r = new ByteReader(d, 'circuit SENDME');
   const version = r.u8('version');
   if (version !== SENDME_VERSION)
     throw malformed(`circuit SENDME version ${version} is not ${SENDME_VERSION}`);
   const tag = Buffer.from(r.bytes(SENDME_TAG_LEN, 'tag'));
+  const window = r.u16('window');
   r.end();
-  return { tag };
+  if (window < CIRC_WINDOW_MIN || window > CIRC_WINDOW_MAX) {
+    throw malformed(`circuit SENDME window ${window} is outside ${CIRC_WINDOW_MIN}-${CIRC_WINDOW_MAX}`);
+  }
+  return { tag, window };
 }
 
 // ---- EXTEND: atype | address | port(u16) | ID(32) | htype(u16) | hlen(u16) | hdata ----

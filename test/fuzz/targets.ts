@@ -294,7 +294,7 @@ const relayMessages: FuzzTarget = {
       encodeEnd(6),
       encodeConnected('203.0.113.9'),
       encodeConnected('::ffff:192.0.2.1'),
-      encodeCircuitSendme(Buffer.alloc(16, 7)),
+      encodeCircuitSendme({ tag: Buffer.alloc(16, 7), window: 256 }),
       encodeExtend({
         address: '198.51.100.1',
         port: 9001,

@@ -1,0 +1,49 @@
+// Implements docs/protocol.md §5.1 (receive budget): the windows a client names in its circuit
+// SENDMEs share one budget per link, so the bytes in flight toward it, and queued in the relays and
+// kernel buffers in front of it, stay near the budget however many circuits download at once.
+import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN } from '../wire/constants.js';
+
+/** A circuit that has acknowledged cells this long ago no longer counts as receiving. */
+export const RECEIVE_ACTIVE_MS = 200;
+
+/**
+ * Splits `totalCells` evenly among the circuits that are receiving now. A circuit counts from its
+ * last SENDME for RECEIVE_ACTIVE_MS; one alone gets the whole budget (up to the largest window).
+ */
+export class ReceiveBudget {
+  private readonly lastActive = new Map<object, number>();
+
+  constructor(
+    readonly totalCells: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    if (!Number.isInteger(totalCells) || totalCells < CIRC_WINDOW_MIN) {
+      throw new RangeError(`a receive budget is at least ${CIRC_WINDOW_MIN} cells, got ${totalCells}`);
+    }
+  }
+
+  /** The window `circuit` names in the SENDME it sends now. */
+  grant(circuit: object): number {
+    const t = this.now();
+    this.lastActive.set(circuit, t);
+    let receiving = 0;
+    for (const [c, at] of this.lastActive) {
+      if (t - at > RECEIVE_ACTIVE_MS) this.lastActive.delete(c);
+      else receiving++;
+    }
+    return Math.min(CIRC_WINDOW_MAX, Math.max(CIRC_WINDOW_MIN, Math.floor(this.totalCells / receiving)));
+  }
+
+  /** The circuit closed. */
+  forget(circuit: object): void {
+    this.lastActive.delete(circuit);
+  }
+
+  /** Circuits that count as receiving now. */
+  get receiving(): number {
+    const t = this.now();
+    let n = 0;
+    for (const at of this.lastActive.values()) if (t - at <= RECEIVE_ACTIVE_MS) n++;
+    return n;
+  }
+}
