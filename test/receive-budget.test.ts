@@ -1,9 +1,11 @@
-// A client's circuits share one receive budget per entry link (protocol §5.1): however many of them
-// download at once, the exit has about the budget in flight toward the client, not a full window
-// (4 MiB) per circuit, and every download still arrives intact.
+// A client's circuits share one receive budget per entry link, and an exit's per link toward the
+// middle (protocol §5.1): however many circuits download (or upload) at once, about the budget is in
+// flight toward the receiver, not a full window (4 MiB) per circuit, and everything arrives intact.
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { DEFAULT_RECEIVE_BUDGET_CELLS } from '../src/client/client.js';
+import { DEFAULT_RECEIVE_BUDGET_CELLS } from '../src/core/receive-budget.js';
 import type { StreamMux } from '../src/core/stream-mux.js';
 import { streamGet } from '../src/net/http-fetch.js';
 import type { Relay } from '../src/relay/relay.js';
@@ -20,6 +22,12 @@ before(async () => {
 after(async () => {
   await web?.close();
 });
+
+/** DATA cells the client has sent toward exits and not had acknowledged, over all its circuits. */
+function clientInFlight(client: unknown): number[] {
+  const circuits = (client as { circuits: Set<{ mux: StreamMux }> }).circuits;
+  return [...circuits].map((c) => c.mux.window.inFlight);
+}
 
 /** DATA cells the exit has sent toward clients and not had acknowledged, over all its circuits. */
 function exitInFlight(exit: Relay): number[] {
@@ -73,5 +81,58 @@ test('six downloads at once keep about one budget in flight toward the client, a
     assert.ok(bound < downloads * CIRC_WINDOW_MAX);
   } finally {
     await netw.stop();
+  }
+});
+
+test('six uploads at once keep about one budget in flight toward the exit, and all arrive intact', async () => {
+  // A sink that answers, once the upload ends, with the SHA-256 of what it received.
+  const sink = net.createServer((socket) => {
+    const hash = createHash('sha256');
+    socket.on('data', (d) => hash.update(d));
+    socket.on('end', () => socket.end(hash.digest('hex')));
+  });
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+  const port = (sink.address() as net.AddressInfo).port;
+  const netw = await startNetwork({ relays: 3, exits: 1 });
+  try {
+    const uploads = 6;
+    const body = randomBytes(10 * 1024 * 1024);
+    const streams = await Promise.all(
+      Array.from({ length: uploads }, (_, i) =>
+        netw.client.connect('127.0.0.1', port, { isolation: `upload-${i}` }),
+      ),
+    );
+    const samples: number[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        // Once every upload is under way, windows named while fewer ran have been replaced.
+        if (streams.every((s) => s.bytesOut > 2 * 1024 * 1024)) {
+          samples.push(clientInFlight(netw.client).reduce((a, b) => a + b, 0));
+        }
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    const digests = await Promise.all(
+      streams.map(async (s) => {
+        const answer: Buffer[] = [];
+        s.on('data', (d: Buffer) => answer.push(d));
+        const ended = new Promise((r) => s.on('end', r));
+        s.end(body);
+        await ended;
+        return Buffer.concat(answer).toString();
+      }),
+    );
+    sampling = false;
+    await sampler;
+    const expected = createHash('sha256').update(body).digest('hex');
+    for (const d of digests) assert.equal(d, expected);
+    assert.ok(samples.length > 0);
+    const most = Math.max(...samples);
+    const bound = DEFAULT_RECEIVE_BUDGET_CELLS + uploads * CIRC_SENDME_INCREMENT;
+    assert.ok(most <= bound, `at most ${most} cells in flight, bound ${bound}`);
+  } finally {
+    await netw.stop();
+    sink.close();
   }
 });

@@ -2,7 +2,7 @@
 // on them. Different isolation keys (e.g. SOCKS credentials) never share a circuit.
 
 import { choosePath, exitMayAllow, PathError } from '../core/path-selection.js';
-import { ReceiveBudget } from '../core/receive-budget.js';
+import { DEFAULT_RECEIVE_BUDGET_CELLS, ReceiveBudget } from '../core/receive-budget.js';
 import { type CircuitStream, StreamError } from '../core/stream-mux.js';
 import { randomIntBetween } from '../crypto/random.js';
 import { AlliumError } from '../errors.js';
@@ -55,9 +55,6 @@ export interface ConnectOptions {
    */
   optimistic?: boolean;
 }
-
-/** 2 MiB: one download kept its full speed on a loopback testnet, with short queues beside it. */
-export const DEFAULT_RECEIVE_BUDGET_CELLS = 512;
 
 /** How long after handing out a spare circuit its replacement starts building. */
 const SPARE_REFILL_DELAY_MS = 25;

@@ -1,7 +1,13 @@
-// Implements docs/protocol.md §5.1 (receive budget): the windows a client names in its circuit
-// SENDMEs share one budget per link, so the bytes in flight toward it, and queued in the relays and
-// kernel buffers in front of it, stay near the budget however many circuits download at once.
+// Implements docs/protocol.md §5.1 (receive budget): the windows an endpoint (client or exit) names
+// in its circuit SENDMEs share one budget per link, so the bytes in flight toward it, and queued in
+// the relays and kernel buffers in front of it, stay near the budget however many circuits send.
 import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN } from '../wire/constants.js';
+
+/**
+ * 2 MiB per link, a client's and an exit's: one download kept its full speed on a loopback testnet,
+ * with short queues beside it (docs/performance.md).
+ */
+export const DEFAULT_RECEIVE_BUDGET_CELLS = 512;
 
 /** A circuit that has acknowledged cells this long ago no longer counts as receiving. */
 export const RECEIVE_ACTIVE_MS = 200;
