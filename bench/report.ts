@@ -80,6 +80,18 @@ export function rows(bigMiB: number, concurrent: number, concurrentMiB: number):
       noDirect: true,
     },
     {
+      label: 'peak private memory (RssAnon), largest relay (MiB)',
+      higherIsBetter: false,
+      get: (r) => maxOf(r.peakPrivateMiB, isRelay),
+      noDirect: true,
+    },
+    {
+      label: 'peak private memory (RssAnon), client (MiB)',
+      higherIsBetter: false,
+      get: (r) => maxOf(r.peakPrivateMiB, isClient),
+      noDirect: true,
+    },
+    {
       label: 'CPU-s per GiB, all processes incl. curl + web',
       higherIsBetter: false,
       get: (r) => r.cpuSecondsPerGiBAll,

@@ -3,7 +3,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CurlResult, curl, type SocksProxy } from './curl.js';
-import { memory, reapedChildrenCpuSeconds, totalCpuSeconds } from './proc-stats.js';
+import { memory, reapedChildrenCpuSeconds, totalCpuSeconds, watchPrivateMemory } from './proc-stats.js';
 import { GiB, MiB, median, round, sleep } from './stats.js';
 
 export interface NamedPid {
@@ -117,6 +117,8 @@ export interface PathResult {
   cpuSecondsPerGiBNetwork: number | null;
   bulkGiB: number;
   peakRssMiB: Record<string, number>;
+  /** Peak private (anonymous) memory, sampled every 50 ms: RSS without the shared executable's pages. */
+  peakPrivateMiB: Record<string, number>;
 }
 
 export interface Env {
@@ -138,6 +140,7 @@ async function repeat(n: number, gapMs: number, fn: (i: number) => Promise<CurlR
 
 export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathResult> {
   const url = (f: string) => `${env.webUrl}/${f}`;
+  const privateMemory = watchPrivateMemory(path.processes);
   const tag = `${path.name}-${process.pid}-${Date.now()}`;
   const get = (file: string, user: string, maxTimeSeconds = 30) =>
     curl(url(file), { proxy: path.proxy, user: path.proxy ? user : undefined, maxTimeSeconds });
@@ -202,6 +205,9 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
     const m = memory(p.pid);
     if (m) peak[p.name] = round(m.peakMiB, 1);
   }
+  const peakPrivate = Object.fromEntries(
+    Object.entries(privateMemory.stop()).map(([name, mib]) => [name, round(mib, 1)]),
+  );
   const bigRunsMiBps = big.map((r) => round(r.bytes / MiB / r.total, 1));
   return {
     path: path.name,
@@ -230,6 +236,7 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
     cpuSecondsPerGiBNetwork: pids.length ? round((net1 - net0) / (bulkBytes / GiB), 2) : null,
     bulkGiB: round(bulkBytes / GiB, 3),
     peakRssMiB: peak,
+    peakPrivateMiB: peakPrivate,
   };
 }
 
