@@ -1,9 +1,10 @@
 // A client's circuits share one receive budget per entry link, and an exit's per link toward the
 // middle (protocol §5.1): however many circuits download (or upload) at once, about the budget is in
 // flight toward the receiver, not a full window (4 MiB) per circuit, and everything arrives intact.
+
+import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
-import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { DEFAULT_RECEIVE_BUDGET_CELLS } from '../src/core/receive-budget.js';
 import type { StreamMux } from '../src/core/stream-mux.js';

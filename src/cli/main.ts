@@ -1,6 +1,7 @@
 #!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=1 --initial-old-space-size=48
 // The `allium` command: argument parsing only; each command starts a role.
 import { Command, Option } from 'commander';
+import { ALLIUM_VERSION } from '../version.js';
 import { applyConfigFile, configOption, showAllDefaults } from './config.js';
 import {
   parseHostPort,
@@ -28,7 +29,7 @@ const program = new Command();
 program
   .name('allium')
   .description('Allium: a small onion-routing network (directory, relays, clients)')
-  .version('0.1.0')
+  .version(ALLIUM_VERSION)
   .showHelpAfterError();
 
 const metrics = () =>

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { versionAtLeast } from '../version.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
 import { bandwidthWeights, choosePath, PathError, subnetKey } from './path-selection.js';
 
@@ -16,7 +17,7 @@ function relay(n: number, over: Partial<ConsensusRelay> = {}): ConsensusRelay {
     port: 9001,
     exitPolicy: ['reject *:*'],
     bandwidth: 1000,
-    version: 'allium/0.1.0',
+    version: 'allium/0.2.0',
     published: 1,
     flags: ['Running'],
     ...over,
@@ -173,6 +174,36 @@ describe('choosePath', () => {
       () => choosePath(rs, { length: 3, target: { host: 'example.com', port: 25 } }),
       'ALLIUM_PATH_NO_EXIT',
     );
+  });
+
+  it('exits only through relays whose release speaks our flow control; older ones may be entry or middle', () => {
+    const rs = [
+      exitRelay(1, { version: 'allium/0.1.0' }),
+      exitRelay(2, { version: 'allium/0.2.0' }),
+      relay(3, { version: 'allium/0.1.0' }),
+      relay(4, { version: 'allium/0.1.0' }),
+    ];
+    const used = new Set<string>();
+    for (let seed = 0; seed < 40; seed++) {
+      const path = choosePath(rs, { length: 3, random: seeded(seed) });
+      assert.equal(path[2].nickname, 'r2');
+      for (const r of path.slice(0, 2)) used.add(r.nickname);
+    }
+    assert.ok(used.has('r3') && used.has('r4'), 'older relays still serve as entry and middle');
+    assert.throws(
+      () => choosePath([rs[0], relay(3), relay(4)], { length: 3 }),
+      (e: unknown) =>
+        e instanceof PathError && e.code === 'ALLIUM_PATH_NO_EXIT' && /older than 0\.2\.0/.test(e.message),
+    );
+  });
+
+  it('reads release versions as numbers, and refuses one that does not parse', () => {
+    assert.ok(versionAtLeast('allium/0.2.0', [0, 2, 0]));
+    assert.ok(versionAtLeast('allium/0.10.0', [0, 2, 0]));
+    assert.ok(versionAtLeast('allium/1.0.0-rc1', [0, 2, 0]));
+    assert.ok(!versionAtLeast('allium/0.1.9', [0, 2, 0]));
+    assert.ok(!versionAtLeast('tor/0.4.9', [0, 2, 0]));
+    assert.ok(!versionAtLeast('allium/2', [0, 2, 0]));
   });
 
   describe('with entry guards', () => {

@@ -3,6 +3,7 @@
 // published policy may allow the target, the entry from the client's guards when it has them, each
 // weighted by a bandwidth clamped so that no relay's self-reported figure can take every circuit.
 import { AlliumError } from '../errors.js';
+import { MIN_EXIT_VERSION, versionAtLeast } from '../version.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
 import { ExitPolicy, parseIp } from './exit-policy.js';
 
@@ -145,15 +146,18 @@ export function choosePath(relays: ConsensusRelay[], opts: PathOptions): Consens
     }
   }
 
-  let exits = usable.filter(
+  const allowing = usable.filter(
     (r) => r.flags.includes('Exit') && (!opts.target || exitMayAllow(r, opts.target)),
   );
+  let exits = allowing.filter((r) => versionAtLeast(r.version, MIN_EXIT_VERSION));
   if (exits.length === 0) {
     throw new PathError(
       'ALLIUM_PATH_NO_EXIT',
-      opts.target
-        ? `no relay in the consensus is an exit that allows ${opts.target.host}:${opts.target.port}`
-        : 'no exit relay in the consensus',
+      allowing.length > 0
+        ? `every exit that may carry this stream runs a release older than ${MIN_EXIT_VERSION.join('.')}, whose flow control this client does not speak: upgrade the exits`
+        : opts.target
+          ? `no relay in the consensus is an exit that allows ${opts.target.host}:${opts.target.port}`
+          : 'no exit relay in the consensus',
     );
   }
   if (usable.length < opts.length) {

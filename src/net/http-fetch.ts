@@ -5,6 +5,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { AlliumError } from '../errors.js';
+import { ALLIUM_VERSION } from '../version.js';
 
 export class FetchError extends AlliumError {}
 
@@ -50,7 +51,7 @@ export async function streamGet(url: string, opts: StreamGetOptions): Promise<ht
         host,
         port,
         path: `${u.pathname}${u.search}`,
-        headers: { host: u.host, 'user-agent': 'allium/0.1.0', ...opts.headers },
+        headers: { host: u.host, 'user-agent': `allium/${ALLIUM_VERSION}`, ...opts.headers },
         createConnection: () => socket as never,
       },
       resolve,

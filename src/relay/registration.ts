@@ -6,6 +6,7 @@ import type { IdentityKey } from '../crypto/keys.js';
 import type { AlliumError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DirectoryClient } from '../net/directory-client.js';
+import { ALLIUM_VERSION } from '../version.js';
 
 /** What goes into the relay's descriptor. */
 export interface DescriptorSource {
@@ -72,7 +73,7 @@ export class DirectoryRegistration {
       port: s.port(),
       exitPolicy: s.exitPolicy,
       bandwidth: s.bandwidth,
-      version: 'allium/0.1.0',
+      version: `allium/${ALLIUM_VERSION}`,
       published: Date.now(),
       ...(s.family?.length ? { family: s.family } : {}),
     });

@@ -34,7 +34,7 @@ function descriptor(over: Partial<RelayDescriptor> = {}): RelayDescriptor {
     port: 9001,
     exitPolicy: ['accept *:80', 'reject *:*'],
     bandwidth: 12345,
-    version: 'allium/0.1.0',
+    version: 'allium/0.2.0',
     published: 1_700_000_000_000,
     ...over,
   };

@@ -1,0 +1,22 @@
+// The release and what it requires of the relays a client uses (docs/protocol.md §5, §6.2).
+
+/** This release; relays publish it in their descriptors as `allium/<version>`. */
+export const ALLIUM_VERSION = '0.2.0';
+
+/**
+ * The oldest release an exit may run for this client's streams: 0.2.0 brought circuit SENDME
+ * version 2 (protocol §5), which an older exit refuses, and an older exit's SENDMEs ours.
+ * Entries and middles do not read SENDMEs, so any release serves there.
+ */
+export const MIN_EXIT_VERSION: readonly [number, number, number] = [0, 2, 0];
+
+/** Whether a descriptor's `version` ("allium/X.Y.Z...") is at least `min`; false if it does not parse. */
+export function versionAtLeast(version: string, min: readonly [number, number, number]): boolean {
+  const m = /^allium\/(\d+)\.(\d+)\.(\d+)/.exec(version);
+  if (!m) return false;
+  for (let i = 0; i < 3; i++) {
+    const part = Number(m[i + 1]);
+    if (part !== min[i]) return part > min[i];
+  }
+  return true;
+}
