@@ -2,7 +2,7 @@
 // on them. Different isolation keys (e.g. SOCKS credentials) never share a circuit.
 
 import { choosePath, exitMayAllow, PathError } from '../core/path-selection.js';
-import { DEFAULT_RECEIVE_BUDGET_CELLS, ReceiveBudget } from '../core/receive-budget.js';
+import { DEFAULT_RECEIVE_BUDGET_CELLS, ReceiveBudgets } from '../core/receive-budget.js';
 import { type CircuitStream, StreamError } from '../core/stream-mux.js';
 import { randomIntBetween } from '../crypto/random.js';
 import { AlliumError } from '../errors.js';
@@ -83,8 +83,11 @@ export class AlliumClient {
     buildTimesMs: [] as number[],
   };
   private closedFlag = false;
+  /** What this client lets be in flight toward it, per entry link (protocol §5.1). */
+  private readonly budgets: ReceiveBudgets<Link>;
 
   private constructor(private readonly opts: ClientOptions) {
+    this.budgets = new ReceiveBudgets(opts.receiveBudgetCells ?? DEFAULT_RECEIVE_BUDGET_CELLS);
     this.directory = new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey });
     this.log = opts.logger ?? silentLogger;
     this.keeper = new ConsensusKeeper({
@@ -161,17 +164,6 @@ export class AlliumClient {
 
   // ---- links ----
 
-  private readonly budgets = new WeakMap<Link, ReceiveBudget>();
-
-  private budgetOf(link: Link): ReceiveBudget {
-    let b = this.budgets.get(link);
-    if (!b) {
-      b = new ReceiveBudget(this.opts.receiveBudgetCells ?? DEFAULT_RECEIVE_BUDGET_CELLS);
-      this.budgets.set(link, b);
-    }
-    return b;
-  }
-
   private linkTo(relayId: string, host: string, port: number): Promise<Link> {
     const existing = this.links.get(relayId);
     if (existing) return existing;
@@ -245,7 +237,7 @@ export class AlliumClient {
         this.circuits.delete(c);
         this.log.debug({ circuit: c.serial, why: c.closeReason }, 'circuit closed');
       },
-      this.budgetOf(link),
+      this.budgets.of(link),
     );
     circ.isolation = opts.isolation ?? '';
     map.set(circId, circ);

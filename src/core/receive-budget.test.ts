@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN } from '../wire/constants.js';
-import { RECEIVE_ACTIVE_MS, ReceiveBudget } from './receive-budget.js';
+import { RECEIVE_ACTIVE_MS, ReceiveBudget, ReceiveBudgets } from './receive-budget.js';
 
 function clock() {
   const c = { t: 1000, now: () => c.t };
@@ -49,5 +49,16 @@ describe('receive budget (§5.1)', () => {
   it('refuses a budget below the smallest window', () => {
     assert.throws(() => new ReceiveBudget(CIRC_WINDOW_MIN - 1), RangeError);
     assert.throws(() => new ReceiveBudget(CIRC_WINDOW_MIN + 0.5), RangeError);
+  });
+
+  it('keeps one budget per link: circuits of two links do not share', () => {
+    const budgets = new ReceiveBudgets<object>(512);
+    const linkA = {};
+    const linkB = {};
+    assert.equal(budgets.of(linkA), budgets.of(linkA));
+    assert.notEqual(budgets.of(linkA), budgets.of(linkB));
+    budgets.of(linkA).grant({});
+    assert.equal(budgets.of(linkB).grant({}), 512, 'the other link has its whole budget');
+    assert.equal(budgets.of(linkA).grant({}), 256);
   });
 });

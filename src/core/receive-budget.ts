@@ -53,3 +53,19 @@ export class ReceiveBudget {
     return n;
   }
 }
+
+/** One budget per link, made on first use (a client's entry links, an exit's links toward middles). */
+export class ReceiveBudgets<Link extends object> {
+  private readonly byLink = new WeakMap<Link, ReceiveBudget>();
+
+  constructor(private readonly totalCells: number) {}
+
+  of(link: Link): ReceiveBudget {
+    let b = this.byLink.get(link);
+    if (!b) {
+      b = new ReceiveBudget(this.totalCells);
+      this.byLink.set(link, b);
+    }
+    return b;
+  }
+}

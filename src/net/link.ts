@@ -21,7 +21,8 @@ import { releaseBuffer } from '../wire/release.js';
 import { Scratch } from '../wire/scratch.js';
 
 /**
- * Bytes read from one socket before the link lets the event loop turn. libuv reads up to 32 x 64 KiB
+ * Every this many bytes read from one socket, the link pauses it until the event loop has turned
+ * once (other links' reads, timers, writes). libuv reads up to 32 x 64 KiB
  * from a readable socket in one go; a relay busy with 2 MiB of one link's cells leaves the SENDMEs
  * on its other links waiting, and a sender waiting for SENDMEs needs a larger window to stay busy.
  */
@@ -95,7 +96,7 @@ export class Link {
   private receivedBytes = 0;
   private lastReceived = Date.now();
   private lastSent = Date.now();
-  /** Bytes read since the event loop last turned, and whether reading waits for that turn. */
+  /** Bytes read since reading last paused (see READ_BURST_BYTES), and whether it is paused now. */
   private readBurst = 0;
   private readPaused = false;
   private readonly liveness: NodeJS.Timeout;

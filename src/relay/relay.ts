@@ -2,7 +2,7 @@
 // ways, propagates DESTROY, and (as an exit) carries streams to the destination.
 
 import { ExitPolicy, isPrivateAddress } from '../core/exit-policy.js';
-import { DEFAULT_RECEIVE_BUDGET_CELLS, ReceiveBudget } from '../core/receive-budget.js';
+import { DEFAULT_RECEIVE_BUDGET_CELLS, ReceiveBudgets } from '../core/receive-budget.js';
 import { StreamError, StreamMux } from '../core/stream-mux.js';
 import { circuitHopCrypto, FORWARD_MARKER_LEN } from '../crypto/forward-onion.js';
 import type { IdentityKey, X25519Key } from '../crypto/keys.js';
@@ -664,21 +664,16 @@ export class Relay {
   /** What the exit side (exit-streams.ts) uses of this relay. */
   private readonly exitContext: ExitContext;
 
-  /** Per link toward the middle: what the exit lets be in flight toward it (protocol §5.1). */
-  private readonly receiveBudgets = new WeakMap<Link, ReceiveBudget>();
+  /** Per link toward a middle: what this exit lets be in flight toward it (protocol §5.1). */
+  private readonly receiveBudgets = new ReceiveBudgets<Link>(DEFAULT_RECEIVE_BUDGET_CELLS);
 
   private muxOf(circ: RelayCircuit): StreamMux {
     if (!circ.mux) {
-      let budget = this.receiveBudgets.get(circ.prev.link);
-      if (!budget) {
-        budget = new ReceiveBudget(DEFAULT_RECEIVE_BUDGET_CELLS);
-        this.receiveBudgets.set(circ.prev.link, budget);
-      }
-      const b = budget;
+      const budget = this.receiveBudgets.of(circ.prev.link);
       circ.mux = new StreamMux(
         (command, streamId, datas) => this.sendBackwardMany(circ, command, streamId, datas),
         undefined,
-        () => b.grant(circ),
+        () => budget.grant(circ),
       );
     }
     return circ.mux;
@@ -735,7 +730,7 @@ export class Relay {
   private teardown(circ: RelayCircuit, reason: number, from: 'prev' | 'next' | null): void {
     if (circ.closed) return;
     circ.mux?.closeAll(new StreamError('ALLIUM_CIRCUIT_DESTROYED', 'circuit destroyed', EndReason.DESTROY));
-    if (circ.mux) this.receiveBudgets.get(circ.prev.link)?.forget(circ);
+    if (circ.mux) this.receiveBudgets.of(circ.prev.link).forget(circ);
     circ.closed = true;
     this.circuits.get(circ.prev.link)?.delete(circ.prev.circId);
     if (from !== 'prev') circ.prev.link.send(circ.prev.circId, CellCommand.DESTROY, encodeDestroy(reason));
