@@ -10,6 +10,7 @@ import {
   forwardMessageCapacity,
   wrapForward,
 } from '../crypto/forward-onion.js';
+import { SpareEphemeralKey } from '../crypto/keys.js';
 import { type NtorClientState, ntorClientFinish, ntorClientStart } from '../crypto/ntor.js';
 import { AlliumError } from '../errors.js';
 import type { Link } from '../net/link.js';
@@ -60,6 +61,9 @@ interface Waiter<T> {
   resolve(v: T): void;
   reject(e: Error): void;
 }
+
+/** The next handshake's x, made while the last one's answer is on its way. */
+const spareKey = new SpareEphemeralKey();
 
 /** Where the client joins cells of one frame for one cipher call per hop (reused, never kept). */
 const peelBatch = new Scratch();
@@ -122,6 +126,7 @@ export class ClientCircuit {
       const { onionskin, state } = ntorClientStart(
         Buffer.from(relay.id, 'hex'),
         Buffer.from(relay.onionKey, 'base64'),
+        spareKey.take(),
       );
       const done = this.awaitHandshake(state, relay);
       if (i === 0) {
@@ -140,6 +145,8 @@ export class ClientCircuit {
         });
         this.sendRelay(this.hops.length - 1, RelayCommand.EXTEND, 0, extend, CellCommand.RELAY_EARLY);
       }
+      // After the link has flushed the onionskin (also a setImmediate, queued first).
+      setImmediate(() => spareKey.refill());
       await done;
       this.buildStepsMs.push(Math.round((performance.now() - stepStart) * 100) / 100);
     }

@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { IdentityKey, KeyError, randomBytes, relayIdOf, sha256, verifySignature, X25519Key } from './keys.js';
+import {
+  IdentityKey,
+  KeyError,
+  randomBytes,
+  relayIdOf,
+  SpareEphemeralKey,
+  sha256,
+  verifySignature,
+  X25519Key,
+} from './keys.js';
 
 const hex = (s: string) => Buffer.from(s, 'hex');
 const keyCode = (c: string) => (e: unknown) => e instanceof KeyError && e.code === c;
@@ -87,5 +96,27 @@ describe('X25519Key', () => {
     assert.throws(() => X25519Key.fromSecret(Buffer.alloc(33)), keyCode('ALLIUM_KEY_LENGTH'));
     assert.throws(() => a.dh(Buffer.alloc(31)), keyCode('ALLIUM_KEY_LENGTH'));
     assert.throws(() => a.dh(Buffer.alloc(32)), keyCode('ALLIUM_KEY_DH'));
+  });
+});
+
+describe('SpareEphemeralKey', () => {
+  it('hands out the key it made ahead of time once, and a fresh one when none is ready', () => {
+    const spare = new SpareEphemeralKey();
+    const seen = new Set<string>();
+    const a = spare.take(); // none ready: made now
+    spare.refill();
+    spare.refill();
+    const b = spare.take();
+    const c = spare.take(); // taken already: made now
+    for (const k of [a, b, c]) seen.add(k.publicKey.toString('hex'));
+    assert.equal(seen.size, 3, 'never the same key twice');
+  });
+
+  it('its keys agree like any X25519 key', () => {
+    const spare = new SpareEphemeralKey();
+    spare.refill();
+    const mine = spare.take();
+    const peer = X25519Key.generate();
+    assert.deepEqual(mine.dh(peer.publicKey), peer.dh(mine.publicKey));
   });
 });

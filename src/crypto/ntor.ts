@@ -88,7 +88,7 @@ function derive(
 
 /**
  * Client side, step one: the 96-byte onionskin `ID | B | X` for CREATE or EXTEND. `relayId` and
- * `onionKey` come from the signed consensus; `ephemeral` is for tests only.
+ * `onionKey` come from the signed consensus; `ephemeral` is x when made ahead of time (never reused).
  */
 export function ntorClientStart(
   relayId: Buffer,
@@ -143,7 +143,7 @@ export function ntorClientFinish(state: NtorClientState, reply: Buffer): HopKeys
 /**
  * Relay side: answers an onionskin with `Y | AUTH` and the hop keys. Throws HANDSHAKE_MALFORMED
  * if the length is wrong, `ID` or `B` is not ours, or `X` is not a usable point (answer with
- * DESTROY(PROTOCOL)). `ephemeral` is for tests only.
+ * DESTROY(PROTOCOL)). `ephemeral` is Y when made ahead of time (never reused), else one is made now.
  */
 export function ntorServerRespond(
   onionskin: Buffer,

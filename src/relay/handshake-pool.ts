@@ -3,7 +3,7 @@
 // thread hop on the circuit-build path), and hands them to worker threads once they come faster, so
 // a flood of CREATEs from many links slows circuit setup, not the cells of circuits already built.
 import { Worker } from 'node:worker_threads';
-import type { X25519Key } from '../crypto/keys.js';
+import { SpareEphemeralKey, type X25519Key } from '../crypto/keys.js';
 import { type HopKeys, ntorServerRespond } from '../crypto/ntor.js';
 import { AlliumError } from '../errors.js';
 import { TokenBucket } from './limits.js';
@@ -57,6 +57,9 @@ export class HandshakePool {
   private flushScheduled = false;
   private readonly inline: TokenBucket;
   private closed = false;
+  /** Y for the next handshake answered on this thread. */
+  private readonly spareKey = new SpareEphemeralKey();
+  private refillScheduled = false;
   answeredInline = 0;
   answeredByWorkers = 0;
 
@@ -100,13 +103,21 @@ export class HandshakePool {
     if (this.opts.threads <= 0 || (this.waiting.size === 0 && this.inline.take())) {
       let result: HandshakeResult;
       try {
-        result = ntorServerRespond(onionskin, this.opts);
+        result = ntorServerRespond(onionskin, this.opts, this.spareKey.take());
       } catch (err) {
         cb(err as Error);
         return;
       }
       this.answeredInline++;
       cb(null, result);
+      // The next Y, made once the link has flushed this answer (its flush was queued first).
+      if (!this.refillScheduled) {
+        this.refillScheduled = true;
+        setImmediate(() => {
+          this.refillScheduled = false;
+          if (!this.closed) this.spareKey.refill();
+        });
+      }
       return;
     }
     this.startWorkers();
