@@ -99,7 +99,7 @@ export class ClientCircuit {
     this.mux = new StreamMux(
       (command, streamId, datas) => this.sendRelayMany(this.hops.length - 1, command, streamId, datas),
       () => forwardMessageCapacity(this.hops.length - 1) - RELAY_MESSAGE_HEADER_LEN,
-      budget ? () => budget.grant(this) : undefined,
+      budget ? (rtt) => budget.grant(this, rtt) : undefined,
     );
   }
 

@@ -64,6 +64,28 @@ describe('circuit windows (§5)', () => {
     }
   });
 
+  it('measures a round trip from the SENDME that raised the window to the first cell only it allowed', () => {
+    const c = { t: 0 };
+    const rtts: (number | null)[] = [];
+    const receiver = new CircuitWindow(
+      (rtt) => {
+        rtts.push(rtt);
+        return CIRC_WINDOW_MIN;
+      },
+      () => c.t,
+    );
+    // The SENDME at cell 64 names 64 more: the limit stays at the first window (128), nothing to time.
+    for (let i = 1; i <= CIRC_SENDME_INCREMENT; i++) receiver.onDataReceived(tagOf(i));
+    // The SENDME at cell 128, sent at t = 100, raises it to 192.
+    c.t = 100;
+    for (let i = CIRC_SENDME_INCREMENT + 1; i <= CIRC_WINDOW_START; i++) receiver.onDataReceived(tagOf(i));
+    // Cell 129 is the first the raise allowed: it arrives 37 ms after that SENDME.
+    c.t = 137;
+    for (let i = CIRC_WINDOW_START + 1; i <= CIRC_WINDOW_START + CIRC_SENDME_INCREMENT; i++)
+      receiver.onDataReceived(tagOf(i));
+    assert.deepEqual(rtts, [null, null, 37]);
+  });
+
   it('refuses a SENDME that echoes no cell it sent (an unearned SENDME)', () => {
     const sender = new CircuitWindow();
     send(sender, 0, CIRC_SENDME_INCREMENT);

@@ -12,8 +12,12 @@ import type { CircuitSendme } from '../wire/relay-messages.js';
 
 export class FlowControlError extends AlliumError {}
 
-/** Names the window of each circuit SENDME: how many DATA cells the peer may send past the acknowledged one. */
-export type WindowGrant = () => number;
+/**
+ * Names the window of each circuit SENDME: how many DATA cells the peer may send past the
+ * acknowledged one. `rttMs` is the latest round trip measured on this circuit since the last SENDME
+ * (from a SENDME that raised the window to the first cell only that raise allowed), or null.
+ */
+export type WindowGrant = (rttMs: number | null) => number;
 
 /**
  * One endpoint's view of a circuit's windows (only DATA cells count). The receiver acknowledges
@@ -30,8 +34,14 @@ export class CircuitWindow {
   private received = 0;
   /** The most DATA cells the peer may have sent, by the largest window we have named. */
   private receiveLimit = CIRC_WINDOW_START;
+  /** SENDMEs that raised receiveLimit: the first cell each allowed, and when it was sent. */
+  private readonly raises: { firstCell: number; at: number }[] = [];
+  private lastRttMs: number | null = null;
 
-  constructor(private readonly grant: WindowGrant = () => CIRC_WINDOW_MAX) {}
+  constructor(
+    private readonly grant: WindowGrant = () => CIRC_WINDOW_MAX,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
 
   /** DATA cells we sent that the peer has not acknowledged yet. */
   get inFlight(): number {
@@ -61,9 +71,21 @@ export class CircuitWindow {
       );
     }
     this.received++;
+    if (this.raises.length > 0 && this.raises[0].firstCell <= this.received) {
+      const raise = this.raises.shift()!;
+      if (raise.firstCell === this.received) this.lastRttMs = this.now() - raise.at;
+    }
     if (this.received % CIRC_SENDME_INCREMENT !== 0) return null;
-    const window = Math.min(CIRC_WINDOW_MAX, Math.max(CIRC_WINDOW_MIN, Math.floor(this.grant())));
-    this.receiveLimit = Math.max(this.receiveLimit, this.received + window);
+    const window = Math.min(
+      CIRC_WINDOW_MAX,
+      Math.max(CIRC_WINDOW_MIN, Math.floor(this.grant(this.lastRttMs))),
+    );
+    this.lastRttMs = null;
+    const limit = this.received + window;
+    if (limit > this.receiveLimit) {
+      this.raises.push({ firstCell: this.receiveLimit + 1, at: this.now() });
+      this.receiveLimit = limit;
+    }
     return { tag, window };
   }
 

@@ -2,6 +2,7 @@
 // in its circuit SENDMEs share one budget per link, so the bytes in flight toward it, and queued in
 // the relays and kernel buffers in front of it, stay near the budget however many circuits send.
 import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN } from '../wire/constants.js';
+import { DelayControl } from './delay-control.js';
 
 /**
  * 2 MiB per link, a client's and an exit's: one download kept its full speed on a loopback testnet,
@@ -18,6 +19,7 @@ export const RECEIVE_ACTIVE_MS = 200;
  */
 export class ReceiveBudget {
   private readonly lastActive = new Map<object, number>();
+  private readonly delay: DelayControl;
 
   constructor(
     readonly totalCells: number,
@@ -26,10 +28,14 @@ export class ReceiveBudget {
     if (!Number.isInteger(totalCells) || totalCells < CIRC_WINDOW_MIN) {
       throw new RangeError(`a receive budget is at least ${CIRC_WINDOW_MIN} cells, got ${totalCells}`);
     }
+    this.delay = new DelayControl(now);
   }
 
-  /** The window `circuit` names in the SENDME it sends now. */
-  grant(circuit: object): number {
+  /**
+   * The window `circuit` names in the SENDME it sends now: its share of the budget, less if its
+   * round trip (`rttMs`, from CircuitWindow) shows a queue (src/core/delay-control.ts).
+   */
+  grant(circuit: object, rttMs: number | null = null): number {
     const t = this.now();
     this.lastActive.set(circuit, t);
     let receiving = 0;
@@ -37,7 +43,11 @@ export class ReceiveBudget {
       if (t - at > RECEIVE_ACTIVE_MS) this.lastActive.delete(c);
       else receiving++;
     }
-    return Math.min(CIRC_WINDOW_MAX, Math.max(CIRC_WINDOW_MIN, Math.floor(this.totalCells / receiving)));
+    const share = Math.min(
+      CIRC_WINDOW_MAX,
+      Math.max(CIRC_WINDOW_MIN, Math.floor(this.totalCells / receiving)),
+    );
+    return this.delay.limit(circuit, share, rttMs);
   }
 
   /** The circuit closed. */

@@ -673,7 +673,7 @@ export class Relay {
       circ.mux = new StreamMux(
         (command, streamId, datas) => this.sendBackwardMany(circ, command, streamId, datas),
         undefined,
-        () => budget.grant(circ),
+        (rtt) => budget.grant(circ, rtt),
       );
     }
     return circ.mux;

@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN } from '../wire/constants.js';
+import { DelayControl, QUEUE_DELAY_TARGET_MS } from './delay-control.js';
+
+function clock() {
+  const c = { t: 0, now: () => c.t };
+  return c;
+}
+
+describe('delay control (§5.1)', () => {
+  it('leaves the window alone while no round trip is known or the queue stays under the target', () => {
+    const dc = new DelayControl(clock().now);
+    const circ = {};
+    assert.equal(dc.limit(circ, 512, null), 512);
+    assert.equal(dc.limit(circ, 512, 5), 512);
+    assert.equal(dc.limit(circ, 512, 5 + QUEUE_DELAY_TARGET_MS - 1), 512);
+  });
+
+  it('shrinks a circuit whose round trip grew past the least by more than the target, down to the smallest window', () => {
+    const dc = new DelayControl(clock().now);
+    const circ = {};
+    dc.limit(circ, 512, 5); // the least round trip on this link
+    const named: number[] = [];
+    for (let i = 0; i < 40; i++) named.push(dc.limit(circ, 512, 200));
+    assert.ok(named[0] < 512, `shrinks at once (${named[0]})`);
+    for (let i = 1; i < named.length; i++) assert.ok(named[i] <= named[i - 1]);
+    assert.equal(named.at(-1), CIRC_WINDOW_MIN);
+  });
+
+  it('grows it back one increment per SENDME once the queue is gone, up to the share', () => {
+    const dc = new DelayControl(clock().now);
+    const circ = {};
+    dc.limit(circ, 512, 5);
+    for (let i = 0; i < 40; i++) dc.limit(circ, 512, 200);
+    const back: number[] = [];
+    for (let i = 0; i < 20; i++) back.push(dc.limit(circ, 512, 5));
+    // The smoothed round trip falls below the target within a few samples, then +64 each.
+    const firstGrowth = back.findIndex((w) => w > CIRC_WINDOW_MIN);
+    assert.ok(firstGrowth >= 0 && firstGrowth < 8, `grows again (${back.join(',')})`);
+    assert.equal(back.at(-1), 512);
+    assert.ok(dc.limit(circ, CIRC_WINDOW_MAX * 2, 5) <= CIRC_WINDOW_MAX);
+  });
+
+  it('judges every circuit of a link against the least round trip of any of them', () => {
+    const dc = new DelayControl(clock().now);
+    const fast = {};
+    const slow = {};
+    dc.limit(fast, 512, 4);
+    // 30 ms is a queue of 26 ms against the link's least: the slow circuit shrinks.
+    assert.ok(dc.limit(slow, 512, 30) < 512);
+  });
+
+  it('forgets a least round trip two periods old, so a link whose path got slower is not held down for good', () => {
+    const c = clock();
+    const dc = new DelayControl(c.now);
+    const circ = {};
+    dc.limit(circ, 512, 1);
+    c.t += 10_001;
+    dc.limit(circ, 512, 50); // a new period: the least is still 1 (the previous period's)
+    c.t += 10_001;
+    for (let i = 0; i < 10; i++) dc.limit(circ, 512, 50); // another: now the least is 50
+    const after = [];
+    for (let i = 0; i < 10; i++) after.push(dc.limit(circ, 512, 50));
+    assert.equal(after.at(-1), 512, `grows back to the share (${after.join(',')})`);
+  });
+});
