@@ -38,11 +38,7 @@ export class ReceiveBudget {
   grant(circuit: object, rttMs: number | null = null): number {
     const t = this.now();
     this.lastActive.set(circuit, t);
-    let receiving = 0;
-    for (const [c, at] of this.lastActive) {
-      if (t - at > RECEIVE_ACTIVE_MS) this.lastActive.delete(c);
-      else receiving++;
-    }
+    const receiving = this.countReceiving(t);
     const share = Math.min(
       CIRC_WINDOW_MAX,
       Math.max(CIRC_WINDOW_MIN, Math.floor(this.totalCells / receiving)),
@@ -57,9 +53,16 @@ export class ReceiveBudget {
 
   /** Circuits that count as receiving now. */
   get receiving(): number {
-    const t = this.now();
+    return this.countReceiving(this.now());
+  }
+
+  /** Forgets circuits quiet for longer than RECEIVE_ACTIVE_MS and counts the rest. */
+  private countReceiving(t: number): number {
     let n = 0;
-    for (const at of this.lastActive.values()) if (t - at <= RECEIVE_ACTIVE_MS) n++;
+    for (const [c, at] of this.lastActive) {
+      if (t - at > RECEIVE_ACTIVE_MS) this.lastActive.delete(c);
+      else n++;
+    }
     return n;
   }
 }
