@@ -16,7 +16,7 @@ export async function startAllium(relays: number): Promise<AlliumNet> {
     relays,
     logLevel: 'debug',
     relayArgs: () => ['--log-level', 'warn'],
-    clientArgs: ['--http-proxy', '127.0.0.1:0'],
+    clientArgs: ['--http-proxy', '127.0.0.1:0', '--socks-optimistic', '127.0.0.1:0'],
     onLog: (name, line) => {
       if (name !== 'client' || !line.includes('circuit built')) return;
       try {
@@ -37,7 +37,8 @@ export async function startAllium(relays: number): Promise<AlliumNet> {
     path: {
       name: 'allium',
       proxy: { host: testnet.socksHost, port: testnet.socksPort },
-      httpProxy: httpProxyOf(testnet),
+      httpProxy: addressOf(testnet, 'http'),
+      optimisticProxy: addressOf(testnet, 'socksOptimistic'),
       processes,
       startMs: testnet.readyAfterMs,
       takeCircuitBuilds: () => builds.splice(0),
@@ -46,9 +47,9 @@ export async function startAllium(relays: number): Promise<AlliumNet> {
   };
 }
 
-/** The client's HTTP proxy address from its ready line (`http=127.0.0.1:PORT`). */
-function httpProxyOf(testnet: Testnet): { host: string; port: number } | null {
-  const a = testnet.processes.find((p) => p.name === 'client')?.ready.http;
+/** An address from the client's ready line (`http=127.0.0.1:PORT`, `socksOptimistic=...`). */
+function addressOf(testnet: Testnet, key: string): { host: string; port: number } | null {
+  const a = testnet.processes.find((p) => p.name === 'client')?.ready[key];
   const m = a ? /^(.*):(\d+)$/.exec(a) : null;
   return m ? { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) } : null;
 }

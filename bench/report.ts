@@ -39,6 +39,16 @@ export function rows(bigMiB: number, concurrent: number, concurrentMiB: number):
       higherIsBetter: false,
       get: (r) => r.ttfbHttpProxyBackToBackMs,
     },
+    {
+      label: '1 KiB TTFB, optimistic SOCKS port, paced (ms)',
+      higherIsBetter: false,
+      get: (r) => r.ttfbOptimisticPacedMs,
+    },
+    {
+      label: '1 KiB TTFB, optimistic SOCKS port, back to back (ms)',
+      higherIsBetter: false,
+      get: (r) => r.ttfbOptimisticBackToBackMs,
+    },
     { label: '1 KiB TTFB, fresh circuit (ms)', higherIsBetter: false, get: (r) => r.ttfbFreshMs },
     {
       label: '3-hop circuit build, idle network (ms)',

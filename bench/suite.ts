@@ -23,6 +23,8 @@ export interface Path {
   startMs: number | null;
   /** The network's HTTP proxy, when it has one that forwards plain http:// requests. */
   httpProxy?: SocksProxy | null;
+  /** A SOCKS port that answers CONNECT before the exit has (Allium's --socks-optimistic). */
+  optimisticProxy?: SocksProxy | null;
   /** Circuit build times (ms) the network reported since the last call; emptied by the call. */
   takeCircuitBuilds(): number[];
 }
@@ -98,6 +100,9 @@ export interface PathResult {
   ttfbFreshMs: number;
   /** Back to back through the HTTP proxy (requests sent optimistically); direct: the same as back to back. */
   ttfbHttpProxyBackToBackMs: number | null;
+  /** Through the optimistic SOCKS port; direct: the same as the plain figures; null: no such port. */
+  ttfbOptimisticPacedMs: number | null;
+  ttfbOptimisticBackToBackMs: number | null;
   /** Median of builds made before the downloads: one at a time, on an idle network. */
   circuitBuildQuietMs: number | null;
   /** Median of every build in the suite, including those made under load and in bursts. */
@@ -158,6 +163,15 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
     await repeat(2, 0, getHttp);
     viaHttp = await repeat(plan.ttfbRuns, 0, getHttp);
   }
+  let optimisticPaced: CurlResult[] | null = null;
+  let optimisticB2b: CurlResult[] | null = null;
+  if (path.optimisticProxy) {
+    const getOptimistic = () =>
+      curl(url('1k'), { proxy: path.optimisticProxy, user: warm, maxTimeSeconds: 30 });
+    await repeat(2, 0, getOptimistic);
+    optimisticPaced = await repeat(plan.ttfbRuns, plan.pacedGapMs, getOptimistic);
+    optimisticB2b = await repeat(plan.ttfbRuns, 0, getOptimistic);
+  }
   env.log(`  [${path.name}] fresh circuits`);
   const fresh = await repeat(plan.freshRuns, plan.pacedGapMs, (i) => get('1k', `fresh-${tag}-${i}`));
   // Builds so far came one or two at a time on an otherwise idle network (OnionPerf's setting);
@@ -217,6 +231,16 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
     ttfbFreshMs: ms(fresh, (r) => r.ttfb),
     ttfbHttpProxyBackToBackMs: viaHttp
       ? ms(viaHttp, (r) => r.ttfb)
+      : path.proxy
+        ? null
+        : ms(b2b, (r) => r.ttfb),
+    ttfbOptimisticPacedMs: optimisticPaced
+      ? ms(optimisticPaced, (r) => r.ttfb)
+      : path.proxy
+        ? null
+        : ms(paced, (r) => r.ttfb),
+    ttfbOptimisticBackToBackMs: optimisticB2b
+      ? ms(optimisticB2b, (r) => r.ttfb)
       : path.proxy
         ? null
         : ms(b2b, (r) => r.ttfb),

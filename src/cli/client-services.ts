@@ -16,7 +16,7 @@ type Addr = { host: string; port: number };
 
 export async function startClientServices(
   client: AlliumClient,
-  o: { socks: Addr; httpProxy?: Addr; dashboard?: Addr; metrics?: Addr },
+  o: { socks: Addr; socksOptimistic?: Addr; httpProxy?: Addr; dashboard?: Addr; metrics?: Addr },
   logger: Logger,
 ): Promise<{ ready: Record<string, string>; close(): Promise<void> }> {
   const monitor = new ClientMonitor(client);
@@ -31,6 +31,19 @@ export async function startClientServices(
     });
     closers.push(() => socks.close());
     ready.socks = `${hostForUrl(o.socks.host)}:${socks.port}`;
+    let early: SocksServer | null = null;
+    if (o.socksOptimistic) {
+      early = await SocksServer.listen({
+        host: o.socksOptimistic.host,
+        port: o.socksOptimistic.port,
+        logger,
+        optimistic: true,
+        connect: (req) =>
+          monitor.connect(req.host, req.port, { isolation: req.isolation, optimistic: req.optimistic }),
+      });
+      closers.push(() => early!.close());
+      ready.socksOptimistic = `${hostForUrl(o.socksOptimistic.host)}:${early.port}`;
+    }
     let http: HttpProxyServer | null = null;
     if (o.httpProxy) {
       http = await HttpProxyServer.listen({
@@ -45,6 +58,9 @@ export async function startClientServices(
     }
     const proxies = () => [
       { name: 'socks', connections: socks.connections, failures: socks.failures },
+      ...(early
+        ? [{ name: 'socks-optimistic', connections: early.connections, failures: early.failures }]
+        : []),
       ...(http ? [{ name: 'http', connections: http.requests, failures: http.failures }] : []),
     ];
     const metrics = await serveMetrics(o.metrics, () => clientFamilies(monitor, proxies));
@@ -53,6 +69,9 @@ export async function startClientServices(
     if (o.dashboard) {
       const info: Record<string, string> = {
         'SOCKS5 proxy': `socks5h://${ready.socks}`,
+        ...(ready.socksOptimistic
+          ? { 'SOCKS5 proxy, optimistic': `socks5h://${ready.socksOptimistic}` }
+          : {}),
         ...(ready.http ? { 'HTTP proxy': `http://${ready.http}` } : {}),
         ...(ready.metrics ? { Metrics: `http://${ready.metrics}/metrics` } : {}),
         'Relays per circuit': String(client.pathLength),

@@ -176,6 +176,11 @@ program
   .requiredOption('--directory <url>', 'directory URL')
   .requiredOption('--directory-key <base64>', "the directory's public key", parseKey)
   .option('--socks <host:port>', 'SOCKS5 listen address', parseHostPort, parseHostPort('127.0.0.1:9050'))
+  .option(
+    '--socks-optimistic <host:port>',
+    "also serve a SOCKS5 port that answers CONNECT before the exit has connected, so the application's first bytes follow the BEGIN (one circuit round trip less per connection); an exit that cannot reach the destination then shows as a reset connection instead of a SOCKS error",
+    parseHostPort,
+  )
   .option('--path-length <n>', 'relays per circuit (>= 3)', parsePositiveInt, 3)
   .option(
     '--data-dir <dir>',

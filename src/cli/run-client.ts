@@ -9,6 +9,7 @@ export async function runClient(o: {
   directory: string;
   directoryKey: Buffer;
   socks: { host: string; port: number };
+  socksOptimistic?: { host: string; port: number };
   pathLength: number;
   receiveBudget: number;
   dataDir?: string;

@@ -11,6 +11,8 @@ export interface SocksRequest {
   host: string;
   port: number;
   isolation: string;
+  /** The stream should be opened optimistically (protocol §4.2): see SocksServerOptions.optimistic. */
+  optimistic: boolean;
 }
 
 export interface SocksServerOptions {
@@ -22,6 +24,13 @@ export interface SocksServerOptions {
   handshakeTimeoutMs?: number;
   /** Open connections at most (default 1024); more are closed at once and counted in `refused`. */
   maxConnections?: number;
+  /**
+   * Answer CONNECT as soon as the stream's BEGIN is on its way, not when the exit has connected: the
+   * application's first bytes then follow the BEGIN (optimistic data, protocol §4.2), one circuit
+   * round trip sooner. The price: an exit that cannot reach the destination shows as a reset
+   * connection, not as a SOCKS error code. Default false.
+   */
+  optimistic?: boolean;
 }
 
 export const DEFAULT_SOCKS_MAX_CONNECTIONS = 1024;
@@ -110,7 +119,8 @@ export class SocksServer {
         socket.off('data', onData);
         socket.pause();
         const isolation = step.username !== undefined ? `socks:${step.username}:${step.password ?? ''}` : '';
-        this.opts.connect({ host: step.host, port: step.port, isolation }).then(
+        const optimistic = this.opts.optimistic === true;
+        this.opts.connect({ host: step.host, port: step.port, isolation, optimistic }).then(
           (stream) => {
             if (socket.destroyed) {
               stream.destroy();
@@ -118,7 +128,15 @@ export class SocksServer {
             }
             socket.write(encodeSocksReply(SocksReply.SUCCEEDED));
             if (step.rest.length > 0) stream.write(step.rest);
-            stream.on('error', () => socket.destroy());
+            // A reset, not a FIN: the application must not take a failed or cut stream for a whole one.
+            stream.on('error', (err: Error) => {
+              // Only an optimistic stream exists before the exit has answered.
+              if (err instanceof StreamError && err.code === 'ALLIUM_STREAM_REFUSED') {
+                this.failures++;
+                log.info({ code: err.code }, `SOCKS request failed after an early answer: ${err.message}`);
+              }
+              socket.resetAndDestroy();
+            });
             socket.on('error', () => stream.destroy());
             socket.on('close', () => stream.destroy());
             stream.on('close', () => socket.destroySoon());
