@@ -11,7 +11,12 @@ import {
   wrapForward,
 } from '../crypto/forward-onion.js';
 import { SpareEphemeralKey } from '../crypto/keys.js';
-import { type NtorClientState, ntorClientFinish, ntorClientStart } from '../crypto/ntor.js';
+import {
+  type NtorClientState,
+  ntorClientFinish,
+  ntorClientPrecompute,
+  ntorClientStart,
+} from '../crypto/ntor.js';
 import { AlliumError } from '../errors.js';
 import type { Link } from '../net/link.js';
 import type { Cell } from '../wire/cell.js';
@@ -145,8 +150,12 @@ export class ClientCircuit {
         });
         this.sendRelay(this.hops.length - 1, RelayCommand.EXTEND, 0, extend, CellCommand.RELAY_EARLY);
       }
-      // After the link has flushed the onionskin (also a setImmediate, queued first).
-      setImmediate(() => spareKey.refill());
+      // After the link has flushed the onionskin (also a setImmediate, queued first): work that
+      // would otherwise wait on this step's path, done while the answer travels.
+      setImmediate(() => {
+        ntorClientPrecompute(state);
+        spareKey.refill();
+      });
       await done;
       this.buildStepsMs.push(Math.round((performance.now() - stepStart) * 100) / 100);
     }

@@ -4,7 +4,13 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { CryptoError } from './errors.js';
 import { IdentityKey, X25519Key } from './keys.js';
-import { type HopKeys, ntorClientFinish, ntorClientStart, ntorServerRespond } from './ntor.js';
+import {
+  type HopKeys,
+  ntorClientFinish,
+  ntorClientPrecompute,
+  ntorClientStart,
+  ntorServerRespond,
+} from './ntor.js';
 
 const numRuns = Number(process.env.FUZZ_RUNS ?? 200);
 const code = (c: string) => (err: unknown) => err instanceof CryptoError && err.code === c;
@@ -155,6 +161,42 @@ describe('ntor handshake', () => {
     const r2 = ntorServerRespond(again.onionskin, me);
     ntorClientFinish(again.state, r2.reply);
     assert.throws(() => ntorClientFinish(again.state, r2.reply), code('ALLIUM_HANDSHAKE_MALFORMED'));
+  });
+
+  it('gives the pinned keys when EXP(B, x) was made ahead, and precomputing twice changes nothing', () => {
+    const x = X25519Key.fromSecret(fill(0x11));
+    const b = X25519Key.fromSecret(fill(0x33));
+    const id = IdentityKey.fromSeed(fill(0x44)).id;
+    const { onionskin, state } = ntorClientStart(id, b.publicKey, x);
+    ntorClientPrecompute(state);
+    ntorClientPrecompute(state);
+    const { reply, keys } = ntorServerRespond(
+      onionskin,
+      { relayId: id, onionKey: b },
+      X25519Key.fromSecret(fill(0x22)),
+    );
+    const clientKeys = ntorClientFinish(state, reply);
+    assert.equal(
+      clientKeys.kf.toString('hex'),
+      'cebb3417ffac84dcf1ae06d7fd0376345af3d21c63b503e8e1c05c5e4a512b20',
+    );
+    for (const k of ['kf', 'kb', 'mf', 'mb'] as const) assert.ok(clientKeys[k].equals(keys[k]), k);
+    // A finished state is spent: precomputing again is a no-op and finishing again still fails.
+    ntorClientPrecompute(state);
+    assert.throws(() => ntorClientFinish(state, reply), code('ALLIUM_HANDSHAKE_MALFORMED'));
+  });
+
+  it('a low-order onion key fails at finish, not at precompute, with or without it', () => {
+    const me = relay();
+    for (const precompute of [true, false]) {
+      const { state } = ntorClientStart(me.relayId, Buffer.alloc(32));
+      if (precompute) assert.doesNotThrow(() => ntorClientPrecompute(state));
+      const y = X25519Key.generate().publicKey;
+      assert.throws(
+        () => ntorClientFinish(state, Buffer.concat([y, Buffer.alloc(32)])),
+        code('ALLIUM_HANDSHAKE_AUTH'),
+      );
+    }
   });
 
   it('rejects a relay id or onion key of the wrong size at start (a caller bug)', () => {

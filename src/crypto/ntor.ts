@@ -28,6 +28,8 @@ export interface NtorClientState {
 }
 
 class ClientState implements NtorClientState {
+  /** EXP(B, x), made ahead by ntorClientPrecompute while the reply is on its way; wiped at finish. */
+  exp2: Buffer | null = null;
   constructor(
     readonly relayId: Buffer,
     readonly onionKey: Buffer,
@@ -104,6 +106,24 @@ export function ntorClientStart(
   return { onionskin, state: new ClientState(id, B, x) };
 }
 
+function onionKeyExp(x: X25519Key, onionKey: Buffer): Buffer {
+  return exp(x, onionKey, CryptoErrorCode.HANDSHAKE_AUTH, "the relay's onion key B");
+}
+
+/**
+ * Client side, optional, between the two steps: computes EXP(B, x), which needs nothing from the
+ * reply, so that ntorClientFinish is left with one X25519 instead of two (~40 us less on the
+ * circuit's build path). A point that fails here fails the same way in ntorClientFinish.
+ */
+export function ntorClientPrecompute(state: NtorClientState): void {
+  if (!(state instanceof ClientState) || !state.x || state.exp2) return;
+  try {
+    state.exp2 = onionKeyExp(state.x, state.onionKey);
+  } catch {
+    // Left for ntorClientFinish, which reports it to the caller waiting for the handshake.
+  }
+}
+
 /**
  * Client side, step two: checks the relay's `Y | AUTH` and returns the hop keys. Throws
  * HANDSHAKE_MALFORMED on a wrong length, HANDSHAKE_AUTH if AUTH differs or a secret is zero.
@@ -115,22 +135,31 @@ export function ntorClientFinish(state: NtorClientState, reply: Buffer): HopKeys
   }
   const x = state.x;
   state.x = null;
+  const precomputed = state.exp2;
+  state.exp2 = null;
   if (!x) {
     throw new CryptoError(CryptoErrorCode.HANDSHAKE_MALFORMED, 'ntor: this handshake was already finished');
   }
-  if (reply.length !== NTOR_REPLY_LEN) {
-    throw new CryptoError(
-      CryptoErrorCode.HANDSHAKE_MALFORMED,
-      `ntor: a reply is ${NTOR_REPLY_LEN} bytes (Y | AUTH), got ${reply.length}`,
-    );
+  let derived: ReturnType<typeof derive>;
+  let gotAuth: Buffer;
+  try {
+    if (reply.length !== NTOR_REPLY_LEN) {
+      throw new CryptoError(
+        CryptoErrorCode.HANDSHAKE_MALFORMED,
+        `ntor: a reply is ${NTOR_REPLY_LEN} bytes (Y | AUTH), got ${reply.length}`,
+      );
+    }
+    const Y = Buffer.from(reply.subarray(0, 32));
+    gotAuth = reply.subarray(32, 64);
+    const exp1 = exp(x, Y, CryptoErrorCode.HANDSHAKE_AUTH, "the relay's Y");
+    const exp2 = precomputed ?? onionKeyExp(x, state.onionKey);
+    derived = derive(exp1, exp2, state.relayId, state.onionKey, x.publicKey, Y);
+    exp1.fill(0);
+    exp2.fill(0);
+  } finally {
+    precomputed?.fill(0);
   }
-  const Y = Buffer.from(reply.subarray(0, 32));
-  const gotAuth = reply.subarray(32, 64);
-  const exp1 = exp(x, Y, CryptoErrorCode.HANDSHAKE_AUTH, "the relay's Y");
-  const exp2 = exp(x, state.onionKey, CryptoErrorCode.HANDSHAKE_AUTH, "the relay's onion key B");
-  const { auth, keys } = derive(exp1, exp2, state.relayId, state.onionKey, x.publicKey, Y);
-  exp1.fill(0);
-  exp2.fill(0);
+  const { auth, keys } = derived;
   if (!timingSafeEqual(auth, gotAuth)) {
     throw new CryptoError(
       CryptoErrorCode.HANDSHAKE_AUTH,
