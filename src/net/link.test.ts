@@ -6,8 +6,8 @@ import { after, before, test } from 'node:test';
 process.env.ALLIUM_LINK_KEEPALIVE_MS = '200';
 process.env.ALLIUM_LINK_DEAD_AFTER_MS = '800';
 const { IdentityKey, X25519Key } = await import('../crypto/keys.js');
-const { connectLink, LinkListener } = await import('./link.js');
-const { CellCommand } = await import('../wire/constants.js');
+const { connectLink, LinkListener, READ_BURST_BYTES } = await import('./link.js');
+const { CellCommand, CELL_LEN, MAX_CELLS_PER_FRAME } = await import('../wire/constants.js');
 type Link = import('./link.js').Link;
 
 const identity = IdentityKey.generate();
@@ -220,5 +220,54 @@ test('a quiet circuit overtakes a backlog queued on the same link (round-robin p
     at >= 0 && at < N - 500,
     `the quiet cell arrived at position ${at} of ${N + 1}, not behind the backlog`,
   );
+  link.close();
+});
+
+test('a link with a long backlog to read lets the event loop turn every READ_BURST_BYTES or so', {
+  timeout: 60_000,
+}, async () => {
+  const { link, server } = await linkPair();
+  const N = 4000; // 16 MB: enough for the kernel's buffers to grow while the client reads
+  // The client stops reading while the server queues the cells, so they wait in the kernel.
+  const socket = (link as unknown as { socket: { pause(): void; resume(): void } }).socket;
+  socket.pause();
+  const body = Buffer.alloc(4000, 7);
+  for (let i = 0; i < N; i++) {
+    server.send(0x80000001, CellCommand.RELAY, body);
+    if (i % 100 === 99) await new Promise((r) => setImmediate(r));
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  let received = 0;
+  // Cells handled before each turn of the event loop: what a timer or another link waits behind.
+  const perTurn: number[] = [];
+  let turnStart = 0;
+  let watching = false;
+  const watch = () => {
+    perTurn.push(received - turnStart);
+    turnStart = received;
+    if (received < N) setImmediate(watch);
+    else watching = false;
+  };
+  const done = new Promise<void>((resolve) =>
+    link.on({
+      cells: (cells) => {
+        received += cells.length;
+        if (!watching) {
+          watching = true;
+          setImmediate(watch);
+        }
+        if (received === N) resolve();
+      },
+    }),
+  );
+  socket.resume();
+  await done;
+  // One turn handles at most the burst, the socket read that crosses it and one read held while
+  // paused (64 KiB each), and a frame begun before. Without the limit a turn took all the kernel
+  // held: 300-500 cells once its buffers had grown.
+  const bound = (READ_BURST_BYTES + 2 * 64 * 1024) / CELL_LEN + MAX_CELLS_PER_FRAME;
+  const most = Math.max(...perTurn);
+  assert.ok(most <= bound, `a turn handled ${most} cells (at most ${bound} expected): ${perTurn.join(' ')}`);
+  assert.ok(perTurn.length >= N / bound, 'the backlog took many turns');
   link.close();
 });

@@ -105,6 +105,39 @@ describe('SOCKS server limits', () => {
     }
   });
 
+  it('resets the connection when its stream fails after the answer, so a cut download is not taken for a whole one', async () => {
+    let stream: PassThrough | null = null;
+    const server = await SocksServer.listen({
+      host: '127.0.0.1',
+      port: 0,
+      connect: async () => {
+        stream = new PassThrough();
+        return stream;
+      },
+    });
+    try {
+      const s = await connect(server.port);
+      s.write(Buffer.concat([GREET, REQUEST]));
+      const got: Buffer[] = [];
+      const ended = new Promise<string>((resolve) => {
+        s.on('data', (c: Buffer) => {
+          got.push(c);
+          // After the 12 bytes of method choice and reply, part of an answer, then the stream breaks.
+          if (Buffer.concat(got).length === 12) {
+            stream!.write('partial answer');
+            setTimeout(() => stream!.destroy(new Error('circuit destroyed')), 50);
+          }
+        });
+        s.once('end', () => resolve('end (FIN)'));
+        s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      });
+      assert.equal(await ended, 'ECONNRESET');
+      assert.equal(Buffer.concat(got).subarray(12).toString(), 'partial answer');
+    } finally {
+      await server.close();
+    }
+  });
+
   it('counts a refused handshake as a failure', async () => {
     const server = await SocksServer.listen({
       host: '127.0.0.1',
