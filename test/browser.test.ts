@@ -1,5 +1,6 @@
 // A real browser through the network: headless Chromium (Debian's `chromium`, driven by playwright-core)
-// loads a local site through a testnet's SOCKS5 port; then the client's dashboard in Chromium.
+// loads a local site through a testnet's SOCKS5 ports (plain and optimistic); then the client's
+// dashboard in Chromium.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
@@ -127,7 +128,10 @@ describe('headless Chromium through a testnet', { skip }, () => {
 
   before(async () => {
     site = await startSite();
-    tn = await Testnet.start({ relays: 5, clientArgs: ['--dashboard', '127.0.0.1:0'] });
+    tn = await Testnet.start({
+      relays: 5,
+      clientArgs: ['--dashboard', '127.0.0.1:0', '--socks-optimistic', '127.0.0.1:0'],
+    });
     mkdirSync(ARTIFACTS, { recursive: true });
   });
   after(async () => {
@@ -139,13 +143,16 @@ describe('headless Chromium through a testnet', { skip }, () => {
     await site?.close();
   });
 
-  test('loads a page, its CSS and its image through the SOCKS5 port; the site sees only the exit', async () => {
+  /** Loads the site in a fresh Chromium through `proxy` and checks what a visitor would see. */
+  async function loadSiteThrough(proxy: string, screenshot: string): Promise<void> {
     const b = await launch([
-      `--proxy-server=socks5://${tn.socksHost}:${tn.socksPort}`,
+      `--proxy-server=${proxy}`,
       // Chromium sends loopback addresses around a proxy unless told not to.
       '--proxy-bypass-list=<-loopback>',
     ]);
     browsers.push(b);
+    site.requests.length = 0;
+    site.peers.length = 0;
     const page = await b.browser.newPage();
     const res = await page.goto(site.url, { waitUntil: 'load', timeout: 60_000 });
     assert.equal(res?.status(), 200);
@@ -166,7 +173,7 @@ describe('headless Chromium through a testnet', { skip }, () => {
       return { complete: i.complete, w: i.naturalWidth, h: i.naturalHeight };
     });
     assert.deepEqual(img, { complete: true, w: 96, h: 64 });
-    await page.screenshot({ path: join(ARTIFACTS, 'browser-site.png') });
+    await page.screenshot({ path: join(ARTIFACTS, screenshot) });
     assert.ok(site.requests.includes('/style.css') && site.requests.includes('/picture.png'));
     const exitPids = new Set(tn.relays.filter((r) => r.ready.exit === '1').map((r) => r.proc.pid));
     assert.ok(site.peers.length > 0);
@@ -175,6 +182,16 @@ describe('headless Chromium through a testnet', { skip }, () => {
         exitPids.has(p.pid ?? -1),
         `connection from ${p.address}:${p.port} (pid ${p.pid}) is not an exit`,
       );
+  }
+
+  test('loads a page, its CSS and its image through the SOCKS5 port; the site sees only the exit', async () => {
+    await loadSiteThrough(`socks5://${tn.socksHost}:${tn.socksPort}`, 'browser-site.png');
+  });
+
+  test('loads the same page through the optimistic SOCKS5 port (--socks-optimistic)', async () => {
+    const port = tn.processes.find((p) => p.name === 'client')!.ready.socksOptimistic;
+    assert.ok(port, 'the client announced its optimistic SOCKS port');
+    await loadSiteThrough(`socks5://${port}`, 'browser-site-optimistic.png');
   });
 
   test('the dashboard lists live circuits as entry -> middle -> exit; "New circuits" changes them', async () => {
