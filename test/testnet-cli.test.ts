@@ -1,5 +1,5 @@
-// `allium testnet` as a user runs it: one `ready` line naming the SOCKS address and the directory, a page
-// through it, and on SIGINT or SIGTERM every process it started is gone.
+// `allium testnet` as a user runs it: one `ready` line naming the SOCKS addresses and the directory, a
+// page through each, and on SIGINT or SIGTERM every process it started is gone.
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
@@ -29,9 +29,11 @@ function alive(pid: number): boolean {
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   test(`allium testnet prints ready, carries a page, and leaves nothing running after ${signal}`, async () => {
     const web = await startHttpServer(makeFiles());
-    const proc = spawn(process.execPath, [CLI_PATH, 'testnet', '--relays', '5', '--socks', '127.0.0.1:0'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = spawn(
+      process.execPath,
+      [CLI_PATH, 'testnet', '--relays', '5', '--socks', '127.0.0.1:0', '--socks-optimistic', '127.0.0.1:0'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     try {
       const ready = await new Promise<string>((resolve, reject) => {
         let out = '';
@@ -59,6 +61,18 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
         `${web.url}/hello`,
       ]);
       assert.match(stdout, /RESPONSE-MARKER/);
+      const optimistic = /socksOptimistic=(\S+)/.exec(ready)?.[1];
+      assert.ok(optimistic, `the ready line names the optimistic SOCKS port: ${ready}`);
+      const viaOptimistic = await run('curl', [
+        '-sS',
+        '--fail',
+        '--max-time',
+        '60',
+        '--socks5-hostname',
+        optimistic,
+        `${web.url}/hello`,
+      ]);
+      assert.match(viaOptimistic.stdout, /RESPONSE-MARKER/);
       const kids = children(proc.pid!);
       assert.equal(kids.length, 7, 'directory + 5 relays + client');
       const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));

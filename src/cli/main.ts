@@ -239,6 +239,11 @@ program
   )
   .option('--data-dir <dir>', 'where the processes keep keys (default: a fresh temporary directory)')
   .option(
+    '--socks-optimistic <host:port>',
+    'also give the client a SOCKS5 port that answers before the exit has connected (see `allium client --help`)',
+    parseHostPort,
+  )
+  .option(
     '--http-proxy <host:port>',
     'HTTP proxy listen address of the client',
     parseHostPort,

@@ -13,6 +13,7 @@ export async function runTestnet(o: {
   dataDir?: string;
   demo: boolean;
   httpProxy: { host: string; port: number };
+  socksOptimistic?: { host: string; port: number };
   dashboard: { host: string; port: number };
   metrics: boolean;
   logLevel: string;
@@ -34,6 +35,7 @@ export async function runTestnet(o: {
       hostPortArg(o.httpProxy),
       '--dashboard',
       hostPortArg(o.dashboard),
+      ...(o.socksOptimistic ? ['--socks-optimistic', hostPortArg(o.socksOptimistic)] : []),
       ...(o.metrics ? ['--metrics', '127.0.0.1:0'] : []),
     ],
     onReady: (p) => say(progressLine(p, o.relays + 2, ++up, performance.now() - t0)),
@@ -46,6 +48,7 @@ export async function runTestnet(o: {
     directory: net.directoryUrl,
     key: net.directoryKey,
     ...(client.http ? { http: client.http } : {}),
+    ...(client.socksOptimistic ? { socksOptimistic: client.socksOptimistic } : {}),
     ...(client.dashboard ? { dashboard: client.dashboard } : {}),
   });
   say(`network ready in ${Math.round(net.readyAfterMs)} ms`);

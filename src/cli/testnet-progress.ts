@@ -23,6 +23,7 @@ export function progressLine(p: ProcessInfo, total: number, done: number, sinceM
 /** How to use the network: the lines a user copies. */
 export function usageLines(client: Record<string, string>): string[] {
   const lines = [`  SOCKS5 proxy:  ${client.socks}`];
+  if (client.socksOptimistic) lines.push(`  SOCKS5, optimistic: ${client.socksOptimistic}`);
   if (client.http) lines.push(`  HTTP proxy:    http://${client.http}`);
   if (client.dashboard) lines.push(`  dashboard:     ${client.dashboard}`);
   if (client.metrics) lines.push(`  metrics:       http://${client.metrics}/metrics`);
