@@ -23,27 +23,25 @@ export async function startClientServices(
   const closers: (() => Promise<void>)[] = [];
   const ready: Record<string, string> = {};
   try {
-    const socks = await SocksServer.listen({
-      host: o.socks.host,
-      port: o.socks.port,
-      logger,
-      connect: (req) => monitor.connect(req.host, req.port, { isolation: req.isolation }),
-    });
-    closers.push(() => socks.close());
-    ready.socks = `${hostForUrl(o.socks.host)}:${socks.port}`;
-    let early: SocksServer | null = null;
-    if (o.socksOptimistic) {
-      early = await SocksServer.listen({
-        host: o.socksOptimistic.host,
-        port: o.socksOptimistic.port,
+    // The plain port and the optimistic one (its streams open with optimistic data).
+    const listenSocks = async (addr: Addr, optimistic: boolean) => {
+      const server = await SocksServer.listen({
+        host: addr.host,
+        port: addr.port,
         logger,
-        optimistic: true,
+        optimistic,
         connect: (req) =>
           monitor.connect(req.host, req.port, { isolation: req.isolation, optimistic: req.optimistic }),
       });
-      closers.push(() => early!.close());
-      ready.socksOptimistic = `${hostForUrl(o.socksOptimistic.host)}:${early.port}`;
-    }
+      closers.push(() => server.close());
+      return { server, address: `${hostForUrl(addr.host)}:${server.port}` };
+    };
+    const plain = await listenSocks(o.socks, false);
+    const socks = plain.server;
+    ready.socks = plain.address;
+    const optimisticPort = o.socksOptimistic ? await listenSocks(o.socksOptimistic, true) : null;
+    const early = optimisticPort?.server ?? null;
+    if (optimisticPort) ready.socksOptimistic = optimisticPort.address;
     let http: HttpProxyServer | null = null;
     if (o.httpProxy) {
       http = await HttpProxyServer.listen({
