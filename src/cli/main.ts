@@ -198,7 +198,7 @@ program
   )
   .option(
     '--receive-budget <KiB>',
-    'data in flight toward this client per entry relay, shared by its circuits: more can speed one download over long round trips, less keeps queues (and the wait beside a download) short',
+    'least data in flight toward this client per entry relay, shared by its circuits (it grows by itself on long round trips): more fills long round trips sooner, less keeps queues (and the wait beside a download) short',
     parseReceiveBudget,
     2048,
   )

@@ -162,6 +162,16 @@ export class AlliumClient {
     return [...this.circuits];
   }
 
+  /**
+   * The largest receive budget among the entry links now, in cells (§5.1): the least budget, more
+   * where a link's round trip is long.
+   */
+  receiveBudgetCells(): number {
+    let most = this.budgets.totalCells;
+    for (const link of this.circuitsByLink.keys()) most = Math.max(most, this.budgets.of(link).currentCells);
+    return most;
+  }
+
   // ---- links ----
 
   private linkTo(relayId: string, host: string, port: number): Promise<Link> {
@@ -252,6 +262,10 @@ export class AlliumClient {
       throw err;
     }
     const ms = performance.now() - started;
+    // The build's last step went to the exit and back with nothing of ours queued: the link's base
+    // round trip for its receive budget (§5.1).
+    const lastStep = circ.buildStepsMs[circ.buildStepsMs.length - 1];
+    if (lastStep !== undefined) this.budgets.of(link).noteBaseRtt(lastStep);
     this.stats.circuitsBuilt++;
     this.stats.buildTimesMs.push(ms);
     if (this.stats.buildTimesMs.length > 1000) this.stats.buildTimesMs.shift();

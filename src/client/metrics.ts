@@ -1,5 +1,6 @@
 // Implements docs/metrics.md (client): circuits, build times, streams and bytes, read at scrape time.
 import type { Family } from '../core/prometheus.js';
+import { CELL_LEN } from '../wire/constants.js';
 import type { ClientMonitor } from './monitor.js';
 
 export interface ProxyCounters {
@@ -65,6 +66,12 @@ export function clientFamilies(monitor: ClientMonitor, proxies: () => ProxyCount
           { labels: { direction: 'out' }, value: b.out },
         ];
       },
+    },
+    {
+      name: 'allium_client_receive_budget_bytes',
+      help: 'The largest receive budget among the entry links: data the client lets be in flight toward it (grows on long round trips).',
+      type: 'gauge',
+      collect: () => monitor.client.receiveBudgetCells() * CELL_LEN,
     },
     {
       name: 'allium_client_proxy_connections_total',

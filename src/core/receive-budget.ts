@@ -1,14 +1,29 @@
 // Implements docs/protocol.md §5.1 (receive budget): the windows an endpoint (client or exit) names
 // in its circuit SENDMEs share one budget per link, so the bytes in flight toward it, and queued in
 // the relays and kernel buffers in front of it, stay near the budget however many circuits send.
-import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN } from '../wire/constants.js';
+import { CIRC_SENDME_INCREMENT, CIRC_WINDOW_MAX, CIRC_WINDOW_MIN } from '../wire/constants.js';
 import { DelayControl } from './delay-control.js';
+import { DeliveryRate } from './delivery-rate.js';
 
 /**
  * 2 MiB per link, a client's and an exit's: one download kept its full speed on a loopback testnet,
- * with short queues beside it (docs/performance.md).
+ * with short queues beside it (docs/performance.md). It is the least budget: see RECEIVE_BUDGET_GAIN.
  */
 export const DEFAULT_RECEIVE_BUDGET_CELLS = 512;
+
+/**
+ * On a long round trip a fixed budget caps the link at budget / round trip (2 MiB per 120 ms is
+ * ~17 MiB/s, however many circuits). So the budget grows to this many times what arrived per base
+ * round trip lately (the bandwidth-delay product), as BBR sizes its window: one round trip more
+ * than the link carries lets the rate grow, and delay control keeps the queue that would make short.
+ */
+export const RECEIVE_BUDGET_GAIN = 2;
+
+/** The budget grows to at most 32 MiB per link. */
+export const MAX_RECEIVE_BUDGET_CELLS = 8192;
+
+/** The base round trip is the least noted in this period and the one before (so it can rise again). */
+const BASE_RTT_PERIOD_MS = 60_000;
 
 /** A circuit that has acknowledged cells this long ago no longer counts as receiving. */
 export const RECEIVE_ACTIVE_MS = 200;
@@ -20,7 +35,12 @@ export const RECEIVE_ACTIVE_MS = 200;
 export class ReceiveBudget {
   private readonly lastActive = new Map<object, number>();
   private readonly delay: DelayControl;
+  private readonly rate: DeliveryRate;
+  private baseRtt = Number.POSITIVE_INFINITY;
+  private prevBaseRtt = Number.POSITIVE_INFINITY;
+  private baseRttSince: number;
 
+  /** `totalCells` is the least budget; it grows with the link's bandwidth-delay product. */
   constructor(
     readonly totalCells: number,
     private readonly now: () => number = () => performance.now(),
@@ -29,6 +49,42 @@ export class ReceiveBudget {
       throw new RangeError(`a receive budget is at least ${CIRC_WINDOW_MIN} cells, got ${totalCells}`);
     }
     this.delay = new DelayControl(now);
+    this.rate = new DeliveryRate(now);
+    this.baseRttSince = now();
+  }
+
+  /**
+   * A round trip over a whole circuit on this link that no data of ours queued behind: the client
+   * notes the last step of each build (EXTEND to the exit and back). Round trips timed from
+   * SENDMEs would not do: circuits that start together queue their first windows behind each other,
+   * so even the least of those holds a queue (~60 ms for eight downloads on one machine).
+   */
+  noteBaseRtt(ms: number): void {
+    if (!(ms > 0) || !Number.isFinite(ms)) return;
+    const t = this.now();
+    if (t - this.baseRttSince > BASE_RTT_PERIOD_MS) {
+      this.prevBaseRtt = this.baseRtt;
+      this.baseRtt = Number.POSITIVE_INFINITY;
+      this.baseRttSince = t;
+    }
+    this.baseRtt = Math.min(this.baseRtt, ms);
+  }
+
+  /** The least base round trip noted in the last 60-120 s (Infinity before the first). */
+  get baseRttMs(): number {
+    return Math.min(this.baseRtt, this.prevBaseRtt);
+  }
+
+  /**
+   * The budget now: `totalCells`, or RECEIVE_BUDGET_GAIN times the cells that arrived per base
+   * round trip lately if that is more (at most MAX_RECEIVE_BUDGET_CELLS). Without a base round trip
+   * (an exit's budget for uploads), `totalCells`.
+   */
+  get currentCells(): number {
+    const rtt = this.baseRttMs;
+    if (!Number.isFinite(rtt)) return this.totalCells;
+    const wanted = Math.ceil(RECEIVE_BUDGET_GAIN * this.rate.maxPerMs * rtt);
+    return Math.max(this.totalCells, Math.min(MAX_RECEIVE_BUDGET_CELLS, wanted));
   }
 
   /**
@@ -38,10 +94,12 @@ export class ReceiveBudget {
   grant(circuit: object, rttMs: number | null = null): number {
     const t = this.now();
     this.lastActive.set(circuit, t);
+    // A circuit SENDME goes out for every CIRC_SENDME_INCREMENT DATA cells received.
+    this.rate.record(CIRC_SENDME_INCREMENT, this.baseRttMs);
     const receiving = this.countReceiving(t);
     const share = Math.min(
       CIRC_WINDOW_MAX,
-      Math.max(CIRC_WINDOW_MIN, Math.floor(this.totalCells / receiving)),
+      Math.max(CIRC_WINDOW_MIN, Math.floor(this.currentCells / receiving)),
     );
     return this.delay.limit(circuit, share, rttMs);
   }
@@ -71,7 +129,8 @@ export class ReceiveBudget {
 export class ReceiveBudgets<Link extends object> {
   private readonly byLink = new WeakMap<Link, ReceiveBudget>();
 
-  constructor(private readonly totalCells: number) {}
+  /** `totalCells`: each link's least budget. */
+  constructor(readonly totalCells: number) {}
 
   of(link: Link): ReceiveBudget {
     let b = this.byLink.get(link);
