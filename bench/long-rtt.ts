@@ -1,0 +1,114 @@
+// The bench's long-round-trip line: an Allium testnet whose every link passes a delay line (this
+// machine has no netem), so each link has a 40 ms round trip and a circuit ~120 ms. What one
+// download, eight at once, and a small request beside them get there (docs/performance.md, "Long
+// round trips"). Allium only: C Tor's relays would need the same addresses split.
+import { Testnet } from '../src/testnet/testnet.js';
+import { type DelayLine, startDelayLine } from '../test/helpers/delay-line.js';
+import { type CurlResult, curl } from './curl.js';
+import { MiB, median, round, sleep } from './stats.js';
+import type { Env, Plan } from './suite.js';
+
+export interface LongRttResult {
+  oneWayMs: number;
+  relays: number;
+  ttfbMs: number;
+  oneDownloadMiB: number;
+  oneDownloadMiBps: number;
+  concurrent: number;
+  concurrentMiB: number;
+  aggregateMiBps: number;
+  ttfbBesideMs: number | null;
+  /** The most the client's receive budget reached (its metric), MiB. */
+  budgetMiB: number | null;
+}
+
+export async function runLongRtt(
+  plan: Plan,
+  env: Env,
+  relays: number,
+  oneWayMs = 20,
+): Promise<LongRttResult> {
+  const lines: DelayLine[] = [];
+  // Relay i listens on 127.0.1.i and advertises 127.0.2.i, where its delay line listens.
+  const base = 30_000 + Math.floor(Math.random() * 20_000);
+  let tn: Testnet | null = null;
+  try {
+    for (let i = 1; i <= relays; i++) {
+      const port = base + i;
+      lines.push(
+        await startDelayLine({ host: `127.0.2.${i}`, port }, { host: `127.0.1.${i}`, port }, oneWayMs),
+      );
+    }
+    tn = await Testnet.start({
+      relays,
+      logLevel: 'warn',
+      relayArgs: (i) => [
+        '--host',
+        `127.0.1.${i + 1}`,
+        '--port',
+        String(base + i + 1),
+        '--address',
+        `127.0.2.${i + 1}`,
+      ],
+      clientArgs: ['--metrics', '127.0.0.1:0'],
+    });
+    const proxy = { host: tn.socksHost, port: tn.socksPort };
+    const get = (file: string, user: string) =>
+      curl(`${env.webUrl}/${file}`, { proxy, user, maxTimeSeconds: 120 });
+    const metrics = tn.processes.find((p) => p.name === 'client')?.ready.metrics;
+    let budget = 0;
+    const readBudget = async () => {
+      if (!metrics) return;
+      const text = await (await fetch(`http://${metrics}/metrics`)).text();
+      const m = /^allium_client_receive_budget_bytes (\d+)/m.exec(text);
+      if (m) budget = Math.max(budget, Number(m[1]));
+    };
+    await get('1k', 'wan');
+    const ttfb: number[] = [];
+    for (let i = 0; i < 5; i++) ttfb.push((await get('1k', 'wan')).ttfb);
+    const one = await get(`${plan.bigMiB}m`, 'wan-one');
+    await readBudget();
+    const users = Array.from({ length: plan.concurrent }, (_, i) => `wan-${i}`);
+    await Promise.all([...users, 'wan-probe'].map((u) => get('1k', u)));
+    const t0 = performance.now();
+    let done = false;
+    const all = Promise.all(users.map((u) => get(`${plan.concurrentMiB}m`, u))).finally(() => {
+      done = true;
+    });
+    const beside: CurlResult[] = [];
+    await sleep(300);
+    while (!done) {
+      beside.push(await get('1k', 'wan-probe'));
+      await readBudget();
+      await sleep(100);
+    }
+    const results = await all;
+    const seconds = (performance.now() - t0) / 1000;
+    await readBudget();
+    return {
+      oneWayMs,
+      relays,
+      ttfbMs: round(median(ttfb) * 1000, 1),
+      oneDownloadMiB: plan.bigMiB,
+      oneDownloadMiBps: round(one.bytes / MiB / one.total, 1),
+      concurrent: plan.concurrent,
+      concurrentMiB: plan.concurrentMiB,
+      aggregateMiBps: round(results.reduce((a, r) => a + r.bytes, 0) / MiB / seconds, 1),
+      ttfbBesideMs: beside.length ? round(median(beside.map((r) => r.ttfb)) * 1000, 1) : null,
+      budgetMiB: metrics ? round(budget / MiB, 2) : null,
+    };
+  } finally {
+    await tn?.stop();
+    for (const l of lines) await l.close();
+  }
+}
+
+export function describeLongRtt(r: LongRttResult): string {
+  return (
+    `long round trips (Allium, ${r.relays} relays, a delay line of ${r.oneWayMs} ms each way on every link: ` +
+    `${2 * r.oneWayMs} ms per link, ~${6 * r.oneWayMs} ms per circuit): 1 KiB TTFB ${r.ttfbMs} ms; ` +
+    `one ${r.oneDownloadMiB} MiB download ${r.oneDownloadMiBps} MiB/s; ${r.concurrent} isolated x ${r.concurrentMiB} MiB ` +
+    `${r.aggregateMiBps} MiB/s together, 1 KiB beside them ${r.ttfbBesideMs ?? '-'} ms; ` +
+    `the client's receive budget reached ${r.budgetMiB ?? '-'} MiB (its floor: 2 MiB)`
+  );
+}
