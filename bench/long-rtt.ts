@@ -2,8 +2,7 @@
 // machine has no netem), so each link has a 40 ms round trip and a circuit ~120 ms. What one
 // download, eight at once, and a small request beside them get there (docs/performance.md, "Long
 // round trips"). Allium only: C Tor's relays would need the same addresses split.
-import { Testnet } from '../src/testnet/testnet.js';
-import { type DelayLine, startDelayLine } from '../test/helpers/delay-line.js';
+import { startDelayedTestnet } from '../test/helpers/delay-line.js';
 import { type CurlResult, curl } from './curl.js';
 import { MiB, median, round, sleep } from './stats.js';
 import type { Env, Plan } from './suite.js';
@@ -28,30 +27,14 @@ export async function runLongRtt(
   relays: number,
   oneWayMs = 20,
 ): Promise<LongRttResult> {
-  const lines: DelayLine[] = [];
-  // Relay i listens on 127.0.1.i and advertises 127.0.2.i, where its delay line listens.
-  const base = 30_000 + Math.floor(Math.random() * 20_000);
-  let tn: Testnet | null = null;
+  const net = await startDelayedTestnet({
+    relays,
+    oneWayMs,
+    logLevel: 'warn',
+    clientArgs: ['--metrics', '127.0.0.1:0'],
+  });
   try {
-    for (let i = 1; i <= relays; i++) {
-      const port = base + i;
-      lines.push(
-        await startDelayLine({ host: `127.0.2.${i}`, port }, { host: `127.0.1.${i}`, port }, oneWayMs),
-      );
-    }
-    tn = await Testnet.start({
-      relays,
-      logLevel: 'warn',
-      relayArgs: (i) => [
-        '--host',
-        `127.0.1.${i + 1}`,
-        '--port',
-        String(base + i + 1),
-        '--address',
-        `127.0.2.${i + 1}`,
-      ],
-      clientArgs: ['--metrics', '127.0.0.1:0'],
-    });
+    const tn = net.testnet;
     const proxy = { host: tn.socksHost, port: tn.socksPort };
     const get = (file: string, user: string) =>
       curl(`${env.webUrl}/${file}`, { proxy, user, maxTimeSeconds: 120 });
@@ -98,8 +81,7 @@ export async function runLongRtt(
       budgetMiB: metrics ? round(budget / MiB, 2) : null,
     };
   } finally {
-    await tn?.stop();
-    for (const l of lines) await l.close();
+    await net.stop();
   }
 }
 

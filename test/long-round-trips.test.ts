@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { Testnet } from '../src/testnet/testnet.js';
-import { type DelayLine, startDelayLine } from './helpers/delay-line.js';
+import type { Testnet } from '../src/testnet/testnet.js';
+import { startDelayedTestnet } from './helpers/delay-line.js';
 import { makeFiles, sha256, startHttpServer, type WebServer } from './helpers/web.js';
 
 const run = promisify(execFile);
@@ -16,36 +16,22 @@ const ONE_WAY_MS = 20;
 
 describe('long round trips: a 40 ms delay line on every link', () => {
   let tn: Testnet;
+  let stopNet: (() => Promise<void>) | null = null;
   let web: WebServer;
-  const lines: DelayLine[] = [];
   const files = makeFiles();
-  // Relay i listens on 127.0.1.i and advertises 127.0.2.i, where its delay line listens.
-  const base = 30_000 + Math.floor(Math.random() * 20_000);
 
   before(async () => {
     web = await startHttpServer(files);
-    for (let i = 1; i <= RELAYS; i++) {
-      const port = base + i;
-      lines.push(
-        await startDelayLine({ host: `127.0.2.${i}`, port }, { host: `127.0.1.${i}`, port }, ONE_WAY_MS),
-      );
-    }
-    tn = await Testnet.start({
+    const d = await startDelayedTestnet({
       relays: RELAYS,
-      relayArgs: (i) => [
-        '--host',
-        `127.0.1.${i + 1}`,
-        '--port',
-        String(base + i + 1),
-        '--address',
-        `127.0.2.${i + 1}`,
-      ],
+      oneWayMs: ONE_WAY_MS,
       clientArgs: ['--metrics', '127.0.0.1:0'],
     });
+    tn = d.testnet;
+    stopNet = d.stop;
   });
   after(async () => {
-    await tn?.stop();
-    for (const l of lines) await l.close();
+    await stopNet?.();
     await web?.close();
   });
 

@@ -3,6 +3,7 @@
 // link, and lets it grow back while it has not. It keeps queues short where the receive budget
 // cannot: at a relay shared with other clients' circuits, each under a budget of its own.
 import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN } from '../wire/constants.js';
+import { WindowedMin } from './windowed-min.js';
 
 /**
  * Queueing delay a circuit may add before its receiver shrinks its window. 10 ms cost one download
@@ -15,12 +16,10 @@ const MIN_RTT_PERIOD_MS = 10_000;
 
 export class DelayControl {
   private readonly circuits = new WeakMap<object, { cap: number; srtt: number }>();
-  private minRtt = Number.POSITIVE_INFINITY;
-  private prevMinRtt = Number.POSITIVE_INFINITY;
-  private minRttSince: number;
+  private readonly minRtt: WindowedMin;
 
-  constructor(private readonly now: () => number = () => performance.now()) {
-    this.minRttSince = now();
+  constructor(now: () => number = () => performance.now()) {
+    this.minRtt = new WindowedMin(MIN_RTT_PERIOD_MS, now);
   }
 
   /**
@@ -34,15 +33,9 @@ export class DelayControl {
       this.circuits.set(circuit, st);
     }
     if (rttMs !== null) {
-      const t = this.now();
-      if (t - this.minRttSince > MIN_RTT_PERIOD_MS) {
-        this.prevMinRtt = this.minRtt;
-        this.minRtt = Number.POSITIVE_INFINITY;
-        this.minRttSince = t;
-      }
-      this.minRtt = Math.min(this.minRtt, rttMs);
+      this.minRtt.note(rttMs);
       st.srtt = st.srtt === 0 ? rttMs : 0.75 * st.srtt + 0.25 * rttMs;
-      const queued = st.srtt - Math.min(this.minRtt, this.prevMinRtt);
+      const queued = st.srtt - this.minRtt.value;
       st.cap =
         queued > QUEUE_DELAY_TARGET_MS
           ? Math.max(CIRC_WINDOW_MIN, Math.floor(Math.min(st.cap, window) * 0.85))

@@ -4,6 +4,7 @@
 import { CIRC_SENDME_INCREMENT, CIRC_WINDOW_MAX, CIRC_WINDOW_MIN } from '../wire/constants.js';
 import { DelayControl } from './delay-control.js';
 import { DeliveryRate } from './delivery-rate.js';
+import { WindowedMin } from './windowed-min.js';
 
 /**
  * 2 MiB per link, a client's and an exit's: one download kept its full speed on a loopback testnet,
@@ -36,9 +37,7 @@ export class ReceiveBudget {
   private readonly lastActive = new Map<object, number>();
   private readonly delay: DelayControl;
   private readonly rate: DeliveryRate;
-  private baseRtt = Number.POSITIVE_INFINITY;
-  private prevBaseRtt = Number.POSITIVE_INFINITY;
-  private baseRttSince: number;
+  private readonly baseRtt: WindowedMin;
 
   /** `totalCells` is the least budget; it grows with the link's bandwidth-delay product. */
   constructor(
@@ -50,7 +49,7 @@ export class ReceiveBudget {
     }
     this.delay = new DelayControl(now);
     this.rate = new DeliveryRate(now);
-    this.baseRttSince = now();
+    this.baseRtt = new WindowedMin(BASE_RTT_PERIOD_MS, now);
   }
 
   /**
@@ -60,19 +59,12 @@ export class ReceiveBudget {
    * so even the least of those holds a queue (~60 ms for eight downloads on one machine).
    */
   noteBaseRtt(ms: number): void {
-    if (!(ms > 0) || !Number.isFinite(ms)) return;
-    const t = this.now();
-    if (t - this.baseRttSince > BASE_RTT_PERIOD_MS) {
-      this.prevBaseRtt = this.baseRtt;
-      this.baseRtt = Number.POSITIVE_INFINITY;
-      this.baseRttSince = t;
-    }
-    this.baseRtt = Math.min(this.baseRtt, ms);
+    if (ms > 0 && Number.isFinite(ms)) this.baseRtt.note(ms);
   }
 
   /** The least base round trip noted in the last 60-120 s (Infinity before the first). */
   get baseRttMs(): number {
-    return Math.min(this.baseRtt, this.prevBaseRtt);
+    return this.baseRtt.value;
   }
 
   /**

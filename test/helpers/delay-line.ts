@@ -2,6 +2,7 @@
 // chunk `delayMs` in each direction before passing it on, in order. A relay listening on one loopback
 // address and advertising another, where a delay line listens, gets that delay on every link to it.
 import net from 'node:net';
+import { Testnet } from '../../src/testnet/testnet.js';
 
 /** Bytes queued toward one side before the other side is paused. */
 const MAX_QUEUED = 8 * 1024 * 1024;
@@ -65,4 +66,53 @@ export async function startDelayLine(
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * A testnet of `relays` relays (src/testnet/testnet.ts) behind delay lines: relay i listens on
+ * 127.0.1.i and advertises 127.0.2.i, where its delay line listens, so every link to a relay (from
+ * the client or another relay) has a round trip of 2 x `oneWayMs`. `stop()` stops both.
+ */
+export async function startDelayedTestnet(o: {
+  relays: number;
+  oneWayMs: number;
+  clientArgs?: string[];
+  logLevel?: string;
+}): Promise<{ testnet: Testnet; stop(): Promise<void> }> {
+  const lines: DelayLine[] = [];
+  const base = 30_000 + Math.floor(Math.random() * 20_000);
+  const closeLines = async () => {
+    for (const l of lines) await l.close();
+  };
+  try {
+    for (let i = 1; i <= o.relays; i++) {
+      const port = base + i;
+      lines.push(
+        await startDelayLine({ host: `127.0.2.${i}`, port }, { host: `127.0.1.${i}`, port }, o.oneWayMs),
+      );
+    }
+    const testnet = await Testnet.start({
+      relays: o.relays,
+      logLevel: o.logLevel,
+      relayArgs: (i) => [
+        '--host',
+        `127.0.1.${i + 1}`,
+        '--port',
+        String(base + i + 1),
+        '--address',
+        `127.0.2.${i + 1}`,
+      ],
+      clientArgs: o.clientArgs,
+    });
+    return {
+      testnet,
+      stop: async () => {
+        await testnet.stop();
+        await closeLines();
+      },
+    };
+  } catch (err) {
+    await closeLines();
+    throw err;
+  }
 }
