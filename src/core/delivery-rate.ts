@@ -1,7 +1,7 @@
 // Implements docs/protocol.md §5.1 (the receive budget's delivery rate): how fast DATA cells have
 // arrived on one link lately, so the budget can cover what is in flight on a long round trip.
 
-/** A rate sample counts for this long: as long as the least round trip (delay-control.ts). */
+/** A rate sample counts for this long: across a pause between downloads, not for ever. */
 export const RATE_SAMPLE_LIFETIME_MS = 20_000;
 
 /**
