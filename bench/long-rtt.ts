@@ -2,7 +2,7 @@
 // machine has no netem), so each link has a 40 ms round trip and a circuit ~120 ms. What one
 // download, eight at once, and a small request beside them get there (docs/performance.md, "Long
 // round trips"). Allium only: C Tor's relays would need the same addresses split.
-import { startDelayedTestnet } from '../test/helpers/delay-line.js';
+import { Testnet } from '../src/testnet/testnet.js';
 import { type CurlResult, curl } from './curl.js';
 import { MiB, median, round, sleep } from './stats.js';
 import type { Env, Plan } from './suite.js';
@@ -27,14 +27,13 @@ export async function runLongRtt(
   relays: number,
   oneWayMs = 20,
 ): Promise<LongRttResult> {
-  const net = await startDelayedTestnet({
+  const tn = await Testnet.start({
     relays,
-    oneWayMs,
+    linkDelayMs: oneWayMs,
     logLevel: 'warn',
     clientArgs: ['--metrics', '127.0.0.1:0'],
   });
   try {
-    const tn = net.testnet;
     const proxy = { host: tn.socksHost, port: tn.socksPort };
     const get = (file: string, user: string) =>
       curl(`${env.webUrl}/${file}`, { proxy, user, maxTimeSeconds: 120 });
@@ -81,7 +80,7 @@ export async function runLongRtt(
       budgetMiB: metrics ? round(budget / MiB, 2) : null,
     };
   } finally {
-    await net.stop();
+    await tn.stop();
   }
 }
 

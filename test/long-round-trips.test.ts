@@ -6,8 +6,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import type { Testnet } from '../src/testnet/testnet.js';
-import { startDelayedTestnet } from './helpers/delay-line.js';
+import { Testnet } from '../src/testnet/testnet.js';
 import { makeFiles, sha256, startHttpServer, type WebServer } from './helpers/web.js';
 
 const run = promisify(execFile);
@@ -16,22 +15,19 @@ const ONE_WAY_MS = 20;
 
 describe('long round trips: a 40 ms delay line on every link', () => {
   let tn: Testnet;
-  let stopNet: (() => Promise<void>) | null = null;
   let web: WebServer;
   const files = makeFiles();
 
   before(async () => {
     web = await startHttpServer(files);
-    const d = await startDelayedTestnet({
+    tn = await Testnet.start({
       relays: RELAYS,
-      oneWayMs: ONE_WAY_MS,
+      linkDelayMs: ONE_WAY_MS,
       clientArgs: ['--metrics', '127.0.0.1:0'],
     });
-    tn = d.testnet;
-    stopNet = d.stop;
   });
   after(async () => {
-    await stopNet?.();
+    await tn?.stop();
     await web?.close();
   });
 

@@ -29,11 +29,25 @@ function alive(pid: number): boolean {
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   test(`allium testnet prints ready, carries a page, and leaves nothing running after ${signal}`, async () => {
     const web = await startHttpServer(makeFiles());
+    // One of the two runs puts its relays behind 5 ms delay lines (--link-delay).
+    const delay = signal === 'SIGTERM' ? ['--link-delay', '5'] : [];
     const proc = spawn(
       process.execPath,
-      [CLI_PATH, 'testnet', '--relays', '5', '--socks', '127.0.0.1:0', '--socks-optimistic', '127.0.0.1:0'],
+      [
+        CLI_PATH,
+        'testnet',
+        '--relays',
+        '5',
+        '--socks',
+        '127.0.0.1:0',
+        '--socks-optimistic',
+        '127.0.0.1:0',
+        ...delay,
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
+    let stderr = '';
+    proc.stderr!.on('data', (d) => (stderr += d));
     try {
       const ready = await new Promise<string>((resolve, reject) => {
         let out = '';
@@ -73,6 +87,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
         `${web.url}/hello`,
       ]);
       assert.match(viaOptimistic.stdout, /RESPONSE-MARKER/);
+      if (delay.length > 0) {
+        assert.match(stderr, /holds data 5 ms each way/);
+        // The relays advertise the delay lines' addresses.
+        const consensus = await (await fetch(`${/directory=(\S+)/.exec(ready)![1]}/v1/consensus`)).text();
+        assert.match(consensus, /127\.0\.2\.\d/);
+      }
       const kids = children(proc.pid!);
       assert.equal(kids.length, 7, 'directory + 5 relays + client');
       const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));

@@ -6,6 +6,7 @@ import { applyConfigFile, configOption, showAllDefaults } from './config.js';
 import {
   parseHostPort,
   parseKey,
+  parseLinkDelay,
   parseNonNegativeInt,
   parsePort,
   parsePositiveInt,
@@ -242,6 +243,12 @@ program
     '--socks-optimistic <host:port>',
     'also give the client a SOCKS5 port that answers before the exit has connected (see `allium client --help`)',
     parseHostPort,
+  )
+  .option(
+    '--link-delay <ms>',
+    'hold every byte this long each way on every link to a relay (relays then listen on 127.0.1.N behind delay lines on 127.0.2.N): a network as far apart as the internet, on one machine',
+    parseLinkDelay,
+    0,
   )
   .option(
     '--http-proxy <host:port>',

@@ -40,6 +40,14 @@ export function parseReceiveBudget(value: string): number {
   return n;
 }
 
+/** Milliseconds each way a testnet's delay lines hold every byte: 0 (none) to 10 s. */
+export function parseLinkDelay(value: string): number {
+  const n = value.trim() === '' ? Number.NaN : Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 10_000)
+    throw new InvalidArgumentError(`expected whole milliseconds from 0 to 10000, got "${value}"`);
+  return n;
+}
+
 /** The receive budget in DATA cells (a cell carries up to 4 KiB). */
 export function receiveBudgetCells(kib: number): number {
   return Math.floor((kib * 1024) / CELL_LEN);

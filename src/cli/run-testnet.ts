@@ -14,6 +14,7 @@ export async function runTestnet(o: {
   demo: boolean;
   httpProxy: { host: string; port: number };
   socksOptimistic?: { host: string; port: number };
+  linkDelay: number;
   dashboard: { host: string; port: number };
   metrics: boolean;
   logLevel: string;
@@ -28,6 +29,7 @@ export async function runTestnet(o: {
     socks: o.socks,
     dataDir: o.dataDir,
     logLevel: o.logLevel,
+    linkDelayMs: o.linkDelay,
     directoryArgs: o.metrics ? ['--metrics', '127.0.0.1:0'] : [],
     relayArgs: () => (o.metrics ? ['--metrics', '127.0.0.1:0'] : []),
     clientArgs: [
@@ -52,6 +54,11 @@ export async function runTestnet(o: {
     ...(client.dashboard ? { dashboard: client.dashboard } : {}),
   });
   say(`network ready in ${Math.round(net.readyAfterMs)} ms`);
+  if (o.linkDelay > 0) {
+    say(
+      `  every link to a relay holds data ${o.linkDelay} ms each way (a circuit round trip: ~${6 * o.linkDelay} ms)`,
+    );
+  }
   say(`  directory: ${net.directoryUrl} (status page in a browser)`);
   say(`  directory key: ${net.directoryKey}`);
   for (const line of usageLines(client)) say(line);

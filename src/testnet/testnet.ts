@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../cli/runtime-flags.js';
 import { AlliumError } from '../errors.js';
+import { type DelayLine, startDelayLine } from '../net/delay-line.js';
 import { socksConnect } from '../net/socks-client.js';
 
 export class TestnetError extends AlliumError {}
@@ -33,6 +34,12 @@ export interface TestnetOptions {
   clientArgs?: string[];
   /** Called as each process becomes ready (progress display). */
   onReady?: (p: ProcessInfo) => void;
+  /**
+   * Milliseconds each way on every link to a relay (default 0): relay i listens on 127.0.1.i and
+   * advertises 127.0.2.i, where a delay line (src/net/delay-line.ts) holds every chunk this long.
+   * A circuit's round trip is then about 6x this. Loopback has no other way to be far away.
+   */
+  linkDelayMs?: number;
 }
 
 export interface ProcessInfo {
@@ -125,6 +132,7 @@ export class Testnet {
   readonly relays: ProcessInfo[] = [];
   private directory: ProcessInfo | null = null;
   private clientProc: ProcessInfo | null = null;
+  private readonly delayLines: DelayLine[] = [];
   private ownsDataDir = false;
   readonly dataDir: string;
   startedAt = 0;
@@ -181,10 +189,32 @@ export class Testnet {
     this.directoryKey = this.directory.ready.key;
     const exits = Math.min(o.relays, o.exits ?? Math.max(1, Math.floor(o.relays / 2)));
     const starts: Promise<ProcessInfo>[] = [];
+    const delayMs = o.linkDelayMs ?? 0;
+    if (delayMs > 0 && o.relays > 254) {
+      throw new TestnetError('ALLIUM_TESTNET_RELAYS', '--link-delay works for at most 254 relays');
+    }
     for (let i = 0; i < o.relays; i++) {
       const nickname = `relay${i + 1}`;
       const exitArgs =
         i < exits ? ['--exit', ...(o.exitsAllowPrivate === false ? [] : ['--allow-private'])] : [];
+      let delayArgs: string[] = [];
+      if (delayMs > 0) {
+        // The line takes any free port on 127.0.2.N; the relay listens on the same port on 127.0.1.N.
+        const line = await startDelayLine(
+          { host: `127.0.2.${i + 1}`, port: 0 },
+          { host: `127.0.1.${i + 1}` },
+          delayMs,
+        );
+        this.delayLines.push(line);
+        delayArgs = [
+          '--host',
+          `127.0.1.${i + 1}`,
+          '--port',
+          String(line.port),
+          '--address',
+          `127.0.2.${i + 1}`,
+        ];
+      }
       const args = [
         'relay',
         '--directory',
@@ -200,6 +230,7 @@ export class Testnet {
         '--log-level',
         this.logLevel,
         ...exitArgs,
+        ...delayArgs,
         ...(o.relayArgs?.(i) ?? []),
       ];
       starts.push(
@@ -272,6 +303,7 @@ export class Testnet {
           }),
       ),
     );
+    for (const line of this.delayLines.splice(0)) await line.close();
     if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
