@@ -1,9 +1,15 @@
 // A testnet whose every link has a 40 ms round trip (a delay line in front of each relay: loopback has
-// no netem here). Downloads arrive whole, and the client's receive budget grows past its 2 MiB floor
-// (protocol §5.1): on a fixed 2 MiB, a circuit round trip of 120 ms capped the client at ~17 MiB/s
-// however many circuits it used.
+// no netem here). Downloads and uploads arrive whole, and the client's receive budget grows past its
+// 2 MiB floor (protocol §5.1): on a fixed 2 MiB, a circuit round trip of 120 ms capped the client at
+// ~17 MiB/s however many circuits it used.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { Testnet } from '../src/testnet/testnet.js';
@@ -60,5 +66,41 @@ describe('long round trips: a 40 ms delay line on every link', () => {
       Number(m[1]) > 2 * 1024 * 1024,
       `the budget grew with the round trip: ${m[1]} bytes (the floor is 2 MiB)`,
     );
+  });
+
+  test("four isolated uploads arrive whole, and an exit's receive budget grows past 2 MiB", async () => {
+    // A sink that answers each upload with the SHA-256 of what it received.
+    const sink = http.createServer((req, res) => {
+      const h = createHash('sha256');
+      req.on('data', (d: Buffer) => h.update(d));
+      req.on('end', () => res.end(h.digest('hex')));
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()));
+    try {
+      const file = join(mkdtempSync(join(tmpdir(), 'allium-upload-')), 'body');
+      const body = randomBytes(10 * 1024 * 1024);
+      writeFileSync(file, body);
+      const url = `http://127.0.0.1:${(sink.address() as AddressInfo).port}/`;
+      const proxy = `${tn.socksHost}:${tn.socksPort}`;
+      const answers = await Promise.all(
+        [0, 1, 2, 3].map(async (i) => {
+          const r = await run('curl', [
+            '-sS',
+            '--fail',
+            '--max-time',
+            '120',
+            '-T',
+            file,
+            '--proxy',
+            `socks5h://up${i}:x@${proxy}`,
+            url,
+          ]);
+          return r.stdout;
+        }),
+      );
+      for (const a of answers) assert.equal(a, sha256(body));
+    } finally {
+      sink.close();
+    }
   });
 });
