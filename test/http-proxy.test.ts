@@ -30,6 +30,7 @@ describe('the HTTP proxy of a client process in a testnet', () => {
   let gitHttp: GitServer;
   let gitHttps: GitServer;
   let proxy = '';
+  let optimisticProxy = '';
   let dashboard = '';
   const files = makeFiles();
   const tls = makeCertificate();
@@ -42,10 +43,18 @@ describe('the HTTP proxy of a client process in a testnet', () => {
     gitHttps = await startGitServer({ content: 'hello over https\n', tls });
     tn = await Testnet.start({
       relays: 5,
-      clientArgs: ['--http-proxy', '127.0.0.1:0', '--dashboard', '127.0.0.1:0'],
+      clientArgs: [
+        '--http-proxy',
+        '127.0.0.1:0',
+        '--http-proxy-optimistic',
+        '127.0.0.1:0',
+        '--dashboard',
+        '127.0.0.1:0',
+      ],
     });
     const ready = tn.processes.find((p) => p.name === 'client')!.ready;
     proxy = `http://${ready.http}`;
+    optimisticProxy = `http://${ready.httpOptimistic}`;
     dashboard = ready.dashboard;
   });
   after(async () => {
@@ -183,5 +192,63 @@ describe('the HTTP proxy of a client process in a testnet', () => {
     });
     assert.equal(status.code, 501);
     assert.match(status.body, /CONNECT/);
+  });
+
+  test('the optimistic proxy (--http-proxy-optimistic): HTTPS through its tunnels, and a closed port is a reset, not a 502', async () => {
+    assert.match(optimisticProxy, /^http:\/\/127\.0\.0\.1:\d+$/, 'the client announces the optimistic proxy');
+    const { stdout } = await run(
+      'curl',
+      [
+        '-sS',
+        '--fail',
+        '--max-time',
+        '60',
+        '--cacert',
+        tls.certPath,
+        `https://localhost:${secure.port}/hello`,
+      ],
+      { env: { ...cleanEnv(), HTTPS_PROXY: optimisticProxy } },
+    );
+    assert.equal(stdout, files['/hello'].toString());
+    const big = join(out, 'optimistic-10m');
+    await run(
+      'curl',
+      [
+        '-sS',
+        '--fail',
+        '--max-time',
+        '120',
+        '-x',
+        optimisticProxy,
+        '--proxytunnel',
+        '-o',
+        big,
+        `${web.url}/random10m`,
+      ],
+      {
+        env: cleanEnv(),
+      },
+    );
+    assert.equal(sha256(readFileSync(big)), sha256(files['/random10m']));
+    // A tunnel to a closed port: the plain proxy answers 502; this one has answered 200 already,
+    // so the tunnel is reset.
+    const closed = await freePort();
+    const viaTunnel = (p: string) =>
+      run(
+        'curl',
+        ['-sS', '-i', '--max-time', '60', '-x', p, '--proxytunnel', `http://127.0.0.1:${closed}/`],
+        {
+          env: cleanEnv(),
+        },
+      ).then(
+        (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+        (e) => e as { code: number; stdout: string; stderr: string },
+      );
+    const usual = await viaTunnel(proxy);
+    assert.match(usual.stderr, /502/, usual.stderr);
+    const early = await viaTunnel(optimisticProxy);
+    assert.notEqual(early.code, 0, 'curl fails');
+    assert.match(early.stdout, /^HTTP\/1\.1 200 Connection Established/, 'the tunnel was answered at once');
+    assert.match(early.stderr, /reset|Recv failure|Empty reply/i, early.stderr);
   });
 });

@@ -16,7 +16,14 @@ type Addr = { host: string; port: number };
 
 export async function startClientServices(
   client: AlliumClient,
-  o: { socks: Addr; socksOptimistic?: Addr; httpProxy?: Addr; dashboard?: Addr; metrics?: Addr },
+  o: {
+    socks: Addr;
+    socksOptimistic?: Addr;
+    httpProxy?: Addr;
+    httpProxyOptimistic?: Addr;
+    dashboard?: Addr;
+    metrics?: Addr;
+  },
   logger: Logger,
 ): Promise<{ ready: Record<string, string>; close(): Promise<void> }> {
   const monitor = new ClientMonitor(client);
@@ -42,24 +49,34 @@ export async function startClientServices(
     const optimisticPort = o.socksOptimistic ? await listenSocks(o.socksOptimistic, true) : null;
     const early = optimisticPort?.server ?? null;
     if (optimisticPort) ready.socksOptimistic = optimisticPort.address;
-    let http: HttpProxyServer | null = null;
-    if (o.httpProxy) {
-      http = await HttpProxyServer.listen({
-        host: o.httpProxy.host,
-        port: o.httpProxy.port,
+    // The plain HTTP proxy and the one whose CONNECT tunnels answer before the exit has connected.
+    const listenHttp = async (addr: Addr, optimisticTunnels: boolean) => {
+      const server = await HttpProxyServer.listen({
+        host: addr.host,
+        port: addr.port,
         logger,
+        optimisticTunnels,
         connect: (req) =>
           monitor.connect(req.host, req.port, { isolation: req.isolation, optimistic: req.optimistic }),
       });
-      closers.push(() => http!.close());
-      ready.http = `${hostForUrl(o.httpProxy.host)}:${http.port}`;
-    }
+      closers.push(() => server.close());
+      return { server, address: `${hostForUrl(addr.host)}:${server.port}` };
+    };
+    const httpPort = o.httpProxy ? await listenHttp(o.httpProxy, false) : null;
+    const http = httpPort?.server ?? null;
+    if (httpPort) ready.http = httpPort.address;
+    const httpEarlyPort = o.httpProxyOptimistic ? await listenHttp(o.httpProxyOptimistic, true) : null;
+    const httpEarly = httpEarlyPort?.server ?? null;
+    if (httpEarlyPort) ready.httpOptimistic = httpEarlyPort.address;
     const proxies = () => [
       { name: 'socks', connections: socks.connections, failures: socks.failures },
       ...(early
         ? [{ name: 'socks-optimistic', connections: early.connections, failures: early.failures }]
         : []),
       ...(http ? [{ name: 'http', connections: http.requests, failures: http.failures }] : []),
+      ...(httpEarly
+        ? [{ name: 'http-optimistic', connections: httpEarly.requests, failures: httpEarly.failures }]
+        : []),
     ];
     const metrics = await serveMetrics(o.metrics, () => clientFamilies(monitor, proxies));
     closers.push(() => metrics.close());
@@ -71,6 +88,9 @@ export async function startClientServices(
           ? { 'SOCKS5 proxy, optimistic': `socks5h://${ready.socksOptimistic}` }
           : {}),
         ...(ready.http ? { 'HTTP proxy': `http://${ready.http}` } : {}),
+        ...(ready.httpOptimistic
+          ? { 'HTTP proxy, optimistic tunnels': `http://${ready.httpOptimistic}` }
+          : {}),
         ...(ready.metrics ? { Metrics: `http://${ready.metrics}/metrics` } : {}),
         'Relays per circuit': String(client.pathLength),
       };

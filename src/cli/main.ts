@@ -193,6 +193,11 @@ program
     parseHostPort,
   )
   .option(
+    '--http-proxy-optimistic <host:port>',
+    'also serve an HTTP proxy whose CONNECT tunnels answer before the exit has connected, so a TLS handshake starts one circuit round trip sooner; an exit that cannot reach the destination then shows as a reset tunnel instead of a 502',
+    parseHostPort,
+  )
+  .option(
     '--dashboard <host:port>',
     'serve a dashboard of circuits and streams at http://HOST:PORT/',
     parseHostPort,

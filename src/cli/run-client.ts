@@ -10,6 +10,7 @@ export async function runClient(o: {
   directoryKey: Buffer;
   socks: { host: string; port: number };
   socksOptimistic?: { host: string; port: number };
+  httpProxyOptimistic?: { host: string; port: number };
   pathLength: number;
   receiveBudget: number;
   dataDir?: string;

@@ -23,6 +23,13 @@ export interface HttpProxyOptions {
   port: number;
   connect(req: ProxyRequest): Promise<Duplex>;
   logger?: Logger;
+  /**
+   * Answer CONNECT with 200 as soon as the stream's BEGIN is on its way, not when the exit has
+   * connected: the program's first bytes (a TLS ClientHello) then follow the BEGIN (optimistic data,
+   * protocol §4.2), one circuit round trip sooner. The price: an exit that cannot reach the
+   * destination shows as a reset tunnel, not as a 502 or 504. Default false.
+   */
+  optimisticTunnels?: boolean;
 }
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and the proxy's own: never forwarded.
@@ -133,7 +140,8 @@ export class HttpProxyServer {
       return;
     }
     const isolation = isolationFromAuth(req.headers['proxy-authorization']);
-    this.opts.connect({ ...target, isolation }).then(
+    const optimistic = this.opts.optimisticTunnels === true;
+    this.opts.connect({ ...target, isolation, optimistic }).then(
       (stream) => {
         if (socket.destroyed) {
           stream.destroy();
@@ -143,7 +151,15 @@ export class HttpProxyServer {
         stream.on('close', () => this.tunnels.delete(stream));
         socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
         if (head.length > 0) stream.write(head);
-        stream.on('error', () => socket.destroy());
+        // A reset, not a FIN: the program must not take a failed or cut tunnel for a whole one.
+        stream.on('error', (err: Error) => {
+          // Only an optimistic stream exists before the exit has answered.
+          if (err instanceof StreamError && err.code === 'ALLIUM_STREAM_REFUSED') {
+            this.failures++;
+            this.log.info({ code: err.code }, `HTTP CONNECT failed after an early answer: ${err.message}`);
+          }
+          socket.resetAndDestroy();
+        });
         socket.on('close', () => stream.destroy());
         stream.on('close', () => socket.destroySoon());
         socket.pipe(stream);
