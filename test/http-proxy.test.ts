@@ -79,8 +79,9 @@ describe('the HTTP proxy of a client process in a testnet', () => {
     return env;
   };
 
-  test('curl with HTTPS_PROXY fetches an HTTPS page through a CONNECT tunnel (TLS end to end)', async () => {
-    const { stdout, stderr } = await run(
+  /** curl -v of the HTTPS test page with HTTPS_PROXY set to `via` (a CONNECT tunnel). */
+  const httpsThrough = (via: string) =>
+    run(
       'curl',
       [
         '-sS',
@@ -92,8 +93,11 @@ describe('the HTTP proxy of a client process in a testnet', () => {
         tls.certPath,
         `https://localhost:${secure.port}/hello`,
       ],
-      { env: { ...cleanEnv(), HTTPS_PROXY: proxy } },
+      { env: { ...cleanEnv(), HTTPS_PROXY: via } },
     );
+
+  test('curl with HTTPS_PROXY fetches an HTTPS page through a CONNECT tunnel (TLS end to end)', async () => {
+    const { stdout, stderr } = await httpsThrough(proxy);
     assert.equal(stdout, files['/hello'].toString());
     assert.match(stderr, new RegExp(`CONNECT localhost:${secure.port}`));
     assertOnlyExits(secure.peers);
@@ -196,19 +200,7 @@ describe('the HTTP proxy of a client process in a testnet', () => {
 
   test('the optimistic proxy (--http-proxy-optimistic): HTTPS through its tunnels, and a closed port is a reset, not a 502', async () => {
     assert.match(optimisticProxy, /^http:\/\/127\.0\.0\.1:\d+$/, 'the client announces the optimistic proxy');
-    const { stdout } = await run(
-      'curl',
-      [
-        '-sS',
-        '--fail',
-        '--max-time',
-        '60',
-        '--cacert',
-        tls.certPath,
-        `https://localhost:${secure.port}/hello`,
-      ],
-      { env: { ...cleanEnv(), HTTPS_PROXY: optimisticProxy } },
-    );
+    const { stdout } = await httpsThrough(optimisticProxy);
     assert.equal(stdout, files['/hello'].toString());
     const big = join(out, 'optimistic-10m');
     await run(
