@@ -29,8 +29,10 @@ function alive(pid: number): boolean {
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   test(`allium testnet prints ready, carries a page, and leaves nothing running after ${signal}`, async () => {
     const web = await startHttpServer(makeFiles());
-    // One of the two runs puts its relays behind 5 ms delay lines (--link-delay).
+    // One of the two runs puts its relays behind 5 ms delay lines (--link-delay), the other adds an
+    // optimistic HTTP proxy.
     const delay = signal === 'SIGTERM' ? ['--link-delay', '5'] : [];
+    const httpOptimistic = signal === 'SIGINT' ? ['--http-proxy-optimistic', '127.0.0.1:0'] : [];
     const proc = spawn(
       process.execPath,
       [
@@ -43,6 +45,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
         '--socks-optimistic',
         '127.0.0.1:0',
         ...delay,
+        ...httpOptimistic,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -87,6 +90,21 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
         `${web.url}/hello`,
       ]);
       assert.match(viaOptimistic.stdout, /RESPONSE-MARKER/);
+      if (httpOptimistic.length > 0) {
+        const via = /httpOptimistic=(\S+)/.exec(ready)?.[1];
+        assert.ok(via, `the ready line names the optimistic HTTP proxy: ${ready}`);
+        const r = await run('curl', [
+          '-sS',
+          '--fail',
+          '--max-time',
+          '60',
+          '-x',
+          `http://${via}`,
+          '--proxytunnel',
+          `${web.url}/hello`,
+        ]);
+        assert.match(r.stdout, /RESPONSE-MARKER/);
+      }
       if (delay.length > 0) {
         assert.match(stderr, /holds data 5 ms each way/);
         // The relays advertise the delay lines' addresses.

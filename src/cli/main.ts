@@ -250,6 +250,11 @@ program
     parseHostPort,
   )
   .option(
+    '--http-proxy-optimistic <host:port>',
+    'also give the client an HTTP proxy whose CONNECT tunnels answer before the exit has connected',
+    parseHostPort,
+  )
+  .option(
     '--link-delay <ms>',
     'hold every byte this long each way on every link to a relay (relays then listen on 127.0.1.N behind delay lines on 127.0.2.N): a network as far apart as the internet, on one machine',
     parseLinkDelay,

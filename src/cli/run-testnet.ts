@@ -14,6 +14,7 @@ export async function runTestnet(o: {
   demo: boolean;
   httpProxy: { host: string; port: number };
   socksOptimistic?: { host: string; port: number };
+  httpProxyOptimistic?: { host: string; port: number };
   linkDelay: number;
   dashboard: { host: string; port: number };
   metrics: boolean;
@@ -38,6 +39,7 @@ export async function runTestnet(o: {
       '--dashboard',
       hostPortArg(o.dashboard),
       ...(o.socksOptimistic ? ['--socks-optimistic', hostPortArg(o.socksOptimistic)] : []),
+      ...(o.httpProxyOptimistic ? ['--http-proxy-optimistic', hostPortArg(o.httpProxyOptimistic)] : []),
       ...(o.metrics ? ['--metrics', '127.0.0.1:0'] : []),
     ],
     onReady: (p) => say(progressLine(p, o.relays + 2, ++up, performance.now() - t0)),
@@ -51,6 +53,7 @@ export async function runTestnet(o: {
     key: net.directoryKey,
     ...(client.http ? { http: client.http } : {}),
     ...(client.socksOptimistic ? { socksOptimistic: client.socksOptimistic } : {}),
+    ...(client.httpOptimistic ? { httpOptimistic: client.httpOptimistic } : {}),
     ...(client.dashboard ? { dashboard: client.dashboard } : {}),
   });
   say(`network ready in ${Math.round(net.readyAfterMs)} ms`);

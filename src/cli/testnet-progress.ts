@@ -25,6 +25,7 @@ export function usageLines(client: Record<string, string>): string[] {
   const lines = [`  SOCKS5 proxy:  ${client.socks}`];
   if (client.socksOptimistic) lines.push(`  SOCKS5, optimistic: ${client.socksOptimistic}`);
   if (client.http) lines.push(`  HTTP proxy:    http://${client.http}`);
+  if (client.httpOptimistic) lines.push(`  HTTP proxy, optimistic tunnels: http://${client.httpOptimistic}`);
   if (client.dashboard) lines.push(`  dashboard:     ${client.dashboard}`);
   if (client.metrics) lines.push(`  metrics:       http://${client.metrics}/metrics`);
   lines.push('', 'try (the exits here allow loopback destinations, so local web servers work):');
