@@ -68,42 +68,26 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       const socks = /socks=(\S+)/.exec(ready)?.[1];
       assert.ok(socks, ready);
       assert.match(ready, /directory=http:\/\/127\.0\.0\.1:\d+/);
-      const { stdout } = await run('curl', [
-        '-sS',
-        '--fail',
-        '--max-time',
-        '60',
-        '--socks5-hostname',
-        socks,
-        `${web.url}/hello`,
-      ]);
-      assert.match(stdout, /RESPONSE-MARKER/);
-      const optimistic = /socksOptimistic=(\S+)/.exec(ready)?.[1];
-      assert.ok(optimistic, `the ready line names the optimistic SOCKS port: ${ready}`);
-      const viaOptimistic = await run('curl', [
-        '-sS',
-        '--fail',
-        '--max-time',
-        '60',
-        '--socks5-hostname',
-        optimistic,
-        `${web.url}/hello`,
-      ]);
-      assert.match(viaOptimistic.stdout, /RESPONSE-MARKER/);
-      if (httpOptimistic.length > 0) {
-        const via = /httpOptimistic=(\S+)/.exec(ready)?.[1];
-        assert.ok(via, `the ready line names the optimistic HTTP proxy: ${ready}`);
-        const r = await run('curl', [
+      /** The test page through the proxy that `proxyArgs` name, as curl gets it. */
+      const hello = async (proxyArgs: string[]) => {
+        const { stdout } = await run('curl', [
           '-sS',
           '--fail',
           '--max-time',
           '60',
-          '-x',
-          `http://${via}`,
-          '--proxytunnel',
+          ...proxyArgs,
           `${web.url}/hello`,
         ]);
-        assert.match(r.stdout, /RESPONSE-MARKER/);
+        assert.match(stdout, /RESPONSE-MARKER/);
+      };
+      await hello(['--socks5-hostname', socks]);
+      const optimistic = /socksOptimistic=(\S+)/.exec(ready)?.[1];
+      assert.ok(optimistic, `the ready line names the optimistic SOCKS port: ${ready}`);
+      await hello(['--socks5-hostname', optimistic]);
+      if (httpOptimistic.length > 0) {
+        const via = /httpOptimistic=(\S+)/.exec(ready)?.[1];
+        assert.ok(via, `the ready line names the optimistic HTTP proxy: ${ready}`);
+        await hello(['-x', `http://${via}`, '--proxytunnel']);
       }
       if (delay.length > 0) {
         assert.match(stderr, /holds data 5 ms each way/);

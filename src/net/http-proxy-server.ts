@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { StreamError } from '../core/stream-mux.js';
 import { type Logger, silentLogger } from '../log.js';
 import { EndReason } from '../wire/constants.js';
-import { pipeReleasing } from './pipe-releasing.js';
+import { spliceStream } from './splice-stream.js';
 
 export interface ProxyRequest {
   host: string;
@@ -151,19 +151,10 @@ export class HttpProxyServer {
         stream.on('close', () => this.tunnels.delete(stream));
         socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
         if (head.length > 0) stream.write(head);
-        // A reset, not a FIN: the program must not take a failed or cut tunnel for a whole one.
-        stream.on('error', (err: Error) => {
-          // Only an optimistic stream exists before the exit has answered.
-          if (err instanceof StreamError && err.code === 'ALLIUM_STREAM_REFUSED') {
-            this.failures++;
-            this.log.info({ code: err.code }, `HTTP CONNECT failed after an early answer: ${err.message}`);
-          }
-          socket.resetAndDestroy();
+        spliceStream(socket, stream, (err) => {
+          this.failures++;
+          this.log.info({ code: err.code }, `HTTP CONNECT failed after an early answer: ${err.message}`);
         });
-        socket.on('close', () => stream.destroy());
-        stream.on('close', () => socket.destroySoon());
-        socket.pipe(stream);
-        pipeReleasing(stream, socket);
       },
       (err: Error) => {
         this.failures++;

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { StreamError } from '../core/stream-mux.js';
 import { type Logger, silentLogger } from '../log.js';
 import { encodeSocksReply, Socks5Handshake, SocksReply, socksReplyForEndReason } from '../wire/socks5.js';
-import { pipeReleasing } from './pipe-releasing.js';
+import { spliceStream } from './splice-stream.js';
 
 export interface SocksRequest {
   host: string;
@@ -128,20 +128,10 @@ export class SocksServer {
             }
             socket.write(encodeSocksReply(SocksReply.SUCCEEDED));
             if (step.rest.length > 0) stream.write(step.rest);
-            // A reset, not a FIN: the application must not take a failed or cut stream for a whole one.
-            stream.on('error', (err: Error) => {
-              // Only an optimistic stream exists before the exit has answered.
-              if (err instanceof StreamError && err.code === 'ALLIUM_STREAM_REFUSED') {
-                this.failures++;
-                log.info({ code: err.code }, `SOCKS request failed after an early answer: ${err.message}`);
-              }
-              socket.resetAndDestroy();
+            spliceStream(socket, stream, (err) => {
+              this.failures++;
+              log.info({ code: err.code }, `SOCKS request failed after an early answer: ${err.message}`);
             });
-            socket.on('error', () => stream.destroy());
-            socket.on('close', () => stream.destroy());
-            stream.on('close', () => socket.destroySoon());
-            socket.pipe(stream);
-            pipeReleasing(stream, socket);
             socket.resume();
           },
           (err: Error) => {
