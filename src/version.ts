@@ -1,7 +1,7 @@
 // The release and what it requires of the relays a client uses (docs/protocol.md §5, §6.2).
 
 /** This release; relays publish it in their descriptors as `allium/<version>`. */
-export const ALLIUM_VERSION = '0.2.0';
+export const ALLIUM_VERSION = '0.3.0';
 
 /**
  * The oldest release an exit may run for this client's streams: 0.2.0 brought circuit SENDME
@@ -9,6 +9,12 @@ export const ALLIUM_VERSION = '0.2.0';
  * Entries and middles do not read SENDMEs, so any release serves there.
  */
 export const MIN_EXIT_VERSION: readonly [number, number, number] = [0, 2, 0];
+
+/**
+ * The oldest release an entry may run for a link-bound first hop (protocol §3.6, new in 0.3.0): an
+ * older entry refuses handshake type 3, so the client runs ntor with it as before.
+ */
+export const MIN_LINK_BOUND_VERSION: readonly [number, number, number] = [0, 3, 0];
 
 /** Whether a descriptor's `version` ("allium/X.Y.Z...") is at least `min`; false if it does not parse. */
 export function versionAtLeast(version: string, min: readonly [number, number, number]): boolean {

@@ -113,11 +113,17 @@ describe('metrics endpoints of a testnet during a download', () => {
     assert.ok(grew.filter((g) => g >= size).length >= 3, `relay bytes out grew by ${grew.join(', ')}`);
     const exits = afterRelays.filter((m) => (m.get('allium_relay_streams_opened_total') ?? 0) >= 1);
     assert.ok(exits.length >= 1, 'an exit counted the stream');
-    // The download's circuit was built through three relays: each answered its CREATE on its own thread.
+    // The download's circuit was built through three relays: the entry took its keys from the client's
+    // link (protocol §3.6), the middle and the exit each answered an ntor CREATE on their own thread.
     const inline = afterRelays.map(
       (m) => m.get('allium_relay_circuit_handshakes_total{where="inline"}') ?? 0,
     );
-    assert.ok(inline.filter((n) => n >= 1).length >= 3, `inline handshakes per relay: ${inline.join(', ')}`);
+    assert.ok(inline.filter((n) => n >= 1).length >= 2, `inline handshakes per relay: ${inline.join(', ')}`);
+    const linkBound = afterRelays.map((m) => m.get('allium_relay_link_bound_creates_total') ?? 0);
+    assert.ok(
+      linkBound.some((n) => n >= 1),
+      `link-bound CREATEs per relay: ${linkBound.join(', ')}`,
+    );
     for (const m of afterRelays) {
       assert.ok(m.has('allium_relay_circuit_handshakes_total{where="worker"}'));
       assert.ok(m.has('allium_relay_handshake_failures_total'));

@@ -208,6 +208,10 @@ program
     parseReceiveBudget,
     2048,
   )
+  .option(
+    '--no-link-bound-first-hop',
+    "run a full ntor handshake with the entry relay too, and wait for its answer before extending: one round trip to the entry more per circuit (by default the entry's keys come from the link's own handshake, docs/protocol.md §3.6)",
+  )
   .addOption(metrics())
   .addOption(configOption())
   .addOption(logLevel())

@@ -13,6 +13,7 @@ export async function runClient(o: {
   httpProxyOptimistic?: { host: string; port: number };
   pathLength: number;
   receiveBudget: number;
+  linkBoundFirstHop: boolean;
   dataDir?: string;
   httpProxy?: { host: string; port: number };
   dashboard?: { host: string; port: number };
@@ -28,6 +29,7 @@ export async function runClient(o: {
     directoryKey: o.directoryKey,
     pathLength: o.pathLength,
     receiveBudgetCells: receiveBudgetCells(o.receiveBudget),
+    linkBoundFirstHop: o.linkBoundFirstHop,
     dataDir: o.dataDir,
     logger,
   });

@@ -11,6 +11,7 @@ import {
   wrapForward,
 } from '../crypto/forward-onion.js';
 import { SpareEphemeralKey } from '../crypto/keys.js';
+import { type LinkBoundHop, linkBoundConfirmed, linkBoundHopStart } from '../crypto/link-bound-hop.js';
 import {
   type NtorClientState,
   ntorClientFinish,
@@ -87,6 +88,8 @@ export class ClientCircuit {
   private readonly mux: StreamMux;
   private nextStreamId = 1;
   private handshake: { state: NtorClientState; relay: ConsensusRelay; waiter: Waiter<void> } | null = null;
+  /** A link-bound first hop whose CREATED has not come back yet: what that CREATED must confirm (§3.6). */
+  private linkBound: LinkBoundHop | null = null;
   private readonly connecting = new Map<number, Waiter<CircuitStream>>();
   closed = false;
   closeReason = '';
@@ -123,11 +126,28 @@ export class ClientCircuit {
   /** Milliseconds each hop of the build took (CREATE/CREATED, then each EXTEND/EXTENDED), for the logs. */
   readonly buildStepsMs: number[] = [];
 
-  /** CREATE to the entry, then EXTEND to each further relay of `path`. */
-  async build(path: ConsensusRelay[]): Promise<void> {
+  /** Hops whose relay has answered: a link-bound first hop counts once its CREATED came back. */
+  get confirmedHops(): number {
+    return this.hops.length - (this.linkBound ? 1 : 0);
+  }
+
+  /**
+   * CREATE to the entry, then EXTEND to each further relay of `path`. With `linkBound` (and a path of
+   * two or more) the entry's keys come from the link (§3.6): its CREATE needs no answer before the
+   * first EXTEND, which goes out right behind it, one round trip to the entry sooner.
+   */
+  async build(path: ConsensusRelay[], opts: { linkBound?: boolean } = {}): Promise<void> {
     for (let i = 0; i < path.length; i++) {
       const stepStart = performance.now();
       const relay = path[i];
+      if (i === 0 && opts.linkBound && path.length > 1) {
+        const { hdata, hop } = linkBoundHopStart(this.link.linkSecret);
+        this.linkBound = hop;
+        this.link.send(this.circId, CellCommand.CREATE, encodeCreate(HandshakeType.LINK_BOUND, hdata));
+        this.hops.push({ relay, crypto: circuitHopCrypto(hop.keys) });
+        this.buildStepsMs.push(Math.round((performance.now() - stepStart) * 100) / 100);
+        continue;
+      }
       const { onionskin, state } = ntorClientStart(
         Buffer.from(relay.id, 'hex'),
         Buffer.from(relay.onionKey, 'base64'),
@@ -158,6 +178,11 @@ export class ClientCircuit {
       });
       await done;
       this.buildStepsMs.push(Math.round((performance.now() - stepStart) * 100) / 100);
+    }
+    // The entry's CREATED comes before anything it forwards on the circuit: still missing, it never came.
+    if (this.linkBound) {
+      this.destroy(DestroyReason.PROTOCOL, `${path[0].nickname} never confirmed the first hop`);
+      throw new CircuitError('ALLIUM_CIRCUIT_PROTOCOL', `${path[0].nickname} never confirmed the first hop`);
     }
   }
 
@@ -278,11 +303,24 @@ export class ClientCircuit {
     if (this.closed) return;
     try {
       switch (cell.command) {
-        case CellCommand.CREATED:
+        case CellCommand.CREATED: {
+          const { hdata } = decodeCreated(cell.body);
+          const linkBound = this.linkBound;
+          if (linkBound) {
+            this.linkBound = null;
+            if (!linkBoundConfirmed(linkBound, hdata)) {
+              throw new CircuitError(
+                'ALLIUM_HANDSHAKE_AUTH',
+                'the entry did not confirm the link-bound first hop',
+              );
+            }
+            return;
+          }
           if (this.hops.length !== 0)
             throw new CircuitError('ALLIUM_CIRCUIT_PROTOCOL', 'CREATED after the first hop');
-          this.completeHandshake(decodeCreated(cell.body).hdata);
+          this.completeHandshake(hdata);
           return;
+        }
         case CellCommand.RELAY:
           this.onRelay(cell.body);
           return;

@@ -9,6 +9,7 @@ import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
 import { connectLink, type Link } from '../net/link.js';
+import { MIN_LINK_BOUND_VERSION, versionAtLeast } from '../version.js';
 import { CIRC_ID_INITIATOR_BIT, DestroyReason, EndReason } from '../wire/constants.js';
 import type { Consensus, ConsensusRelay } from '../wire/directory-docs.js';
 import { CircuitError, ClientCircuit } from './client-circuit.js';
@@ -24,6 +25,11 @@ export interface ClientOptions {
   directoryKey: Buffer;
   /** Relays per circuit, at least 3 unless `allowShortPaths` (tests). */
   pathLength?: number;
+  /**
+   * The entry's keys from the link's own handshake, so the first EXTEND follows the CREATE at once
+   * (protocol §3.6; entries of release 0.3.0 or later). Default true; false runs ntor with the entry too.
+   */
+  linkBoundFirstHop?: boolean;
   allowShortPaths?: boolean;
   /** A circuit takes new streams for this long after it was built (Tor: 10 minutes). */
   circuitLifetimeMs?: number;
@@ -253,11 +259,14 @@ export class AlliumClient {
     map.set(circId, circ);
     this.circuits.add(circ);
     try {
-      await circ.build(path);
+      await circ.build(path, {
+        linkBound:
+          this.opts.linkBoundFirstHop !== false && versionAtLeast(entry.version, MIN_LINK_BOUND_VERSION),
+      });
     } catch (err) {
       this.stats.circuitsFailed++;
       // The relay we were adding when it failed is the one to avoid for a while.
-      if (!opts.path && circ.hops.length < path.length) this.markFailed(path[circ.hops.length].id);
+      if (!opts.path && circ.confirmedHops < path.length) this.markFailed(path[circ.confirmedHops].id);
       circ.destroy(3, 'build failed');
       throw err;
     }

@@ -134,6 +134,20 @@ describe('Noise XX handshake', () => {
     assert.deepEqual(init.handshakeHash, resp.handshakeHash);
   });
 
+  it('gives both sides one link secret, new for every handshake', () => {
+    const first = pair();
+    runHandshake(first.init, first.resp);
+    const a = first.init.split();
+    const b = first.resp.split();
+    assert.equal(a.linkSecret.length, 32);
+    assert.deepEqual(a.linkSecret, b.linkSecret);
+    const again = pair();
+    runHandshake(again.init, again.resp);
+    assert.notDeepEqual(again.init.split().linkSecret, a.linkSecret);
+    // Not the handshake hash, which is no secret.
+    assert.notDeepEqual(a.linkSecret, first.init.handshakeHash);
+  });
+
   it('gives transport ciphers that work both ways and reject replays and reordering', () => {
     const { init, resp } = pair();
     runHandshake(init, resp);

@@ -29,8 +29,13 @@ function hmac(key: Buffer, ...parts: Buffer[]): Buffer {
 function hkdf2(ck: Buffer, ikm: Buffer): [Buffer, Buffer] {
   const temp = hmac(ck, ikm);
   const out1 = hmac(temp, Buffer.from([1]));
-  const out2 = hmac(temp, out1, Buffer.from([2]));
-  return [out1, out2];
+  return [out1, hmac(temp, out1, Buffer.from([2]))];
+}
+
+/** Noise HKDF with three outputs; the first two are hkdf2's. */
+function hkdf3(ck: Buffer, ikm: Buffer): [Buffer, Buffer, Buffer] {
+  const [out1, out2] = hkdf2(ck, ikm);
+  return [out1, out2, hmac(hmac(ck, ikm), out2, Buffer.from([3]))];
 }
 
 function nonceBytes(n: number): Buffer {
@@ -140,9 +145,10 @@ class SymmetricState {
     this.mixHash(ciphertext);
     return out;
   }
-  split(): [NoiseCipher, NoiseCipher] {
-    const [k1, k2] = hkdf2(this.ck, EMPTY);
-    return [new NoiseCipher(k1), new NoiseCipher(k2)];
+  /** Split(), with the third HKDF output as the link secret (§1.2): k1 and k2 are Noise's own. */
+  split(): [NoiseCipher, NoiseCipher, Buffer] {
+    const [k1, k2, k3] = hkdf3(this.ck, EMPTY);
+    return [new NoiseCipher(k1), new NoiseCipher(k2), k3];
   }
 }
 
@@ -283,8 +289,11 @@ export class NoiseHandshake {
     }
   }
 
-  /** The transport ciphers (Noise Split()); once, after the last handshake message. */
-  split(): { send: NoiseCipher; recv: NoiseCipher } {
+  /**
+   * The transport ciphers (Noise Split()) and the link secret both sides share (§1.2: what a
+   * link-bound first hop derives its keys from); once, after the last handshake message.
+   */
+  split(): { send: NoiseCipher; recv: NoiseCipher; linkSecret: Buffer } {
     if (this.failed || !this.complete || this.splitDone) {
       throw new CryptoError(
         CryptoErrorCode.NOISE_STATE,
@@ -292,10 +301,10 @@ export class NoiseHandshake {
       );
     }
     this.splitDone = true;
-    const [c1, c2] = this.ss.split();
+    const [c1, c2, linkSecret] = this.ss.split();
     // The ephemeral secret is no longer needed: dropping it is what gives forward secrecy.
     this.e = null;
-    return this.initiator ? { send: c1, recv: c2 } : { send: c2, recv: c1 };
+    return this.initiator ? { send: c1, recv: c2, linkSecret } : { send: c2, recv: c1, linkSecret };
   }
 
   private checkTurn(writing: boolean): void {

@@ -74,6 +74,11 @@ export class Link {
   /** The peer's relay id when it proved one (always for links we initiated), else null: a client. */
   readonly peerRelayId: Buffer | null;
   readonly initiator: boolean;
+  /**
+   * The secret this link's Noise handshake gave both ends (§1.2), known to nobody else: what a client's
+   * link-bound first hop derives its keys from (§3.6).
+   */
+  readonly linkSecret: Buffer;
   private handlers: LinkEvents = { cells: () => {}, close: () => {} };
   /** Cells waiting to be framed, per circuit (they leave round-robin). */
   private readonly scheduler = new CellScheduler();
@@ -109,9 +114,11 @@ export class Link {
     peerRelayId: Buffer | null,
     initiator: boolean,
     pendingFrames: Buffer[],
+    linkSecret: Buffer,
   ) {
     this.peerRelayId = peerRelayId;
     this.initiator = initiator;
+    this.linkSecret = linkSecret;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.close(err));
     socket.on('close', () => this.close());
@@ -378,8 +385,8 @@ function handshake(
       };
       const finish = (rest: Buffer[]) => {
         cleanup();
-        const { send, recv } = hs.split();
-        resolve(new Link(socket, send, recv, decoder, peerId, initiator, rest));
+        const { send, recv, linkSecret } = hs.split();
+        resolve(new Link(socket, send, recv, decoder, peerId, initiator, rest, linkSecret));
       };
       const onData = (chunk: Buffer) => {
         let frames: Buffer[];

@@ -92,6 +92,12 @@ export function relayFamilies(relay: Relay): Family[] {
       ],
     },
     {
+      name: 'allium_relay_link_bound_creates_total',
+      help: "CREATEs for a client's first hop answered with keys bound to the client's link (no ntor, protocol §3.6).",
+      type: 'counter',
+      collect: () => s.linkBoundCreates,
+    },
+    {
       name: 'allium_relay_links_open',
       help: 'Links to clients and relays open right now.',
       type: 'gauge',

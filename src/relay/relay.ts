@@ -6,6 +6,7 @@ import { DEFAULT_RECEIVE_BUDGET_CELLS, ReceiveBudgets } from '../core/receive-bu
 import { StreamError, StreamMux } from '../core/stream-mux.js';
 import { circuitHopCrypto, FORWARD_MARKER_LEN } from '../crypto/forward-onion.js';
 import type { IdentityKey, X25519Key } from '../crypto/keys.js';
+import { linkBoundHop } from '../crypto/link-bound-hop.js';
 import { makeLinkCert } from '../crypto/link-cert.js';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
@@ -130,6 +131,7 @@ export class Relay {
     cellsOut: 0,
     streams: 0,
     handshakeFailures: 0,
+    linkBoundCreates: 0,
     integrityFailures: 0,
     onionKeyRotations: 0,
   };
@@ -518,6 +520,10 @@ export class Relay {
     let hdata: Buffer;
     try {
       const create = decodeCreate(cell.body);
+      if (create.htype === HandshakeType.LINK_BOUND) {
+        this.answerLinkBound(link, map, circId, create.hdata);
+        return;
+      }
       if (create.htype !== HandshakeType.NTOR_X25519_SHA256)
         throw new AlliumError('ALLIUM_HANDSHAKE_TYPE', 'unknown handshake');
       hdata = create.hdata;
@@ -548,6 +554,23 @@ export class Relay {
     map.set(circId, { circ, side: 'prev' });
     this.stats.circuits++;
     link.send(circId, CellCommand.CREATED, encodeCreated(result.reply));
+  }
+
+  /**
+   * A link-bound first hop (§3.6): answered at once, so the client's EXTEND right behind it finds the
+   * circuit. Only from a client's own link: on a link from a relay it could only come from an EXTEND,
+   * and the relay that sent it would hold the keys.
+   */
+  private answerLinkBound(link: Link, map: Map<number, Entry>, circId: number, hdata: Buffer): void {
+    if (link.peerRelayId !== null) {
+      throw new AlliumError('ALLIUM_HANDSHAKE_TYPE', 'a link-bound CREATE from a relay');
+    }
+    const { keys, confirm } = linkBoundHop(link.linkSecret, hdata);
+    const circ = new RelayCircuit({ link, circId }, circuitHopCrypto(keys));
+    map.set(circId, { circ, side: 'prev' });
+    this.stats.circuits++;
+    this.stats.linkBoundCreates++;
+    link.send(circId, CellCommand.CREATED, encodeCreated(confirm));
   }
 
   private refuseCreate(link: Link, circId: number, err: Error): void {

@@ -85,9 +85,15 @@ export const EndReason = {
 export type EndReason = (typeof EndReason)[keyof typeof EndReason];
 
 /** Circuit handshake types carried in CREATE and EXTEND. */
-export const HandshakeType = { NTOR_X25519_SHA256: 2 } as const;
+/**
+ * Circuit handshakes (§3.1, §3.6): ntor for every hop, or for the first hop only a handshake bound to
+ * the link's own key agreement, which needs no answer before the next EXTEND.
+ */
+export const HandshakeType = { NTOR_X25519_SHA256: 2, LINK_BOUND: 3 } as const;
 export const NTOR_ONIONSKIN_LEN = 96; // ID(32) | B(32) | X(32)
 export const NTOR_REPLY_LEN = 64; // Y(32) | AUTH(32)
+export const LINK_BOUND_HDATA_LEN = 32; // X(32)
+export const LINK_BOUND_REPLY_LEN = 32; // CONFIRM(32)
 
 /** Flow control (§5), counted in DATA cells. */
 /** Every this many DATA cells the receiver answers a circuit SENDME that names its next window. */

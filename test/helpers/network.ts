@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AlliumClient } from '../../src/client/client.js';
+import { AlliumClient, type ClientOptions } from '../../src/client/client.js';
 import { Directory } from '../../src/directory/directory.js';
 import { Relay, type RelayOptions } from '../../src/relay/relay.js';
 
@@ -23,6 +23,7 @@ export async function startNetwork(opts: {
   pathLength?: number;
   /** Spare circuits the client keeps (default 0 here, so tests see only the circuits they make). */
   spareCircuits?: number;
+  clientOptions?: Partial<ClientOptions>;
 }): Promise<InProcessNetwork> {
   const dataDir = mkdtempSync(join(tmpdir(), 'allium-test-'));
   const directory = await Directory.start({ dataDir: join(dataDir, 'directory') });
@@ -46,6 +47,7 @@ export async function startNetwork(opts: {
     minRelays: opts.relays,
     pathLength: opts.pathLength,
     spareCircuits: opts.spareCircuits ?? 0,
+    ...opts.clientOptions,
   });
   return {
     directory,
