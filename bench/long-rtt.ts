@@ -21,6 +21,8 @@ export interface LongRttResult {
   ttfbBesideMs: number | null;
   /** The most the client's receive budget reached (its metric), MiB. */
   budgetMiB: number | null;
+  /** Median of the circuit builds before the downloads, ms. */
+  buildMs: number | null;
 }
 
 export async function runLongRtt(
@@ -29,25 +31,48 @@ export async function runLongRtt(
   relays: number,
   oneWayMs = 20,
 ): Promise<LongRttResult> {
+  const builds: number[] = [];
   const tn = await Testnet.start({
     relays,
     linkDelayMs: oneWayMs,
-    logLevel: 'warn',
+    // The client logs each build's duration at debug level (as in allium-net.ts); relays stay at warn.
+    logLevel: 'debug',
+    relayArgs: () => ['--log-level', 'warn'],
     clientArgs: ['--metrics', '127.0.0.1:0', '--socks-optimistic', '127.0.0.1:0'],
+    onLog: (name, line) => {
+      if (name !== 'client' || !line.includes('circuit built')) return;
+      try {
+        const o = JSON.parse(line) as { msg?: string; ms?: number };
+        if (o.msg === 'circuit built' && typeof o.ms === 'number') builds.push(o.ms);
+      } catch {
+        // Not a JSON log line.
+      }
+    },
   });
   try {
     const proxy = { host: tn.socksHost, port: tn.socksPort };
     const get = (file: string, user: string) =>
       curl(`${env.webUrl}/${file}`, { proxy, user, maxTimeSeconds: 120 });
     const metrics = tn.processes.find((p) => p.name === 'client')?.ready.metrics;
+    const readMetric = async (name: string): Promise<number | null> => {
+      if (!metrics) return null;
+      const text = await (await fetch(`http://${metrics}/metrics`)).text();
+      const m = new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text);
+      return m ? Number(m[1]) : null;
+    };
     let budget = 0;
     const readBudget = async () => {
-      if (!metrics) return;
-      const text = await (await fetch(`http://${metrics}/metrics`)).text();
-      const m = /^allium_client_receive_budget_bytes (\d+)/m.exec(text);
-      if (m) budget = Math.max(budget, Number(m[1]));
+      budget = Math.max(budget, (await readMetric('allium_client_receive_budget_bytes')) ?? 0);
     };
     await get('1k', 'wan');
+    // The first builds also open the links (two more round trips each); later ones find them open.
+    await sleep(1000);
+    builds.splice(0);
+    for (let i = 0; i < 4; i++) {
+      await get('1k', `wan-fresh-${i}`);
+      await sleep(400); // the spare it took is replaced meanwhile
+    }
+    const idleBuilds = builds.splice(0);
     const ttfb: number[] = [];
     for (let i = 0; i < 5; i++) ttfb.push((await get('1k', 'wan')).ttfb);
     const early = /^(.*):(\d+)$/.exec(
@@ -92,6 +117,7 @@ export async function runLongRtt(
       aggregateMiBps: round(results.reduce((a, r) => a + r.bytes, 0) / MiB / seconds, 1),
       ttfbBesideMs: beside.length ? round(median(beside.map((r) => r.ttfb)) * 1000, 1) : null,
       budgetMiB: metrics ? round(budget / MiB, 2) : null,
+      buildMs: idleBuilds.length ? round(median(idleBuilds), 1) : null,
     };
   } finally {
     await tn.stop();
@@ -101,7 +127,8 @@ export async function runLongRtt(
 export function describeLongRtt(r: LongRttResult): string {
   return (
     `long round trips (Allium, ${r.relays} relays, a delay line of ${r.oneWayMs} ms each way on every link: ` +
-    `${2 * r.oneWayMs} ms per link, ~${6 * r.oneWayMs} ms per circuit): 1 KiB TTFB ${r.ttfbMs} ms ` +
+    `${2 * r.oneWayMs} ms per link, ~${6 * r.oneWayMs} ms per circuit): 3-hop build ${r.buildMs ?? '-'} ms ` +
+    `(two round trips: to the middle, to the exit); 1 KiB TTFB ${r.ttfbMs} ms ` +
     `(optimistic SOCKS port: ${r.ttfbOptimisticMs ?? '-'} ms); ` +
     `one ${r.oneDownloadMiB} MiB download ${r.oneDownloadMiBps} MiB/s; ${r.concurrent} isolated x ${r.concurrentMiB} MiB ` +
     `${r.aggregateMiBps} MiB/s together, 1 KiB beside them ${r.ttfbBesideMs ?? '-'} ms; ` +
