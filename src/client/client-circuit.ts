@@ -8,7 +8,7 @@ import {
   type CircuitHopCrypto,
   circuitHopCrypto,
   forwardMessageCapacity,
-  wrapForward,
+  wrapForwardMany,
 } from '../crypto/forward-onion.js';
 import { SpareEphemeralKey } from '../crypto/keys.js';
 import { type LinkBoundHop, linkBoundConfirmed, linkBoundHopStart } from '../crypto/link-bound-hop.js';
@@ -240,12 +240,11 @@ export class ClientCircuit {
     cellCommand: number = CellCommand.RELAY,
   ): Buffer[] {
     const layers = this.hops.slice(0, hop + 1).map((h) => h.crypto.forward);
-    const tags: Buffer[] = [];
-    for (const data of datas) {
-      const { body, tag } = wrapForward(layers, encodeRelayMessage(command, streamId, data));
-      tags.push(tag);
-      if (!this.closed) this.link.send(this.circId, cellCommand, body);
-    }
+    const { bodies, tags } = wrapForwardMany(
+      layers,
+      datas.map((data) => encodeRelayMessage(command, streamId, data)),
+    );
+    if (!this.closed) for (const body of bodies) this.link.send(this.circId, cellCommand, body);
     this.lastUsed = Date.now();
     return tags;
   }

@@ -15,23 +15,28 @@ export const FORWARD_X_LEN = CELL_BODY_LEN - FORWARD_TAG_LEN; // 4075
 /** A forward payload for the hop that reads it starts with this many zero bytes. */
 export const FORWARD_MARKER_LEN = 8;
 
-const ZERO_X = Buffer.alloc(FORWARD_X_LEN);
+/** Zeros to draw keystream with: grown to the largest batch seen, never written. */
+let zeros = Buffer.alloc(FORWARD_X_LEN);
 
-/** a XOR b (b at least as long as a). Four bytes a step where the buffers allow it: SENDMEs make it hot. */
-function xor(a: Buffer, b: Buffer): Buffer {
+/** Keystream-sized zeros for `cells` cells (a view of the shared, never-written buffer). */
+function zerosFor(cells: number): Buffer {
+  const n = cells * FORWARD_X_LEN;
+  if (zeros.length < n) zeros = Buffer.alloc(n);
+  return zeros.subarray(0, n);
+}
+
+/** a ^= b over a.length bytes, four at a time where both start on a 4-byte boundary. */
+function xorInPlace(a: Buffer, b: Buffer): void {
   const n = a.length;
-  const out = Buffer.allocUnsafe(n);
   let i = 0;
-  if (((a.byteOffset | b.byteOffset | out.byteOffset) & 3) === 0) {
+  if (((a.byteOffset | b.byteOffset) & 3) === 0) {
     const words = n >>> 2;
     const a32 = new Int32Array(a.buffer, a.byteOffset, words);
     const b32 = new Int32Array(b.buffer, b.byteOffset, words);
-    const o32 = new Int32Array(out.buffer, out.byteOffset, words);
-    for (let k = 0; k < words; k++) o32[k] = a32[k] ^ b32[k];
+    for (let k = 0; k < words; k++) a32[k] ^= b32[k];
     i = words << 2;
   }
-  for (; i < n; i++) out[i] = a[i] ^ b[i];
-  return out;
+  for (; i < n; i++) a[i] ^= b[i];
 }
 
 /** What a relay finds when it opens a forward cell. */
@@ -49,9 +54,14 @@ export class ForwardLayer extends HopLayer {
     return t;
   }
 
-  /** The next FORWARD_X_LEN keystream bytes (the client needs them before it can build a cell). */
-  keystream(): Buffer {
-    return this.ctr.update(ZERO_X);
+  /** The next `cells` x FORWARD_X_LEN keystream bytes (the client needs some before it can build a cell). */
+  keystreamMany(cells: number): Buffer {
+    return this.ctr.update(zerosFor(cells));
+  }
+
+  /** XORs the next xs.length keystream bytes into a copy of `xs` (whole cells' X, laid end to end). */
+  cryptMany(xs: Buffer): Buffer {
+    return this.ctr.update(xs);
   }
 
   /** Relay side: check the tag, remove this layer, and say whether the cell is for this hop. */
@@ -85,37 +95,84 @@ export function forwardMessageCapacity(hopIndex: number): number {
  * keystream and one seq at each of those hops. Also returns the tag the last hop will verify.
  */
 export function wrapForward(layers: ForwardLayer[], message: Buffer): { body: Buffer; tag: Buffer } {
+  const { bodies, tags } = wrapForwardMany(layers, [message]);
+  return { body: bodies[0], tag: tags[0] };
+}
+
+/**
+ * wrapForward for several messages to the same hop, in order (the same bytes as one call each): one
+ * cipher call per hop for all of them, and the layers of the entry and of the target hop applied by
+ * the cipher itself. Only a hop in between needs its keystream on its own, whose tail goes into the
+ * filler (protocol §3.4); X at the target hop ends in the filler whatever P's tail was, so the
+ * target's keystream is never needed apart.
+ */
+export function wrapForwardMany(
+  layers: ForwardLayer[],
+  messages: Buffer[],
+): { bodies: Buffer[]; tags: Buffer[] } {
   const h = layers.length - 1;
   if (h < 0) throw new CryptoError(CryptoErrorCode.ARGUMENT, 'wrapForward needs at least one hop');
-  if (message.length > forwardMessageCapacity(h)) {
-    throw new CryptoError(
-      CryptoErrorCode.ARGUMENT,
-      `a forward message to hop ${h} carries at most ${forwardMessageCapacity(h)} bytes`,
-    );
+  for (const message of messages) {
+    if (message.length > forwardMessageCapacity(h)) {
+      throw new CryptoError(
+        CryptoErrorCode.ARGUMENT,
+        `a forward message to hop ${h} carries at most ${forwardMessageCapacity(h)} bytes`,
+      );
+    }
   }
-  const ks = layers.map((l) => l.keystream());
-  // The tail of X at hop j is fixed by the zeros each earlier hop appended, pushed through their layers.
-  let filler = Buffer.alloc(0);
-  for (let j = 1; j <= h; j++) {
-    const prev = filler.length;
-    filler = Buffer.concat([
-      xor(filler, ks[j - 1].subarray(FORWARD_X_LEN - prev)),
-      Buffer.alloc(FORWARD_TAG_LEN),
-    ]);
+  const k = messages.length;
+  const X = FORWARD_X_LEN;
+  const T = FORWARD_TAG_LEN;
+  const ks = layers.map((l, j) => (j > 0 && j < h ? l.keystreamMany(k) : null));
+  // X_h = P XOR KS_h with P = 8 zeros | message | zeros, then its last 16h bytes are the filler F_h.
+  const p = Buffer.alloc(k * X);
+  for (let i = 0; i < k; i++) messages[i].copy(p, i * X + FORWARD_MARKER_LEN);
+  let x = layers[h].cryptMany(p);
+  if (h > 0) {
+    const filler = Buffer.alloc(T * h);
+    for (let i = 0; i < k; i++) {
+      filler.fill(0);
+      // F_1 = 16 zeros; F_{j+1} = (F_j XOR the last 16j bytes of KS_j) | 16 zeros.
+      for (let j = 1; j < h; j++) {
+        const tail = ks[j]!.subarray((i + 1) * X - T * j, (i + 1) * X);
+        for (let b = 0; b < tail.length; b++) filler[b] ^= tail[b];
+      }
+      filler.copy(x, (i + 1) * X - T * h);
+    }
   }
-  const payload = Buffer.alloc(FORWARD_X_LEN);
-  message.copy(payload, FORWARD_MARKER_LEN);
-  const tailAt = FORWARD_X_LEN - filler.length;
-  xor(filler, ks[h].subarray(tailAt)).copy(payload, tailAt);
-  let x = xor(payload, ks[h]);
-  let t = layers[h].tag(x);
-  const lastTag = t;
+  let tags = tagEach(layers[h], x, k);
+  const lastTags = tags;
   for (let j = h - 1; j >= 0; j--) {
-    const y = Buffer.concat([t, x.subarray(0, FORWARD_X_LEN - FORWARD_TAG_LEN)]);
-    x = xor(y, ks[j]);
-    t = layers[j].tag(x);
+    // X_j = (T_{j+1} | X_{j+1}[0:4059]) XOR KS_j
+    const y = Buffer.allocUnsafeSlow(k * X);
+    for (let i = 0; i < k; i++) {
+      tags[i].copy(y, i * X);
+      x.copy(y, i * X + T, i * X, (i + 1) * X - T);
+    }
+    const keystream = ks[j];
+    if (keystream) {
+      xorInPlace(y, keystream);
+      x = y;
+    } else {
+      x = layers[j].cryptMany(y);
+    }
+    tags = tagEach(layers[j], x, k);
   }
-  return { body: Buffer.concat([t, x]), tag: lastTag };
+  const out = Buffer.allocUnsafeSlow(k * CELL_BODY_LEN);
+  const bodies: Buffer[] = [];
+  for (let i = 0; i < k; i++) {
+    tags[i].copy(out, i * CELL_BODY_LEN);
+    x.copy(out, i * CELL_BODY_LEN + T, i * X, (i + 1) * X);
+    bodies.push(out.subarray(i * CELL_BODY_LEN, (i + 1) * CELL_BODY_LEN));
+  }
+  return { bodies, tags: lastTags };
+}
+
+/** The tags of `k` cells' X laid end to end, in order (each advances the layer's seq). */
+function tagEach(layer: ForwardLayer, xs: Buffer, k: number): Buffer[] {
+  const tags: Buffer[] = [];
+  for (let i = 0; i < k; i++) tags.push(layer.tag(xs.subarray(i * FORWARD_X_LEN, (i + 1) * FORWARD_X_LEN)));
+  return tags;
 }
 
 /** Both directions of one hop as circuits use them: tagged forward layers, recognised backward cells. */
