@@ -175,3 +175,25 @@ test('a batch of full cells to the exit reaches it, in order, each intact', () =
     assert.deepEqual(r.payload!.subarray(8, 8 + messages[i].length), messages[i]);
   }
 });
+
+test('a relay opening cells together finds what it finds one by one, and stops at a changed cell', () => {
+  const { client, relays } = circuit(3);
+  const oneByOne = circuit(3).relays;
+  const messages = ['a', 'b', 'c', 'd', 'e'].map((m) => Buffer.from(`to the middle ${m}`));
+  const { bodies } = wrapForwardMany(client.slice(0, 2), messages);
+  const together = relays[0].openMany(bodies.slice(0, 3).map((b) => Buffer.from(b)));
+  const single = bodies.slice(0, 3).map((b) => oneByOne[0].open(Buffer.from(b)));
+  assert.deepEqual(together, single);
+  assert.ok(together.every((r) => r.kind === 'forward'));
+  // The fifth cell is changed on the way: the fourth is opened, the fifth is 'tampered', none after.
+  const changed = bodies.slice(3).map((b) => Buffer.from(b));
+  changed[1][200] ^= 1;
+  const rest = relays[0].openMany([...changed, Buffer.from(bodies[0])]);
+  assert.deepEqual(
+    rest.map((r) => r.kind),
+    ['forward', 'tampered'],
+  );
+  // And the middle reads each forwarded cell as its own.
+  const r = relays[1].open((together[0] as { body: Buffer }).body);
+  assert.equal(r.kind, 'mine');
+});

@@ -4,6 +4,7 @@
 // shifts out the tag it consumed and appends 16 zero bytes, which the client accounts for in advance.
 import { timingSafeEqual } from 'node:crypto';
 import { CELL_BODY_LEN } from '../wire/constants.js';
+import { Scratch } from '../wire/scratch.js';
 import { CryptoError, CryptoErrorCode, expectLength } from './errors.js';
 import type { HopKeys } from './ntor.js';
 import { HopLayer, LayerCipher } from './relay-crypto.js';
@@ -66,22 +67,58 @@ export class ForwardLayer extends HopLayer {
 
   /** Relay side: check the tag, remove this layer, and say whether the cell is for this hop. */
   open(body: Buffer): ForwardOpen {
-    expectLength(body, CELL_BODY_LEN, 'a relay cell body');
-    const x = body.subarray(FORWARD_TAG_LEN);
-    const tag = body.subarray(0, FORWARD_TAG_LEN);
-    if (!timingSafeEqual(this.macAtSeq(x), tag)) return { kind: 'tampered' };
-    this.seqNo++;
-    const y = this.ctr.update(x);
-    for (let i = 0; i < FORWARD_MARKER_LEN; i++) {
-      if (y[i] !== 0) {
-        // Not ours: y is the next hop's tag and cell, shifted by one tag; refill the end with zeros.
-        const next = Buffer.alloc(CELL_BODY_LEN);
-        y.copy(next, 0);
-        return { kind: 'forward', body: next };
+    return this.openMany([body])[0];
+  }
+
+  /**
+   * open() for cells of this hop that arrived together, in order: each tag checked before its cell
+   * is opened, then this layer removed from all of them in one cipher call. The first tampered cell
+   * ends the list (its result is 'tampered'); the cells after it are not opened and get no result.
+   */
+  openMany(bodies: Buffer[]): ForwardOpen[] {
+    let good = 0;
+    for (; good < bodies.length; good++) {
+      const body = bodies[good];
+      expectLength(body, CELL_BODY_LEN, 'a relay cell body');
+      const mac = this.macAtSeq(body.subarray(FORWARD_TAG_LEN));
+      if (!timingSafeEqual(mac, body.subarray(0, FORWARD_TAG_LEN))) break;
+      this.seqNo++;
+    }
+    const results: ForwardOpen[] = [];
+    if (good > 0) {
+      const joined = openBatch.take(good * FORWARD_X_LEN);
+      for (let i = 0; i < good; i++) bodies[i].copy(joined, i * FORWARD_X_LEN, FORWARD_TAG_LEN);
+      const ys = this.ctr.update(joined);
+      let next: Buffer | null = null;
+      for (let i = 0; i < good; i++) {
+        const y = ys.subarray(i * FORWARD_X_LEN, (i + 1) * FORWARD_X_LEN);
+        if (isMarker(y)) {
+          results.push({
+            kind: 'mine',
+            payload: y,
+            tag: Buffer.from(bodies[i].subarray(0, FORWARD_TAG_LEN)),
+          });
+          continue;
+        }
+        // Not ours: y is the next hop's tag and cell, shifted by one tag; the end stays 16 zeros.
+        next ??= Buffer.alloc(good * CELL_BODY_LEN);
+        const body = next.subarray(i * CELL_BODY_LEN, (i + 1) * CELL_BODY_LEN);
+        y.copy(body, 0);
+        results.push({ kind: 'forward', body });
       }
     }
-    return { kind: 'mine', payload: y, tag: Buffer.from(tag) };
+    if (good < bodies.length) results.push({ kind: 'tampered' });
+    return results;
   }
+}
+
+/** Where a relay joins the X parts of a run of forward cells for one cipher call (reused, never kept). */
+const openBatch = new Scratch();
+
+/** Whether an opened X starts with the marker that says the cell is for this hop. */
+function isMarker(y: Buffer): boolean {
+  for (let i = 0; i < FORWARD_MARKER_LEN; i++) if (y[i] !== 0) return false;
+  return true;
 }
 
 /** The most relay message bytes (header included) a forward cell carries to hop `hopIndex` (0 = entry). */

@@ -4,7 +4,7 @@
 import { ExitPolicy, isPrivateAddress } from '../core/exit-policy.js';
 import { DEFAULT_RECEIVE_BUDGET_CELLS, ReceiveBudgets } from '../core/receive-budget.js';
 import { StreamError, StreamMux } from '../core/stream-mux.js';
-import { circuitHopCrypto, FORWARD_MARKER_LEN } from '../crypto/forward-onion.js';
+import { circuitHopCrypto, FORWARD_MARKER_LEN, type ForwardOpen } from '../crypto/forward-onion.js';
 import type { IdentityKey, X25519Key } from '../crypto/keys.js';
 import { linkBoundHop } from '../crypto/link-bound-hop.js';
 import { makeLinkCert } from '../crypto/link-cert.js';
@@ -421,10 +421,42 @@ export class Relay {
       // Relay cells of one circuit that arrived together get their layer in one cipher call.
       let run = 1;
       while (i + run < cells.length && sameRelayRun(cells[i], cells[i + run])) run++;
+      if (run > 1 && this.forwardRun(map, cells, i, run)) {
+        i += run;
+        continue;
+      }
       if (run > 1) this.decryptRun(map, cells, i, run);
       for (let k = i; k < i + run; k++) this.onCellSafely(link, map, cells[k]);
       i += run;
     }
+  }
+
+  /**
+   * A run of relay cells from the client's side of one circuit: their tags checked and this hop's
+   * layer removed in one go (ForwardLayer.openMany), then each handled in order. False when the run
+   * is not one (a backward run, or an unknown circuit), for the caller to handle cell by cell.
+   */
+  private forwardRun(map: Map<number, Entry>, cells: Cell[], first: number, run: number): boolean {
+    const head = cells[first];
+    if (head.command !== CellCommand.RELAY && head.command !== CellCommand.RELAY_EARLY) return false;
+    const entry = map.get(head.circId);
+    if (entry?.side !== 'prev') return false;
+    const circ = entry.circ;
+    let opened: ForwardOpen[];
+    try {
+      opened = circ.crypto.forward.openMany(cells.slice(first, first + run).map((c) => c.body));
+    } catch (err) {
+      this.cellFailed(circ, err as Error);
+      return true;
+    }
+    for (let k = 0; k < opened.length && !circ.closed; k++) {
+      try {
+        this.onForwardOpened(circ, cells[first + k], opened[k]);
+      } catch (err) {
+        this.cellFailed(circ, err as Error);
+      }
+    }
+    return true;
   }
 
   /** Applies this hop's layer to `run` relay cells of one circuit at once; their bodies become the result. */
@@ -451,11 +483,16 @@ export class Relay {
     try {
       this.onCell(link, map, cell);
     } catch (err) {
-      // A bug or a hostile cell must cost one circuit at most, never the relay.
-      this.log.warn({ err: (err as Error).message, code: (err as AlliumError).code }, 'cell handling failed');
       const entry = map.get(cell.circId);
-      if (entry) this.teardown(entry.circ, DestroyReason.PROTOCOL, null);
+      if (entry) this.cellFailed(entry.circ, err as Error);
+      else this.cellFailed(null, err as Error);
     }
+  }
+
+  /** A bug or a hostile cell must cost one circuit at most, never the relay. */
+  private cellFailed(circ: RelayCircuit | null, err: Error): void {
+    this.log.warn({ err: err.message, code: (err as AlliumError).code }, 'cell handling failed');
+    if (circ && !circ.closed) this.teardown(circ, DestroyReason.PROTOCOL, null);
   }
 
   private onCell(link: Link, map: Map<number, Entry>, cell: Cell): void {
@@ -580,8 +617,11 @@ export class Relay {
   }
 
   private onForward(circ: RelayCircuit, cell: Cell): void {
+    this.onForwardOpened(circ, cell, circ.crypto.forward.open(cell.body));
+  }
+
+  private onForwardOpened(circ: RelayCircuit, cell: Cell, opened: ForwardOpen): void {
     circ.cellsForward++;
-    const opened = circ.crypto.forward.open(cell.body);
     if (opened.kind === 'tampered') {
       // The previous hop (or the link before it) changed this cell: stop it here (protocol §3.4).
       this.stats.integrityFailures++;
