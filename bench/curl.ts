@@ -27,6 +27,8 @@ export interface CurlOptions {
   limitRate?: number;
   /** Where the body goes (default /dev/null). */
   output?: string;
+  /** A file to upload (PUT) instead of downloading. */
+  upload?: string;
 }
 
 // SocksProxy variables in the environment would change what curl does behind our back.
@@ -45,6 +47,7 @@ export function curl(url: string, o: CurlOptions): Promise<CurlResult> {
     if (o.user) args.push('--proxy-user', `${o.user}:x`);
   }
   if (o.limitRate) args.push('--limit-rate', String(o.limitRate));
+  if (o.upload) args.push('-T', o.upload);
   args.push('-w', '%{json}', url);
   return new Promise((resolve, reject) => {
     execFile('curl', args, { env, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
@@ -54,7 +57,7 @@ export function curl(url: string, o: CurlOptions): Promise<CurlResult> {
       } catch {
         // curl printed nothing usable: report its error below.
       }
-      const bytes = Number(w.size_download ?? 0);
+      const bytes = Number((o.upload ? w.size_upload : w.size_download) ?? 0);
       if (err && !(o.limitRate && bytes > 0 && Number(w.exitcode) === 28)) {
         reject(
           new BenchError(

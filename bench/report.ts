@@ -66,6 +66,7 @@ export function rows(bigMiB: number, concurrent: number, concurrentMiB: number):
     { label: '1 MiB download (ms)', higherIsBetter: false, get: (r) => r.download1MiBMs },
     { label: '5 MiB download (ms)', higherIsBetter: false, get: (r) => r.download5MiBMs },
     { label: `one ${bigMiB} MiB download (MiB/s)`, higherIsBetter: true, get: (r) => r.bigMiBps },
+    { label: `one ${bigMiB} MiB upload (MiB/s)`, higherIsBetter: true, get: (r) => r.bigUploadMiBps },
     {
       label: `${concurrent} isolated x ${concurrentMiB} MiB, aggregate (MiB/s)`,
       higherIsBetter: true,

@@ -124,7 +124,7 @@ async function main(): Promise<void> {
   for (const [name, size] of Object.entries(fileSizes(plan)))
     writeFileSync(join(filesDir, name), randomBytes(size));
   const web = await startWebServer(filesDir);
-  const env = { webUrl: web.url, webPid: web.pid, log };
+  const env = { webUrl: web.url, webPid: web.pid, filesDir, log };
   log(`bench (${quick ? 'quick' : 'full'}${withTor ? ', with C Tor' : ''}): web server ${web.url}`);
 
   const direct: Path = {

@@ -113,6 +113,8 @@ export interface PathResult {
   download5MiBMs: number;
   bigMiBps: number;
   bigRunsMiBps: number[];
+  /** One upload of the large file (PUT), after the downloads and outside their CPU window. */
+  bigUploadMiBps: number;
   concurrentAggregateMiBps: number;
   /** Median TTFB of 1 KiB on another circuit while the concurrent downloads run (null: none finished). */
   ttfbUnderLoadMs: number | null;
@@ -129,6 +131,8 @@ export interface PathResult {
 export interface Env {
   webUrl: string;
   webPid: number;
+  /** Where the bench's files are (the upload line sends the large one). */
+  filesDir: string;
   log: (s: string) => void;
 }
 
@@ -211,6 +215,13 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
   const cpu1 = totalCpuSeconds([...pids, env.webPid]) + reapedChildrenCpuSeconds();
   const net1 = totalCpuSeconds(pids);
   const bulkBytes = [...big, ...conc].reduce((a, r) => a + r.bytes, 0);
+  env.log(`  [${path.name}] one ${plan.bigMiB} MiB upload`);
+  const upload = await curl(url('upload'), {
+    proxy: path.proxy,
+    user: path.proxy ? warm : undefined,
+    maxTimeSeconds: 120,
+    upload: join(env.filesDir, `${plan.bigMiB}m`),
+  });
 
   // Every 3-hop circuit built during the suite, on demand or (C Tor) ahead of demand.
   const builds = [...quietBuilds, ...path.takeCircuitBuilds()];
@@ -252,6 +263,7 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
     download5MiBMs: ms(d5m, (r) => r.total),
     bigMiBps: round(median(bigRunsMiBps), 1),
     bigRunsMiBps,
+    bigUploadMiBps: round(upload.bytes / MiB / upload.total, 1),
     concurrentAggregateMiBps: round(conc.reduce((a, r) => a + r.bytes, 0) / MiB / concS, 1),
     ttfbUnderLoadMs: underLoad.length ? ms(underLoad, (r) => r.ttfb) : null,
     ttfbUnderLoadSamplesMs: underLoad.map((r) => round(r.ttfb * 1000, 1)),

@@ -51,9 +51,23 @@ function serveStream(req: http.IncomingMessage, res: http.ServerResponse, url: U
   pump();
 }
 
+/** The upload line: reads the whole body, keeps none of it, and answers with its length. */
+function receiveUpload(req: http.IncomingMessage, res: http.ServerResponse): void {
+  let bytes = 0;
+  req.on('data', (d: Buffer) => {
+    bytes += d.length;
+  });
+  req.on('end', () => {
+    const body = `${bytes}\n`;
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+}
+
 const server = http.createServer({ noDelay: true }, (req, res) => {
   const url = new URL(req.url ?? '/', 'http://x');
   if (url.pathname === '/stream') return serveStream(req, res, url);
+  if (url.pathname === '/upload') return receiveUpload(req, res);
   if (url.pathname === '/stats') {
     const body = JSON.stringify(Object.fromEntries(streams));
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
