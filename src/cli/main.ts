@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=1 --initial-old-space-size=48
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=1 --initial-old-space-size=24
 // The `allium` command: argument parsing only; each command starts a role.
 import { Command, Option } from 'commander';
 import { ALLIUM_VERSION } from '../version.js';

@@ -19,7 +19,7 @@ describe('runtime node flags', () => {
   it('names the missing flags, and says nothing when all are there', () => {
     const advice = runtimeFlagsAdvice(['--max-semi-space-size=1'], { ...RUNTIME_ENV });
     assert.ok(advice);
-    assert.match(advice, /--initial-old-space-size=48/);
+    assert.match(advice, /--initial-old-space-size=24/);
     assert.doesNotMatch(advice, /--max-semi-space-size=1 /);
     assert.equal(runtimeFlagsAdvice(RUNTIME_NODE_FLAGS, { ...RUNTIME_ENV }), null);
     assert.match(runtimeFlagsAdvice(RUNTIME_NODE_FLAGS, {}) ?? '', /MALLOC_ARENA_MAX=2/);
