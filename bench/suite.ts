@@ -113,7 +113,7 @@ export interface PathResult {
   download5MiBMs: number;
   bigMiBps: number;
   bigRunsMiBps: number[];
-  /** One upload of the large file (PUT), after the downloads and outside their CPU window. */
+  /** One upload of the large file (PUT), after the downloads, outside their CPU window and memory peaks. */
   bigUploadMiBps: number;
   concurrentAggregateMiBps: number;
   /** Median TTFB of 1 KiB on another circuit while the concurrent downloads run (null: none finished). */
@@ -180,6 +180,9 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
   const fresh = await repeat(plan.freshRuns, plan.pacedGapMs, (i) => get('1k', `fresh-${tag}-${i}`));
   // Builds so far came one or two at a time on an otherwise idle network (OnionPerf's setting);
   // the ones that follow compete with downloads and with each other (8 isolated circuits at once).
+  // A fresh request takes a circuit built ahead (both clients keep some); the one built to replace
+  // it may still be under way, so wait for it: otherwise a run can see no build at all.
+  await sleep(1000);
   const quietBuilds = path.takeCircuitBuilds();
   env.log(`  [${path.name}] 50 KiB, 1 MiB, 5 MiB`);
   const d50k = await repeat(plan.smallRuns, 0, () => get('50k', warm));
@@ -215,13 +218,6 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
   const cpu1 = totalCpuSeconds([...pids, env.webPid]) + reapedChildrenCpuSeconds();
   const net1 = totalCpuSeconds(pids);
   const bulkBytes = [...big, ...conc].reduce((a, r) => a + r.bytes, 0);
-  env.log(`  [${path.name}] one ${plan.bigMiB} MiB upload`);
-  const upload = await curl(url('upload'), {
-    proxy: path.proxy,
-    user: path.proxy ? warm : undefined,
-    maxTimeSeconds: 120,
-    upload: join(env.filesDir, `${plan.bigMiB}m`),
-  });
 
   // Every 3-hop circuit built during the suite, on demand or (C Tor) ahead of demand.
   const builds = [...quietBuilds, ...path.takeCircuitBuilds()];
@@ -233,6 +229,14 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
   const peakPrivate = Object.fromEntries(
     Object.entries(privateMemory.stop()).map(([name, mib]) => [name, round(mib, 1)]),
   );
+  // After the memory peaks are read, so they stay those of the downloads, comparable across runs.
+  env.log(`  [${path.name}] one ${plan.bigMiB} MiB upload`);
+  const upload = await curl(url('upload'), {
+    proxy: path.proxy,
+    user: path.proxy ? warm : undefined,
+    maxTimeSeconds: 120,
+    upload: join(env.filesDir, `${plan.bigMiB}m`),
+  });
   const bigRunsMiBps = big.map((r) => round(r.bytes / MiB / r.total, 1));
   return {
     path: path.name,

@@ -71,6 +71,9 @@ interface Waiter<T> {
 /** The next handshake's x, made while the last one's answer is on its way. */
 const spareKey = new SpareEphemeralKey();
 
+/** Forward cells wrapped together at most (wrapForwardMany): 32 cells are ~128 KiB a buffer. */
+const WRAP_BATCH_CELLS = 32;
+
 /** Where the client joins cells of one frame for one cipher call per hop (reused, never kept). */
 const peelBatch = new Scratch();
 
@@ -240,11 +243,18 @@ export class ClientCircuit {
     cellCommand: number = CellCommand.RELAY,
   ): Buffer[] {
     const layers = this.hops.slice(0, hop + 1).map((h) => h.crypto.forward);
-    const { bodies, tags } = wrapForwardMany(
-      layers,
-      datas.map((data) => encodeRelayMessage(command, streamId, data)),
-    );
-    if (!this.closed) for (const body of bodies) this.link.send(this.circId, cellCommand, body);
+    const tags: Buffer[] = [];
+    // A window's worth of DATA can be hundreds of cells: wrapped a bounded batch at a time, the
+    // buffers of one batch stay small (the cipher calls are as few as it takes to amortise them).
+    for (let first = 0; first < datas.length; first += WRAP_BATCH_CELLS) {
+      const batch = datas.slice(first, first + WRAP_BATCH_CELLS);
+      const wrapped = wrapForwardMany(
+        layers,
+        batch.map((data) => encodeRelayMessage(command, streamId, data)),
+      );
+      tags.push(...wrapped.tags);
+      if (!this.closed) for (const body of wrapped.bodies) this.link.send(this.circId, cellCommand, body);
+    }
     this.lastUsed = Date.now();
     return tags;
   }
