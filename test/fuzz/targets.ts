@@ -15,8 +15,14 @@ import {
 } from '../../src/core/documents.js';
 import { ExitPolicy, ExitPolicyError, parseExitPolicy } from '../../src/core/exit-policy.js';
 import { CryptoError } from '../../src/crypto/errors.js';
-import { FORWARD_MARKER_LEN, ForwardLayer, wrapForward } from '../../src/crypto/forward-onion.js';
+import {
+  FORWARD_MARKER_LEN,
+  ForwardLayer,
+  wrapForward,
+  wrapForwardMany,
+} from '../../src/crypto/forward-onion.js';
 import { IdentityKey, X25519Key } from '../../src/crypto/keys.js';
+import { linkBoundConfirmed, linkBoundHop } from '../../src/crypto/link-bound-hop.js';
 import { makeLinkCert, verifyLinkCertFor } from '../../src/crypto/link-cert.js';
 import { NoiseHandshake } from '../../src/crypto/noise.js';
 import { ntorClientFinish, ntorClientStart, ntorServerRespond } from '../../src/crypto/ntor.js';
@@ -378,6 +384,73 @@ const forwardCells: FuzzTarget = {
     const m = refusesOnlyWith([WireError], () => decodeRelayMessage(opened.payload, FORWARD_MARKER_LEN));
     assert.ok(m.ok);
     if (m.ok) assert.deepEqual(m.value.data, Buffer.from(data));
+  },
+};
+
+const forwardRuns: FuzzTarget = {
+  name: 'forward relay cell runs (wrapForwardMany, ForwardLayer.openMany)',
+  arbitrary: () =>
+    fc.tuple(
+      fc.array(fc.uint8Array({ maxLength: 200 }), { minLength: 1, maxLength: 6 }),
+      fc.nat(),
+      fc.oneof(mutationList, fc.constant([] as Mutation[])),
+    ),
+  check(input) {
+    const [datas, pick, ms] = input as [Uint8Array[], number, Mutation[]];
+    const kf = Buffer.alloc(32, 3);
+    const mf = Buffer.alloc(32, 4);
+    const messages = datas.map((d) => encodeRelayMessage(2, 1, Buffer.from(d)));
+    const { bodies } = wrapForwardMany([new ForwardLayer(kf, mf)], messages);
+    const at = pick % bodies.length;
+    const run = bodies.map((b, i) => (i === at ? ms.reduce(applyMutation, b) : b));
+    const r = refusesOnlyWith([CryptoError], () => new ForwardLayer(kf, mf).openMany(run));
+    if (!r.ok) {
+      assert.notEqual(
+        run[at].length,
+        CELL_BODY_LEN,
+        'only a body of the wrong length is refused by throwing',
+      );
+      return;
+    }
+    const changed = !run[at].equals(bodies[at]);
+    // Every cell before the changed one opens as it was sent; the changed one is caught; none after.
+    assert.equal(r.value.length, changed ? at + 1 : bodies.length);
+    r.value.forEach((opened, i) => {
+      if (changed && i === at) {
+        assert.equal(opened.kind, 'tampered', 'a changed forward cell in a run must be caught');
+        return;
+      }
+      assert.equal(opened.kind, 'mine');
+      if (opened.kind !== 'mine') return;
+      const m = refusesOnlyWith([WireError], () => decodeRelayMessage(opened.payload, FORWARD_MARKER_LEN));
+      assert.ok(m.ok);
+      if (m.ok) assert.deepEqual(m.value.data, Buffer.from(datas[i]));
+    });
+  },
+};
+
+const linkBound: FuzzTarget = {
+  name: 'link-bound first hop (hdata, CREATED confirmation)',
+  arbitrary: () =>
+    fc.tuple(
+      fc.boolean(),
+      fc.oneof(mutationList, fc.constant([] as Mutation[])),
+      randomBytes(64),
+      fc.boolean(),
+    ),
+  check(input) {
+    const [relaySide, ms, junk, useJunk] = input as [boolean, Mutation[], Buffer, boolean];
+    const secret = Buffer.alloc(32, 5);
+    const X = Buffer.alloc(32, 6);
+    const hop = linkBoundHop(secret, X);
+    if (relaySide) {
+      const hdata = useJunk ? junk : ms.reduce(applyMutation, X);
+      const r = refusesOnlyWith([CryptoError], () => linkBoundHop(secret, hdata));
+      assert.equal(r.ok, hdata.length === 32, 'exactly 32 bytes of hdata are taken');
+      return;
+    }
+    const reply = useJunk ? junk : ms.reduce(applyMutation, hop.confirm);
+    assert.equal(linkBoundConfirmed(hop, reply), reply.equals(hop.confirm));
   },
 };
 
@@ -824,7 +897,9 @@ export const TARGETS: FuzzTarget[] = [
   cellBodies,
   relayMessages,
   forwardCells,
+  forwardRuns,
   ntor,
+  linkBound,
   noise,
   linkCert,
   socks5,
