@@ -17,15 +17,7 @@ export async function startAllium(relays: number): Promise<AlliumNet> {
     logLevel: 'debug',
     relayArgs: () => ['--log-level', 'warn'],
     clientArgs: ['--http-proxy', '127.0.0.1:0', '--socks-optimistic', '127.0.0.1:0'],
-    onLog: (name, line) => {
-      if (name !== 'client' || !line.includes('circuit built')) return;
-      try {
-        const o = JSON.parse(line) as { msg?: string; ms?: number };
-        if (o.msg === 'circuit built' && typeof o.ms === 'number') builds.push(o.ms);
-      } catch {
-        // Not a JSON log line.
-      }
-    },
+    onLog: circuitBuildsFromLog(builds),
   });
   const processes: NamedPid[] = testnet.processes.map((p) => ({
     name: p.name,
@@ -44,6 +36,22 @@ export async function startAllium(relays: number): Promise<AlliumNet> {
       takeCircuitBuilds: () => builds.splice(0),
     },
     stop: () => testnet.stop(),
+  };
+}
+
+/**
+ * A testnet log listener that adds each circuit build's duration to `builds`: the client logs them at
+ * debug level ('circuit built', with `ms`).
+ */
+export function circuitBuildsFromLog(builds: number[]): (name: string, line: string) => void {
+  return (name, line) => {
+    if (name !== 'client' || !line.includes('circuit built')) return;
+    try {
+      const o = JSON.parse(line) as { msg?: string; ms?: number };
+      if (o.msg === 'circuit built' && typeof o.ms === 'number') builds.push(o.ms);
+    } catch {
+      // Not a JSON log line.
+    }
   };
 }
 

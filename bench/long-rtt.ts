@@ -3,6 +3,7 @@
 // download, eight at once, and a small request beside them get there (docs/performance.md, "Long
 // round trips"). Allium only: C Tor's relays would need the same addresses split.
 import { Testnet } from '../src/testnet/testnet.js';
+import { circuitBuildsFromLog } from './allium-net.js';
 import { type CurlResult, curl } from './curl.js';
 import { MiB, median, round, sleep } from './stats.js';
 import type { Env, Plan } from './suite.js';
@@ -39,15 +40,7 @@ export async function runLongRtt(
     logLevel: 'debug',
     relayArgs: () => ['--log-level', 'warn'],
     clientArgs: ['--metrics', '127.0.0.1:0', '--socks-optimistic', '127.0.0.1:0'],
-    onLog: (name, line) => {
-      if (name !== 'client' || !line.includes('circuit built')) return;
-      try {
-        const o = JSON.parse(line) as { msg?: string; ms?: number };
-        if (o.msg === 'circuit built' && typeof o.ms === 'number') builds.push(o.ms);
-      } catch {
-        // Not a JSON log line.
-      }
-    },
+    onLog: circuitBuildsFromLog(builds),
   });
   try {
     const proxy = { host: tn.socksHost, port: tn.socksPort };

@@ -145,6 +145,15 @@ describe('a relay', () => {
     return { link, next };
   }
 
+  /** Sends a link-bound CREATE with `hdata` and expects DESTROY(PROTOCOL) for it. */
+  async function refusedWithProtocol(link: Link, next: () => Promise<Cell>, circId: number, hdata: Buffer) {
+    link.send(circId, CellCommand.CREATE, encodeCreate(HandshakeType.LINK_BOUND, hdata));
+    const refused = await next();
+    assert.equal(refused.command, CellCommand.DESTROY);
+    assert.equal(refused.circId, circId);
+    assert.equal(decodeDestroy(refused.body).reason, DestroyReason.PROTOCOL);
+  }
+
   test("answers a client's link-bound CREATE with the confirmation of the link's secret", async () => {
     const { link, next } = await rawLink(null);
     try {
@@ -173,10 +182,7 @@ describe('a relay', () => {
       assert.equal(readRelayHeader(back).command, RelayCommand.TRUNCATED);
       assert.equal(decodeTruncated(relayData(back)).reason, DestroyReason.PROTOCOL);
 
-      link.send(0x80000012, CellCommand.CREATE, encodeCreate(HandshakeType.LINK_BOUND, randomBytes(31)));
-      const refused = await next();
-      assert.equal(refused.command, CellCommand.DESTROY);
-      assert.equal(decodeDestroy(refused.body).reason, DestroyReason.PROTOCOL);
+      await refusedWithProtocol(link, next, 0x80000012, randomBytes(31));
     } finally {
       link.close();
     }
@@ -185,10 +191,7 @@ describe('a relay', () => {
   test('refuses a link-bound CREATE on a link from a relay', async () => {
     const { link, next } = await rawLink(IdentityKey.generate());
     try {
-      link.send(0x80000021, CellCommand.CREATE, encodeCreate(HandshakeType.LINK_BOUND, randomBytes(32)));
-      const refused = await next();
-      assert.equal(refused.command, CellCommand.DESTROY);
-      assert.equal(decodeDestroy(refused.body).reason, DestroyReason.PROTOCOL);
+      await refusedWithProtocol(link, next, 0x80000021, randomBytes(32));
     } finally {
       link.close();
     }
