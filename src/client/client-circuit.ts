@@ -316,13 +316,14 @@ export class ClientCircuit {
           const { hdata } = decodeCreated(cell.body);
           const linkBound = this.linkBound;
           if (linkBound) {
-            this.linkBound = null;
+            // Still unconfirmed when this throws: the entry is the relay that failed the build.
             if (!linkBoundConfirmed(linkBound, hdata)) {
               throw new CircuitError(
                 'ALLIUM_HANDSHAKE_AUTH',
                 'the entry did not confirm the link-bound first hop',
               );
             }
+            this.linkBound = null;
             return;
           }
           if (this.hops.length !== 0)

@@ -25,17 +25,12 @@ function hmac(key: Buffer, ...parts: Buffer[]): Buffer {
   return h.digest();
 }
 
-/** Noise HKDF (§4.3 of the Noise spec): two outputs. */
-function hkdf2(ck: Buffer, ikm: Buffer): [Buffer, Buffer] {
+/** Noise HKDF (§4.3 of the Noise spec): two outputs, or three (Split()'s third is the link secret). */
+function hkdf(ck: Buffer, ikm: Buffer, outputs: 2 | 3): Buffer[] {
   const temp = hmac(ck, ikm);
-  const out1 = hmac(temp, Buffer.from([1]));
-  return [out1, hmac(temp, out1, Buffer.from([2]))];
-}
-
-/** Noise HKDF with three outputs; the first two are hkdf2's. */
-function hkdf3(ck: Buffer, ikm: Buffer): [Buffer, Buffer, Buffer] {
-  const [out1, out2] = hkdf2(ck, ikm);
-  return [out1, out2, hmac(hmac(ck, ikm), out2, Buffer.from([3]))];
+  const out = [hmac(temp, Buffer.from([1]))];
+  for (let i = 2; i <= outputs; i++) out.push(hmac(temp, out[i - 2], Buffer.from([i])));
+  return out;
 }
 
 function nonceBytes(n: number): Buffer {
@@ -128,7 +123,7 @@ class SymmetricState {
     this.ck = Buffer.from(this.h);
   }
   mixKey(ikm: Buffer): void {
-    const [ck, tempK] = hkdf2(this.ck, ikm);
+    const [ck, tempK] = hkdf(this.ck, ikm, 2);
     this.ck = ck;
     this.cipher = new NoiseCipher(tempK);
   }
@@ -147,7 +142,7 @@ class SymmetricState {
   }
   /** Split(), with the third HKDF output as the link secret (§1.2): k1 and k2 are Noise's own. */
   split(): [NoiseCipher, NoiseCipher, Buffer] {
-    const [k1, k2, k3] = hkdf3(this.ck, EMPTY);
+    const [k1, k2, k3] = hkdf(this.ck, EMPTY, 3);
     return [new NoiseCipher(k1), new NoiseCipher(k2), k3];
   }
 }

@@ -483,9 +483,7 @@ export class Relay {
     try {
       this.onCell(link, map, cell);
     } catch (err) {
-      const entry = map.get(cell.circId);
-      if (entry) this.cellFailed(entry.circ, err as Error);
-      else this.cellFailed(null, err as Error);
+      this.cellFailed(map.get(cell.circId)?.circ ?? null, err as Error);
     }
   }
 
