@@ -1,7 +1,7 @@
 // The release and what it requires of the relays a client uses (docs/protocol.md §5, §6.2).
 
 /** This release; relays publish it in their descriptors as `allium/<version>`. */
-export const ALLIUM_VERSION = '0.3.0';
+export const ALLIUM_VERSION = '0.4.0';
 
 /**
  * The oldest release an exit may run for this client's streams: 0.2.0 brought circuit SENDME
@@ -15,6 +15,12 @@ export const MIN_EXIT_VERSION: readonly [number, number, number] = [0, 2, 0];
  * older entry refuses handshake type 3, so the client runs ntor with it as before.
  */
 export const MIN_LINK_BOUND_VERSION: readonly [number, number, number] = [0, 3, 0];
+
+/**
+ * The oldest release an exit may run for windows past 4 MiB (protocol §5, new in 0.4.0): an older
+ * exit refuses a circuit SENDME that names more than 1024 cells and a stream SENDME past 1024.
+ */
+export const MIN_LARGE_WINDOW_VERSION: readonly [number, number, number] = [0, 4, 0];
 
 /** Whether a descriptor's `version` ("allium/X.Y.Z...") is at least `min`; false if it does not parse. */
 export function versionAtLeast(version: string, min: readonly [number, number, number]): boolean {

@@ -1,7 +1,8 @@
 // A testnet whose every link has a 40 ms round trip (a delay line in front of each relay: loopback has
 // no netem here). Downloads and uploads arrive whole, and the client's receive budget grows past its
 // 2 MiB floor (protocol §5.1): on a fixed 2 MiB, a circuit round trip of 120 ms capped the client at
-// ~17 MiB/s however many circuits it used.
+// ~17 MiB/s however many circuits it used. One download grows its windows past the 4 MiB that held
+// it to 4 MiB per round trip before release 0.4.0 (protocol §5).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -66,6 +67,31 @@ describe('long round trips: a 40 ms delay line on every link', () => {
       Number(m[1]) > 2 * 1024 * 1024,
       `the budget grew with the round trip: ${m[1]} bytes (the floor is 2 MiB)`,
     );
+  });
+
+  test('one download grows its circuit and stream windows past 4 MiB (exits of 0.4.0)', async () => {
+    const big = randomBytes(32 * 1024 * 1024);
+    const server = await startHttpServer({ '/big': big });
+    try {
+      const proxy = `${tn.socksHost}:${tn.socksPort}`;
+      const r = await run(
+        'curl',
+        ['-sS', '--fail', '--max-time', '120', '--proxy', `socks5h://one:x@${proxy}`, `${server.url}/big`],
+        { encoding: 'buffer', maxBuffer: 64 << 20 },
+      );
+      assert.equal(sha256(r.stdout), sha256(big));
+      const metrics = tn.processes.find((p) => p.name === 'client')!.ready.metrics;
+      const text = await (await fetch(`http://${metrics}/metrics`)).text();
+      for (const window of ['circuit', 'stream']) {
+        const m = new RegExp(`^allium_client_largest_window_bytes\\{window="${window}"\\} (\\d+)`, 'm').exec(
+          text,
+        );
+        assert.ok(m, `the client exports its largest ${window} window`);
+        assert.ok(Number(m[1]) > 4 * 1024 * 1024, `the ${window} window grew past 4 MiB: ${m[1]} bytes`);
+      }
+    } finally {
+      await server.close();
+    }
   });
 
   test("four isolated uploads arrive whole, and an exit's receive budget grows past 2 MiB", async () => {

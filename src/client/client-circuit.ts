@@ -25,12 +25,15 @@ import { decodeCreated, decodeDestroy, encodeCreate, encodeDestroy } from '../wi
 import {
   CELL_BODY_LEN,
   CellCommand,
+  CIRC_WINDOW_MAX,
   DestroyReason,
   destroyReasonName,
   EndReason,
   endReasonName,
   HandshakeType,
+  LEGACY_CIRC_WINDOW_MAX,
   RelayCommand,
+  STREAM_WINDOW_MAX,
 } from '../wire/constants.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
 import {
@@ -109,13 +112,29 @@ export class ClientCircuit {
   ) {
     this.mux = new StreamMux(
       (command, streamId, datas) => this.sendRelayMany(this.hops.length - 1, command, streamId, datas),
-      () => forwardMessageCapacity(this.hops.length - 1) - RELAY_MESSAGE_HEADER_LEN,
-      budget ? (rtt) => budget.grant(this, rtt) : undefined,
+      {
+        maxData: () => forwardMessageCapacity(this.hops.length - 1) - RELAY_MESSAGE_HEADER_LEN,
+        grant: budget
+          ? (rtt) => budget.grant(this, rtt, this.largeWindows ? CIRC_WINDOW_MAX : LEGACY_CIRC_WINDOW_MAX)
+          : undefined,
+        streamGrowth: () =>
+          budget && this.largeWindows
+            ? { largest: STREAM_WINDOW_MAX, baseRttMs: () => budget.baseRttMs }
+            : null,
+      },
     );
   }
 
+  /** Whether the exit takes the windows of release 0.4.0 (protocol §5): set by `build`. */
+  private largeWindows = false;
+
   get exit(): ConsensusRelay {
     return this.hops[this.hops.length - 1].relay;
+  }
+
+  /** The largest circuit window this circuit has named and stream window it has granted, in cells (§5). */
+  get largestWindows(): { circuit: number; stream: number } {
+    return { circuit: this.mux.window.largestNamed, stream: this.mux.largestStreamWindow };
   }
 
   get openStreams(): number {
@@ -137,9 +156,14 @@ export class ClientCircuit {
   /**
    * CREATE to the entry, then EXTEND to each further relay of `path`. With `linkBound` (and a path of
    * two or more) the entry's keys come from the link (§3.6): its CREATE needs no answer before the
-   * first EXTEND, which goes out right behind it, one round trip to the entry sooner.
+   * first EXTEND, which goes out right behind it, one round trip to the entry sooner. With
+   * `largeWindows` (an exit of 0.4.0 or later) its SENDMEs may name windows past 4 MiB (§5).
    */
-  async build(path: ConsensusRelay[], opts: { linkBound?: boolean } = {}): Promise<void> {
+  async build(
+    path: ConsensusRelay[],
+    opts: { linkBound?: boolean; largeWindows?: boolean } = {},
+  ): Promise<void> {
+    this.largeWindows = opts.largeWindows === true;
     for (let i = 0; i < path.length; i++) {
       const stepStart = performance.now();
       const relay = path[i];

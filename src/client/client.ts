@@ -9,7 +9,7 @@ import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
 import { connectLink, type Link } from '../net/link.js';
-import { MIN_LINK_BOUND_VERSION, versionAtLeast } from '../version.js';
+import { MIN_LARGE_WINDOW_VERSION, MIN_LINK_BOUND_VERSION, versionAtLeast } from '../version.js';
 import { CIRC_ID_INITIATOR_BIT, DestroyReason, EndReason } from '../wire/constants.js';
 import type { Consensus, ConsensusRelay } from '../wire/directory-docs.js';
 import { CircuitError, ClientCircuit } from './client-circuit.js';
@@ -178,6 +178,20 @@ export class AlliumClient {
     return most;
   }
 
+  /**
+   * The largest windows named by the open circuits, in cells (§5): a circuit SENDME's, and a stream's
+   * grown as its application read. Past 1024 only with exits of 0.4.0 or later on long round trips.
+   */
+  largestWindowsCells(): { circuit: number; stream: number } {
+    const most = { circuit: 0, stream: 0 };
+    for (const c of this.circuits) {
+      const w = c.largestWindows;
+      most.circuit = Math.max(most.circuit, w.circuit);
+      most.stream = Math.max(most.stream, w.stream);
+    }
+    return most;
+  }
+
   // ---- links ----
 
   private linkTo(relayId: string, host: string, port: number): Promise<Link> {
@@ -262,6 +276,7 @@ export class AlliumClient {
       await circ.build(path, {
         linkBound:
           this.opts.linkBoundFirstHop !== false && versionAtLeast(entry.version, MIN_LINK_BOUND_VERSION),
+        largeWindows: versionAtLeast(path[path.length - 1].version, MIN_LARGE_WINDOW_VERSION),
       });
     } catch (err) {
       this.stats.circuitsFailed++;

@@ -74,6 +74,18 @@ export function clientFamilies(monitor: ClientMonitor, proxies: () => ProxyCount
       collect: () => monitor.client.receiveBudgetCells() * CELL_LEN,
     },
     {
+      name: 'allium_client_largest_window_bytes',
+      help: 'The largest window named by an open circuit: in its circuit SENDMEs (circuit), and grown by a stream as its application read (stream).',
+      type: 'gauge',
+      collect: () => {
+        const w = monitor.client.largestWindowsCells();
+        return [
+          { labels: { window: 'circuit' }, value: w.circuit * CELL_LEN },
+          { labels: { window: 'stream' }, value: w.stream * CELL_LEN },
+        ];
+      },
+    },
+    {
       name: 'allium_client_proxy_connections_total',
       help: 'Connections accepted by the SOCKS5 and HTTP proxy ports.',
       type: 'counter',

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN } from '../wire/constants.js';
-import { DelayControl, QUEUE_DELAY_TARGET_MS } from './delay-control.js';
+import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN, LEGACY_CIRC_WINDOW_MAX } from '../wire/constants.js';
+import { DelayControl, QUEUE_DELAY_TARGET_MS, WINDOW_DECREASE } from './delay-control.js';
 
 function clock() {
   const c = { t: 0, now: () => c.t };
@@ -18,21 +18,63 @@ describe('delay control (§5.1)', () => {
   });
 
   it('shrinks a circuit whose round trip grew past the least by more than the target, down to the smallest window', () => {
-    const dc = new DelayControl(clock().now);
+    const c = clock();
+    const dc = new DelayControl(c.now);
     const circ = {};
     dc.limit(circ, 512, 5); // the least round trip on this link
     const named: number[] = [];
-    for (let i = 0; i < 40; i++) named.push(dc.limit(circ, 512, 200));
+    for (let i = 0; i < 40; i++) {
+      c.t += 5; // one least round trip between SENDMEs: each may cut
+      named.push(dc.limit(circ, 512, 200));
+    }
     assert.ok(named[0] < 512, `shrinks at once (${named[0]})`);
     for (let i = 1; i < named.length; i++) assert.ok(named[i] <= named[i - 1]);
     assert.equal(named.at(-1), CIRC_WINDOW_MIN);
   });
 
+  it('cuts at most once per least round trip, since a cut shows only a round trip later', () => {
+    const c = clock();
+    const dc = new DelayControl(c.now);
+    const circ = {};
+    dc.limit(circ, 4096, 100); // the least round trip: 100 ms
+    const named: number[] = [];
+    for (let i = 0; i < 64; i++) {
+      c.t += 1; // 64 SENDMEs within one round trip, all showing a queue
+      named.push(dc.limit(circ, 4096, 300));
+    }
+    // The first round trip showed no queue: the cap grew by one increment before the cut.
+    const once = Math.floor((LEGACY_CIRC_WINDOW_MAX + CIRC_WINDOW_MIN) * WINDOW_DECREASE);
+    assert.deepEqual(new Set(named), new Set([once]), 'one cut in the first round trip');
+    c.t += 100;
+    assert.equal(
+      dc.limit(circ, 4096, 300),
+      Math.floor(once * WINDOW_DECREASE),
+      'the next round trip may cut again',
+    );
+  });
+
+  it('starts a circuit at 1024 cells and lets it double per round trip up to the largest window', () => {
+    const c = clock();
+    const dc = new DelayControl(c.now);
+    const circ = {};
+    assert.equal(dc.limit(circ, CIRC_WINDOW_MAX, null), LEGACY_CIRC_WINDOW_MAX);
+    // A round trip of 1024 cells brings 16 SENDMEs, each +64: 2048 after one round trip.
+    let w = 0;
+    for (let i = 0; i < 16; i++) w = dc.limit(circ, CIRC_WINDOW_MAX, 100);
+    assert.equal(w, 2 * LEGACY_CIRC_WINDOW_MAX);
+    for (let i = 0; i < 64; i++) w = dc.limit(circ, CIRC_WINDOW_MAX, 100);
+    assert.equal(w, CIRC_WINDOW_MAX);
+  });
+
   it('grows it back one increment per SENDME once the queue is gone, up to the share', () => {
-    const dc = new DelayControl(clock().now);
+    const c = clock();
+    const dc = new DelayControl(c.now);
     const circ = {};
     dc.limit(circ, 512, 5);
-    for (let i = 0; i < 40; i++) dc.limit(circ, 512, 200);
+    for (let i = 0; i < 40; i++) {
+      c.t += 5;
+      dc.limit(circ, 512, 200);
+    }
     const back: number[] = [];
     for (let i = 0; i < 20; i++) back.push(dc.limit(circ, 512, 5));
     // The smoothed round trip falls below the target within a few samples, then +64 each.

@@ -2,7 +2,7 @@
 // circuit whose round trip has grown by more than QUEUE_DELAY_TARGET_MS over the least seen on its
 // link, and lets it grow back while it has not. It keeps queues short where the receive budget
 // cannot: at a relay shared with other clients' circuits, each under a budget of its own.
-import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN } from '../wire/constants.js';
+import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN, LEGACY_CIRC_WINDOW_MAX } from '../wire/constants.js';
 import { WindowedMin } from './windowed-min.js';
 
 /**
@@ -11,35 +11,56 @@ import { WindowedMin } from './windowed-min.js';
  */
 export const QUEUE_DELAY_TARGET_MS = 20;
 
+/** A circuit's window shrinks to this share of itself when its round trip shows a queue. */
+export const WINDOW_DECREASE = 0.85;
+
 /** The least round trip is the least of this period and the one before (so it can rise again). */
 const MIN_RTT_PERIOD_MS = 10_000;
 
+interface CircuitDelay {
+  /** The most this circuit may name now. */
+  cap: number;
+  /** Its smoothed round trip, ms (0 before the first). */
+  srtt: number;
+  /** No further decrease before this time: the last one shows only a round trip later. */
+  holdUntil: number;
+}
+
 export class DelayControl {
-  private readonly circuits = new WeakMap<object, { cap: number; srtt: number }>();
+  private readonly circuits = new WeakMap<object, CircuitDelay>();
   private readonly minRtt: WindowedMin;
 
-  constructor(now: () => number = () => performance.now()) {
+  constructor(private readonly now: () => number = () => performance.now()) {
     this.minRtt = new WindowedMin(MIN_RTT_PERIOD_MS, now);
   }
 
   /**
    * The window `circuit` may name, given the one it would name otherwise (`window`, its share of the
    * budget) and its latest round trip (`rttMs`, null when none was measured since its last SENDME).
+   *
+   * A circuit starts capped at 1024 cells, the most every release allows, and its cap grows by one
+   * SENDME increment per SENDME (so it can double per round trip) while it shows no queue: a new
+   * circuit given a 16 MiB share at once sent a burst that queued for ~400 ms over 40 ms links.
+   * A queue cuts the cap by 15%, at most once per least round trip: cut at every SENDME, a 4096-cell
+   * window (64 SENDMEs a round trip) fell to the least before the first cut could show.
    */
   limit(circuit: object, window: number, rttMs: number | null): number {
     let st = this.circuits.get(circuit);
     if (!st) {
-      st = { cap: CIRC_WINDOW_MAX, srtt: 0 };
+      st = { cap: LEGACY_CIRC_WINDOW_MAX, srtt: 0, holdUntil: 0 };
       this.circuits.set(circuit, st);
     }
     if (rttMs !== null) {
       this.minRtt.note(rttMs);
       st.srtt = st.srtt === 0 ? rttMs : 0.75 * st.srtt + 0.25 * rttMs;
-      const queued = st.srtt - this.minRtt.value;
-      st.cap =
-        queued > QUEUE_DELAY_TARGET_MS
-          ? Math.max(CIRC_WINDOW_MIN, Math.floor(Math.min(st.cap, window) * 0.85))
-          : Math.min(CIRC_WINDOW_MAX, st.cap + CIRC_WINDOW_MIN);
+      const least = this.minRtt.value;
+      const t = this.now();
+      if (st.srtt - least <= QUEUE_DELAY_TARGET_MS) {
+        st.cap = Math.min(CIRC_WINDOW_MAX, st.cap + CIRC_WINDOW_MIN);
+      } else if (t >= st.holdUntil) {
+        st.cap = Math.max(CIRC_WINDOW_MIN, Math.floor(Math.min(st.cap, window) * WINDOW_DECREASE));
+        st.holdUntil = t + least;
+      }
     }
     return Math.min(window, st.cap);
   }

@@ -6,9 +6,18 @@ import {
   CIRC_WINDOW_MAX,
   CIRC_WINDOW_MIN,
   CIRC_WINDOW_START,
+  STREAM_SENDME_INCREMENT,
+  STREAM_WINDOW_MAX,
+  STREAM_WINDOW_START,
 } from '../wire/constants.js';
 import type { CircuitSendme } from '../wire/relay-messages.js';
-import { CircuitWindow, FlowControlError } from './flow-control.js';
+import {
+  CircuitWindow,
+  FlowControlError,
+  STREAM_WINDOW_GAIN,
+  StreamWindow,
+  type StreamWindowGrowth,
+} from './flow-control.js';
 
 const numRuns = Number(process.env.FUZZ_RUNS ?? 200);
 
@@ -106,7 +115,7 @@ describe('circuit windows (§5)', () => {
           fc.record({
             act: fc.constantFrom('send', 'deliver', 'ack'),
             n: fc.integer({ min: 1, max: 400 }),
-            window: fc.integer({ min: 0, max: 2000 }),
+            window: fc.integer({ min: 0, max: 5000 }),
           }),
           { maxLength: 60 },
         ),
@@ -148,6 +157,151 @@ describe('circuit windows (§5)', () => {
           run('deliver', Number.POSITIVE_INFINITY);
           run('ack', Number.POSITIVE_INFINITY);
           assert.ok(sender.packageWindow > 0, `stalled with ${sender.packageWindow}`);
+        },
+      ),
+      { numRuns },
+    );
+  });
+});
+
+describe('stream windows (§5)', () => {
+  /**
+   * A sender with endless data and a receiver whose application consumes `perTick` cells every
+   * `tickMs`, over a path of `rttMs` (SENDMEs reach the sender at once: the window, not the path,
+   * is what is checked). Returns the receiver's granted window and the most the sender held.
+   */
+  function run(opts: {
+    growth: Omit<StreamWindowGrowth, 'now'> | null;
+    perTick: number;
+    tickMs: number;
+    ticks: number;
+  }) {
+    const c = { t: 0 };
+    const receiver = new StreamWindow(opts.growth ? { ...opts.growth, now: () => c.t } : null);
+    const sender = new StreamWindow();
+    let arrived = 0;
+    let mostInFlight = 0;
+    for (let i = 0; i < opts.ticks; i++) {
+      c.t += opts.tickMs;
+      while (sender.packageWindow > 0) {
+        sender.onDataSent();
+        receiver.onDataReceived();
+        arrived++;
+      }
+      mostInFlight = Math.max(mostInFlight, arrived);
+      const take = Math.min(opts.perTick, arrived);
+      arrived -= take;
+      const sendmes = receiver.onConsumed(take);
+      for (let k = 0; k < sendmes; k++) sender.onSendme();
+    }
+    return { granted: receiver.grantedWindow, mostInFlight };
+  }
+
+  it('keeps the first window without growth (an exit before 0.4.0): one SENDME per 128 consumed', () => {
+    const w = new StreamWindow();
+    for (let i = 0; i < STREAM_WINDOW_START; i++) w.onDataReceived();
+    assert.equal(w.onConsumed(STREAM_SENDME_INCREMENT * 3 + 5), 3);
+    assert.equal(w.grantedWindow, STREAM_WINDOW_START);
+    const r = run({ growth: null, perTick: 400, tickMs: 10, ticks: 200 });
+    assert.equal(r.granted, STREAM_WINDOW_START);
+    assert.ok(r.mostInFlight <= STREAM_WINDOW_START);
+  });
+
+  it('grows to twice what a fast reader consumes per base round trip, up to the largest window', () => {
+    // 40 cells per ms over a 120 ms path: twice that is 9600 cells, past the largest.
+    const fast = run({
+      growth: { largest: STREAM_WINDOW_MAX, baseRttMs: () => 120 },
+      perTick: 400,
+      tickMs: 10,
+      ticks: 300,
+    });
+    assert.equal(fast.granted, STREAM_WINDOW_MAX);
+    assert.ok(fast.mostInFlight <= STREAM_WINDOW_MAX);
+    // 10 cells per ms over 120 ms: 2400 cells, rounded down to an increment.
+    const mid = run({
+      growth: { largest: STREAM_WINDOW_MAX, baseRttMs: () => 120 },
+      perTick: 100,
+      tickMs: 10,
+      ticks: 300,
+    });
+    const wanted = STREAM_WINDOW_GAIN * 10 * 120;
+    assert.equal(mid.granted, Math.floor(wanted / STREAM_SENDME_INCREMENT) * STREAM_SENDME_INCREMENT);
+  });
+
+  it('does not grow for a slow reader, on a short path, or before the path is timed', () => {
+    // 1 MiB/s is 0.25 cells per ms: 60 cells per 120 ms round trip.
+    const slow = run({
+      growth: { largest: STREAM_WINDOW_MAX, baseRttMs: () => 120 },
+      perTick: 3,
+      tickMs: 10,
+      ticks: 3000,
+    });
+    assert.equal(slow.granted, STREAM_WINDOW_START);
+    assert.ok(
+      slow.mostInFlight <= STREAM_WINDOW_START,
+      'what waits for the slow reader stays within the first window',
+    );
+    // 100 MiB/s on one machine (a 5 ms path): 250 cells.
+    const local = run({
+      growth: { largest: STREAM_WINDOW_MAX, baseRttMs: () => 5 },
+      perTick: 250,
+      tickMs: 10,
+      ticks: 300,
+    });
+    assert.equal(local.granted, STREAM_WINDOW_START);
+    const untimed = run({
+      growth: { largest: STREAM_WINDOW_MAX, baseRttMs: () => Infinity },
+      perTick: 400,
+      tickMs: 10,
+      ticks: 300,
+    });
+    assert.equal(untimed.granted, STREAM_WINDOW_START);
+  });
+
+  it('refuses a stream SENDME that would take the window past the largest', () => {
+    const w = new StreamWindow();
+    for (let i = 0; i < (STREAM_WINDOW_MAX - STREAM_WINDOW_START) / STREAM_SENDME_INCREMENT; i++)
+      w.onSendme();
+    assert.equal(w.packageWindow, STREAM_WINDOW_MAX);
+    assert.throws(
+      () => w.onSendme(),
+      (e: unknown) => e instanceof FlowControlError && e.code === 'ALLIUM_FLOW_SENDME',
+    );
+  });
+
+  it('never lets the sender overrun, whatever the reader consumes when', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({ consume: fc.integer({ min: 0, max: 600 }), ms: fc.integer({ min: 0, max: 300 }) }),
+          {
+            maxLength: 80,
+          },
+        ),
+        fc.integer({ min: 1, max: 400 }),
+        (steps, rtt) => {
+          const c = { t: 0 };
+          const receiver = new StreamWindow({
+            largest: STREAM_WINDOW_MAX,
+            baseRttMs: () => rtt,
+            now: () => c.t,
+          });
+          const sender = new StreamWindow();
+          let arrived = 0;
+          for (const s of steps) {
+            c.t += s.ms;
+            while (sender.packageWindow > 0) {
+              sender.onDataSent();
+              receiver.onDataReceived(); // throws on an overrun
+              arrived++;
+            }
+            const take = Math.min(s.consume, arrived);
+            arrived -= take;
+            const sendmes = receiver.onConsumed(take);
+            for (let k = 0; k < sendmes; k++) sender.onSendme(); // throws past the largest
+            assert.ok(receiver.grantedWindow <= STREAM_WINDOW_MAX);
+            assert.ok(arrived <= receiver.grantedWindow);
+          }
         },
       ),
       { numRuns },

@@ -5,10 +5,13 @@ import {
   CIRC_WINDOW_MAX,
   CIRC_WINDOW_MIN,
   CIRC_WINDOW_START,
+  LEGACY_CIRC_WINDOW_MAX,
   STREAM_SENDME_INCREMENT,
+  STREAM_WINDOW_MAX,
   STREAM_WINDOW_START,
 } from '../wire/constants.js';
 import type { CircuitSendme } from '../wire/relay-messages.js';
+import { DeliveryRate } from './delivery-rate.js';
 
 export class FlowControlError extends AlliumError {}
 
@@ -37,9 +40,11 @@ export class CircuitWindow {
   /** SENDMEs that raised receiveLimit: the first cell each allowed, and when it was sent. */
   private readonly raises: { firstCell: number; at: number }[] = [];
   private lastRttMs: number | null = null;
+  /** The largest window this endpoint has named in a SENDME (for metrics). */
+  largestNamed = 0;
 
   constructor(
-    private readonly grant: WindowGrant = () => CIRC_WINDOW_MAX,
+    private readonly grant: WindowGrant = () => LEGACY_CIRC_WINDOW_MAX,
     private readonly now: () => number = () => performance.now(),
   ) {}
 
@@ -81,6 +86,7 @@ export class CircuitWindow {
       Math.max(CIRC_WINDOW_MIN, Math.floor(this.grant(this.lastRttMs))),
     );
     this.lastRttMs = null;
+    if (window > this.largestNamed) this.largestNamed = window;
     const limit = this.received + window;
     if (limit > this.receiveLimit) {
       this.raises.push({ firstCell: this.receiveLimit + 1, at: this.now() });
@@ -100,11 +106,41 @@ export class CircuitWindow {
   }
 }
 
+/**
+ * How a stream's receiver lets its window grow past STREAM_WINDOW_START (protocol §5): to
+ * STREAM_WINDOW_GAIN times what the application consumed per base round trip, so a reader that
+ * keeps up with a long path is not held to 4 MiB per round trip, and a slow reader keeps the
+ * window (and what waits for it at the receiver) where it started.
+ */
+export interface StreamWindowGrowth {
+  /** The most the peer accepts: STREAM_WINDOW_MAX from an exit of 0.4.0 or later. */
+  largest: number;
+  /** The base round trip of the circuit's path in ms (Infinity while unknown: no growth). */
+  baseRttMs: () => number;
+  now?: () => number;
+}
+
+/** As the receive budget sizes a link (§5.1): one round trip more than the reader consumed lets the rate grow. */
+export const STREAM_WINDOW_GAIN = 2;
+
 /** One endpoint's view of a stream's windows. */
 export class StreamWindow {
   packageWindow = STREAM_WINDOW_START;
   private deliverWindow = STREAM_WINDOW_START;
+  /** The window this receiver has granted the peer so far: it only grows (with `growth`). */
+  private granted = STREAM_WINDOW_START;
   private consumedSinceSendme = 0;
+  /** How fast the application consumed DATA cells (cells per ms, the most of recent samples). */
+  private readonly consumedRate: DeliveryRate | null;
+
+  constructor(private readonly growth: StreamWindowGrowth | null = null) {
+    this.consumedRate = growth ? new DeliveryRate(growth.now) : null;
+  }
+
+  /** The window this receiver lets its peer have in flight (STREAM_WINDOW_START until it grows). */
+  get grantedWindow(): number {
+    return this.granted;
+  }
 
   onDataSent(): void {
     this.packageWindow--;
@@ -120,7 +156,11 @@ export class StreamWindow {
     }
   }
 
-  /** The application consumed `cells` DATA cells; returns how many stream SENDMEs to send now. */
+  /**
+   * The application consumed `cells` DATA cells; returns how many stream SENDMEs to send now. Each
+   * SENDME adds STREAM_SENDME_INCREMENT: one per increment consumed, and one more per increment
+   * the window grows by.
+   */
   onConsumed(cells: number): number {
     this.consumedSinceSendme += cells;
     let due = 0;
@@ -129,12 +169,27 @@ export class StreamWindow {
       this.deliverWindow += STREAM_SENDME_INCREMENT;
       due++;
     }
+    if (this.growth && this.consumedRate) {
+      const rtt = this.growth.baseRttMs();
+      if (!Number.isFinite(rtt)) return due;
+      this.consumedRate.record(cells, rtt);
+      const wanted = Math.min(
+        this.growth.largest,
+        STREAM_WINDOW_MAX,
+        STREAM_WINDOW_GAIN * this.consumedRate.maxPerMs * rtt,
+      );
+      while (this.granted + STREAM_SENDME_INCREMENT <= wanted) {
+        this.granted += STREAM_SENDME_INCREMENT;
+        this.deliverWindow += STREAM_SENDME_INCREMENT;
+        due++;
+      }
+    }
     return due;
   }
 
   onSendme(): void {
     this.packageWindow += STREAM_SENDME_INCREMENT;
-    if (this.packageWindow > STREAM_WINDOW_START) {
+    if (this.packageWindow > STREAM_WINDOW_MAX) {
       throw new FlowControlError('ALLIUM_FLOW_SENDME', 'stream SENDME beyond the window');
     }
   }

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CIRC_SENDME_INCREMENT, CIRC_WINDOW_MAX, CIRC_WINDOW_MIN } from '../wire/constants.js';
+import {
+  CIRC_SENDME_INCREMENT,
+  CIRC_WINDOW_MAX,
+  CIRC_WINDOW_MIN,
+  LEGACY_CIRC_WINDOW_MAX,
+} from '../wire/constants.js';
 import {
   MAX_RECEIVE_BUDGET_CELLS,
   RECEIVE_ACTIVE_MS,
@@ -15,9 +20,15 @@ function clock() {
 }
 
 describe('receive budget (§5.1)', () => {
-  it('gives a circuit alone the whole budget, up to the largest window', () => {
+  it('gives a circuit alone the whole budget, up to the largest window its peer accepts', () => {
     assert.equal(new ReceiveBudget(512).grant({}), 512);
-    assert.equal(new ReceiveBudget(4096).grant({}), CIRC_WINDOW_MAX);
+    assert.equal(new ReceiveBudget(8192).grant({}), LEGACY_CIRC_WINDOW_MAX, 'an exit before 0.4.0');
+    // Past 1024 only as delay control lets a new circuit grow: one increment per SENDME.
+    const budget = new ReceiveBudget(8192);
+    const circ = {};
+    let named = 0;
+    for (let i = 0; i < 100; i++) named = budget.grant(circ, 10, CIRC_WINDOW_MAX);
+    assert.equal(named, CIRC_WINDOW_MAX);
   });
 
   it('splits the budget evenly among the circuits receiving now', () => {
@@ -84,7 +95,7 @@ describe('receive budget (§5.1)', () => {
       `${cells} ~ ${RECEIVE_BUDGET_GAIN} x ${perRtt}`,
     );
     // Each of the eight now names a share of the larger budget, not of 512.
-    assert.equal(budget.grant({}, 120), Math.min(CIRC_WINDOW_MAX, Math.floor(cells / 9)));
+    assert.equal(budget.grant({}, 120), Math.min(LEGACY_CIRC_WINDOW_MAX, Math.floor(cells / 9)));
     // Ten times the rate: capped.
     const fast = new ReceiveBudget(512, c.now);
     assert.equal(run(fast, c, { rttMs: 120, gapMs: 3, rounds: 400 }), MAX_RECEIVE_BUDGET_CELLS);

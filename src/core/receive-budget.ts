@@ -1,7 +1,7 @@
 // Implements docs/protocol.md §5.1 (receive budget): the windows an endpoint (client or exit) names
 // in its circuit SENDMEs share one budget per link, so the bytes in flight toward it, and queued in
 // the relays and kernel buffers in front of it, stay near the budget however many circuits send.
-import { CIRC_SENDME_INCREMENT, CIRC_WINDOW_MAX, CIRC_WINDOW_MIN } from '../wire/constants.js';
+import { CIRC_SENDME_INCREMENT, CIRC_WINDOW_MIN, LEGACY_CIRC_WINDOW_MAX } from '../wire/constants.js';
 import { DelayControl } from './delay-control.js';
 import { DeliveryRate } from './delivery-rate.js';
 import { WindowedMin } from './windowed-min.js';
@@ -31,7 +31,8 @@ export const RECEIVE_ACTIVE_MS = 200;
 
 /**
  * Splits `totalCells` evenly among the circuits that are receiving now. A circuit counts from its
- * last SENDME for RECEIVE_ACTIVE_MS; one alone gets the whole budget (up to the largest window).
+ * last SENDME for RECEIVE_ACTIVE_MS; one alone gets the whole budget (up to the largest window its
+ * peer accepts).
  */
 export class ReceiveBudget {
   private readonly lastActive = new Map<object, number>();
@@ -80,19 +81,17 @@ export class ReceiveBudget {
   }
 
   /**
-   * The window `circuit` names in the SENDME it sends now: its share of the budget, less if its
-   * round trip (`rttMs`, from CircuitWindow) shows a queue (src/core/delay-control.ts).
+   * The window `circuit` names in the SENDME it sends now: its share of the budget, at most
+   * `largest` (what its peer accepts), less if its round trip (`rttMs`, from CircuitWindow) shows a
+   * queue (src/core/delay-control.ts).
    */
-  grant(circuit: object, rttMs: number | null = null): number {
+  grant(circuit: object, rttMs: number | null = null, largest: number = LEGACY_CIRC_WINDOW_MAX): number {
     const t = this.now();
     this.lastActive.set(circuit, t);
     // A circuit SENDME goes out for every CIRC_SENDME_INCREMENT DATA cells received.
     this.rate.record(CIRC_SENDME_INCREMENT, this.baseRttMs);
     const receiving = this.countReceiving(t);
-    const share = Math.min(
-      CIRC_WINDOW_MAX,
-      Math.max(CIRC_WINDOW_MIN, Math.floor(this.currentCells / receiving)),
-    );
+    const share = Math.min(largest, Math.max(CIRC_WINDOW_MIN, Math.floor(this.currentCells / receiving)));
     return this.delay.limit(circuit, share, rttMs);
   }
 

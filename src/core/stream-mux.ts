@@ -5,7 +5,7 @@ import { Duplex } from 'node:stream';
 import { AlliumError } from '../errors.js';
 import { EndReason, RELAY_DATA_MAX, RelayCommand } from '../wire/constants.js';
 import { decodeCircuitSendme, decodeEnd, encodeCircuitSendme, encodeEnd } from '../wire/relay-messages.js';
-import { CircuitWindow, StreamWindow, type WindowGrant } from './flow-control.js';
+import { CircuitWindow, StreamWindow, type StreamWindowGrowth, type WindowGrant } from './flow-control.js';
 
 export class StreamError extends AlliumError {
   constructor(
@@ -22,7 +22,7 @@ export type CircuitSender = (command: number, streamId: number, datas: Buffer[])
 
 /** A byte stream carried over a circuit. Writing sends DATA cells; reading yields the peer's DATA. */
 export class CircuitStream extends Duplex {
-  readonly window = new StreamWindow();
+  readonly window: StreamWindow;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private pendingCallback: ((err?: Error | null) => void) | null = null;
@@ -46,6 +46,7 @@ export class CircuitStream extends Duplex {
     opts: { pending?: boolean } = {},
   ) {
     super({ allowHalfOpen: true, readableHighWaterMark: 256 * 1024, writableHighWaterMark: 64 * 1024 });
+    this.window = new StreamWindow(mux.streamGrowth?.() ?? null);
     if (!opts.pending) this.connected = Promise.resolve();
     else {
       this.connected = new Promise<void>((resolve, reject) => {
@@ -213,14 +214,23 @@ export class StreamMux {
   readonly window: CircuitWindow;
   readonly streams = new Map<number, CircuitStream>();
 
+  /** The most DATA bytes one cell carries this way (forward cells lose a tag per hop in front). */
+  readonly maxData: () => number;
+  /** How the streams opened now may grow their windows as receivers (none: they keep the first). */
+  readonly streamGrowth: (() => StreamWindowGrowth | null) | undefined;
+
   constructor(
     readonly send: CircuitSender,
-    /** The most DATA bytes one cell carries this way (forward cells lose a tag per hop in front). */
-    readonly maxData: () => number = () => RELAY_DATA_MAX,
-    /** The window this endpoint names in its circuit SENDMEs (default: the largest). */
-    grant?: WindowGrant,
+    opts: {
+      maxData?: () => number;
+      /** The window this endpoint names in its circuit SENDMEs (default: what every release accepts). */
+      grant?: WindowGrant;
+      streamGrowth?: () => StreamWindowGrowth | null;
+    } = {},
   ) {
-    this.window = new CircuitWindow(grant);
+    this.maxData = opts.maxData ?? (() => RELAY_DATA_MAX);
+    this.streamGrowth = opts.streamGrowth;
+    this.window = new CircuitWindow(opts.grant);
   }
 
   /** A stream that exists now; `pending` for one whose CONNECTED has not come yet (optimistic). */
@@ -239,8 +249,13 @@ export class StreamMux {
     this.send(command, streamId, [data]);
   }
 
+  /** The largest window a stream of this endpoint has granted as a receiver (for metrics). */
+  largestStreamWindow = 0;
+
   consumed(stream: CircuitStream, cells: number): void {
     const due = stream.window.onConsumed(cells);
+    if (stream.window.grantedWindow > this.largestStreamWindow)
+      this.largestStreamWindow = stream.window.grantedWindow;
     for (let i = 0; i < due; i++) this.sendOne(RelayCommand.SENDME, stream.streamId, Buffer.alloc(0));
   }
 

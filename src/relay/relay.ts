@@ -733,8 +733,7 @@ export class Relay {
       const budget = this.receiveBudgets.of(circ.prev.link);
       circ.mux = new StreamMux(
         (command, streamId, datas) => this.sendBackwardMany(circ, command, streamId, datas),
-        undefined,
-        (rtt) => budget.grant(circ, rtt),
+        { grant: (rtt) => budget.grant(circ, rtt) },
       );
     }
     return circ.mux;

@@ -102,9 +102,18 @@ export const CIRC_SENDME_INCREMENT = 64;
 export const CIRC_WINDOW_START = 128;
 /** The windows a circuit SENDME may name. At least one increment, so a SENDME is always due. */
 export const CIRC_WINDOW_MIN = CIRC_SENDME_INCREMENT;
-/** The most a receiver may let a sender have in flight past its last acknowledged cell (4 MiB). */
-export const CIRC_WINDOW_MAX = 1024;
+/**
+ * The most a receiver may let a sender have in flight past its last acknowledged cell (16 MiB,
+ * since release 0.4.0). Over long round trips 4 MiB per round trip held one download (~25 MiB/s
+ * over 40 ms links).
+ */
+export const CIRC_WINDOW_MAX = 4096;
+/** The most an exit before release 0.4.0 accepts in a circuit SENDME (4 MiB): a client names no more to one. */
+export const LEGACY_CIRC_WINDOW_MAX = 1024;
+/** A stream's window at its start, and the most an exit before release 0.4.0 lets it reach. */
 export const STREAM_WINDOW_START = 1024;
+/** The most a stream's receiver may let its window grow to with extra SENDMEs (16 MiB, since 0.4.0). */
+export const STREAM_WINDOW_MAX = 4096;
 export const STREAM_SENDME_INCREMENT = 128;
 
 /** A circuit may carry at most this many RELAY_EARLY cells per direction-hop (limits path length). */
