@@ -1,7 +1,7 @@
 // A testnet whose every link has a 40 ms round trip (a delay line in front of each relay: loopback has
 // no netem here). Downloads and uploads arrive whole, and the client's receive budget grows past its
 // 2 MiB floor (protocol §5.1): on a fixed 2 MiB, a circuit round trip of 120 ms capped the client at
-// ~17 MiB/s however many circuits it used. One download grows its windows past the 4 MiB that held
+// ~17 MiB/s however many circuits it used; an exit's budget for uploads grows the same way. One download grows its windows past the 4 MiB that held
 // it to 4 MiB per round trip before release 0.4.0 (protocol §5).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -31,6 +31,7 @@ describe('long round trips: a 40 ms delay line on every link', () => {
       relays: RELAYS,
       linkDelayMs: ONE_WAY_MS,
       clientArgs: ['--metrics', '127.0.0.1:0'],
+      relayArgs: () => ['--metrics', '127.0.0.1:0'],
     });
   });
   after(async () => {
@@ -125,6 +126,20 @@ describe('long round trips: a 40 ms delay line on every link', () => {
         }),
       );
       for (const a of answers) assert.equal(a, sha256(body));
+      const budgets = await Promise.all(
+        tn.processes
+          .filter((p) => p.name.startsWith('relay'))
+          .map(async (p) => {
+            const text = await (await fetch(`http://${p.ready.metrics}/metrics`)).text();
+            const m = /^allium_relay_receive_budget_bytes (\d+)/m.exec(text);
+            assert.ok(m, `${p.name} exports its receive budget`);
+            return Number(m[1]);
+          }),
+      );
+      assert.ok(
+        Math.max(...budgets) > 2 * 1024 * 1024,
+        `an exit's budget grew with the round trip: ${budgets.join(', ')} bytes (the floor is 2 MiB)`,
+      );
     } finally {
       sink.close();
     }

@@ -123,6 +123,11 @@ export class ReceiveBudgets<Link extends object> {
   /** `totalCells`: each link's least budget. */
   constructor(readonly totalCells: number) {}
 
+  /** The budget of `link` if it has one (without making one). */
+  peek(link: Link): ReceiveBudget | undefined {
+    return this.byLink.get(link);
+  }
+
   of(link: Link): ReceiveBudget {
     let b = this.byLink.get(link);
     if (!b) {

@@ -32,6 +32,8 @@ export class CircuitStream extends Duplex {
   private sentEnd = false;
   bytesIn = 0;
   bytesOut = 0;
+  /** Called once, when the peer's first DATA arrives (the exit times a round trip with it). */
+  onFirstData: (() => void) | null = null;
   /**
    * Settles when the exit has connected (CONNECTED) or refused (rejects with the StreamError). A
    * stream opened the usual way exists only once connected; an optimistic one (protocol §4.2) is
@@ -164,6 +166,10 @@ export class CircuitStream extends Duplex {
   /** Peer DATA arrived. Cells that arrive together are pushed as one chunk (one write to the app's socket). */
   deliver(data: Buffer): void {
     this.window.onDataReceived();
+    if (this.bytesIn === 0 && this.onFirstData) {
+      this.onFirstData();
+      this.onFirstData = null;
+    }
     this.bytesIn += data.length;
     this.inbox.push(data);
     if (!this.inboxScheduled) {

@@ -21,6 +21,8 @@ export interface ExitContext {
   sendBackward(circ: RelayCircuit, command: number, streamId: number, data: Buffer): void;
   /** The client broke the protocol on this circuit: destroy it. */
   protocolError(circ: RelayCircuit): void;
+  /** A round trip to the client and back on `circ`, ms: for the receive budget of its link (§5.1). */
+  noteRoundTrip(circ: RelayCircuit, ms: number): void;
 }
 
 /** Handles one BEGIN on `circ` (whose streams are `mux`). */
@@ -57,6 +59,12 @@ export function beginExitStream(
       }
       ctx.stats.streams++;
       ctx.sendBackward(circ, RelayCommand.CONNECTED, streamId, encodeConnected(address));
+      // A client that waited for CONNECTED sends its first DATA a circuit round trip later (plus
+      // its application's turn): the exit's only way to time its path to the client (§5.1).
+      if (stream.bytesIn === 0) {
+        const sentAt = performance.now();
+        stream.onFirstData = () => ctx.noteRoundTrip(circ, performance.now() - sentAt);
+      }
       socket.on('error', () =>
         stream.destroy(new StreamError('ALLIUM_EXIT_RESET', 'connection reset', EndReason.CONNRESET)),
       );

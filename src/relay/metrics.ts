@@ -98,6 +98,12 @@ export function relayFamilies(relay: Relay): Family[] {
       collect: () => s.linkBoundCreates,
     },
     {
+      name: 'allium_relay_receive_budget_bytes',
+      help: 'The largest receive budget among the links toward middles: uploads this exit lets be in flight toward it (grows on long round trips).',
+      type: 'gauge',
+      collect: () => relay.receiveBudgetCells() * CELL_LEN,
+    },
+    {
       name: 'allium_relay_links_open',
       help: 'Links to clients and relays open right now.',
       type: 'gauge',

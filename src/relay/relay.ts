@@ -190,6 +190,7 @@ export class Relay {
       stats: this.stats,
       sendBackward: (circ, command, streamId, data) => this.sendBackward(circ, command, streamId, data),
       protocolError: (circ) => this.teardown(circ, DestroyReason.PROTOCOL, null),
+      noteRoundTrip: (circ, ms) => this.receiveBudgets.of(circ.prev.link).noteBaseRtt(ms),
     };
   }
 
@@ -265,6 +266,18 @@ export class Relay {
       }
     }
     return { circuits, streams, links: this.circuits.size, queuedBytes };
+  }
+
+  /**
+   * The largest receive budget among this exit's links toward middles, in cells (§5.1): 512 (2 MiB),
+   * more on long round trips.
+   */
+  receiveBudgetCells(): number {
+    let most = this.receiveBudgets.totalCells;
+    for (const link of this.circuits.keys()) {
+      most = Math.max(most, this.receiveBudgets.peek(link)?.currentCells ?? 0);
+    }
+    return most;
   }
 
   get isExit(): boolean {
