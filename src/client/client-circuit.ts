@@ -43,6 +43,7 @@ import {
   relayData,
 } from '../wire/relay-cell.js';
 import {
+  BeginFlag,
   decodeEnd,
   decodeExtended,
   decodeTruncated,
@@ -317,7 +318,12 @@ export class ClientCircuit {
           reject(e);
         },
       });
-      this.sendRelay(this.hops.length - 1, RelayCommand.BEGIN, streamId, encodeBegin(host, port));
+      this.sendRelay(
+        this.hops.length - 1,
+        RelayCommand.BEGIN,
+        streamId,
+        encodeBegin(host, port, this.largeWindows ? BeginFlag.LARGE_WINDOWS : 0),
+      );
     });
     if (!early) return answered;
     answered.then(

@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import { exitConnect } from '../net/exit-connector.js';
 import { pipeReleasing } from '../net/pipe-releasing.js';
 import { EndReason, RelayCommand } from '../wire/constants.js';
-import { decodeBegin, encodeConnected, encodeEnd } from '../wire/relay-messages.js';
+import { BeginFlag, decodeBegin, encodeConnected, encodeEnd } from '../wire/relay-messages.js';
 import type { RelayCircuit } from './relay-circuit.js';
 
 /** What the exit side needs from its relay. */
@@ -37,7 +37,9 @@ export function beginExitStream(
     ctx.protocolError(circ);
     return;
   }
-  const { host, port } = decodeBegin(data);
+  const { host, port, flags } = decodeBegin(data);
+  // Before the stream is opened: its window grows as a receiver only on such a circuit.
+  if (flags & BeginFlag.LARGE_WINDOWS) circ.largeWindows = true;
   if (mux.streams.size >= ctx.maxStreamsPerCircuit) {
     ctx.stats.limitRejections++;
     ctx.sendBackward(circ, RelayCommand.END, streamId, encodeEnd(EndReason.RESOURCELIMIT));

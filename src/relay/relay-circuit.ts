@@ -14,6 +14,8 @@ export class RelayCircuit {
   extending = false;
   earlyForwarded = 0;
   mux: StreamMux | null = null;
+  /** At the exit: the client said in a BEGIN that it takes windows past 1024 cells (§4.2, §5). */
+  largeWindows = false;
   closed = false;
   cellsForward = 0;
   cellsBackward = 0;

@@ -25,12 +25,15 @@ import {
   CELL_BODY_LEN,
   CellCommand,
   CIRC_ID_INITIATOR_BIT,
+  CIRC_WINDOW_MAX,
   DestroyReason,
   destroyReasonName,
   EndReason,
   HandshakeType,
+  LEGACY_CIRC_WINDOW_MAX,
   MAX_RELAY_EARLY,
   RelayCommand,
+  STREAM_WINDOW_MAX,
 } from '../wire/constants.js';
 import { decodeRelayMessage, writeRelayBody } from '../wire/relay-cell.js';
 import { decodeExtend, encodeExtended, encodeTruncated } from '../wire/relay-messages.js';
@@ -746,7 +749,13 @@ export class Relay {
       const budget = this.receiveBudgets.of(circ.prev.link);
       circ.mux = new StreamMux(
         (command, streamId, datas) => this.sendBackwardMany(circ, command, streamId, datas),
-        { grant: (rtt) => budget.grant(circ, rtt) },
+        {
+          // Past 1024 cells only for a client that said it takes them (its BEGIN's flags, §4.2).
+          grant: (rtt) =>
+            budget.grant(circ, rtt, circ.largeWindows ? CIRC_WINDOW_MAX : LEGACY_CIRC_WINDOW_MAX),
+          streamGrowth: () =>
+            circ.largeWindows ? { largest: STREAM_WINDOW_MAX, baseRttMs: () => budget.baseRttMs } : null,
+        },
       );
     }
     return circ.mux;

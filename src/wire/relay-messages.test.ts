@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN, DestroyReason, EndReason, RELAY_DATA_MAX } from './constants.js';
 import { WireError } from './errors.js';
 import {
+  BeginFlag,
   decodeBegin,
   decodeCircuitSendme,
   decodeConnected,
@@ -32,7 +33,30 @@ describe('BEGIN (§4)', () => {
       encodeBegin('example.com', 443),
       Buffer.concat([hex('01bb'), Buffer.from('example.com')]),
     );
-    assert.deepEqual(decodeBegin(encodeBegin('example.com', 443)), { host: 'example.com', port: 443 });
+    assert.deepEqual(decodeBegin(encodeBegin('example.com', 443)), {
+      host: 'example.com',
+      port: 443,
+      flags: 0,
+    });
+  });
+
+  it('carries flags after a NUL when there are any (clients and exits of 0.4.0)', () => {
+    const b = encodeBegin('example.com', 443, BeginFlag.LARGE_WINDOWS);
+    assert.deepEqual(b, Buffer.concat([hex('01bb'), Buffer.from('example.com'), hex('0001')]));
+    assert.deepEqual(decodeBegin(b), { host: 'example.com', port: 443, flags: BeginFlag.LARGE_WINDOWS });
+    // Bits this release does not know are kept for the caller to ignore.
+    assert.equal(decodeBegin(encodeBegin('a.b', 80, 0x81)).flags, 0x81);
+    for (const tail of ['00', '000102', '0001ff']) {
+      assert.throws(
+        () => decodeBegin(Buffer.concat([hex('0050'), Buffer.from('a.b'), hex(tail)])),
+        isWire('ALLIUM_WIRE_MALFORMED'),
+        `trailer ${tail}`,
+      );
+    }
+    assert.throws(
+      () => decodeBegin(Buffer.concat([hex('0050'), hex('0001')])),
+      isWire('ALLIUM_WIRE_MALFORMED'),
+    );
   });
 
   const goodHosts = [
@@ -52,7 +76,7 @@ describe('BEGIN (§4)', () => {
   for (const host of goodHosts) {
     it(`accepts host ${host.slice(0, 40)}`, () => {
       assert.ok(isValidHost(host));
-      assert.deepEqual(decodeBegin(encodeBegin(host, 80)), { host, port: 80 });
+      assert.deepEqual(decodeBegin(encodeBegin(host, 80)), { host, port: 80, flags: 0 });
     });
   }
 
@@ -278,8 +302,9 @@ describe('properties', () => {
           ipv6,
         ),
         fc.integer({ min: 1, max: 65535 }),
-        (host, port) => {
-          assert.deepEqual(decodeBegin(encodeBegin(host, port)), { host, port });
+        fc.integer({ min: 0, max: 255 }),
+        (host, port, flags) => {
+          assert.deepEqual(decodeBegin(encodeBegin(host, port, flags)), { host, port, flags });
         },
       ),
       { numRuns },

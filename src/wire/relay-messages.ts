@@ -51,23 +51,46 @@ function checkLen(n: number, what: string): void {
     throw tooLarge(`${what} would be ${n} bytes; relay data holds at most ${RELAY_DATA_MAX}`);
 }
 
-// ---- BEGIN: port(u16) | host ----
+// ---- BEGIN: port(u16) | host [| 0x00 | flags(u8)] ----
 
-export function encodeBegin(host: string, port: number): Buffer {
+/** BEGIN flags (§4.2): a client of 0.4.0 or later sends them, only to exits of 0.4.0 or later. */
+export const BeginFlag = {
+  /** The client takes circuit SENDMEs naming up to 4096 cells and stream windows up to 4096 (§5). */
+  LARGE_WINDOWS: 1,
+} as const;
+
+export interface Begin {
+  host: string;
+  port: number;
+  /** 0 when the BEGIN carries none (every client before 0.4.0). Unknown bits are ignored. */
+  flags: number;
+}
+
+/** `flags` other than 0 add the trailer that exits before 0.4.0 refuse (a NUL is not a host byte). */
+export function encodeBegin(host: string, port: number, flags = 0): Buffer {
   if (typeof host === 'string' && host.length > MAX_HOST_LEN) {
     throw tooLarge(`BEGIN host is ${host.length} bytes; at most ${MAX_HOST_LEN}`);
   }
   const problem = hostProblem(host);
   if (problem) throw malformed(`cannot BEGIN to "${host}": ${problem}`);
   checkPort(port, 'BEGIN');
-  return new ByteWriter(2 + host.length).u16(port).bytes(Buffer.from(host, 'latin1')).finish();
+  const w = new ByteWriter(2 + host.length + (flags ? 2 : 0)).u16(port).bytes(Buffer.from(host, 'latin1'));
+  if (flags) w.u8(0).u8(flags, 'BEGIN flags');
+  return w.finish();
 }
 
-export function decodeBegin(d: Buffer): { host: string; port: number } {
+export function decodeBegin(d: Buffer): Begin {
   const r = new ByteReader(d, 'BEGIN');
   const port = r.u16('port');
   checkPort(port, 'BEGIN');
-  const raw = r.rest();
+  const rest = r.rest();
+  const nul = rest.indexOf(0);
+  const raw = nul < 0 ? rest : rest.subarray(0, nul);
+  let flags = 0;
+  if (nul >= 0) {
+    if (rest.length !== nul + 2) throw malformed('BEGIN flags are one byte after the NUL that ends the host');
+    flags = rest[nul + 1];
+  }
   if (raw.length === 0) throw malformed('BEGIN names no host');
   if (raw.length > MAX_HOST_LEN) throw tooLarge(`BEGIN host is ${raw.length} bytes; at most ${MAX_HOST_LEN}`);
   for (const b of raw) {
@@ -76,7 +99,7 @@ export function decodeBegin(d: Buffer): { host: string; port: number } {
   const host = raw.toString('latin1');
   const problem = hostProblem(host);
   if (problem) throw malformed(`BEGIN host is not valid: ${problem}`);
-  return { host, port };
+  return { host, port, flags };
 }
 
 // ---- END: reason(u8) ----

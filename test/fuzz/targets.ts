@@ -297,6 +297,7 @@ const relayMessages: FuzzTarget = {
       encodeBegin('example.com', 443),
       encodeBegin('2001:db8::1', 80),
       encodeBegin('192.0.2.1', 8080),
+      encodeBegin('example.org', 443, 1),
       encodeEnd(6),
       encodeConnected('203.0.113.9'),
       encodeConnected('::ffff:192.0.2.1'),
