@@ -167,8 +167,8 @@ describe('circuit windows (§5)', () => {
 describe('stream windows (§5)', () => {
   /**
    * A sender with endless data and a receiver whose application consumes `perTick` cells every
-   * `tickMs`, over a path of `rttMs` (SENDMEs reach the sender at once: the window, not the path,
-   * is what is checked). Returns the receiver's granted window and the most the sender held.
+   * `tickMs` (SENDMEs reach the sender at once: the window, not the path, is what is checked).
+   * Returns the receiver's granted window and the most that waited for the application.
    */
   function run(opts: {
     growth: Omit<StreamWindowGrowth, 'now'> | null;
@@ -196,6 +196,9 @@ describe('stream windows (§5)', () => {
     }
     return { granted: receiver.grantedWindow, mostInFlight };
   }
+  /** The same for a receiver that grows its window, on a path whose base round trip is `rttMs`. */
+  const growing = (rttMs: number, perTick: number, ticks = 300) =>
+    run({ growth: { largest: STREAM_WINDOW_MAX, baseRttMs: () => rttMs }, perTick, tickMs: 10, ticks });
 
   it('keeps the first window without growth (an exit before 0.4.0): one SENDME per 128 consumed', () => {
     const w = new StreamWindow();
@@ -209,52 +212,27 @@ describe('stream windows (§5)', () => {
 
   it('grows to twice what a fast reader consumes per base round trip, up to the largest window', () => {
     // 40 cells per ms over a 120 ms path: twice that is 9600 cells, past the largest.
-    const fast = run({
-      growth: { largest: STREAM_WINDOW_MAX, baseRttMs: () => 120 },
-      perTick: 400,
-      tickMs: 10,
-      ticks: 300,
-    });
+    const fast = growing(120, 400);
     assert.equal(fast.granted, STREAM_WINDOW_MAX);
     assert.ok(fast.mostInFlight <= STREAM_WINDOW_MAX);
     // 10 cells per ms over 120 ms: 2400 cells, rounded down to an increment.
-    const mid = run({
-      growth: { largest: STREAM_WINDOW_MAX, baseRttMs: () => 120 },
-      perTick: 100,
-      tickMs: 10,
-      ticks: 300,
-    });
+    const mid = growing(120, 100);
     const wanted = STREAM_WINDOW_GAIN * 10 * 120;
     assert.equal(mid.granted, Math.floor(wanted / STREAM_SENDME_INCREMENT) * STREAM_SENDME_INCREMENT);
   });
 
   it('does not grow for a slow reader, on a short path, or before the path is timed', () => {
-    // 1 MiB/s is 0.25 cells per ms: 60 cells per 120 ms round trip.
-    const slow = run({
-      growth: { largest: STREAM_WINDOW_MAX, baseRttMs: () => 120 },
-      perTick: 3,
-      tickMs: 10,
-      ticks: 3000,
-    });
+    // 0.3 cells per ms (~1.2 MiB/s): 36 cells per 120 ms round trip, twice that far under 1024.
+    const slow = growing(120, 3, 3000);
     assert.equal(slow.granted, STREAM_WINDOW_START);
     assert.ok(
       slow.mostInFlight <= STREAM_WINDOW_START,
       'what waits for the slow reader stays within the first window',
     );
     // 100 MiB/s on one machine (a 5 ms path): 250 cells.
-    const local = run({
-      growth: { largest: STREAM_WINDOW_MAX, baseRttMs: () => 5 },
-      perTick: 250,
-      tickMs: 10,
-      ticks: 300,
-    });
+    const local = growing(5, 250);
     assert.equal(local.granted, STREAM_WINDOW_START);
-    const untimed = run({
-      growth: { largest: STREAM_WINDOW_MAX, baseRttMs: () => Infinity },
-      perTick: 400,
-      tickMs: 10,
-      ticks: 300,
-    });
+    const untimed = growing(Infinity, 400);
     assert.equal(untimed.granted, STREAM_WINDOW_START);
   });
 

@@ -108,9 +108,9 @@ export const CIRC_WINDOW_MIN = CIRC_SENDME_INCREMENT;
  * over 40 ms links).
  */
 export const CIRC_WINDOW_MAX = 4096;
-/** The most an exit before release 0.4.0 accepts in a circuit SENDME (4 MiB): a client names no more to one. */
+/** The most a client or exit before release 0.4.0 accepts in a circuit SENDME (4 MiB): none is named more. */
 export const LEGACY_CIRC_WINDOW_MAX = 1024;
-/** A stream's window at its start, and the most an exit before release 0.4.0 lets it reach. */
+/** A stream's window at its start, and the most a peer before release 0.4.0 lets it reach. */
 export const STREAM_WINDOW_START = 1024;
 /** The most a stream's receiver may let its window grow to with extra SENDMEs (16 MiB, since 0.4.0). */
 export const STREAM_WINDOW_MAX = 4096;
