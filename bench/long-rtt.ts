@@ -2,6 +2,7 @@
 // machine has no netem), so each link has a 40 ms round trip and a circuit ~120 ms. What one
 // download, eight at once, and a small request beside them get there (docs/performance.md, "Long
 // round trips"). Allium only: C Tor's relays would need the same addresses split.
+import { join } from 'node:path';
 import { Testnet } from '../src/testnet/testnet.js';
 import { circuitBuildsFromLog } from './allium-net.js';
 import { type CurlResult, curl } from './curl.js';
@@ -15,7 +16,12 @@ export interface LongRttResult {
   /** The same through the optimistic SOCKS port. */
   ttfbOptimisticMs: number | null;
   oneDownloadMiB: number;
+  /** The first large download on the network: it spends its first ~second growing the budget. */
   oneDownloadMiBps: number;
+  /** The same file again on a new circuit of the same link, whose budget has grown. */
+  againMiBps: number;
+  /** One upload of the same file. */
+  uploadMiBps: number;
   concurrent: number;
   concurrentMiB: number;
   aggregateMiBps: number;
@@ -81,6 +87,13 @@ export async function runLongRtt(
     }
     const one = await get(`${plan.bigMiB}m`, 'wan-one');
     await readBudget();
+    const again = await get(`${plan.bigMiB}m`, 'wan-again');
+    const upload = await curl(`${env.webUrl}/upload`, {
+      proxy,
+      user: 'wan-up',
+      maxTimeSeconds: 120,
+      upload: join(env.filesDir, `${plan.bigMiB}m`),
+    });
     const users = Array.from({ length: plan.concurrent }, (_, i) => `wan-${i}`);
     await Promise.all([...users, 'wan-probe'].map((u) => get('1k', u)));
     const t0 = performance.now();
@@ -105,6 +118,8 @@ export async function runLongRtt(
       ttfbOptimisticMs: ttfbOptimistic.length ? round(median(ttfbOptimistic) * 1000, 1) : null,
       oneDownloadMiB: plan.bigMiB,
       oneDownloadMiBps: round(one.bytes / MiB / one.total, 1),
+      againMiBps: round(again.bytes / MiB / again.total, 1),
+      uploadMiBps: round(upload.bytes / MiB / upload.total, 1),
       concurrent: plan.concurrent,
       concurrentMiB: plan.concurrentMiB,
       aggregateMiBps: round(results.reduce((a, r) => a + r.bytes, 0) / MiB / seconds, 1),
@@ -123,7 +138,9 @@ export function describeLongRtt(r: LongRttResult): string {
     `${2 * r.oneWayMs} ms per link, ~${6 * r.oneWayMs} ms per circuit): 3-hop build ${r.buildMs ?? '-'} ms ` +
     `(two round trips: to the middle, to the exit); 1 KiB TTFB ${r.ttfbMs} ms ` +
     `(optimistic SOCKS port: ${r.ttfbOptimisticMs ?? '-'} ms); ` +
-    `one ${r.oneDownloadMiB} MiB download ${r.oneDownloadMiBps} MiB/s; ${r.concurrent} isolated x ${r.concurrentMiB} MiB ` +
+    `one ${r.oneDownloadMiB} MiB download ${r.oneDownloadMiBps} MiB/s (the first: the budget grows meanwhile; ` +
+    `again on a new circuit ${r.againMiBps} MiB/s), one upload ${r.uploadMiBps} MiB/s; ` +
+    `${r.concurrent} isolated x ${r.concurrentMiB} MiB ` +
     `${r.aggregateMiBps} MiB/s together, 1 KiB beside them ${r.ttfbBesideMs ?? '-'} ms; ` +
     `the client's receive budget reached ${r.budgetMiB ?? '-'} MiB (its floor: 2 MiB)`
   );
