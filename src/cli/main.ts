@@ -265,6 +265,12 @@ program
     0,
   )
   .option(
+    '--link-jitter <ms>',
+    'with the delay lines, hold each chunk up to this much longer at random, in order (a link whose delay varies, as over Wi-Fi)',
+    parseLinkDelay,
+    0,
+  )
+  .option(
     '--http-proxy <host:port>',
     'HTTP proxy listen address of the client',
     parseHostPort,

@@ -16,6 +16,7 @@ export async function runTestnet(o: {
   socksOptimistic?: { host: string; port: number };
   httpProxyOptimistic?: { host: string; port: number };
   linkDelay: number;
+  linkJitter: number;
   dashboard: { host: string; port: number };
   metrics: boolean;
   logLevel: string;
@@ -31,6 +32,7 @@ export async function runTestnet(o: {
     dataDir: o.dataDir,
     logLevel: o.logLevel,
     linkDelayMs: o.linkDelay,
+    linkJitterMs: o.linkJitter,
     directoryArgs: o.metrics ? ['--metrics', '127.0.0.1:0'] : [],
     relayArgs: () => (o.metrics ? ['--metrics', '127.0.0.1:0'] : []),
     clientArgs: [
@@ -57,9 +59,10 @@ export async function runTestnet(o: {
     ...(client.dashboard ? { dashboard: client.dashboard } : {}),
   });
   say(`network ready in ${Math.round(net.readyAfterMs)} ms`);
-  if (o.linkDelay > 0) {
+  if (o.linkDelay > 0 || o.linkJitter > 0) {
+    const jitter = o.linkJitter > 0 ? ` plus up to ${o.linkJitter} ms at random` : '';
     say(
-      `  every link to a relay holds data ${o.linkDelay} ms each way (a circuit round trip: ~${6 * o.linkDelay} ms)`,
+      `  every link to a relay holds data ${o.linkDelay} ms${jitter} each way (a circuit round trip: ~${6 * o.linkDelay} ms${jitter ? ' and more' : ''})`,
     );
   }
   say(`  directory: ${net.directoryUrl} (status page in a browser)`);

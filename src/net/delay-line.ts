@@ -1,16 +1,19 @@
 // Long round trips on loopback without netem: a TCP forwarder that holds every chunk `delayMs` in each
 // direction before passing it on, in order. A relay listening on one loopback address and advertising
 // another, where a delay line listens, gets that delay on every link to it (`allium testnet
-// --link-delay`, the long-round-trip test and bench line). Timers make it ~1 ms coarse.
+// --link-delay`, the long-round-trip test and bench line). Timers make it ~1 ms coarse. With jitter,
+// each chunk waits up to `jitterMs` more, at random, and never overtakes the one before it (a FIFO
+// link whose delay varies: one late chunk holds back those behind it, as on a busy Wi-Fi hop).
 import net from 'node:net';
 
 /** Bytes queued toward one side before the other side is paused. */
 const MAX_QUEUED = 8 * 1024 * 1024;
 
-function delayedPipe(src: net.Socket, dst: net.Socket, delayMs: number): void {
+function delayedPipe(src: net.Socket, dst: net.Socket, delayMs: number, jitterMs: number): void {
   const queue: { due: number; chunk: Buffer }[] = [];
   let timer: NodeJS.Timeout | null = null;
   let ended = false;
+  let lastDue = 0;
   const pump = () => {
     timer = null;
     const now = performance.now();
@@ -21,8 +24,11 @@ function delayedPipe(src: net.Socket, dst: net.Socket, delayMs: number): void {
   };
   dst.on('drain', () => src.resume());
   src.on('data', (chunk: Buffer) => {
-    queue.push({ due: performance.now() + delayMs, chunk });
-    if (!timer) timer = setTimeout(pump, delayMs);
+    const now = performance.now();
+    const due = Math.max(lastDue, now + delayMs + Math.random() * jitterMs);
+    lastDue = due;
+    queue.push({ due, chunk });
+    if (!timer) timer = setTimeout(pump, due - now);
   });
   src.on('end', () => {
     ended = true;
@@ -38,12 +44,13 @@ export interface DelayLine {
 
 /**
  * Listens on `listen` (port 0: any free port) and forwards every connection to `target`, `delayMs`
- * late each way; the target's port is the line's own unless given.
+ * (plus up to `jitterMs` at random) late each way; the target's port is the line's own unless given.
  */
 export async function startDelayLine(
   listen: { host: string; port: number },
   target: { host: string; port?: number },
   delayMs: number,
+  jitterMs = 0,
 ): Promise<DelayLine> {
   const sockets = new Set<net.Socket>();
   let port = 0;
@@ -54,8 +61,8 @@ export async function startDelayLine(
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
     }
-    delayedPipe(a, b, delayMs);
-    delayedPipe(b, a, delayMs);
+    delayedPipe(a, b, delayMs, jitterMs);
+    delayedPipe(b, a, delayMs, jitterMs);
     a.on('error', () => b.destroy());
     b.on('error', () => a.destroy());
     a.on('close', () => b.destroy());

@@ -40,6 +40,8 @@ export interface TestnetOptions {
    * A circuit's round trip is then about 6x this. Loopback has no other way to be far away.
    */
   linkDelayMs?: number;
+  /** Up to this many more milliseconds each way, at random per chunk, in order (default 0). */
+  linkJitterMs?: number;
 }
 
 export interface ProcessInfo {
@@ -190,7 +192,8 @@ export class Testnet {
     const exits = Math.min(o.relays, o.exits ?? Math.max(1, Math.floor(o.relays / 2)));
     const starts: Promise<ProcessInfo>[] = [];
     const delayMs = o.linkDelayMs ?? 0;
-    if (delayMs > 0 && o.relays > 254) {
+    const jitterMs = o.linkJitterMs ?? 0;
+    if ((delayMs > 0 || jitterMs > 0) && o.relays > 254) {
       throw new TestnetError('ALLIUM_TESTNET_RELAYS', '--link-delay works for at most 254 relays');
     }
     for (let i = 0; i < o.relays; i++) {
@@ -198,12 +201,13 @@ export class Testnet {
       const exitArgs =
         i < exits ? ['--exit', ...(o.exitsAllowPrivate === false ? [] : ['--allow-private'])] : [];
       let delayArgs: string[] = [];
-      if (delayMs > 0) {
+      if (delayMs > 0 || jitterMs > 0) {
         // The line takes any free port on 127.0.2.N; the relay listens on the same port on 127.0.1.N.
         const line = await startDelayLine(
           { host: `127.0.2.${i + 1}`, port: 0 },
           { host: `127.0.1.${i + 1}` },
           delayMs,
+          jitterMs,
         );
         this.delayLines.push(line);
         delayArgs = [
