@@ -12,7 +12,7 @@ import { runConsensusBench } from './consensus.js';
 import { describeCreateFlood, runCreateFloodBench } from './create-flood.js';
 import { BenchError } from './errors.js';
 import { runIdleCircuitsBench } from './idle-circuits.js';
-import { describeLongRtt, runLongRtt } from './long-rtt.js';
+import { describeJitter, describeLongRtt, runJitterLine, runLongRtt } from './long-rtt.js';
 import { rows, slowTable, table } from './report.js';
 import {
   FULL,
@@ -176,6 +176,11 @@ async function main(): Promise<void> {
 
   log('Allium with long round trips: a 20 ms delay line each way on every link');
   const longRtt = await runLongRtt(plan, env, RELAYS);
+  let jitter: Awaited<ReturnType<typeof runJitterLine>> | null = null;
+  if (!quick) {
+    log('Allium over jittery links: 20 ms plus up to 20 ms at random each way on every link');
+    jitter = await runJitterLine(plan, env, RELAYS);
+  }
 
   log('directory: a consensus of 5,000 relays (build + sign, fetch + verify)');
   const consensus = await runConsensusBench(5000);
@@ -218,6 +223,7 @@ async function main(): Promise<void> {
   out.push(
     '',
     describeLongRtt(longRtt),
+    ...(jitter ? [describeJitter(jitter)] : []),
     '',
     `consensus of 5,000 relays: ${(consensus.consensusBytes / 1e6).toFixed(2)} MB (${consensus.bytesPerRelay} B per relay); build + sign ${consensus.buildSignMs} ms; client fetch + verify ${consensus.fetchVerifyMs} ms`,
     `idle circuits: one relay holding ${idle.circuits}: ${idle.rssBytesPerCircuit} B RSS per circuit (V8 heap ${idle.heapBytesPerCircuit} B); CREATEs answered at ${idle.createsPerSecond}/s`,
@@ -240,7 +246,7 @@ async function main(): Promise<void> {
   const file = join(resultsDir, `bench-${stamp}${quick ? '-quick' : ''}${withTor ? '-tor' : ''}.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ machine, plan, elapsedSeconds: Math.round(elapsed * 10) / 10, direct: directResult, allium: alliumResult, tor: torResult, slowReader: slow, longRoundTrips: longRtt, torSettings, consensus, idleCircuits: idle, createFlood: flood }, null, 2)}\n`,
+    `${JSON.stringify({ machine, plan, elapsedSeconds: Math.round(elapsed * 10) / 10, direct: directResult, allium: alliumResult, tor: torResult, slowReader: slow, longRoundTrips: longRtt, jitteryLinks: jitter, torSettings, consensus, idleCircuits: idle, createFlood: flood }, null, 2)}\n`,
   );
   process.stdout.write(`results: ${file}\n`);
 
