@@ -23,15 +23,17 @@ export class DeliveryRate {
   /**
    * `cells` more arrived. A sample is taken once at least `intervalMs` (raised to
    * RATE_MIN_INTERVAL_MS) has passed since the last one: the caller passes its round trip.
+   * Returns whether a sample was taken (only then can `maxPerMs` have grown).
    */
-  record(cells: number, intervalMs: number): void {
+  record(cells: number, intervalMs: number): boolean {
     const t = this.now();
     this.cells += cells;
     const elapsed = t - this.since;
-    if (elapsed < Math.max(RATE_MIN_INTERVAL_MS, intervalMs)) return;
+    if (elapsed < Math.max(RATE_MIN_INTERVAL_MS, intervalMs)) return false;
     this.samples.push({ at: t, perMs: this.cells / elapsed });
     this.since = t;
     this.cells = 0;
+    return true;
   }
 
   /** The most cells per millisecond among the samples still current (0 before the first). */

@@ -169,10 +169,11 @@ export class StreamWindow {
       this.deliverWindow += STREAM_SENDME_INCREMENT;
       due++;
     }
-    if (this.growth && this.consumedRate) {
+    // The window only grows, and only a new rate sample can raise what it should be: most calls
+    // (one per batch of cells the application takes) stop at the sample.
+    if (this.growth && this.consumedRate && this.granted < this.growth.largest) {
       const rtt = this.growth.baseRttMs();
-      if (!Number.isFinite(rtt)) return due;
-      this.consumedRate.record(cells, rtt);
+      if (!Number.isFinite(rtt) || !this.consumedRate.record(cells, rtt)) return due;
       const wanted = Math.min(
         this.growth.largest,
         STREAM_WINDOW_MAX,

@@ -131,6 +131,16 @@ const mutationList: fc.Arbitrary<Mutation[]> = fc.array(
   { minLength: 1, maxLength: 3 },
 );
 
+/** Mutations to apply to a valid input, or none (the valid input itself). */
+const mutationsOrNone: fc.Arbitrary<Mutation[]> = fc.oneof(mutationList, fc.constant([] as Mutation[]));
+
+/**
+ * For a handshake read on either side: which side, mutations of the valid message, `junkLen` random
+ * bytes, and whether to send the junk instead.
+ */
+const eitherSide = (junkLen: number) =>
+  fc.tuple(fc.boolean(), mutationsOrNone, randomBytes(junkLen), fc.boolean());
+
 const ensureFull = (b: Buffer) =>
   b.length >= CELL_BODY_LEN
     ? b.subarray(0, CELL_BODY_LEN)
@@ -357,12 +367,7 @@ const relayMessages: FuzzTarget = {
 const forwardCells: FuzzTarget = {
   name: 'forward relay cells (ForwardLayer.open, decodeRelayMessage)',
   arbitrary: () =>
-    fc.tuple(
-      fc.oneof(mutationList, fc.constant([] as Mutation[])),
-      randomBytes(CELL_BODY_LEN),
-      fc.boolean(),
-      fc.uint8Array({ maxLength: 300 }),
-    ),
+    fc.tuple(mutationsOrNone, randomBytes(CELL_BODY_LEN), fc.boolean(), fc.uint8Array({ maxLength: 300 })),
   check(input) {
     const [ms, junk, useJunk, data] = input as [Mutation[], Buffer, boolean, Uint8Array];
     const kf = Buffer.alloc(32, 1);
@@ -394,7 +399,7 @@ const forwardRuns: FuzzTarget = {
     fc.tuple(
       fc.array(fc.uint8Array({ maxLength: 200 }), { minLength: 1, maxLength: 6 }),
       fc.nat(),
-      fc.oneof(mutationList, fc.constant([] as Mutation[])),
+      mutationsOrNone,
     ),
   check(input) {
     const [datas, pick, ms] = input as [Uint8Array[], number, Mutation[]];
@@ -432,13 +437,7 @@ const forwardRuns: FuzzTarget = {
 
 const linkBound: FuzzTarget = {
   name: 'link-bound first hop (hdata, CREATED confirmation)',
-  arbitrary: () =>
-    fc.tuple(
-      fc.boolean(),
-      fc.oneof(mutationList, fc.constant([] as Mutation[])),
-      randomBytes(64),
-      fc.boolean(),
-    ),
+  arbitrary: () => eitherSide(64),
   check(input) {
     const [relaySide, ms, junk, useJunk] = input as [boolean, Mutation[], Buffer, boolean];
     const secret = Buffer.alloc(32, 5);
@@ -457,13 +456,7 @@ const linkBound: FuzzTarget = {
 
 const ntor: FuzzTarget = {
   name: 'ntor handshake (onionskin, reply)',
-  arbitrary: () =>
-    fc.tuple(
-      fc.boolean(),
-      fc.oneof(mutationList, fc.constant([] as Mutation[])),
-      randomBytes(120),
-      fc.boolean(),
-    ),
+  arbitrary: () => eitherSide(120),
   check(input) {
     const [serverSide, ms, junk, useJunk] = input as [boolean, Mutation[], Buffer, boolean];
     const k = keys();
@@ -487,13 +480,7 @@ const ntor: FuzzTarget = {
 const noise: FuzzTarget = {
   name: 'Noise XX handshake messages + link cert, transport frames',
   arbitrary: () =>
-    fc.tuple(
-      fc.integer({ min: 1, max: 4 }),
-      fc.oneof(mutationList, fc.constant([] as Mutation[])),
-      fc.boolean(),
-      randomBytes(200),
-      fc.boolean(),
-    ),
+    fc.tuple(fc.integer({ min: 1, max: 4 }), mutationsOrNone, fc.boolean(), randomBytes(200), fc.boolean()),
   check(input) {
     const [stage, ms, useJunk, junk, clientCert] = input as [number, Mutation[], boolean, Buffer, boolean];
     const k = keys();
@@ -547,8 +534,7 @@ const noise: FuzzTarget = {
 
 const linkCert: FuzzTarget = {
   name: 'link certificate',
-  arbitrary: () =>
-    fc.tuple(fc.oneof(mutationList, fc.constant([] as Mutation[])), randomBytes(120), fc.boolean()),
+  arbitrary: () => fc.tuple(mutationsOrNone, randomBytes(120), fc.boolean()),
   check(input) {
     const [ms, junk, useJunk] = input as [Mutation[], Buffer, boolean];
     const k = keys();
