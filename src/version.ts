@@ -1,7 +1,7 @@
 // The release and what it requires of the relays a client uses (docs/protocol.md §5, §6.2).
 
 /** This release; relays publish it in their descriptors as `allium/<version>`. */
-export const ALLIUM_VERSION = '0.4.0';
+export const ALLIUM_VERSION = '0.4.1';
 
 /**
  * The oldest release an exit may run for this client's streams: 0.2.0 brought circuit SENDME

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN, LEGACY_CIRC_WINDOW_MAX } from '../wire/constants.js';
 import { DelayControl, QUEUE_DELAY_TARGET_MS, WINDOW_DECREASE } from './delay-control.js';
 
@@ -22,6 +23,7 @@ describe('delay control (§5.1)', () => {
     const dc = new DelayControl(c.now);
     const circ = {};
     dc.limit(circ, 512, 5); // the least round trip on this link
+    c.t += 100; // long enough ago that it is not one of the circuit's recent round trips
     const named: number[] = [];
     for (let i = 0; i < 40; i++) {
       c.t += 5; // one least round trip between SENDMEs: each may cut
@@ -37,6 +39,7 @@ describe('delay control (§5.1)', () => {
     const dc = new DelayControl(c.now);
     const circ = {};
     dc.limit(circ, 4096, 100); // the least round trip: 100 ms
+    c.t += 1000; // long enough ago that it is not one of the circuit's recent round trips
     const named: number[] = [];
     for (let i = 0; i < 64; i++) {
       c.t += 1; // 64 SENDMEs within one round trip, all showing a queue
@@ -51,6 +54,68 @@ describe('delay control (§5.1)', () => {
       Math.floor(once * WINDOW_DECREASE),
       'the next round trip may cut again',
     );
+  });
+
+  it('does not take a link whose delay varies for a queue: it judges a round trip by its least sample', () => {
+    const c = clock();
+    const dc = new DelayControl(c.now);
+    const circ = {};
+    dc.limit(circ, CIRC_WINDOW_MAX, 100); // the least round trip: 100 ms
+    // Eight SENDMEs a round trip, each 5-50 ms late at random (their mean, 127 ms, is 27 over the
+    // least): the smoothed round trip would show a queue past the target at nearly every SENDME.
+    const jitter = [5, 40, 20, 50, 10, 35, 45, 25];
+    let w = 0;
+    for (let round = 0; round < 60; round++) {
+      for (const j of jitter) {
+        c.t += 12.5;
+        w = dc.limit(circ, CIRC_WINDOW_MAX, 100 + j);
+      }
+    }
+    assert.equal(w, CIRC_WINDOW_MAX);
+  });
+
+  it('judges a small window, one SENDME a round trip, by the least of its last three', () => {
+    const c = clock();
+    const dc = new DelayControl(c.now);
+    const circ = {};
+    dc.limit(circ, CIRC_WINDOW_MAX, 100);
+    const jitter = [5, 40, 20, 50, 10, 35, 45, 25];
+    const named: number[] = [];
+    for (let round = 0; round < 8; round++) {
+      for (const j of jitter) {
+        c.t += 100;
+        named.push(dc.limit(circ, CIRC_WINDOW_MAX, 100 + j));
+      }
+    }
+    // At most one cut in eight round trips (the three 35, 45, 25), against seven increments.
+    assert.ok((named.at(-1) ?? 0) > 2 * LEGACY_CIRC_WINDOW_MAX, `grows (${named.join(',')})`);
+    // The same round trips with a queue under them still cut it.
+    for (let round = 0; round < 8; round++) {
+      for (const j of jitter) {
+        c.t += 100;
+        named.push(dc.limit(circ, CIRC_WINDOW_MAX, 100 + QUEUE_DELAY_TARGET_MS + 5 + j));
+      }
+    }
+    assert.ok(
+      (named.at(-1) ?? Number.POSITIVE_INFINITY) < LEGACY_CIRC_WINDOW_MAX,
+      `shrinks (${named.at(-1)})`,
+    );
+  });
+
+  it('still cuts a queue that raises every sample of the round trip', () => {
+    const c = clock();
+    const dc = new DelayControl(c.now);
+    const circ = {};
+    dc.limit(circ, CIRC_WINDOW_MAX, 100);
+    const jitter = [5, 40, 20, 50, 10, 35, 45, 25];
+    const named: number[] = [];
+    for (let round = 0; round < 20; round++) {
+      for (const j of jitter) {
+        c.t += 12.5;
+        named.push(dc.limit(circ, CIRC_WINDOW_MAX, 100 + QUEUE_DELAY_TARGET_MS + 5 + j));
+      }
+    }
+    assert.ok(named[named.length - 1] < LEGACY_CIRC_WINDOW_MAX / 4, `shrinks (${named.at(-1)})`);
   });
 
   it('starts a circuit at 1024 cells and lets it double per round trip up to the largest window', () => {
@@ -105,5 +170,31 @@ describe('delay control (§5.1)', () => {
     const after = [];
     for (let i = 0; i < 10; i++) after.push(dc.limit(circ, 512, 50));
     assert.equal(after.at(-1), 512, `grows back to the share (${after.join(',')})`);
+  });
+
+  it('names a window from the smallest to the share, whatever round trips come at whatever pace', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            dt: fc.double({ min: 0, max: 500, noNaN: true }),
+            rtt: fc.option(fc.double({ min: 0.01, max: 2000, noNaN: true })),
+            share: fc.integer({ min: CIRC_WINDOW_MIN, max: CIRC_WINDOW_MAX * 2 }),
+          }),
+          { maxLength: 200 },
+        ),
+        (steps) => {
+          const c = clock();
+          const dc = new DelayControl(c.now);
+          const circ = {};
+          for (const { dt, rtt, share } of steps) {
+            c.t += dt;
+            const w = dc.limit(circ, share, rtt);
+            assert.ok(Number.isInteger(w), `${w}`);
+            assert.ok(w >= Math.min(share, CIRC_WINDOW_MIN) && w <= Math.min(share, CIRC_WINDOW_MAX));
+          }
+        },
+      ),
+    );
   });
 });

@@ -17,6 +17,18 @@ export const WINDOW_DECREASE = 0.85;
 /** The least round trip is the least of this period and the one before (so it can rise again). */
 const MIN_RTT_PERIOD_MS = 10_000;
 
+/** Round trips kept per circuit: its round trip now is the least of the latest of them. */
+const RECENT_RTTS = 16;
+
+/** The least of fewer than this many round trips does not stand for the circuit's round trip now. */
+const RECENT_RTTS_NEEDED = 3;
+
+/**
+ * A circuit with a small window sends one SENDME a round trip or fewer: then its latest three round
+ * trips count if they ended within this many least round trips.
+ */
+const RECENT_RTTS_SPAN = 4;
+
 interface CircuitDelay {
   /** The most this circuit may name now. */
   cap: number;
@@ -24,6 +36,10 @@ interface CircuitDelay {
   srtt: number;
   /** No further decrease before this time: the last one shows only a round trip later. */
   holdUntil: number;
+  /** The latest round trips (ms) and when each was measured, a ring written at `next`. */
+  recentRtt: Float64Array;
+  recentAt: Float64Array;
+  next: number;
 }
 
 export class DelayControl {
@@ -47,7 +63,14 @@ export class DelayControl {
   limit(circuit: object, window: number, rttMs: number | null): number {
     let st = this.circuits.get(circuit);
     if (!st) {
-      st = { cap: LEGACY_CIRC_WINDOW_MAX, srtt: 0, holdUntil: 0 };
+      st = {
+        cap: LEGACY_CIRC_WINDOW_MAX,
+        srtt: 0,
+        holdUntil: 0,
+        recentRtt: new Float64Array(RECENT_RTTS),
+        recentAt: new Float64Array(RECENT_RTTS).fill(Number.NEGATIVE_INFINITY),
+        next: 0,
+      };
       this.circuits.set(circuit, st);
     }
     if (rttMs !== null) {
@@ -55,7 +78,10 @@ export class DelayControl {
       st.srtt = st.srtt === 0 ? rttMs : 0.75 * st.srtt + 0.25 * rttMs;
       const least = this.minRtt.value;
       const t = this.now();
-      if (st.srtt - least <= QUEUE_DELAY_TARGET_MS) {
+      st.recentRtt[st.next] = rttMs;
+      st.recentAt[st.next] = t;
+      st.next = (st.next + 1) % RECENT_RTTS;
+      if (this.roundTripNow(st, t, least) - least <= QUEUE_DELAY_TARGET_MS) {
         st.cap = Math.min(CIRC_WINDOW_MAX, st.cap + CIRC_WINDOW_MIN);
       } else if (t >= st.holdUntil) {
         st.cap = Math.max(CIRC_WINDOW_MIN, Math.floor(Math.min(st.cap, window) * WINDOW_DECREASE));
@@ -63,5 +89,26 @@ export class DelayControl {
       }
     }
     return Math.min(window, st.cap);
+  }
+
+  /**
+   * The circuit's round trip now: the least of those that ended within the last least round trip,
+   * or of its latest three if fewer did and those ended within four; else, with too few samples,
+   * the smoothed one. Linux's TCP Vegas judges a round trip's worth of samples by their least in the
+   * same way. A queue raises every sample, but a link whose delay varies raises some more than
+   * others, and the smoothed round trip took that for queue: with ~20 ms of jitter per link it cut
+   * every circuit to the smallest window.
+   */
+  private roundTripNow(st: CircuitDelay, t: number, least: number): number {
+    let n = 0;
+    let low = Number.POSITIVE_INFINITY;
+    for (let k = 0; k < RECENT_RTTS; k++) {
+      const i = (st.next - 1 - k + RECENT_RTTS) % RECENT_RTTS;
+      const age = t - st.recentAt[i];
+      if (age > least && (k >= RECENT_RTTS_NEEDED || age > RECENT_RTTS_SPAN * least)) break;
+      n++;
+      if (st.recentRtt[i] < low) low = st.recentRtt[i];
+    }
+    return n >= RECENT_RTTS_NEEDED ? low : st.srtt;
   }
 }
