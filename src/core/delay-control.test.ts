@@ -4,9 +4,36 @@ import fc from 'fast-check';
 import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN, LEGACY_CIRC_WINDOW_MAX } from '../wire/constants.js';
 import { DelayControl, QUEUE_DELAY_TARGET_MS, WINDOW_DECREASE } from './delay-control.js';
 
+/** How late eight round trips come, in an order that stands for random: 5-50 ms, 27 on average. */
+const JITTER_MS = [5, 40, 20, 50, 10, 35, 45, 25];
+
 function clock() {
   const c = { t: 0, now: () => c.t };
   return c;
+}
+
+/**
+ * One circuit on a link whose least round trip is 100 ms; `rounds(n, gapMs, queueMs)` feeds it n
+ * rounds of JITTER_MS, one SENDME every `gapMs`, each round trip `queueMs` more, and returns the
+ * windows it named.
+ */
+function jittery() {
+  const c = clock();
+  const dc = new DelayControl(c.now);
+  const circ = {};
+  dc.limit(circ, CIRC_WINDOW_MAX, 100);
+  return {
+    rounds(n: number, gapMs: number, queueMs: number): number[] {
+      const named: number[] = [];
+      for (let round = 0; round < n; round++) {
+        for (const late of JITTER_MS) {
+          c.t += gapMs;
+          named.push(dc.limit(circ, CIRC_WINDOW_MAX, 100 + queueMs + late));
+        }
+      }
+      return named;
+    },
+  };
 }
 
 describe('delay control (§5.1)', () => {
@@ -57,65 +84,28 @@ describe('delay control (§5.1)', () => {
   });
 
   it('does not take a link whose delay varies for a queue: it judges a round trip by its least sample', () => {
-    const c = clock();
-    const dc = new DelayControl(c.now);
-    const circ = {};
-    dc.limit(circ, CIRC_WINDOW_MAX, 100); // the least round trip: 100 ms
-    // Eight SENDMEs a round trip, each 5-50 ms late at random (their mean, 127 ms, is 27 over the
-    // least): the smoothed round trip would show a queue past the target at nearly every SENDME.
-    const jitter = [5, 40, 20, 50, 10, 35, 45, 25];
-    let w = 0;
-    for (let round = 0; round < 60; round++) {
-      for (const j of jitter) {
-        c.t += 12.5;
-        w = dc.limit(circ, CIRC_WINDOW_MAX, 100 + j);
-      }
-    }
-    assert.equal(w, CIRC_WINDOW_MAX);
+    // Eight SENDMEs a round trip, each 5-50 ms late (their mean, 127 ms, is 27 over the least): the
+    // smoothed round trip would show a queue past the target at nearly every SENDME.
+    const j = jittery();
+    assert.equal(j.rounds(60, 12.5, 0).at(-1), CIRC_WINDOW_MAX);
   });
 
   it('judges a small window, one SENDME a round trip, by the least of its last three', () => {
-    const c = clock();
-    const dc = new DelayControl(c.now);
-    const circ = {};
-    dc.limit(circ, CIRC_WINDOW_MAX, 100);
-    const jitter = [5, 40, 20, 50, 10, 35, 45, 25];
-    const named: number[] = [];
-    for (let round = 0; round < 8; round++) {
-      for (const j of jitter) {
-        c.t += 100;
-        named.push(dc.limit(circ, CIRC_WINDOW_MAX, 100 + j));
-      }
-    }
+    const j = jittery();
     // At most one cut in eight round trips (the three 35, 45, 25), against seven increments.
-    assert.ok((named.at(-1) ?? 0) > 2 * LEGACY_CIRC_WINDOW_MAX, `grows (${named.join(',')})`);
+    const grown = j.rounds(8, 100, 0);
+    assert.ok((grown.at(-1) ?? 0) > 2 * LEGACY_CIRC_WINDOW_MAX, `grows (${grown.join(',')})`);
     // The same round trips with a queue under them still cut it.
-    for (let round = 0; round < 8; round++) {
-      for (const j of jitter) {
-        c.t += 100;
-        named.push(dc.limit(circ, CIRC_WINDOW_MAX, 100 + QUEUE_DELAY_TARGET_MS + 5 + j));
-      }
-    }
-    assert.ok(
-      (named.at(-1) ?? Number.POSITIVE_INFINITY) < LEGACY_CIRC_WINDOW_MAX,
-      `shrinks (${named.at(-1)})`,
-    );
+    const cut = j.rounds(8, 100, QUEUE_DELAY_TARGET_MS + 5);
+    assert.ok((cut.at(-1) ?? Number.POSITIVE_INFINITY) < LEGACY_CIRC_WINDOW_MAX, `shrinks (${cut.at(-1)})`);
   });
 
   it('still cuts a queue that raises every sample of the round trip', () => {
-    const c = clock();
-    const dc = new DelayControl(c.now);
-    const circ = {};
-    dc.limit(circ, CIRC_WINDOW_MAX, 100);
-    const jitter = [5, 40, 20, 50, 10, 35, 45, 25];
-    const named: number[] = [];
-    for (let round = 0; round < 20; round++) {
-      for (const j of jitter) {
-        c.t += 12.5;
-        named.push(dc.limit(circ, CIRC_WINDOW_MAX, 100 + QUEUE_DELAY_TARGET_MS + 5 + j));
-      }
-    }
-    assert.ok(named[named.length - 1] < LEGACY_CIRC_WINDOW_MAX / 4, `shrinks (${named.at(-1)})`);
+    const cut = jittery().rounds(20, 12.5, QUEUE_DELAY_TARGET_MS + 5);
+    assert.ok(
+      (cut.at(-1) ?? Number.POSITIVE_INFINITY) < LEGACY_CIRC_WINDOW_MAX / 4,
+      `shrinks (${cut.at(-1)})`,
+    );
   });
 
   it('starts a circuit at 1024 cells and lets it double per round trip up to the largest window', () => {
