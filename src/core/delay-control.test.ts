@@ -108,6 +108,27 @@ describe('delay control (§5.1)', () => {
     );
   });
 
+  it('counts a round trip of samples only over the base round trip when the least never saw the link quiet', () => {
+    // SENDMEs 25 ms apart, 70 and 130 ms in turn, against a least of 60 that came under load.
+    const run = (baseRttMs: number) => {
+      const c = clock();
+      const dc = new DelayControl(c.now);
+      const circ = {};
+      dc.limit(circ, 512, 60, baseRttMs);
+      let w = 0;
+      for (let i = 0; i < 40; i++) {
+        c.t += 25;
+        w = dc.limit(circ, 512, i % 2 ? 130 : 70, baseRttMs);
+      }
+      return w;
+    };
+    // Judged by the least of its last three (70), the circuit grows to its share...
+    assert.equal(run(Number.POSITIVE_INFINITY), 512);
+    // ...but builds found the link's round trip at 5 ms: three samples span 50 ms, ten of those, so
+    // the smoothed round trip (100, 40 over the least) decides, and it cuts.
+    assert.equal(run(5), CIRC_WINDOW_MIN);
+  });
+
   it('starts a circuit at 1024 cells and lets it double per round trip up to the largest window', () => {
     const c = clock();
     const dc = new DelayControl(c.now);

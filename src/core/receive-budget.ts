@@ -92,7 +92,7 @@ export class ReceiveBudget {
     this.rate.record(CIRC_SENDME_INCREMENT, this.baseRttMs);
     const receiving = this.countReceiving(t);
     const share = Math.min(largest, Math.max(CIRC_WINDOW_MIN, Math.floor(this.currentCells / receiving)));
-    return this.delay.limit(circuit, share, rttMs);
+    return this.delay.limit(circuit, share, rttMs, this.baseRttMs);
   }
 
   /** The circuit closed. */
