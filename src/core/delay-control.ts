@@ -65,7 +65,7 @@ export class DelayControl {
    * the SENDMEs, which happens when every circuit started under load and never saw the link quiet, a
    * round trip's worth of samples spans only it. With the longer span, a 1 KiB request beside four
    * other clients' downloads on one machine waited 81 ms (the median of nine runs' medians) against
-   * 69 (four runs; 0.4.0: 70 over seven).
+   * 75.5 (six runs; 0.4.0: 70 over nine).
    */
   limit(
     circuit: object,
