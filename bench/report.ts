@@ -66,6 +66,11 @@ export function rows(bigMiB: number, concurrent: number, concurrentMiB: number):
     { label: '1 MiB download (ms)', higherIsBetter: false, get: (r) => r.download1MiBMs },
     { label: '5 MiB download (ms)', higherIsBetter: false, get: (r) => r.download5MiBMs },
     { label: `one ${bigMiB} MiB download (MiB/s)`, higherIsBetter: true, get: (r) => r.bigMiBps },
+    {
+      label: `the network's first ${bigMiB} MiB download, before the warm-up (MiB/s)`,
+      higherIsBetter: true,
+      get: (r) => r.firstBigMiBps,
+    },
     { label: `one ${bigMiB} MiB upload (MiB/s)`, higherIsBetter: true, get: (r) => r.bigUploadMiBps },
     {
       label: `${concurrent} isolated x ${concurrentMiB} MiB, aggregate (MiB/s)`,
@@ -111,6 +116,12 @@ export function rows(bigMiB: number, concurrent: number, concurrentMiB: number):
       label: 'CPU-s per GiB, network processes only',
       higherIsBetter: false,
       get: (r) => r.cpuSecondsPerGiBNetwork,
+      noDirect: true,
+    },
+    {
+      label: "CPU-s per GiB, network processes, the network's first download",
+      higherIsBetter: false,
+      get: (r) => r.firstBigCpuSecondsPerGiBNetwork,
       noDirect: true,
     },
   ];

@@ -23,18 +23,22 @@ import {
   runSlowReader,
   runSuite,
   type SlowResult,
+  withoutWarmUp,
 } from './suite.js';
 import { startTor, torAvailable } from './tor-net.js';
 
 const args = new Set(process.argv.slice(2));
 for (const a of args)
-  if (!['--quick', '--with-tor', '--no-slow'].includes(a)) {
-    process.stderr.write(`unknown option ${a}\nusage: npm run bench -- [--quick] [--with-tor] [--no-slow]\n`);
+  if (!['--quick', '--with-tor', '--no-slow', '--no-warm-up'].includes(a)) {
+    process.stderr.write(
+      `unknown option ${a}\nusage: npm run bench -- [--quick] [--with-tor] [--no-slow] [--no-warm-up]\n`,
+    );
     process.exit(2);
   }
 const quick = args.has('--quick');
 const withTor = args.has('--with-tor');
-const plan = quick ? QUICK : FULL;
+// --no-warm-up measures every figure on networks that have just started (see warmUp in suite.ts).
+const plan = args.has('--no-warm-up') ? withoutWarmUp(quick ? QUICK : FULL) : quick ? QUICK : FULL;
 const RELAYS = 5;
 const EXITS = 2;
 const TOR_BOOTSTRAP_SECONDS = 120;
@@ -209,6 +213,9 @@ async function main(): Promise<void> {
     table(directResult, alliumResult, torResult, r),
     '',
     'ratios: x/direct of the same run (times: >1 is slower; MiB/s: <1 is slower); "Allium better by": >1 means Allium wins.',
+    plan.warmUpMiB + plan.warmUpRequests + plan.warmUpCircuits > 0
+      ? `warm-up on every path, after its first ${plan.bigMiB} MiB download and before the other figures: ${plan.concurrent} x ${plan.warmUpMiB} MiB on isolated circuits, ${plan.warmUpRequests} requests, ${plan.warmUpCircuits} fresh circuits (--no-warm-up: none)`
+      : 'no warm-up (--no-warm-up): every figure comes from networks that have just started',
   ];
   for (const s of slow) {
     out.push(

@@ -44,6 +44,12 @@ export interface Plan {
   slowRate: number;
   slowMaxSeconds: number;
   slowSampleSeconds: number;
+  /** Warm-up before the figures: MiB per isolated circuit, `concurrent` at once (0: no warm-up). */
+  warmUpMiB: number;
+  /** Warm-up: 1 KiB requests on the built circuit, back to back. */
+  warmUpRequests: number;
+  /** Warm-up: 1 KiB requests on fresh circuits, one after another. */
+  warmUpCircuits: number;
 }
 
 export const FULL: Plan = {
@@ -61,6 +67,9 @@ export const FULL: Plan = {
   slowRate: 1 * MiB,
   slowMaxSeconds: 60,
   slowSampleSeconds: 5,
+  warmUpMiB: 64,
+  warmUpRequests: 200,
+  warmUpCircuits: 20,
 };
 
 export const QUICK: Plan = {
@@ -78,7 +87,15 @@ export const QUICK: Plan = {
   slowRate: 4 * MiB,
   slowMaxSeconds: 20,
   slowSampleSeconds: 2,
+  warmUpMiB: 10,
+  warmUpRequests: 20,
+  warmUpCircuits: 3,
 };
+
+/** The same plan with no warm-up: every figure then comes from a network that has just started. */
+export function withoutWarmUp(plan: Plan): Plan {
+  return { ...plan, warmUpMiB: 0, warmUpRequests: 0, warmUpCircuits: 0 };
+}
 
 /** Files the web server serves, by name, and their sizes. */
 export function fileSizes(plan: Plan): Record<string, number> {
@@ -89,6 +106,7 @@ export function fileSizes(plan: Plan): Record<string, number> {
     '5m': 5 * MiB,
     [`${plan.concurrentMiB}m`]: plan.concurrentMiB * MiB,
     [`${plan.bigMiB}m`]: plan.bigMiB * MiB,
+    ...(plan.warmUpMiB > 0 ? { [`${plan.warmUpMiB}m`]: plan.warmUpMiB * MiB } : {}),
   };
 }
 
@@ -113,6 +131,12 @@ export interface PathResult {
   download5MiBMs: number;
   bigMiBps: number;
   bigRunsMiBps: number[];
+  /** The network's first bulk transfer: one download of the large file right after start. */
+  firstBigMiBps: number;
+  /** CPU-seconds per GiB of the network's processes during that first download. */
+  firstBigCpuSecondsPerGiBNetwork: number | null;
+  /** MiB downloaded to warm the network up before the other figures (0: none). */
+  warmUpMiB: number;
   /** One upload of the large file (PUT), after the downloads, outside their CPU window and memory peaks. */
   bigUploadMiBps: number;
   concurrentAggregateMiBps: number;
@@ -147,6 +171,37 @@ async function repeat(n: number, gapMs: number, fn: (i: number) => Promise<CurlR
   return out;
 }
 
+/**
+ * Brings a network to the state it spends its life in before it is measured: a process's JIT
+ * compiler (V8's TurboFan for Allium) optimises the hot path only after some hundred MiB, and a
+ * relay runs for days (docs/performance.md, "Warm-up"). Bulk downloads on isolated circuits, small
+ * requests and fresh circuits, the same for every path. Returns the MiB downloaded.
+ */
+async function warmUp(
+  plan: Plan,
+  env: Env,
+  name: string,
+  get: (file: string, user: string, maxTimeSeconds?: number) => Promise<CurlResult>,
+  tag: string,
+  warm: string,
+): Promise<number> {
+  if (plan.warmUpMiB + plan.warmUpRequests + plan.warmUpCircuits === 0) return 0;
+  env.log(
+    `  [${name}] warm-up: ${plan.concurrent} x ${plan.warmUpMiB} MiB, ${plan.warmUpRequests} requests, ${plan.warmUpCircuits} fresh circuits`,
+  );
+  const bulk =
+    plan.warmUpMiB > 0
+      ? await Promise.all(
+          Array.from({ length: plan.concurrent }, (_, i) =>
+            get(`${plan.warmUpMiB}m`, `warmup-${tag}-${i}`, 120),
+          ),
+        )
+      : [];
+  await repeat(plan.warmUpRequests, 0, () => get('1k', warm));
+  await repeat(plan.warmUpCircuits, 0, (i) => get('1k', `warmup-fresh-${tag}-${i}`));
+  return bulk.reduce((a, r) => a + r.bytes, 0) / MiB;
+}
+
 export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathResult> {
   const url = (f: string) => `${env.webUrl}/${f}`;
   const privateMemory = watchPrivateMemory(path.processes);
@@ -154,10 +209,16 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
   const get = (file: string, user: string, maxTimeSeconds = 30) =>
     curl(url(file), { proxy: path.proxy, user: path.proxy ? user : undefined, maxTimeSeconds });
   const warm = `warm-${tag}`;
-  env.log(`  [${path.name}] warm-up and time to first byte`);
-  // Circuits built while the network started are not part of the figure.
-  path.takeCircuitBuilds();
+  const pids = path.processes.map((p) => p.pid);
   await repeat(2, 0, () => get('1k', warm));
+  env.log(`  [${path.name}] the network's first ${plan.bigMiB} MiB download`);
+  const firstNet0 = totalCpuSeconds(pids);
+  const first = await get(`${plan.bigMiB}m`, `first-${tag}`, 120);
+  const firstNetCpu = totalCpuSeconds(pids) - firstNet0;
+  const warmedMiB = await warmUp(plan, env, path.name, get, tag, warm);
+  env.log(`  [${path.name}] time to first byte`);
+  // Circuits built while the network started or warmed up are not part of the figure.
+  path.takeCircuitBuilds();
   const paced = await repeat(plan.ttfbRuns, plan.pacedGapMs, () => get('1k', warm));
   const b2b = await repeat(plan.ttfbRuns, 0, () => get('1k', warm));
   let viaHttp: CurlResult[] | null = null;
@@ -194,7 +255,6 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
   const users = Array.from({ length: plan.concurrent }, (_, i) => `iso-${tag}-${i}`);
   const prober = `probe-${tag}`;
   await Promise.all([...users, prober].map((u) => get('1k', u)));
-  const pids = path.processes.map((p) => p.pid);
   const cpu0 = totalCpuSeconds([...pids, env.webPid]) + reapedChildrenCpuSeconds();
   const net0 = totalCpuSeconds(pids);
   env.log(`  [${path.name}] ${plan.bigMiB} MiB x${plan.bigRuns}`);
@@ -267,6 +327,9 @@ export async function runSuite(path: Path, plan: Plan, env: Env): Promise<PathRe
     download5MiBMs: ms(d5m, (r) => r.total),
     bigMiBps: round(median(bigRunsMiBps), 1),
     bigRunsMiBps,
+    firstBigMiBps: round(first.bytes / MiB / first.total, 1),
+    firstBigCpuSecondsPerGiBNetwork: pids.length ? round(firstNetCpu / (first.bytes / GiB), 2) : null,
+    warmUpMiB: round(warmedMiB, 0),
     bigUploadMiBps: round(upload.bytes / MiB / upload.total, 1),
     concurrentAggregateMiBps: round(conc.reduce((a, r) => a + r.bytes, 0) / MiB / concS, 1),
     ttfbUnderLoadMs: underLoad.length ? ms(underLoad, (r) => r.ttfb) : null,

@@ -77,15 +77,29 @@ export interface TorNet {
 // built for it (thousands built, streams closed unattached; also with ConfluxEnabled 0).
 const RELAY_HOST = '127.0.0.1';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+// Ports for Tor's listeners come from below Linux's ephemeral range (32768-60999 by default): a
+// port the kernel picked there was free when checked, but the authorities' own outgoing connections
+// could take it before the relay that was given it bound it ("Address already in use").
+const PORT_LOW = 20_000;
+const PORT_HIGH = 32_767;
+const handedOut = new Set<number>();
+
+function tryPort(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, RELAY_HOST, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, RELAY_HOST, () => s.close(() => resolve(true)));
   });
+}
+
+async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW + 1));
+    if (handedOut.has(port) || !(await tryPort(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new BenchError('ALLIUM_BENCH_TOR_START', `no free port between ${PORT_LOW} and ${PORT_HIGH}`);
 }
 
 /** A minimal Tor control-port connection: commands, and CIRC events timed on arrival. */
