@@ -83,7 +83,7 @@ export const QUICK: Plan = {
   bigRuns: 1,
   concurrent: 8,
   concurrentMiB: 10,
-  slowMiB: 64,
+  slowMiB: 40,
   slowRate: 4 * MiB,
   slowMaxSeconds: 20,
   slowSampleSeconds: 2,
