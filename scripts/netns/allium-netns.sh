@@ -15,7 +15,11 @@
 # Environment: ALLIUM_NETNS_STATE (default /tmp/allium-netns), ALLIUM_NETNS_RELAYS (5),
 # ALLIUM_NETNS_EXITS (3, the last relays), ALLIUM_NETNS_RELAY_TTL (directory --relay-ttl, 10 s),
 # ALLIUM_NETNS_REFRESH (relay --refresh, 2 s), ALLIUM_NETNS_CONSENSUS_FRESH (directory
-# --consensus-fresh, 10 s, where the build has it), ALLIUM_NETNS_OWNER (pid of the run that owns the hosts).
+# --consensus-fresh, 10 s, where the build has it), ALLIUM_NETNS_OWNER (pid of the run that owns the hosts),
+# ALLIUM_NETNS_PREFIX (namespace names, default allium-) and ALLIUM_NETNS_SUBNET (default 10.77.0), so
+# two harnesses with different prefixes and subnets can run at once; ALLIUM_NETNS_ARM64_NODE (an
+# aarch64 node binary, see scripts/aarch64/setup.sh) with ALLIUM_NETNS_ARM64_HOSTS (hosts that run
+# it, e.g. "relay2 relay3"): those roles run on aarch64 under emulation, the Raspberry Pi's processor.
 # Needs root, iproute2, and nftables for the filter (without `nft` it falls back to prohibit routes).
 set -euo pipefail
 
@@ -23,18 +27,21 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CLI=$ROOT/dist/src/cli/main.js
 NODE=${NODE:-$(command -v node)}
-STATE=${ALLIUM_NETNS_STATE:-/tmp/allium-netns}
+NS_PREFIX=${ALLIUM_NETNS_PREFIX:-allium-}
+STATE=${ALLIUM_NETNS_STATE:-/tmp/${NS_PREFIX}netns}
 RELAYS=${ALLIUM_NETNS_RELAYS:-5}
 EXITS=${ALLIUM_NETNS_EXITS:-3}
 TTL=${ALLIUM_NETNS_RELAY_TTL:-10}
 REFRESH=${ALLIUM_NETNS_REFRESH:-2}
 FRESH=${ALLIUM_NETNS_CONSENSUS_FRESH:-10}
 OWNER=${ALLIUM_NETNS_OWNER:-$PPID}
-LOCK=/run/lock/allium-netns.lock
+LOCK=/run/lock/${NS_PREFIX}netns.lock
+ARM64_NODE=${ALLIUM_NETNS_ARM64_NODE:-}
+ARM64_HOSTS=" ${ALLIUM_NETNS_ARM64_HOSTS:-} "
 
-NS_PREFIX=allium-
+[[ $NS_PREFIX =~ ^[a-z0-9]+-$ ]] || { echo "netns: ALLIUM_NETNS_PREFIX must be lowercase letters or digits and a dash" >&2; exit 1; }
 BR_NS=${NS_PREFIX}br
-NET=10.77.0
+NET=${ALLIUM_NETNS_SUBNET:-10.77.0}
 DIR_PORT=7000
 RELAY_PORT=9001
 WEB_PORT=8080
@@ -65,6 +72,10 @@ hosts() {
   echo web
 }
 is_exit() { [ "${1#relay}" -gt $((RELAYS - EXITS)) ]; }
+# The node binary a host's roles run on: the aarch64 one for ALLIUM_NETNS_ARM64_HOSTS, else this one.
+node_for() { if [[ $ARM64_HOSTS == *" $1 "* ]]; then echo "$ARM64_NODE"; else echo "$NODE"; fi; }
+# Emulated roles start about 15 times slower.
+ready_secs() { if [[ $ARM64_HOSTS == *" $1 "* ]]; then echo $(($2 * 6)); else echo "$2"; fi; }
 
 # ---- teardown ----
 
@@ -209,6 +220,10 @@ consensus_relays() {
 up() {
   [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
   [ -f "$CLI" ] || die "$CLI not found: run 'npm run build' first"
+  if [ -n "${ALLIUM_NETNS_ARM64_HOSTS:-}" ]; then
+    [ -x "$ARM64_NODE" ] || die "ALLIUM_NETNS_ARM64_HOSTS needs ALLIUM_NETNS_ARM64_NODE, an aarch64 node (scripts/aarch64/setup.sh)"
+    [ "$("$ARM64_NODE" -p process.arch)" = arm64 ] || die "$ARM64_NODE is not an aarch64 node"
+  fi
   [ "$EXITS" -ge 1 ] && [ "$RELAYS" -ge 3 ] && [ "$EXITS" -le "$RELAYS" ] || die "need >= 3 relays and 1..RELAYS exits"
   claim
   # A failed `up` leaves nothing behind.
@@ -242,15 +257,16 @@ up() {
   for ((i = 1; i <= RELAYS; i++)); do
     local extra=()
     is_exit "relay$i" && extra=(--exit --allow-private)
-    start "relay$i" "relay$i" "$NODE" "$CLI" relay --directory "$url" --directory-key "$key" \
+    start "relay$i" "relay$i" "$(node_for "relay$i")" "$CLI" relay --directory "$url" --directory-key "$key" \
       --data-dir "$STATE/data/relay$i" --nickname "relay$i" --host 0.0.0.0 --port "$RELAY_PORT" \
       --refresh "$REFRESH" "${extra[@]}"
   done
   for ((i = 1; i <= RELAYS; i++)); do
-    ready=$(wait_ready "relay$i" 30)
+    ready=$(wait_ready "relay$i" "$(ready_secs "relay$i" 30)")
     [ "$(field address "$ready")" = "$(host_ip "relay$i")" ] ||
       die "relay$i advertises $(field address "$ready"), expected $(host_ip "relay$i")"
     echo "RELAY_relay${i}=$(field address "$ready"):$(field port "$ready") id=$(field id "$ready") exit=$(field exit "$ready")" >>"$STATE/env"
+    echo "PID_relay${i}=$(cat "$STATE/pids/relay$i")" >>"$STATE/env"
   done
 
   start web web "$NODE" "$HERE/web-server.mjs" --host "$(host_ip web)" --port "$WEB_PORT" --root "$STATE/www"
@@ -258,7 +274,7 @@ up() {
 
   # The client needs every relay listed, or its first circuits would be drawn from a partial list.
   local n=0
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 "$(ready_secs relay$RELAYS 100)"); do
     n=$(consensus_relays || echo 0)
     [ "$n" = "$RELAYS" ] && break
     sleep 0.2

@@ -1,198 +1,29 @@
 // Issue 4, proven across hosts: a directory, five relays (three exits), a client and a web server,
 // each on its own host (a network namespace) on 10.77.0.0/24, built by scripts/netns/allium-netns.sh.
 // Relays start without --address (they learn it from the directory); exits run with --allow-private
-// because the test subnet is a private range. Needs root; skips with the reason otherwise.
+// because the test subnet is a private range. Needs root; skips with the reason otherwise (fails under CI=true).
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { cannotRunHosts, Hosts, sha256, skipUnlessCI, sleep, waitFor } from './harness.js';
 
-const run = promisify(execFile);
-const SCRIPT = fileURLToPath(new URL('../../../scripts/netns/allium-netns.sh', import.meta.url));
-const NS = (host: string) => `allium-${host}`;
+const skip = skipUnlessCI(cannotRunHosts());
+const hosts = new Hosts();
+const inHost = (host: string, args: string[], timeoutMs?: number) => hosts.inHost(host, args, timeoutMs);
 
-/** Why this machine cannot run the hosts, or null when it can. */
-function cannotRun(): string | null {
-  if (process.platform !== 'linux') return 'network namespaces need Linux';
-  if (process.getuid?.() !== 0) return 'needs root to create network namespaces (run as root, as CI does)';
-  const probe = `allium-probe-${process.pid}`;
-  const r = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
-  if (r.error) return `cannot run "ip" (install iproute2): ${r.error.message}`;
-  if (r.status !== 0) return `"ip netns add" fails here: ${r.stderr.trim()}`;
-  spawnSync('ip', ['netns', 'del', probe]);
-  for (const cmd of ['curl', 'tcpdump', 'ss'])
-    if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) return `${cmd} is not installed`;
-  return null;
-}
-const skip = cannotRun();
-
-function down(): void {
-  spawnSync('bash', [SCRIPT, 'down'], { stdio: 'inherit', timeout: 30_000 });
-}
-
-interface Env {
-  [key: string]: string;
-}
-
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Runs a command in a host, bounded by `timeoutMs`. */
-function inHost(host: string, args: string[], timeoutMs = 30_000) {
-  return run('ip', ['netns', 'exec', NS(host), ...args], {
-    timeout: timeoutMs,
-    maxBuffer: 64 * 1024 * 1024,
-    encoding: 'buffer',
-  });
-}
-
-/** Polls `check` every `everyMs` until it returns a value, or throws `what` after `timeoutMs`. */
 /** The links' dead-peer time (15 s) plus a keepalive check period and scheduling slack. */
 const LINK_DEAD_WAIT_MS = 25_000;
 
-async function waitFor<T>(
-  what: string,
-  timeoutMs: number,
-  check: () => Promise<T | null> | T | null,
-  everyMs = 250,
-) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== null && v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(everyMs);
-  }
-}
-
-/** A tcpdump on one host's eth0, one line per packet: "IP a.b.c.d.port > e.f.g.h.port: tcp N". */
-class Capture {
-  readonly lines: string[] = [];
-  private proc: ChildProcess;
-  private stderr = '';
-
-  private constructor(host: string, filter: string[]) {
-    this.proc = spawn('ip', [
-      'netns',
-      'exec',
-      NS(host),
-      'tcpdump',
-      '-i',
-      'eth0',
-      '-nn',
-      '-l',
-      '-q',
-      '-t',
-      ...filter,
-    ]);
-    let buf = '';
-    this.proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      const parts = buf.split('\n');
-      buf = parts.pop()!;
-      this.lines.push(...parts);
-    });
-    this.proc.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
-  }
-
-  static async start(host: string, filter: string[]): Promise<Capture> {
-    const c = new Capture(host, filter);
-    await waitFor(
-      `tcpdump on ${host} listening`,
-      10_000,
-      () => {
-        if (c.proc.exitCode !== null) throw new Error(`tcpdump on ${host} exited: ${c.stderr}`);
-        return c.stderr.includes('listening on') ? true : null;
-      },
-      50,
-    );
-    return c;
-  }
-
-  /** Stops the capture (tcpdump flushes on SIGINT). */
-  async stop(): Promise<void> {
-    if (this.proc.exitCode !== null) return;
-    const exited = new Promise((r) => this.proc.once('exit', r));
-    this.proc.kill('SIGINT');
-    await Promise.race([exited, sleep(5000)]);
-    this.proc.kill('SIGKILL');
-  }
-
-  /** Source and destination address of every IPv4 packet seen. */
-  packets(): { src: string; dst: string }[] {
-    const out: { src: string; dst: string }[] = [];
-    for (const l of this.lines) {
-      const m = /^IP (\d+\.\d+\.\d+\.\d+)\.\d+ > (\d+\.\d+\.\d+\.\d+)\.\d+:/.exec(l);
-      if (m) out.push({ src: m[1], dst: m[2] });
-    }
-    return out;
-  }
-}
-
-describe('the network on separate hosts (network namespaces)', { skip: skip ?? false }, () => {
-  let env: Env = {};
+describe('the network on separate hosts (network namespaces)', { skip }, () => {
+  let env: Record<string, string> = {};
   const relays: string[] = [];
-  const hostOf = (address: string) =>
-    Object.keys(env)
-      .find((k) => k.startsWith('HOST_') && env[k] === address)
-      ?.slice(5);
-  const socks = () => env.SOCKS;
+  const hostOf = (address: string) => hosts.hostOf(address);
   const web = () => env.WEB_URL;
-
-  /** The client's own debug log, one JSON object a line. */
-  const clientLog = (): {
-    msg: string;
-    time: number;
-    circuit?: number;
-    path?: string[];
-    why?: string;
-    relays?: number;
-  }[] =>
-    readFileSync(`${env.STATE}/logs/client.err`, 'utf8')
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l));
-  const builtCircuits = (since = 0) =>
-    clientLog().filter((e) => e.msg === 'circuit built' && e.time >= since);
-
-  /** The relays the directory lists now, asked from the client host. */
-  async function consensus(): Promise<{ nickname: string; address: string; flags: string[] }[]> {
-    const { stdout } = await inHost('client', [
-      'curl',
-      '-sS',
-      '--fail',
-      '--max-time',
-      '5',
-      `${env.DIR_URL}/v1/consensus`,
-    ]);
-    return JSON.parse(JSON.parse(stdout.toString()).body).relays;
-  }
-
-  /** curl through the client's SOCKS port, inside the client host; resolves with curl's result. */
-  function socksCurl(path: string, out: string, maxTimeS: number) {
-    const args = [
-      '-sS',
-      '--fail',
-      '--max-time',
-      String(maxTimeS),
-      '--socks5-hostname',
-      socks(),
-      '-o',
-      out,
-      `${web()}${path}`,
-    ];
-    const proc = spawn('ip', ['netns', 'exec', NS('client'), 'curl', ...args]);
-    let stderr = '';
-    proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const done = new Promise<{ code: number | null; stderr: string; ms: number }>((resolve) => {
-      const t0 = Date.now();
-      proc.on('exit', (code) => resolve({ code, stderr: stderr.trim(), ms: Date.now() - t0 }));
-    });
-    return { proc, done };
-  }
+  const clientLog = () => hosts.clientLog();
+  const builtCircuits = (since = 0) => hosts.builtCircuits(since);
+  const consensus = () => hosts.consensus();
+  const socksCurl = (path: string, out: string, maxTimeS: number) => hosts.socksCurl(path, out, maxTimeS);
+  const down = () => hosts.down();
 
   const onSignal = (sig: NodeJS.Signals) => {
     down();
@@ -202,18 +33,8 @@ describe('the network on separate hosts (network namespaces)', { skip: skip ?? f
   before(async () => {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
-    const { stdout } = await run('bash', [SCRIPT, 'up'], {
-      timeout: 120_000,
-      env: { ...process.env, ALLIUM_NETNS_OWNER: String(process.pid) },
-    }).catch((err) => {
-      throw new Error(`allium-netns.sh up failed:\n${err.stderr}`);
-    });
-    env = Object.fromEntries(
-      stdout
-        .split('\n')
-        .filter((l) => /^[A-Za-z_0-9]+=/.test(l))
-        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-    );
+    await hosts.up(120_000);
+    env = hosts.env;
     for (const k of Object.keys(env)) if (/^HOST_relay\d+$/.test(k)) relays.push(k.slice(5));
   });
 
@@ -221,8 +42,7 @@ describe('the network on separate hosts (network namespaces)', { skip: skip ?? f
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     down();
-    const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
-    assert.doesNotMatch(left, /^allium-(br|dir|relay\d+|client|web)\b/m, 'namespaces left behind');
+    assert.deepEqual(hosts.leftovers(), [], 'namespaces left behind');
   });
 
   test('every relay learned its own host address from the directory and is listed', async () => {
@@ -260,8 +80,8 @@ describe('the network on separate hosts (network namespaces)', { skip: skip ?? f
   test('10 MiB through SOCKS byte for byte; web sees only exits, the client only its entry and the directory', async (t) => {
     const exits = new Set((await consensus()).filter((r) => r.flags.includes('Exit')).map((r) => r.address));
     const t0 = Date.now();
-    const atWeb = await Capture.start('web', ['tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn']);
-    const atClient = await Capture.start('client', ['ip']);
+    const atWeb = await hosts.capture('web', ['tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn']);
+    const atClient = await hosts.capture('client', ['ip']);
     const got = `${env.STATE}/got10m`;
     const r = await socksCurl('/random10m', got, 120).done;
     await atWeb.stop();
@@ -313,10 +133,7 @@ describe('the network on separate hosts (network namespaces)', { skip: skip ?? f
     });
     const victim = hostOf(exitAddress)!;
     assert.match(victim, /^relay\d+$/);
-    const pids = spawnSync('ip', ['netns', 'pids', NS(victim)], { encoding: 'utf8' })
-      .stdout.trim()
-      .split('\n')
-      .filter(Boolean);
+    const pids = hosts.pids(victim);
     assert.ok(pids.length > 0);
     const killedAt = Date.now();
     for (const pid of pids) process.kill(Number(pid), 'SIGKILL');
@@ -353,7 +170,7 @@ describe('the network on separate hosts (network namespaces)', { skip: skip ?? f
     t.diagnostic(`the client learned it ${knownAt - goneAt} ms later`);
 
     const before = Date.now();
-    const atWeb = await Capture.start('web', ['tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn']);
+    const atWeb = await hosts.capture('web', ['tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn']);
     const next = await socksCurl('/hello', `${env.STATE}/next`, 60).done;
     await atWeb.stop();
     assert.equal(next.code, 0, next.stderr);
@@ -375,7 +192,7 @@ describe('the network on separate hosts (network namespaces)', { skip: skip ?? f
     t.diagnostic(
       `cutting ${middle}, the middle of circuit ${current.circuit} (${current.path!.join(' -> ')})`,
     );
-    await run('bash', [SCRIPT, 'cut', middle], { timeout: 10_000 });
+    await hosts.cut(middle);
     const cutAt = Date.now();
     try {
       for (let i = 1; i <= 3; i++) {
@@ -400,7 +217,7 @@ describe('the network on separate hosts (network namespaces)', { skip: skip ?? f
           `circuit ${c.circuit} built after the cut goes through ${middle}`,
         );
     } finally {
-      await run('bash', [SCRIPT, 'uncut', middle], { timeout: 10_000 });
+      await hosts.cut(middle, false);
     }
   });
 });
