@@ -31,6 +31,7 @@ import {
   EndReason,
   HandshakeType,
   LEGACY_CIRC_WINDOW_MAX,
+  MAX_EXTENDS_PER_CIRCUIT,
   MAX_RELAY_EARLY,
   RelayCommand,
   STREAM_WINDOW_MAX,
@@ -112,7 +113,13 @@ export class Relay {
   private readonly linkMe: LinkIdentity;
   private listener: LinkListener | null = null;
   private readonly circuits = new Map<Link, Map<number, Entry>>();
-  private readonly linksByPeer = new Map<string, Promise<Link>>();
+  /** Open links whose peer proved a relay id (by its link certificate): any EXTEND naming that id may use one. */
+  private readonly linksByPeer = new Map<string, Link>();
+  /**
+   * Links being opened for EXTENDs, by relay id, address and port: an EXTEND naming an honest relay's
+   * id at a black-hole address holds only its own attempt, never the one to the relay's real address.
+   */
+  private readonly dialing = new Map<string, Promise<Link>>();
   private readonly policy: ExitPolicy;
   private readonly publishedPolicy: string[];
   private readonly log: Logger;
@@ -326,7 +333,8 @@ export class Relay {
     }
     if (link.peerRelayId) {
       const hex = link.peerRelayId.toString('hex');
-      if (!this.linksByPeer.has(hex)) this.linksByPeer.set(hex, Promise.resolve(link));
+      const known = this.linksByPeer.get(hex);
+      if (!known || known.isClosed) this.linksByPeer.set(hex, link);
     }
     link.on({
       cells: (cells) => this.onCells(link, cells),
@@ -393,27 +401,34 @@ export class Relay {
     this.idleSince.delete(link);
     if (link.peerRelayId) {
       const hex = link.peerRelayId.toString('hex');
-      const p = this.linksByPeer.get(hex);
-      p?.then(
-        (l) => l === link && this.linksByPeer.delete(hex),
-        () => {},
-      );
+      if (this.linksByPeer.get(hex) === link) this.linksByPeer.delete(hex);
     }
     if (err) this.log.debug({ err: err.message }, 'link closed with an error');
     if (!map) return;
     for (const { circ, side } of map.values()) this.teardown(circ, DestroyReason.CHANNEL_CLOSED, side);
   }
 
+  /**
+   * A link to the relay an EXTEND names (§4.1): an open one whose peer proved that id, wherever it
+   * was reached, or else one to the EXTEND's address. Attempts are shared only by EXTENDs naming the
+   * same id, address and port, so a wrong address fails only the circuits that named it.
+   */
   private linkTo(relayId: Buffer, host: string, port: number): Promise<Link> {
     const hex = relayId.toString('hex');
-    const existing = this.linksByPeer.get(hex);
-    if (existing) return existing;
+    const open = this.linksByPeer.get(hex);
+    if (open && !open.isClosed) return Promise.resolve(open);
+    const key = `${hex} ${host} ${port}`;
+    const pending = this.dialing.get(key);
+    if (pending) return pending;
     const p = connectLink({ host, port, relayId, me: this.linkMe }).then((link) => {
       this.adopt(link);
       return link;
     });
-    this.linksByPeer.set(hex, p);
-    p.catch(() => this.linksByPeer.delete(hex));
+    this.dialing.set(key, p);
+    const done = () => {
+      if (this.dialing.get(key) === p) this.dialing.delete(key);
+    };
+    p.then(done, done);
     return p;
   }
 
@@ -715,7 +730,8 @@ export class Relay {
   ): void {
     switch (command) {
       case RelayCommand.EXTEND:
-        if (!early || circ.next || circ.extending) {
+        // Each EXTEND may cost a connection attempt: TRUNCATE-then-EXTEND gets MAX_EXTENDS_PER_CIRCUIT.
+        if (!early || circ.next || circ.extending || ++circ.extends > MAX_EXTENDS_PER_CIRCUIT) {
           this.teardown(circ, DestroyReason.PROTOCOL, null);
           return;
         }

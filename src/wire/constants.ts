@@ -119,6 +119,9 @@ export const STREAM_SENDME_INCREMENT = 128;
 /** A circuit may carry at most this many RELAY_EARLY cells per direction-hop (limits path length). */
 export const MAX_RELAY_EARLY = 8;
 
+/** EXTENDs one hop handles per circuit, TRUNCATE-then-EXTEND included (§4.1); one more destroys it. */
+export const MAX_EXTENDS_PER_CIRCUIT = 4;
+
 export function destroyReasonName(r: number): string {
   for (const [k, v] of Object.entries(DestroyReason)) if (v === r) return k;
   return `UNKNOWN(${r})`;
