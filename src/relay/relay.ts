@@ -32,6 +32,7 @@ import {
   HandshakeType,
   LEGACY_CIRC_WINDOW_MAX,
   MAX_EXTENDS_PER_CIRCUIT,
+  MAX_LINK_BOUND_CREATES_PER_LINK,
   MAX_RELAY_EARLY,
   RelayCommand,
   STREAM_WINDOW_MAX,
@@ -126,6 +127,8 @@ export class Relay {
   private readonly registration: DirectoryRegistration;
   readonly limits: RelayLimits;
   private readonly createBuckets = new WeakMap<Link, TokenBucket>();
+  /** Every X a link-bound CREATE carried on each link (§3.6: a repeated one is refused). */
+  private readonly linkBoundXs = new WeakMap<Link, Set<string>>();
   /** CREATEs whose handshake a worker is still answering, per link. */
   private readonly pendingCreates = new WeakMap<Link, Set<number>>();
   /** Answers CREATEs: on this thread at a modest rate, on worker threads past it. */
@@ -632,6 +635,25 @@ export class Relay {
       throw new AlliumError('ALLIUM_HANDSHAKE_TYPE', 'a link-bound CREATE from a relay');
     }
     const { keys, confirm } = linkBoundHop(link.linkSecret, hdata);
+    // The same X on one link would give two circuits the same keys (one keystream used twice).
+    let seen = this.linkBoundXs.get(link);
+    if (!seen) {
+      seen = new Set();
+      this.linkBoundXs.set(link, seen);
+    }
+    const x = hdata.toString('latin1');
+    if (seen.has(x)) {
+      throw new AlliumError(
+        'ALLIUM_HANDSHAKE_REPEATED',
+        'a link-bound CREATE repeated an X already used on this link',
+      );
+    }
+    if (seen.size >= MAX_LINK_BOUND_CREATES_PER_LINK) {
+      this.stats.limitRejections++;
+      link.send(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.RESOURCELIMIT));
+      return;
+    }
+    seen.add(x);
     const circ = new RelayCircuit({ link, circId }, circuitHopCrypto(keys));
     map.set(circId, { circ, side: 'prev' });
     this.stats.circuits++;
