@@ -5,7 +5,7 @@
 import net from 'node:net';
 import { CellScheduler } from '../core/cell-scheduler.js';
 import { type IdentityKey, X25519Key } from '../crypto/keys.js';
-import { makeLinkCert, verifyLinkCert } from '../crypto/link-cert.js';
+import { linkCertExpiry, makeLinkCert, verifyLinkCert } from '../crypto/link-cert.js';
 import { type NoiseCipher, NoiseHandshake } from '../crypto/noise.js';
 import { AlliumError } from '../errors.js';
 import { type Cell, decodeCells, writeCell } from '../wire/cell.js';
@@ -79,6 +79,13 @@ export class Link {
    * link-bound first hop derives its keys from (§3.6).
    */
   readonly linkSecret: Buffer;
+  /** The Noise static key the peer proved: a relay's link key (§1.1), or a client's one-link key. */
+  readonly peerStaticKey: Buffer;
+  /**
+   * When the first of this link's certificates expires, ours or the peer's (ms since the epoch); the
+   * link closes then (ALLIUM_LINK_EXPIRED), so no link outlives the link key it was made with (§1.1).
+   */
+  readonly expiresAt: number;
   private handlers: LinkEvents = { cells: () => {}, close: () => {} };
   /** Cells waiting to be framed, per circuit (they leave round-robin). */
   private readonly scheduler = new CellScheduler();
@@ -115,10 +122,13 @@ export class Link {
     initiator: boolean,
     pendingFrames: Buffer[],
     linkSecret: Buffer,
+    certs: { peerStaticKey: Buffer; expiresAt: number },
   ) {
     this.peerRelayId = peerRelayId;
     this.initiator = initiator;
     this.linkSecret = linkSecret;
+    this.peerStaticKey = certs.peerStaticKey;
+    this.expiresAt = certs.expiresAt;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.close(err));
     socket.on('close', () => this.close());
@@ -160,6 +170,15 @@ export class Link {
 
   private checkLiveness(): void {
     const now = Date.now();
+    if (now >= this.expiresAt) {
+      this.close(
+        new LinkError(
+          'ALLIUM_LINK_EXPIRED',
+          'a certificate of this link expired: the relay uses a newer link key',
+        ),
+      );
+      return;
+    }
     if (now - this.lastReceived > LINK_DEAD_AFTER_MS) {
       this.close(
         new LinkError('ALLIUM_LINK_DEAD', `nothing received from the peer for ${LINK_DEAD_AFTER_MS} ms`),
@@ -355,6 +374,8 @@ function handshake(
   {
     const key = staticKey ?? X25519Key.generate();
     const cert = me.identity ? (me.linkCert ?? makeLinkCert(me.identity, key.publicKey)) : Buffer.alloc(0);
+    // A relay's link lives no longer than its own certificate; the peer's may end it sooner.
+    let expiresAt = me.identity ? linkCertExpiry(cert) : Number.POSITIVE_INFINITY;
     const hs = new NoiseHandshake({ initiator, staticKey: key, prologue: PROLOGUE });
     const decoder = new FrameDecoder();
     const sendMsg = (payload: Buffer) => {
@@ -386,7 +407,12 @@ function handshake(
       const finish = (rest: Buffer[]) => {
         cleanup();
         const { send, recv, linkSecret } = hs.split();
-        resolve(new Link(socket, send, recv, decoder, peerId, initiator, rest, linkSecret));
+        resolve(
+          new Link(socket, send, recv, decoder, peerId, initiator, rest, linkSecret, {
+            peerStaticKey: Buffer.from(hs.remoteStatic!),
+            expiresAt,
+          }),
+        );
       };
       const onData = (chunk: Buffer) => {
         let frames: Buffer[];
@@ -410,6 +436,7 @@ function handshake(
             if (initiator) {
               // message 2: the responder's certificate, which must prove the relay we meant.
               const id = verifyLinkCert(payload, hs.remoteStatic!);
+              expiresAt = Math.min(expiresAt, linkCertExpiry(payload));
               if (expectedRelayId && !id.equals(expectedRelayId)) {
                 throw new LinkError(
                   'ALLIUM_LINK_IDENTITY',
@@ -428,6 +455,7 @@ function handshake(
               sendMsg(cert);
             } else {
               peerId = payload.length === 0 ? null : verifyLinkCert(payload, hs.remoteStatic!);
+              if (peerId) expiresAt = Math.min(expiresAt, linkCertExpiry(payload));
               finish(frames.slice(i + 1));
               return;
             }
@@ -482,7 +510,8 @@ export function connectLink(opts: ConnectLinkOptions): Promise<Link> {
 export interface LinkListenerOptions {
   host: string;
   port: number;
-  me: LinkIdentity;
+  /** Who this side is; a function is asked at each handshake (a relay's link key rotates). */
+  me: LinkIdentity | (() => LinkIdentity);
   onLink(link: Link): void;
   onHandshakeError?(err: Error): void;
   timeoutMs?: number;
@@ -507,7 +536,8 @@ export class LinkListener {
         return;
       }
       pending++;
-      handshake(socket, false, opts.me, null, opts.timeoutMs ?? LINK_HANDSHAKE_TIMEOUT_MS).then(
+      const me = typeof opts.me === 'function' ? opts.me() : opts.me;
+      handshake(socket, false, me, null, opts.timeoutMs ?? LINK_HANDSHAKE_TIMEOUT_MS).then(
         (link) => {
           pending--;
           opts.onLink(link);

@@ -7,7 +7,6 @@ import { StreamError, StreamMux } from '../core/stream-mux.js';
 import { circuitHopCrypto, FORWARD_MARKER_LEN, type ForwardOpen } from '../crypto/forward-onion.js';
 import type { IdentityKey, X25519Key } from '../crypto/keys.js';
 import { linkBoundHop } from '../crypto/link-bound-hop.js';
-import { makeLinkCert } from '../crypto/link-cert.js';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
@@ -42,8 +41,9 @@ import { decodeExtend, encodeExtended, encodeTruncated } from '../wire/relay-mes
 import { Scratch } from '../wire/scratch.js';
 import { beginExitStream, type ExitContext } from './exit-streams.js';
 import { HandshakePool, type HandshakeResult } from './handshake-pool.js';
-import { loadOrCreateIdentity, loadOrCreateX25519 } from './keys-store.js';
+import { loadOrCreateIdentity } from './keys-store.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, TokenBucket } from './limits.js';
+import { DEFAULT_LINK_KEY_POLICY, type LinkKeyPolicy, LinkKeys } from './link-keys.js';
 import { DEFAULT_ONION_KEY_POLICY, type OnionKeyPolicy, OnionKeys } from './onion-keys.js';
 import { PRIVATE_REJECT_LINES } from './private-ranges.js';
 import { DirectoryRegistration } from './registration.js';
@@ -75,6 +75,8 @@ export interface RelayOptions {
   logSensitive?: boolean;
   /** How long an onion key serves, and how long the one it replaced still answers (onion-keys.ts). */
   onionKeyPolicy?: Partial<OnionKeyPolicy>;
+  /** How long a link key serves, and how long its certificate outlives that (link-keys.ts). */
+  linkKeyPolicy?: Partial<LinkKeyPolicy>;
   /**
    * Test hook: called with every relay cell body this relay handles, after it removed (forward) or added
    * (backward) its own layer, and with who it came from. It may change the body: a tagging relay.
@@ -111,7 +113,8 @@ export class Relay {
   private onionKeyTimer: NodeJS.Timeout | null = null;
   readonly id: Buffer;
   readonly idHex: string;
-  private readonly linkMe: LinkIdentity;
+  private readonly linkKeys: LinkKeys;
+  private linkKeyTimer: NodeJS.Timeout | null = null;
   private listener: LinkListener | null = null;
   private readonly circuits = new Map<Link, Map<number, Entry>>();
   /** Open links whose peer proved a relay id (by its link certificate): any EXTEND naming that id may use one. */
@@ -147,6 +150,7 @@ export class Relay {
     linkBoundCreates: 0,
     integrityFailures: 0,
     onionKeyRotations: 0,
+    linkKeyRotations: 0,
   };
 
   private constructor(private readonly opts: RelayOptions) {
@@ -161,12 +165,8 @@ export class Relay {
     }
     this.id = this.identity.id;
     this.idHex = this.id.toString('hex');
-    const linkKey = loadOrCreateX25519(opts.dataDir, 'link.key');
-    this.linkMe = {
-      identity: this.identity,
-      linkKey,
-      linkCert: makeLinkCert(this.identity, linkKey.publicKey),
-    };
+    LinkKeys.forgetStored(opts.dataDir);
+    this.linkKeys = new LinkKeys(this.identity, { ...DEFAULT_LINK_KEY_POLICY, ...opts.linkKeyPolicy });
     const lines = opts.exitPolicy ?? [];
     this.policy = ExitPolicy.fromLines(lines, { allowPrivate: opts.allowPrivate ?? false });
     // Publish the effective policy, so a client reading it knows private destinations are refused.
@@ -212,6 +212,7 @@ export class Relay {
     // A key past its lifetime (the relay was off when it was due) is replaced before it is published.
     await relay.maintainOnionKeys();
     await relay.listen();
+    relay.scheduleLinkKeys();
     await relay.registration.registerFirst(opts.directoryWaitMs ?? 120_000);
     return relay;
   }
@@ -254,6 +255,20 @@ export class Relay {
       });
     }, wait);
     this.onionKeyTimer.unref();
+  }
+
+  /** Replaces the link key when it is due (§1.1); links made with the old one stay until its certificate expires. */
+  private scheduleLinkKeys(): void {
+    if (this.stopped) return;
+    const wait = Math.min(2 ** 31 - 1, Math.max(100, this.linkKeys.nextChangeAt - Date.now()));
+    this.linkKeyTimer = setTimeout(() => {
+      if (this.linkKeys.maintain()) {
+        this.stats.linkKeyRotations++;
+        this.log.info('link key rotated');
+      }
+      this.scheduleLinkKeys();
+    }, wait);
+    this.linkKeyTimer.unref();
   }
 
   /** The address this relay advertises (learned from the directory unless configured). */
@@ -301,7 +316,7 @@ export class Relay {
     this.listener = await LinkListener.listen({
       host: this.opts.host ?? '127.0.0.1',
       port: this.opts.port ?? 0,
-      me: this.linkMe,
+      me: () => this.linkKeys.current,
       maxPendingHandshakes: this.limits.pendingHandshakes,
       onLink: (link) => this.adopt(link),
       onHandshakeError: (err) => {
@@ -316,6 +331,7 @@ export class Relay {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.onionKeyTimer) clearTimeout(this.onionKeyTimer);
+    if (this.linkKeyTimer) clearTimeout(this.linkKeyTimer);
     if (this.idleTimer) clearInterval(this.idleTimer);
     await this.registration.withdraw();
     await this.listener?.close();
@@ -423,7 +439,7 @@ export class Relay {
     const key = `${hex} ${host} ${port}`;
     const pending = this.dialing.get(key);
     if (pending) return pending;
-    const p = connectLink({ host, port, relayId, me: this.linkMe }).then((link) => {
+    const p = connectLink({ host, port, relayId, me: this.linkKeys.current }).then((link) => {
       this.adopt(link);
       return link;
     });
@@ -827,8 +843,9 @@ export class Relay {
           { code: (err as AlliumError).code, err: this.opts.logSensitive ? err.message : undefined },
           'extend failed',
         );
+        const code = (err as AlliumError).code;
         const reason =
-          (err as AlliumError).code === 'ALLIUM_LINK_IDENTITY'
+          code === 'ALLIUM_LINK_IDENTITY' || code === 'ALLIUM_LINK_CERT_EXPIRED'
             ? DestroyReason.OR_IDENTITY
             : DestroyReason.CONNECTFAILED;
         this.sendBackward(circ, RelayCommand.TRUNCATED, 0, encodeTruncated(reason));
