@@ -10,7 +10,7 @@ import { linkBoundHop } from '../crypto/link-bound-hop.js';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
-import { connectLink, type Link, type LinkIdentity, LinkListener } from '../net/link.js';
+import { connectLink, type Link, LinkListener } from '../net/link.js';
 import type { Cell } from '../wire/cell.js';
 import {
   decodeCreate,
