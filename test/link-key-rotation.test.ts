@@ -125,3 +125,29 @@ test("a link closes when its relay's certificate expires, and links made later s
     await relay.stop();
   }
 });
+
+test('a link near its expiry stops taking new circuits before it closes', async () => {
+  const identity = IdentityKey.generate();
+  const linkKey = X25519Key.generate();
+  const listener = await LinkListener.listen({
+    host: '127.0.0.1',
+    port: 0,
+    me: { identity, linkKey, linkCert: makeLinkCert(identity, linkKey.publicKey, Date.now() + 4000) },
+    onLink: () => {},
+  });
+  const link = await connectLink({
+    host: '127.0.0.1',
+    port: listener.port,
+    relayId: identity.id,
+    me: { identity: null },
+  });
+  try {
+    assert.ok(link.takesNewCircuits, 'a fresh link takes circuits');
+    await until('the link to retire', () => !link.takesNewCircuits);
+    assert.ok(!link.isClosed, 'it is retired from new circuits while still open for the ones it has');
+    await until('the link to close at its expiry', () => link.isClosed);
+  } finally {
+    link.close();
+    await listener.close();
+  }
+});

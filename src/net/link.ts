@@ -53,6 +53,8 @@ export const LINK_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const LINK_KEEPALIVE_MS = Number(process.env.ALLIUM_LINK_KEEPALIVE_MS ?? 5_000);
 /** A link that received nothing (not even PADDING) for this long is dead: a cut cable, a frozen peer. */
 export const LINK_DEAD_AFTER_MS = Number(process.env.ALLIUM_LINK_DEAD_AFTER_MS ?? 15_000);
+/** A link takes no new circuits this close to its expiry (or in its last quarter, if shorter): §1.1. */
+export const LINK_RETIRE_BEFORE_EXPIRY_MS = 3600_000;
 
 /** What a link needs to know about its own side. */
 export interface LinkIdentity {
@@ -86,6 +88,7 @@ export class Link {
    * link closes then (ALLIUM_LINK_EXPIRED), so no link outlives the link key it was made with (§1.1).
    */
   readonly expiresAt: number;
+  private readonly openedAt = Date.now();
   private handlers: LinkEvents = { cells: () => {}, close: () => {} };
   /** Cells waiting to be framed, per circuit (they leave round-robin). */
   private readonly scheduler = new CellScheduler();
@@ -157,6 +160,12 @@ export class Link {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Open, and not so near its expiry that a circuit started now would soon end with it. */
+  get takesNewCircuits(): boolean {
+    const margin = Math.min(LINK_RETIRE_BEFORE_EXPIRY_MS, (this.expiresAt - this.openedAt) / 4);
+    return !this.closed && Date.now() < this.expiresAt - margin;
   }
 
   /** Bytes queued toward the peer and not yet in the kernel: cells waiting, and frames in the socket. */

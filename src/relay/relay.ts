@@ -353,7 +353,7 @@ export class Relay {
     if (link.peerRelayId) {
       const hex = link.peerRelayId.toString('hex');
       const known = this.linksByPeer.get(hex);
-      if (!known || known.isClosed) this.linksByPeer.set(hex, link);
+      if (!known?.takesNewCircuits) this.linksByPeer.set(hex, link);
     }
     link.on({
       cells: (cells) => this.onCells(link, cells),
@@ -429,13 +429,13 @@ export class Relay {
 
   /**
    * A link to the relay an EXTEND names (§4.1): an open one whose peer proved that id, wherever it
-   * was reached, or else one to the EXTEND's address. Attempts are shared only by EXTENDs naming the
+   * was reached (unless it is near its expiry, §1.1), or else one to the EXTEND's address. Attempts are shared only by EXTENDs naming the
    * same id, address and port, so a wrong address fails only the circuits that named it.
    */
   private linkTo(relayId: Buffer, host: string, port: number): Promise<Link> {
     const hex = relayId.toString('hex');
     const open = this.linksByPeer.get(hex);
-    if (open && !open.isClosed) return Promise.resolve(open);
+    if (open?.takesNewCircuits) return Promise.resolve(open);
     const key = `${hex} ${host} ${port}`;
     const pending = this.dialing.get(key);
     if (pending) return pending;
