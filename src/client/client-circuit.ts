@@ -337,9 +337,23 @@ export class ClientCircuit {
     return Promise.resolve(early);
   }
 
+  /**
+   * Until the entry confirms a link-bound first hop, its CREATED (or a DESTROY) is the only cell it may
+   * send on the circuit (§3.6): anything else destroys the circuit unread.
+   */
+  private unconfirmedEntrySent(cell: Cell): boolean {
+    if (!this.linkBound || cell.command === CellCommand.CREATED || cell.command === CellCommand.DESTROY)
+      return false;
+    this.destroy(
+      DestroyReason.PROTOCOL,
+      'the entry sent a cell on the circuit before confirming the first hop',
+    );
+    return true;
+  }
+
   /** A cell for this circuit arrived on the link. */
   onCell(cell: Cell): void {
-    if (this.closed) return;
+    if (this.closed || this.unconfirmedEntrySent(cell)) return;
     try {
       switch (cell.command) {
         case CellCommand.CREATED: {
@@ -381,7 +395,7 @@ export class ClientCircuit {
   onCells(cells: Cell[]): void {
     let relayBodies: Buffer[] = [];
     for (const cell of cells) {
-      if (this.closed) return;
+      if (this.closed || this.unconfirmedEntrySent(cell)) return;
       if (cell.command === CellCommand.RELAY) {
         relayBodies.push(cell.body);
         continue;

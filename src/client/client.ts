@@ -10,7 +10,12 @@ import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
 import { connectLink, type Link } from '../net/link.js';
 import { MIN_LARGE_WINDOW_VERSION, MIN_LINK_BOUND_VERSION, versionAtLeast } from '../version.js';
-import { CIRC_ID_INITIATOR_BIT, DestroyReason, EndReason } from '../wire/constants.js';
+import {
+  CIRC_ID_INITIATOR_BIT,
+  DestroyReason,
+  EndReason,
+  MAX_LINK_BOUND_CREATES_PER_LINK,
+} from '../wire/constants.js';
 import type { Consensus, ConsensusRelay } from '../wire/directory-docs.js';
 import { CircuitError, ClientCircuit } from './client-circuit.js';
 import { ConsensusKeeper } from './consensus-keeper.js';
@@ -77,6 +82,8 @@ export class AlliumClient {
   private readonly directory: DirectoryClient;
   private readonly links = new Map<string, Promise<Link>>();
   private readonly circuitsByLink = new Map<Link, Map<number, ClientCircuit>>();
+  /** Link-bound first hops built on each link so far. */
+  private readonly linkBoundCreates = new WeakMap<Link, number>();
   private readonly circuits = new Set<ClientCircuit>();
   private readonly building = new Map<string, Promise<ClientCircuit>>();
   private readonly log: Logger;
@@ -272,10 +279,16 @@ export class AlliumClient {
     circ.isolation = opts.isolation ?? '';
     map.set(circId, circ);
     this.circuits.add(circ);
+    // Past MAX_LINK_BOUND_CREATES_PER_LINK on one link the entry refuses them (§3.6): ntor from there on.
+    const linkBoundSoFar = this.linkBoundCreates.get(link) ?? 0;
+    const linkBound =
+      this.opts.linkBoundFirstHop !== false &&
+      versionAtLeast(entry.version, MIN_LINK_BOUND_VERSION) &&
+      linkBoundSoFar < MAX_LINK_BOUND_CREATES_PER_LINK;
+    if (linkBound) this.linkBoundCreates.set(link, linkBoundSoFar + 1);
     try {
       await circ.build(path, {
-        linkBound:
-          this.opts.linkBoundFirstHop !== false && versionAtLeast(entry.version, MIN_LINK_BOUND_VERSION),
+        linkBound,
         largeWindows: versionAtLeast(path[path.length - 1].version, MIN_LARGE_WINDOW_VERSION),
       });
     } catch (err) {

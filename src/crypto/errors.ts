@@ -13,6 +13,8 @@ export const CryptoErrorCode = {
   NOISE_STATE: 'ALLIUM_NOISE_STATE',
   /** A link certificate is malformed, badly signed, or names another relay (§1.1, §1.2). */
   LINK_IDENTITY: 'ALLIUM_LINK_IDENTITY',
+  /** A link certificate's expiry has passed (§1.1): the relay did not rotate its link key in time. */
+  LINK_CERT_EXPIRED: 'ALLIUM_LINK_CERT_EXPIRED',
   /** A caller passed bytes of the wrong size (a programming error, not a peer's). */
   ARGUMENT: 'ALLIUM_CRYPTO_ARGUMENT',
 } as const;

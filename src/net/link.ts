@@ -5,7 +5,7 @@
 import net from 'node:net';
 import { CellScheduler } from '../core/cell-scheduler.js';
 import { type IdentityKey, X25519Key } from '../crypto/keys.js';
-import { makeLinkCert, verifyLinkCert } from '../crypto/link-cert.js';
+import { linkCertExpiry, makeLinkCert, verifyLinkCert } from '../crypto/link-cert.js';
 import { type NoiseCipher, NoiseHandshake } from '../crypto/noise.js';
 import { AlliumError } from '../errors.js';
 import { type Cell, decodeCells, writeCell } from '../wire/cell.js';
@@ -53,6 +53,8 @@ export const LINK_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const LINK_KEEPALIVE_MS = Number(process.env.ALLIUM_LINK_KEEPALIVE_MS ?? 5_000);
 /** A link that received nothing (not even PADDING) for this long is dead: a cut cable, a frozen peer. */
 export const LINK_DEAD_AFTER_MS = Number(process.env.ALLIUM_LINK_DEAD_AFTER_MS ?? 15_000);
+/** A link takes no new circuits this close to its expiry (or in its last quarter, if shorter): §1.1. */
+export const LINK_RETIRE_BEFORE_EXPIRY_MS = 3600_000;
 
 /** What a link needs to know about its own side. */
 export interface LinkIdentity {
@@ -79,6 +81,14 @@ export class Link {
    * link-bound first hop derives its keys from (§3.6).
    */
   readonly linkSecret: Buffer;
+  /** The Noise static key the peer proved: a relay's link key (§1.1), or a client's one-link key. */
+  readonly peerStaticKey: Buffer;
+  /**
+   * When the first of this link's certificates expires, ours or the peer's (ms since the epoch); the
+   * link closes then (ALLIUM_LINK_EXPIRED), so no link outlives the link key it was made with (§1.1).
+   */
+  readonly expiresAt: number;
+  private readonly openedAt = Date.now();
   private handlers: LinkEvents = { cells: () => {}, close: () => {} };
   /** Cells waiting to be framed, per circuit (they leave round-robin). */
   private readonly scheduler = new CellScheduler();
@@ -115,10 +125,13 @@ export class Link {
     initiator: boolean,
     pendingFrames: Buffer[],
     linkSecret: Buffer,
+    certs: { peerStaticKey: Buffer; expiresAt: number },
   ) {
     this.peerRelayId = peerRelayId;
     this.initiator = initiator;
     this.linkSecret = linkSecret;
+    this.peerStaticKey = certs.peerStaticKey;
+    this.expiresAt = certs.expiresAt;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.close(err));
     socket.on('close', () => this.close());
@@ -149,6 +162,12 @@ export class Link {
     return this.closed;
   }
 
+  /** Open, and not so near its expiry that a circuit started now would soon end with it. */
+  get takesNewCircuits(): boolean {
+    const margin = Math.min(LINK_RETIRE_BEFORE_EXPIRY_MS, (this.expiresAt - this.openedAt) / 4);
+    return !this.closed && Date.now() < this.expiresAt - margin;
+  }
+
   /** Bytes queued toward the peer and not yet in the kernel: cells waiting, and frames in the socket. */
   get writableLength(): number {
     return this.socket.writableLength + this.scheduler.size * CELL_LEN;
@@ -160,6 +179,15 @@ export class Link {
 
   private checkLiveness(): void {
     const now = Date.now();
+    if (now >= this.expiresAt) {
+      this.close(
+        new LinkError(
+          'ALLIUM_LINK_EXPIRED',
+          'a certificate of this link expired: the relay uses a newer link key',
+        ),
+      );
+      return;
+    }
     if (now - this.lastReceived > LINK_DEAD_AFTER_MS) {
       this.close(
         new LinkError('ALLIUM_LINK_DEAD', `nothing received from the peer for ${LINK_DEAD_AFTER_MS} ms`),
@@ -355,6 +383,8 @@ function handshake(
   {
     const key = staticKey ?? X25519Key.generate();
     const cert = me.identity ? (me.linkCert ?? makeLinkCert(me.identity, key.publicKey)) : Buffer.alloc(0);
+    // A relay's link lives no longer than its own certificate; the peer's may end it sooner.
+    let expiresAt = me.identity ? linkCertExpiry(cert) : Number.POSITIVE_INFINITY;
     const hs = new NoiseHandshake({ initiator, staticKey: key, prologue: PROLOGUE });
     const decoder = new FrameDecoder();
     const sendMsg = (payload: Buffer) => {
@@ -386,7 +416,12 @@ function handshake(
       const finish = (rest: Buffer[]) => {
         cleanup();
         const { send, recv, linkSecret } = hs.split();
-        resolve(new Link(socket, send, recv, decoder, peerId, initiator, rest, linkSecret));
+        resolve(
+          new Link(socket, send, recv, decoder, peerId, initiator, rest, linkSecret, {
+            peerStaticKey: Buffer.from(hs.remoteStatic!),
+            expiresAt,
+          }),
+        );
       };
       const onData = (chunk: Buffer) => {
         let frames: Buffer[];
@@ -410,6 +445,7 @@ function handshake(
             if (initiator) {
               // message 2: the responder's certificate, which must prove the relay we meant.
               const id = verifyLinkCert(payload, hs.remoteStatic!);
+              expiresAt = Math.min(expiresAt, linkCertExpiry(payload));
               if (expectedRelayId && !id.equals(expectedRelayId)) {
                 throw new LinkError(
                   'ALLIUM_LINK_IDENTITY',
@@ -428,6 +464,7 @@ function handshake(
               sendMsg(cert);
             } else {
               peerId = payload.length === 0 ? null : verifyLinkCert(payload, hs.remoteStatic!);
+              if (peerId) expiresAt = Math.min(expiresAt, linkCertExpiry(payload));
               finish(frames.slice(i + 1));
               return;
             }
@@ -482,7 +519,8 @@ export function connectLink(opts: ConnectLinkOptions): Promise<Link> {
 export interface LinkListenerOptions {
   host: string;
   port: number;
-  me: LinkIdentity;
+  /** Who this side is; a function is asked at each handshake (a relay's link key rotates). */
+  me: LinkIdentity | (() => LinkIdentity);
   onLink(link: Link): void;
   onHandshakeError?(err: Error): void;
   timeoutMs?: number;
@@ -507,7 +545,8 @@ export class LinkListener {
         return;
       }
       pending++;
-      handshake(socket, false, opts.me, null, opts.timeoutMs ?? LINK_HANDSHAKE_TIMEOUT_MS).then(
+      const me = typeof opts.me === 'function' ? opts.me() : opts.me;
+      handshake(socket, false, me, null, opts.timeoutMs ?? LINK_HANDSHAKE_TIMEOUT_MS).then(
         (link) => {
           pending--;
           opts.onLink(link);

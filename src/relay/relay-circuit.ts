@@ -12,6 +12,8 @@ export interface CircuitSide {
 export class RelayCircuit {
   next: CircuitSide | null = null;
   extending = false;
+  /** EXTENDs this hop has handled on the circuit (at most MAX_EXTENDS_PER_CIRCUIT, §4.1). */
+  extends = 0;
   earlyForwarded = 0;
   mux: StreamMux | null = null;
   /** At the exit: the client said in a BEGIN that it takes windows past 1024 cells (§4.2, §5). */

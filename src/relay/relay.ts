@@ -7,11 +7,10 @@ import { StreamError, StreamMux } from '../core/stream-mux.js';
 import { circuitHopCrypto, FORWARD_MARKER_LEN, type ForwardOpen } from '../crypto/forward-onion.js';
 import type { IdentityKey, X25519Key } from '../crypto/keys.js';
 import { linkBoundHop } from '../crypto/link-bound-hop.js';
-import { makeLinkCert } from '../crypto/link-cert.js';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
-import { connectLink, type Link, type LinkIdentity, LinkListener } from '../net/link.js';
+import { connectLink, type Link, LinkListener } from '../net/link.js';
 import type { Cell } from '../wire/cell.js';
 import {
   decodeCreate,
@@ -31,6 +30,8 @@ import {
   EndReason,
   HandshakeType,
   LEGACY_CIRC_WINDOW_MAX,
+  MAX_EXTENDS_PER_CIRCUIT,
+  MAX_LINK_BOUND_CREATES_PER_LINK,
   MAX_RELAY_EARLY,
   RelayCommand,
   STREAM_WINDOW_MAX,
@@ -40,8 +41,9 @@ import { decodeExtend, encodeExtended, encodeTruncated } from '../wire/relay-mes
 import { Scratch } from '../wire/scratch.js';
 import { beginExitStream, type ExitContext } from './exit-streams.js';
 import { HandshakePool, type HandshakeResult } from './handshake-pool.js';
-import { loadOrCreateIdentity, loadOrCreateX25519 } from './keys-store.js';
+import { loadOrCreateIdentity } from './keys-store.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, TokenBucket } from './limits.js';
+import { DEFAULT_LINK_KEY_POLICY, type LinkKeyPolicy, LinkKeys } from './link-keys.js';
 import { DEFAULT_ONION_KEY_POLICY, type OnionKeyPolicy, OnionKeys } from './onion-keys.js';
 import { PRIVATE_REJECT_LINES } from './private-ranges.js';
 import { DirectoryRegistration } from './registration.js';
@@ -73,6 +75,8 @@ export interface RelayOptions {
   logSensitive?: boolean;
   /** How long an onion key serves, and how long the one it replaced still answers (onion-keys.ts). */
   onionKeyPolicy?: Partial<OnionKeyPolicy>;
+  /** How long a link key serves, and how long its certificate outlives that (link-keys.ts). */
+  linkKeyPolicy?: Partial<LinkKeyPolicy>;
   /**
    * Test hook: called with every relay cell body this relay handles, after it removed (forward) or added
    * (backward) its own layer, and with who it came from. It may change the body: a tagging relay.
@@ -109,16 +113,25 @@ export class Relay {
   private onionKeyTimer: NodeJS.Timeout | null = null;
   readonly id: Buffer;
   readonly idHex: string;
-  private readonly linkMe: LinkIdentity;
+  private readonly linkKeys: LinkKeys;
+  private linkKeyTimer: NodeJS.Timeout | null = null;
   private listener: LinkListener | null = null;
   private readonly circuits = new Map<Link, Map<number, Entry>>();
-  private readonly linksByPeer = new Map<string, Promise<Link>>();
+  /** Open links whose peer proved a relay id (by its link certificate): any EXTEND naming that id may use one. */
+  private readonly linksByPeer = new Map<string, Link>();
+  /**
+   * Links being opened for EXTENDs, by relay id, address and port: an EXTEND naming an honest relay's
+   * id at a black-hole address holds only its own attempt, never the one to the relay's real address.
+   */
+  private readonly dialing = new Map<string, Promise<Link>>();
   private readonly policy: ExitPolicy;
   private readonly publishedPolicy: string[];
   private readonly log: Logger;
   private readonly registration: DirectoryRegistration;
   readonly limits: RelayLimits;
   private readonly createBuckets = new WeakMap<Link, TokenBucket>();
+  /** Every X a link-bound CREATE carried on each link (§3.6: a repeated one is refused). */
+  private readonly linkBoundXs = new WeakMap<Link, Set<string>>();
   /** CREATEs whose handshake a worker is still answering, per link. */
   private readonly pendingCreates = new WeakMap<Link, Set<number>>();
   /** Answers CREATEs: on this thread at a modest rate, on worker threads past it. */
@@ -137,6 +150,7 @@ export class Relay {
     linkBoundCreates: 0,
     integrityFailures: 0,
     onionKeyRotations: 0,
+    linkKeyRotations: 0,
   };
 
   private constructor(private readonly opts: RelayOptions) {
@@ -151,12 +165,8 @@ export class Relay {
     }
     this.id = this.identity.id;
     this.idHex = this.id.toString('hex');
-    const linkKey = loadOrCreateX25519(opts.dataDir, 'link.key');
-    this.linkMe = {
-      identity: this.identity,
-      linkKey,
-      linkCert: makeLinkCert(this.identity, linkKey.publicKey),
-    };
+    LinkKeys.forgetStored(opts.dataDir);
+    this.linkKeys = new LinkKeys(this.identity, { ...DEFAULT_LINK_KEY_POLICY, ...opts.linkKeyPolicy });
     const lines = opts.exitPolicy ?? [];
     this.policy = ExitPolicy.fromLines(lines, { allowPrivate: opts.allowPrivate ?? false });
     // Publish the effective policy, so a client reading it knows private destinations are refused.
@@ -202,6 +212,7 @@ export class Relay {
     // A key past its lifetime (the relay was off when it was due) is replaced before it is published.
     await relay.maintainOnionKeys();
     await relay.listen();
+    relay.scheduleLinkKeys();
     await relay.registration.registerFirst(opts.directoryWaitMs ?? 120_000);
     return relay;
   }
@@ -244,6 +255,20 @@ export class Relay {
       });
     }, wait);
     this.onionKeyTimer.unref();
+  }
+
+  /** Replaces the link key when it is due (§1.1); links made with the old one stay until its certificate expires. */
+  private scheduleLinkKeys(): void {
+    if (this.stopped) return;
+    const wait = Math.min(2 ** 31 - 1, Math.max(100, this.linkKeys.nextChangeAt - Date.now()));
+    this.linkKeyTimer = setTimeout(() => {
+      if (this.linkKeys.maintain()) {
+        this.stats.linkKeyRotations++;
+        this.log.info('link key rotated');
+      }
+      this.scheduleLinkKeys();
+    }, wait);
+    this.linkKeyTimer.unref();
   }
 
   /** The address this relay advertises (learned from the directory unless configured). */
@@ -291,7 +316,7 @@ export class Relay {
     this.listener = await LinkListener.listen({
       host: this.opts.host ?? '127.0.0.1',
       port: this.opts.port ?? 0,
-      me: this.linkMe,
+      me: () => this.linkKeys.current,
       maxPendingHandshakes: this.limits.pendingHandshakes,
       onLink: (link) => this.adopt(link),
       onHandshakeError: (err) => {
@@ -306,6 +331,7 @@ export class Relay {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.onionKeyTimer) clearTimeout(this.onionKeyTimer);
+    if (this.linkKeyTimer) clearTimeout(this.linkKeyTimer);
     if (this.idleTimer) clearInterval(this.idleTimer);
     await this.registration.withdraw();
     await this.listener?.close();
@@ -326,7 +352,8 @@ export class Relay {
     }
     if (link.peerRelayId) {
       const hex = link.peerRelayId.toString('hex');
-      if (!this.linksByPeer.has(hex)) this.linksByPeer.set(hex, Promise.resolve(link));
+      const known = this.linksByPeer.get(hex);
+      if (!known?.takesNewCircuits) this.linksByPeer.set(hex, link);
     }
     link.on({
       cells: (cells) => this.onCells(link, cells),
@@ -393,27 +420,34 @@ export class Relay {
     this.idleSince.delete(link);
     if (link.peerRelayId) {
       const hex = link.peerRelayId.toString('hex');
-      const p = this.linksByPeer.get(hex);
-      p?.then(
-        (l) => l === link && this.linksByPeer.delete(hex),
-        () => {},
-      );
+      if (this.linksByPeer.get(hex) === link) this.linksByPeer.delete(hex);
     }
     if (err) this.log.debug({ err: err.message }, 'link closed with an error');
     if (!map) return;
     for (const { circ, side } of map.values()) this.teardown(circ, DestroyReason.CHANNEL_CLOSED, side);
   }
 
+  /**
+   * A link to the relay an EXTEND names (§4.1): an open one whose peer proved that id, wherever it
+   * was reached (unless it is near its expiry, §1.1), or else one to the EXTEND's address. Attempts are shared only by EXTENDs naming the
+   * same id, address and port, so a wrong address fails only the circuits that named it.
+   */
   private linkTo(relayId: Buffer, host: string, port: number): Promise<Link> {
     const hex = relayId.toString('hex');
-    const existing = this.linksByPeer.get(hex);
-    if (existing) return existing;
-    const p = connectLink({ host, port, relayId, me: this.linkMe }).then((link) => {
+    const open = this.linksByPeer.get(hex);
+    if (open?.takesNewCircuits) return Promise.resolve(open);
+    const key = `${hex} ${host} ${port}`;
+    const pending = this.dialing.get(key);
+    if (pending) return pending;
+    const p = connectLink({ host, port, relayId, me: this.linkKeys.current }).then((link) => {
       this.adopt(link);
       return link;
     });
-    this.linksByPeer.set(hex, p);
-    p.catch(() => this.linksByPeer.delete(hex));
+    this.dialing.set(key, p);
+    const done = () => {
+      if (this.dialing.get(key) === p) this.dialing.delete(key);
+    };
+    p.then(done, done);
     return p;
   }
 
@@ -617,6 +651,25 @@ export class Relay {
       throw new AlliumError('ALLIUM_HANDSHAKE_TYPE', 'a link-bound CREATE from a relay');
     }
     const { keys, confirm } = linkBoundHop(link.linkSecret, hdata);
+    // The same X on one link would give two circuits the same keys (one keystream used twice).
+    let seen = this.linkBoundXs.get(link);
+    if (!seen) {
+      seen = new Set();
+      this.linkBoundXs.set(link, seen);
+    }
+    const x = hdata.toString('latin1');
+    if (seen.has(x)) {
+      throw new AlliumError(
+        'ALLIUM_HANDSHAKE_REPEATED',
+        'a link-bound CREATE repeated an X already used on this link',
+      );
+    }
+    if (seen.size >= MAX_LINK_BOUND_CREATES_PER_LINK) {
+      this.stats.limitRejections++;
+      link.send(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.RESOURCELIMIT));
+      return;
+    }
+    seen.add(x);
     const circ = new RelayCircuit({ link, circId }, circuitHopCrypto(keys));
     map.set(circId, { circ, side: 'prev' });
     this.stats.circuits++;
@@ -715,7 +768,8 @@ export class Relay {
   ): void {
     switch (command) {
       case RelayCommand.EXTEND:
-        if (!early || circ.next || circ.extending) {
+        // Each EXTEND may cost a connection attempt: TRUNCATE-then-EXTEND gets MAX_EXTENDS_PER_CIRCUIT.
+        if (!early || circ.next || circ.extending || ++circ.extends > MAX_EXTENDS_PER_CIRCUIT) {
           this.teardown(circ, DestroyReason.PROTOCOL, null);
           return;
         }
@@ -789,8 +843,9 @@ export class Relay {
           { code: (err as AlliumError).code, err: this.opts.logSensitive ? err.message : undefined },
           'extend failed',
         );
+        const code = (err as AlliumError).code;
         const reason =
-          (err as AlliumError).code === 'ALLIUM_LINK_IDENTITY'
+          code === 'ALLIUM_LINK_IDENTITY' || code === 'ALLIUM_LINK_CERT_EXPIRED'
             ? DestroyReason.OR_IDENTITY
             : DestroyReason.CONNECTFAILED;
         this.sendBackward(circ, RelayCommand.TRUNCATED, 0, encodeTruncated(reason));

@@ -94,6 +94,11 @@ export const NTOR_ONIONSKIN_LEN = 96; // ID(32) | B(32) | X(32)
 export const NTOR_REPLY_LEN = 64; // Y(32) | AUTH(32)
 export const LINK_BOUND_HDATA_LEN = 32; // X(32)
 export const LINK_BOUND_REPLY_LEN = 32; // CONFIRM(32)
+/**
+ * Link-bound CREATEs one link carries at most (§3.6): a relay remembers every X of a link to refuse a
+ * repeated one, so their number is bounded; clients use ntor on a link past it.
+ */
+export const MAX_LINK_BOUND_CREATES_PER_LINK = 4096;
 
 /** Flow control (§5), counted in DATA cells. */
 /** Every this many DATA cells the receiver answers a circuit SENDME that names its next window. */
@@ -118,6 +123,9 @@ export const STREAM_SENDME_INCREMENT = 128;
 
 /** A circuit may carry at most this many RELAY_EARLY cells per direction-hop (limits path length). */
 export const MAX_RELAY_EARLY = 8;
+
+/** EXTENDs one hop handles per circuit, TRUNCATE-then-EXTEND included (§4.1); one more destroys it. */
+export const MAX_EXTENDS_PER_CIRCUIT = 4;
 
 export function destroyReasonName(r: number): string {
   for (const [k, v] of Object.entries(DestroyReason)) if (v === r) return k;
