@@ -43,7 +43,7 @@ import { HandshakePool, type HandshakeResult } from './handshake-pool.js';
 import { loadOrCreateIdentity, loadOrCreateX25519 } from './keys-store.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, TokenBucket } from './limits.js';
 import { DEFAULT_ONION_KEY_POLICY, type OnionKeyPolicy, OnionKeys } from './onion-keys.js';
-import { PRIVATE_REJECT_LINES } from './private-ranges.js';
+import { publishedExitPolicy } from './private-ranges.js';
 import { DirectoryRegistration } from './registration.js';
 import { type CircuitSide, RelayCircuit } from './relay-circuit.js';
 
@@ -160,8 +160,7 @@ export class Relay {
     const lines = opts.exitPolicy ?? [];
     this.policy = ExitPolicy.fromLines(lines, { allowPrivate: opts.allowPrivate ?? false });
     // Publish the effective policy, so a client reading it knows private destinations are refused.
-    this.publishedPolicy =
-      lines.length === 0 ? ['reject *:*'] : opts.allowPrivate ? lines : [...PRIVATE_REJECT_LINES, ...lines];
+    this.publishedPolicy = publishedExitPolicy(lines, opts.allowPrivate ?? false);
     this.log = (opts.logger ?? silentLogger).child({ relay: opts.nickname });
     this.limits = { ...DEFAULT_RELAY_LIMITS, ...opts.limits };
     this.handshakes = new HandshakePool({
