@@ -1,6 +1,5 @@
 // Implements docs/protocol.md §4.2 and §7 at the exit: resolve (DNS happens here, never at the client),
 // check the policy against the address we will really connect to, then connect.
-import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import type { ExitPolicy } from '../core/exit-policy.js';
 import { StreamError } from '../core/stream-mux.js';
@@ -13,16 +12,18 @@ export interface ExitConnection {
 
 export const EXIT_CONNECT_TIMEOUT_MS = 10_000;
 
-/** How the exit resolves names: dns.lookup's `all` form. Injectable so tests can play a rebinding DNS. */
+/**
+ * How the exit resolves names (an ExitResolver's lookup for the stream's circuit). Never dns.lookup,
+ * whose thread pool a few names that never answer would fill. Tests pass a rebinding DNS.
+ */
 export type ExitLookup = (host: string) => Promise<Array<{ address: string; family: number }>>;
-const systemLookup: ExitLookup = (host) => lookup(host, { all: true, verbatim: true });
 
 export async function exitConnect(
   host: string,
   port: number,
   policy: ExitPolicy,
+  resolve: ExitLookup,
   timeoutMs = EXIT_CONNECT_TIMEOUT_MS,
-  resolve: ExitLookup = systemLookup,
 ): Promise<ExitConnection> {
   let address = host;
   // One deadline for resolving and connecting, so the exit always answers before the client gives up.

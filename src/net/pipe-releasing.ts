@@ -7,8 +7,9 @@ import { releaseBuffer } from '../wire/release.js';
 /**
  * Pipes `from` into `to` with backpressure and end propagation, as pipe() does. `from` must emit
  * Buffers it owns alone (CircuitStream copies every chunk it delivers), since they are freed once written.
+ * `onWritten` hears the size of each chunk `to` has taken (for a socket: handed to the kernel).
  */
-export function pipeReleasing(from: Readable, to: Writable): void {
+export function pipeReleasing(from: Readable, to: Writable, onWritten?: (bytes: number) => void): void {
   let waiting = false;
   const onDrain = () => {
     waiting = false;
@@ -16,7 +17,12 @@ export function pipeReleasing(from: Readable, to: Writable): void {
   };
   const onData = (chunk: Buffer) => {
     if (to.destroyed) return;
-    if (!to.write(chunk, () => releaseBuffer(chunk)) && !waiting) {
+    const bytes = chunk.length;
+    const written = (err?: Error | null) => {
+      releaseBuffer(chunk);
+      if (!err) onWritten?.(bytes);
+    };
+    if (!to.write(chunk, written) && !waiting) {
       waiting = true;
       from.pause();
       to.once('drain', onDrain);

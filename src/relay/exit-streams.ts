@@ -2,17 +2,68 @@
 // (after the exit policy and the stream limit), CONNECTED or END goes back, and the two are piped.
 
 import type { ExitPolicy } from '../core/exit-policy.js';
-import { StreamError, type StreamMux } from '../core/stream-mux.js';
+import { type CircuitStream, StreamError, type StreamMux } from '../core/stream-mux.js';
 import type { Logger } from '../log.js';
 import { exitConnect } from '../net/exit-connector.js';
+import type { ExitResolver } from '../net/exit-resolver.js';
 import { pipeReleasing } from '../net/pipe-releasing.js';
 import { EndReason, RelayCommand } from '../wire/constants.js';
 import { BeginFlag, decodeBegin, encodeConnected, encodeEnd } from '../wire/relay-messages.js';
 import type { RelayCircuit } from './relay-circuit.js';
 
+/**
+ * After the client ended a stream, a destination that takes none of what is still held for it for
+ * this long is dropped: its buffers (and the socket's, in the kernel) are freed.
+ */
+export const EXIT_DRAIN_STALL_MS = 15_000;
+
+/**
+ * The bytes all exit streams hold for their destinations (received, not yet taken by the socket),
+ * and the limit on their sum: past it the stream holding the most is closed, then the next.
+ */
+export class ExitBuffers {
+  total = 0;
+  /** The most `total` has been (for the stress tests' figures and metrics). */
+  peak = 0;
+  /** Streams closed to bring the total under the limit. */
+  closedStreams = 0;
+  readonly streams = new Set<CircuitStream>();
+
+  constructor(readonly limit: number) {}
+
+  /** A stream's held bytes changed by `delta` (StreamMux's onHeld). */
+  note(delta: number): void {
+    this.total += delta;
+    if (this.total > this.peak) this.peak = this.total;
+    if (delta > 0 && this.total > this.limit) this.shed();
+  }
+
+  private shed(): void {
+    while (this.total > this.limit) {
+      let worst: CircuitStream | null = null;
+      for (const s of this.streams) if (!s.destroyed && (!worst || s.heldBytes > worst.heldBytes)) worst = s;
+      if (!worst || worst.heldBytes === 0) return;
+      this.closedStreams++;
+      this.streams.delete(worst);
+      // Destroying it releases what it held (note(-held)), so the loop ends.
+      worst.destroy(
+        new StreamError(
+          'ALLIUM_EXIT_BUFFER_FULL',
+          `the exit holds more than ${this.limit} bytes for destinations that do not read (--max-exit-buffer)`,
+          EndReason.RESOURCELIMIT,
+        ),
+      );
+    }
+  }
+}
+
 /** What the exit side needs from its relay. */
 export interface ExitContext {
   policy: ExitPolicy;
+  /** Resolves destination names (bounded per circuit and in total). */
+  resolver: ExitResolver;
+  /** What the exit holds for destinations, all streams together. */
+  buffers: ExitBuffers;
   maxStreamsPerCircuit: number;
   /** Log destinations (off by default: relays do not log where clients go). */
   logSensitive: boolean;
@@ -49,11 +100,14 @@ export function beginExitStream(
     ctx.sendBackward(circ, RelayCommand.END, streamId, encodeEnd(EndReason.EXITPOLICY));
     return;
   }
-  // Reserve the id while connecting, so a duplicate BEGIN is a protocol error.
-  const stream = mux.open(streamId);
+  // Reserve the id while connecting, so a duplicate BEGIN is a protocol error. Its DATA counts as
+  // consumed only once the destination's socket has taken it (socket backpressure, protocol §5).
+  const stream = mux.open(streamId, { consumeOnWrite: true });
   stream.on('error', () => {});
+  ctx.buffers.streams.add(stream);
+  stream.once('close', () => ctx.buffers.streams.delete(stream));
   if (ctx.logSensitive) ctx.log.info({ host, port }, 'exit stream requested');
-  exitConnect(host, port, ctx.policy).then(
+  exitConnect(host, port, ctx.policy, (name) => ctx.resolver.lookup(name, circ)).then(
     ({ socket, address }) => {
       if (circ.closed || stream.destroyed) {
         socket.destroy();
@@ -72,12 +126,40 @@ export function beginExitStream(
       );
       stream.on('close', () => socket.destroy());
       socket.pipe(stream);
-      pipeReleasing(stream, socket);
+      let lastTaken = performance.now();
+      pipeReleasing(stream, socket, (bytes) => {
+        lastTaken = performance.now();
+        stream.written(bytes);
+      });
+      watchDrain(stream, () => lastTaken);
     },
     (err) => {
       const reason = err instanceof StreamError ? err.endReason : EndReason.MISC;
+      if (reason === EndReason.RESOURCELIMIT) ctx.stats.limitRejections++;
       if (ctx.logSensitive) ctx.log.info({ host, port, err: err.message }, 'exit stream failed');
       if (!stream.destroyed) stream.destroy(new StreamError('ALLIUM_EXIT_FAILED', err.message, reason));
     },
   );
+}
+
+/**
+ * Once the client has ended `stream`, the destination must keep taking what is held for it: one that
+ * takes nothing for EXIT_DRAIN_STALL_MS is dropped, so a client that leaves frees what it sent.
+ */
+function watchDrain(stream: CircuitStream, lastTaken: () => number): void {
+  stream.onRemoteEnd = () => {
+    const timer = setInterval(() => {
+      if (stream.destroyed || stream.heldBytes === 0) {
+        clearInterval(timer);
+        return;
+      }
+      if (performance.now() - lastTaken() < EXIT_DRAIN_STALL_MS) return;
+      clearInterval(timer);
+      stream.destroy(
+        new StreamError('ALLIUM_EXIT_DRAIN_STALLED', 'the destination stopped reading', EndReason.TIMEOUT),
+      );
+    }, EXIT_DRAIN_STALL_MS / 3);
+    timer.unref();
+    stream.once('close', () => clearInterval(timer));
+  };
 }

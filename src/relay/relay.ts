@@ -11,6 +11,7 @@ import { makeLinkCert } from '../crypto/link-cert.js';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
+import { ExitResolver } from '../net/exit-resolver.js';
 import { connectLink, type Link, type LinkIdentity, LinkListener } from '../net/link.js';
 import type { Cell } from '../wire/cell.js';
 import {
@@ -38,7 +39,7 @@ import {
 import { decodeRelayMessage, writeRelayBody } from '../wire/relay-cell.js';
 import { decodeExtend, encodeExtended, encodeTruncated } from '../wire/relay-messages.js';
 import { Scratch } from '../wire/scratch.js';
-import { beginExitStream, type ExitContext } from './exit-streams.js';
+import { beginExitStream, ExitBuffers, type ExitContext } from './exit-streams.js';
 import { HandshakePool, type HandshakeResult } from './handshake-pool.js';
 import { loadOrCreateIdentity, loadOrCreateX25519 } from './keys-store.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, TokenBucket } from './limits.js';
@@ -69,6 +70,8 @@ export interface RelayOptions {
   logger?: Logger;
   /** Resource limits (defaults in limits.ts). */
   limits?: Partial<RelayLimits>;
+  /** DNS servers an exit asks (`IP`, `IP:PORT`, `[IPv6]:PORT`); default the system's. */
+  dnsServers?: string[];
   /** Log destinations and peer addresses (off by default: relays keep no record of who talks to whom). */
   logSensitive?: boolean;
   /** How long an onion key serves, and how long the one it replaced still answers (onion-keys.ts). */
@@ -186,6 +189,13 @@ export class Relay {
     );
     this.exitContext = {
       policy: this.policy,
+      resolver: new ExitResolver({
+        servers: opts.dnsServers,
+        timeoutMs: this.limits.dnsTimeoutMs,
+        maxLookups: this.limits.dnsLookups,
+        maxLookupsPerCircuit: this.limits.dnsLookupsPerCircuit,
+      }),
+      buffers: new ExitBuffers(this.limits.exitBufferBytes),
       maxStreamsPerCircuit: this.limits.streamsPerCircuit,
       logSensitive: opts.logSensitive ?? false,
       log: this.log,
@@ -284,6 +294,12 @@ export class Relay {
 
   get isExit(): boolean {
     return this.policy.isExit();
+  }
+
+  /** What the exit holds for destinations now and at most so far, and its DNS lookups in progress. */
+  exitLoad(): { bufferedBytes: number; bufferedPeakBytes: number; dnsLookups: number } {
+    const { buffers, resolver } = this.exitContext;
+    return { bufferedBytes: buffers.total, bufferedPeakBytes: buffers.peak, dnsLookups: resolver.pending };
   }
 
   private async listen(): Promise<void> {
@@ -754,6 +770,8 @@ export class Relay {
             budget.grant(circ, rtt, circ.largeWindows ? CIRC_WINDOW_MAX : LEGACY_CIRC_WINDOW_MAX),
           streamGrowth: () =>
             circ.largeWindows ? { largest: STREAM_WINDOW_MAX, baseRttMs: () => budget.baseRttMs } : null,
+          maxHeldBytes: this.limits.exitCircuitBufferBytes,
+          onHeld: (delta) => this.exitContext.buffers.note(delta),
         },
       );
     }
