@@ -12,8 +12,8 @@ import { BeginFlag, decodeBegin, encodeConnected, encodeEnd } from '../wire/rela
 import type { RelayCircuit } from './relay-circuit.js';
 
 /**
- * After the client ended a stream, a destination that takes none of what is still held for it for
- * this long is dropped: its buffers (and the socket's, in the kernel) are freed.
+ * After the client ended a stream, a destination that for this long neither takes what is left nor
+ * sends anything is dropped: its buffers (and the socket's, in the kernel) are freed.
  */
 export const EXIT_DRAIN_STALL_MS = 15_000;
 
@@ -124,14 +124,20 @@ export function beginExitStream(
       socket.on('error', () =>
         stream.destroy(new StreamError('ALLIUM_EXIT_RESET', 'connection reset', EndReason.CONNRESET)),
       );
-      stream.on('close', () => socket.destroy());
+      // A stream that failed, or whose data the destination has not all taken, resets the connection:
+      // a plain close would leave what the kernel still holds for a peer that does not read.
+      stream.on('close', () => {
+        if (stream.errored || !socket.writableFinished) socket.resetAndDestroy();
+        else socket.destroy();
+      });
       socket.pipe(stream);
-      let lastTaken = performance.now();
+      let lastActive = performance.now();
+      socket.on('data', () => (lastActive = performance.now()));
       pipeReleasing(stream, socket, (bytes) => {
-        lastTaken = performance.now();
+        lastActive = performance.now();
         stream.written(bytes);
       });
-      watchDrain(stream, () => lastTaken);
+      watchDrain(stream, () => lastActive);
     },
     (err) => {
       const reason = err instanceof StreamError ? err.endReason : EndReason.MISC;
@@ -143,20 +149,25 @@ export function beginExitStream(
 }
 
 /**
- * Once the client has ended `stream`, the destination must keep taking what is held for it: one that
- * takes nothing for EXIT_DRAIN_STALL_MS is dropped, so a client that leaves frees what it sent.
+ * Once the client has ended `stream`, the destination must keep taking what is left or keep answering:
+ * after EXIT_DRAIN_STALL_MS with neither, the stream is closed (and the connection reset), so a client
+ * that leaves frees what it sent, in the exit's buffers and in the kernel's.
  */
-function watchDrain(stream: CircuitStream, lastTaken: () => number): void {
+function watchDrain(stream: CircuitStream, lastActive: () => number): void {
   stream.onRemoteEnd = () => {
     const timer = setInterval(() => {
-      if (stream.destroyed || stream.heldBytes === 0) {
+      if (stream.destroyed) {
         clearInterval(timer);
         return;
       }
-      if (performance.now() - lastTaken() < EXIT_DRAIN_STALL_MS) return;
+      if (performance.now() - lastActive() < EXIT_DRAIN_STALL_MS) return;
       clearInterval(timer);
       stream.destroy(
-        new StreamError('ALLIUM_EXIT_DRAIN_STALLED', 'the destination stopped reading', EndReason.TIMEOUT),
+        new StreamError(
+          'ALLIUM_EXIT_DRAIN_STALLED',
+          'the destination neither read nor answered after the client ended the stream',
+          EndReason.TIMEOUT,
+        ),
       );
     }, EXIT_DRAIN_STALL_MS / 3);
     timer.unref();

@@ -122,6 +122,12 @@ export function relayFamilies(relay: Relay): Family[] {
       collect: () => relay.exitLoad().bufferedBytes,
     },
     {
+      name: 'allium_relay_exit_streams_closed_by_buffer_limit_total',
+      help: 'Exit streams closed because all destinations together held more than --max-exit-buffer (the one holding the most first).',
+      type: 'counter',
+      collect: () => relay.exitLoad().streamsShed,
+    },
+    {
       name: 'allium_relay_exit_dns_lookups',
       help: 'DNS lookups in progress at this exit (--max-dns-lookups).',
       type: 'gauge',

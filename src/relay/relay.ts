@@ -297,9 +297,14 @@ export class Relay {
   }
 
   /** What the exit holds for destinations now and at most so far, and its DNS lookups in progress. */
-  exitLoad(): { bufferedBytes: number; bufferedPeakBytes: number; dnsLookups: number } {
+  exitLoad(): { bufferedBytes: number; bufferedPeakBytes: number; streamsShed: number; dnsLookups: number } {
     const { buffers, resolver } = this.exitContext;
-    return { bufferedBytes: buffers.total, bufferedPeakBytes: buffers.peak, dnsLookups: resolver.pending };
+    return {
+      bufferedBytes: buffers.total,
+      bufferedPeakBytes: buffers.peak,
+      streamsShed: buffers.closedStreams,
+      dnsLookups: resolver.pending,
+    };
   }
 
   private async listen(): Promise<void> {

@@ -1,6 +1,7 @@
 // A small network of `allium` processes on 127.0.0.1 for the hostile-load tests: a directory, two
 // middles and one exit (so every circuit leaves through the exit under test), clients started on
 // demand, and a bystander that keeps fetching a file by name through its own client, byte for byte.
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -117,6 +118,21 @@ export function rssOf(pid: number): number {
 export function kernelTcpBytes(): number {
   const m = /TCP: .* mem (\d+)/.exec(readFileSync('/proc/net/sockstat', 'utf8'));
   return m ? Number(m[1]) * 4096 : 0;
+}
+
+/**
+ * Bytes queued in the kernel on the TCP sockets of process `pid`: send queues (not yet taken by the
+ * peer) plus receive queues (not yet read), from `ss`.
+ */
+export function kernelQueuedBytesOf(pid: number): number {
+  const r = spawnSync('ss', ['-tnpH'], { encoding: 'utf8' });
+  let sum = 0;
+  for (const line of (r.stdout ?? '').split('\n')) {
+    if (!line.includes(`pid=${pid},`)) continue;
+    const cols = line.trim().split(/\s+/);
+    sum += Number(cols[1]) + Number(cols[2]);
+  }
+  return sum;
 }
 
 /** One value of the exit's Prometheus metrics. */
