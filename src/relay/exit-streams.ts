@@ -4,7 +4,7 @@
 import type { ExitPolicy } from '../core/exit-policy.js';
 import { type CircuitStream, StreamError, type StreamMux } from '../core/stream-mux.js';
 import type { Logger } from '../log.js';
-import { exitConnect } from '../net/exit-connector.js';
+import { exitConnect, kernelSendBufferMax } from '../net/exit-connector.js';
 import type { ExitResolver } from '../net/exit-resolver.js';
 import { pipeReleasing } from '../net/pipe-releasing.js';
 import { EndReason, RelayCommand } from '../wire/constants.js';
@@ -18,8 +18,10 @@ import type { RelayCircuit } from './relay-circuit.js';
 export const EXIT_DRAIN_STALL_MS = 15_000;
 
 /**
- * The bytes all exit streams hold for their destinations (received, not yet taken by the socket),
- * and the limit on their sum: past it the stream holding the most is closed, then the next.
+ * The bytes all exit streams hold for their destinations: received and not yet taken by the socket,
+ * plus, for a connection whose destination stopped taking data, what the kernel holds in its send
+ * buffer (estimated: what the socket took, at most the kernel's limit). Past `limit` in all, the
+ * stream holding the most is closed, then the next.
  */
 export class ExitBuffers {
   total = 0;
@@ -28,6 +30,7 @@ export class ExitBuffers {
   /** Streams closed to bring the total under the limit. */
   closedStreams = 0;
   readonly streams = new Set<CircuitStream>();
+  private readonly inKernel = new Map<CircuitStream, number>();
 
   constructor(readonly limit: number) {}
 
@@ -38,14 +41,28 @@ export class ExitBuffers {
     if (delta > 0 && this.total > this.limit) this.shed();
   }
 
+  /** What `stream`'s connection holds in the kernel now, by estimate (0: nothing waiting). */
+  setKernel(stream: CircuitStream, bytes: number): void {
+    const before = this.inKernel.get(stream) ?? 0;
+    if (bytes > 0) this.inKernel.set(stream, bytes);
+    else this.inKernel.delete(stream);
+    this.note(bytes - before);
+  }
+
+  private footprint(s: CircuitStream): number {
+    return s.heldBytes + (this.inKernel.get(s) ?? 0);
+  }
+
   private shed(): void {
     while (this.total > this.limit) {
       let worst: CircuitStream | null = null;
-      for (const s of this.streams) if (!s.destroyed && (!worst || s.heldBytes > worst.heldBytes)) worst = s;
-      if (!worst || worst.heldBytes === 0) return;
+      for (const s of this.streams) {
+        if (!s.destroyed && (!worst || this.footprint(s) > this.footprint(worst))) worst = s;
+      }
+      if (!worst || this.footprint(worst) === 0) return;
       this.closedStreams++;
       this.streams.delete(worst);
-      // Destroying it releases what it held (note(-held)), so the loop ends.
+      // Destroying it releases what it held (note(-held)) and resets its connection.
       worst.destroy(
         new StreamError(
           'ALLIUM_EXIT_BUFFER_FULL',
@@ -53,9 +70,12 @@ export class ExitBuffers {
           EndReason.RESOURCELIMIT,
         ),
       );
+      this.setKernel(worst, 0);
     }
   }
 }
+
+const KERNEL_SEND_BUFFER_MAX = kernelSendBufferMax();
 
 /** What the exit side needs from its relay. */
 export interface ExitContext {
@@ -132,10 +152,23 @@ export function beginExitStream(
       });
       socket.pipe(stream);
       let lastActive = performance.now();
+      let taken = 0;
       socket.on('data', () => (lastActive = performance.now()));
-      pipeReleasing(stream, socket, (bytes) => {
-        lastActive = performance.now();
-        stream.written(bytes);
+      stream.once('close', () => ctx.buffers.setKernel(stream, 0));
+      pipeReleasing(stream, socket, {
+        written: (bytes) => {
+          lastActive = performance.now();
+          taken += bytes;
+          stream.written(bytes);
+        },
+        // Still waiting a turn later: the kernel's send buffer is full, and counts as held.
+        blocked: () =>
+          setImmediate(() => {
+            if (!socket.destroyed && !stream.destroyed && socket.writableLength > 0) {
+              ctx.buffers.setKernel(stream, Math.min(taken, KERNEL_SEND_BUFFER_MAX));
+            }
+          }),
+        drained: () => ctx.buffers.setKernel(stream, 0),
       });
       watchDrain(stream, () => lastActive);
     },

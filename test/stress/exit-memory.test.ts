@@ -143,7 +143,6 @@ test('streams to destinations that never read: the exit holds what its limits sa
     console.log(
       [
         `attack: ${CIRCUITS} circuits x ${STREAMS_PER_CIRCUIT} streams, ${mib(BYTES_PER_STREAM)} each, to a destination that never reads`,
-        `  pushed into the network by the attacker: ${mib(lastPushed)} of ${mib(BYTES_PER_STREAM * streams.length)}`,
         `  exit buffered for destinations: peak ${mib(peakBuffered)} (limits ${mib(CIRCUIT_LIMIT)} per circuit, ${mib(TOTAL_LIMIT)} in all)`,
         `  streams closed by the total limit: ${closedByLimit}; exit streams open at the end of the attack: ${openDuring}`,
         `  exit RSS: before ${mib(rssBefore)}, peak ${mib(peakRss)}, after ${mib(rssAfter)}`,
