@@ -144,10 +144,11 @@ export function beginExitStream(
       socket.on('error', () =>
         stream.destroy(new StreamError('ALLIUM_EXIT_RESET', 'connection reset', EndReason.CONNRESET)),
       );
-      // A stream that failed, or whose data the destination has not all taken, resets the connection:
-      // a plain close would leave what the kernel still holds for a peer that does not read.
+      // A stream closed while its destination was not taking data resets the connection: a plain
+      // close would leave what the kernel holds to a peer that does not read.
+      let stalled = false;
       stream.on('close', () => {
-        if (stream.errored || !socket.writableFinished) socket.resetAndDestroy();
+        if (stalled || socket.writableLength > 0) socket.resetAndDestroy();
         else socket.destroy();
       });
       socket.pipe(stream);
@@ -165,10 +166,14 @@ export function beginExitStream(
         blocked: () =>
           setImmediate(() => {
             if (!socket.destroyed && !stream.destroyed && socket.writableLength > 0) {
+              stalled = true;
               ctx.buffers.setKernel(stream, Math.min(taken, KERNEL_SEND_BUFFER_MAX));
             }
           }),
-        drained: () => ctx.buffers.setKernel(stream, 0),
+        drained: () => {
+          stalled = false;
+          ctx.buffers.setKernel(stream, 0);
+        },
       });
       watchDrain(stream, () => lastActive);
     },
