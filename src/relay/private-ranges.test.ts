@@ -141,5 +141,8 @@ describe('the published policy is the enforced one (special-purpose registries)'
     assert.deepEqual(publishedExitPolicy(['accept *:80'], true), ['accept *:80']);
     assert.deepEqual(publishedExitPolicy([], false), ['reject *:*']);
     assert.deepEqual(publishedExitPolicy(['accept *:80'], false), [...PRIVATE_REJECT_LINES, 'accept *:80']);
+    const many = Array.from({ length: 256 - PRIVATE_REJECT_LINES.length + 1 }, (_, i) => `accept *:${i + 1}`);
+    assert.throws(() => publishedExitPolicy(many, false), /a descriptor holds at most/);
+    assert.equal(publishedExitPolicy(many.slice(1), false).length, 256);
   });
 });

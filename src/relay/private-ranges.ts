@@ -2,6 +2,8 @@
 // written as policy lines so they can be published in a descriptor. Made from the same list the
 // exit enforces (core/special-purpose-addresses.ts), so what is published is what is enforced.
 import { formatExitRule, specialPurposeRejects } from '../core/exit-policy.js';
+import { AlliumError } from '../errors.js';
+import { MAX_EXIT_POLICY_RULES } from '../wire/directory-docs.js';
 
 export const PRIVATE_REJECT_LINES: readonly string[] = specialPurposeRejects().map(formatExitRule);
 
@@ -12,5 +14,12 @@ export const PRIVATE_REJECT_LINES: readonly string[] = specialPurposeRejects().m
  */
 export function publishedExitPolicy(lines: readonly string[], allowPrivate: boolean): string[] {
   if (lines.length === 0) return ['reject *:*'];
-  return allowPrivate ? [...lines] : [...PRIVATE_REJECT_LINES, ...lines];
+  const published = allowPrivate ? [...lines] : [...PRIVATE_REJECT_LINES, ...lines];
+  if (published.length > MAX_EXIT_POLICY_RULES) {
+    throw new AlliumError(
+      'ALLIUM_RELAY_OPTIONS',
+      `the exit policy has ${lines.length} rules; with the ${PRIVATE_REJECT_LINES.length} special-purpose blocks published in front of them, a descriptor holds at most ${MAX_EXIT_POLICY_RULES - PRIVATE_REJECT_LINES.length}`,
+    );
+  }
+  return published;
 }
