@@ -149,6 +149,34 @@ program
     parsePositiveInt,
   )
   .option(
+    '--dns-server <servers>',
+    'comma-separated DNS servers an exit asks (IP, IP:PORT or [IPv6]:PORT; default: those of /etc/resolv.conf)',
+  )
+  .option('--dns-timeout <seconds>', 'how long one DNS lookup may take at an exit', parsePositiveInt, 5)
+  .option(
+    '--max-dns-lookups <n>',
+    'DNS lookups in progress at an exit, all circuits together (more BEGINs by name are refused)',
+    parsePositiveInt,
+    1024,
+  )
+  .option(
+    '--max-dns-lookups-per-circuit <n>',
+    'DNS lookups in progress at an exit for one circuit (more BEGINs by name are refused)',
+    parsePositiveInt,
+    32,
+  )
+  .option(
+    '--max-exit-circuit-buffer <bytes>',
+    "bytes an exit holds for one circuit's destinations before it stops acknowledging the circuit's cells",
+    parsePositiveInt,
+    4 * 1024 * 1024,
+  )
+  .option(
+    '--max-exit-buffer <bytes>',
+    'bytes an exit holds for all destinations together; past it the stream holding the most is closed (default: a sixteenth of memory, 32-256 MiB)',
+    parsePositiveInt,
+  )
+  .option(
     '--onion-key-lifetime <hours>',
     'how long an onion key serves before a new one replaces it (published at once)',
     parsePositiveInt,

@@ -33,6 +33,12 @@ export async function runRelay(o: {
   maxLinkQueue: number;
   maxTotalQueue?: number;
   idleLinkTimeout: number;
+  dnsServer?: string;
+  dnsTimeout: number;
+  maxDnsLookups: number;
+  maxDnsLookupsPerCircuit: number;
+  maxExitCircuitBuffer: number;
+  maxExitBuffer?: number;
   onionKeyLifetime: number;
   onionKeyGrace: number;
 }) {
@@ -77,7 +83,16 @@ export async function runRelay(o: {
       linkQueueBytes: o.maxLinkQueue,
       ...(o.maxTotalQueue === undefined ? {} : { totalQueueBytes: o.maxTotalQueue }),
       idleLinkMs: o.idleLinkTimeout * 1000,
+      dnsTimeoutMs: o.dnsTimeout * 1000,
+      dnsLookups: o.maxDnsLookups,
+      dnsLookupsPerCircuit: o.maxDnsLookupsPerCircuit,
+      exitCircuitBufferBytes: o.maxExitCircuitBuffer,
+      ...(o.maxExitBuffer === undefined ? {} : { exitBufferBytes: o.maxExitBuffer }),
     },
+    dnsServers: o.dnsServer
+      ?.split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
     onionKeyPolicy: { lifetimeMs: o.onionKeyLifetime * 3600_000, graceMs: o.onionKeyGrace * 3600_000 },
     logger,
   });

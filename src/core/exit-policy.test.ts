@@ -97,11 +97,11 @@ describe('ExitPolicy.allows', () => {
   });
 
   it('matches IPv6 prefixes, and IPv4 rules only IPv4 (mapped addresses count as IPv4)', () => {
-    const p = ExitPolicy.fromLines(['accept [2001:db8::]/32:443', 'accept 8.8.0.0/16:*', 'reject *:*'], pub);
-    assert.equal(p.allows('2001:db8::5', 443), true);
-    assert.equal(p.allows('2001:db8:ffff::1', 443), true);
-    assert.equal(p.allows('2001:db9::1', 443), false);
-    assert.equal(p.allows('2001:db8::5', 80), false);
+    const p = ExitPolicy.fromLines(['accept [2a01:4f8::]/32:443', 'accept 8.8.0.0/16:*', 'reject *:*'], pub);
+    assert.equal(p.allows('2a01:4f8::5', 443), true);
+    assert.equal(p.allows('2a01:4f8:ffff::1', 443), true);
+    assert.equal(p.allows('2a01:4f9::1', 443), false);
+    assert.equal(p.allows('2a01:4f8::5', 80), false);
     assert.equal(p.allows('8.8.4.4', 1), true);
     assert.equal(p.allows('::ffff:8.8.4.4', 1), true);
     assert.equal(p.allows('1.2.3.4', 443), false);

@@ -1,7 +1,8 @@
-// Implements docs/protocol.md §7 (exit policy: rule syntax, private-address refusal, first match).
+// Implements docs/protocol.md §7 (exit policy: rule syntax, special-purpose address refusal, first match).
 // Pure: addresses are parsed by src/wire/bytes.ts, not node:net, so this runs anywhere.
 import { AlliumError } from '../errors.js';
 import { formatIp, parseIp, unmapIpv4 } from '../wire/bytes.js';
+import { NAT64_PREFIX, SPECIAL_PURPOSE_V4, SPECIAL_PURPOSE_V6 } from './special-purpose-addresses.js';
 
 export { parseIp };
 
@@ -55,44 +56,65 @@ function pfx(text: string, bits: number): Prefix {
   return { net: masked(ip, bits), bits };
 }
 
-// §7's list, plus 0/8 ("this network": connecting to 0.0.0.0 reaches the exit itself), the limited
-// broadcast address and deprecated site-local fec0::/10.
-const PRIVATE_V4: Prefix[] = [
-  pfx('0.0.0.0', 8),
-  pfx('10.0.0.0', 8),
-  pfx('127.0.0.0', 8),
-  pfx('169.254.0.0', 16),
-  pfx('172.16.0.0', 12),
-  pfx('192.168.0.0', 16),
-  pfx('224.0.0.0', 4),
-  pfx('255.255.255.255', 32),
-];
-const NAT64 = parseIp('64:ff9b::')!;
-const PRIVATE_V6: Prefix[] = [
-  pfx('::', 128),
-  pfx('::1', 128),
-  pfx('fc00::', 7),
-  pfx('fe80::', 10),
-  pfx('fec0::', 10),
-  pfx('ff00::', 8),
-  // The well-known NAT64 prefix leads to the embedded IPv4 address: refuse it for private ones.
-  ...PRIVATE_V4.map((p) => {
+function cidr(text: string): Prefix {
+  const slash = text.indexOf('/');
+  return pfx(text.slice(0, slash), Number(text.slice(slash + 1)));
+}
+
+// What an exit refuses unless allowPrivate: the special-purpose blocks (special-purpose-addresses.ts),
+// the same list the relay publishes (relay/private-ranges.ts).
+const REFUSED_V4: Prefix[] = SPECIAL_PURPOSE_V4.map((b) => cidr(b.cidr));
+const LOCAL_V4: Prefix[] = SPECIAL_PURPOSE_V4.filter((b) => b.local).map((b) => cidr(b.cidr));
+const NAT64 = parseIp(NAT64_PREFIX)!;
+/** The NAT64 forms of IPv4 blocks: the well-known prefix leads to the embedded IPv4 address. */
+function nat64(blocks: Prefix[]): Prefix[] {
+  return blocks.map((p) => {
     const net = Buffer.from(NAT64);
     p.net.copy(net, 12);
     return { net, bits: 96 + p.bits };
-  }),
+  });
+}
+const REFUSED_V6: Prefix[] = [...SPECIAL_PURPOSE_V6.map((b) => cidr(b.cidr)), ...nat64(REFUSED_V4)];
+const LOCAL_V6: Prefix[] = [
+  ...SPECIAL_PURPOSE_V6.filter((b) => b.local).map((b) => cidr(b.cidr)),
+  ...nat64(LOCAL_V4),
 ];
 // IPv4-mapped IPv6 is judged as the IPv4 address it carries, never as IPv6.
 const MAPPED_V6 = pfx('::ffff:0.0.0.0', 96);
 
-function isPrivateIp(ip: Buffer): boolean {
-  return (ip.length === 4 ? PRIVATE_V4 : PRIVATE_V6).some((p) => prefixHas(p, ip));
+function isRefusedIp(ip: Buffer): boolean {
+  return (ip.length === 4 ? REFUSED_V4 : REFUSED_V6).some((p) => prefixHas(p, ip));
 }
 
-/** Private, loopback, link-local, multicast or unspecified (§7). Not an IP literal -> false. */
+/**
+ * In a block that reaches the host itself or its site: private, shared (CGNAT), loopback, link-local,
+ * multicast, unspecified, and their IPv4-mapped and NAT64 forms. Not an IP literal -> false.
+ */
 export function isPrivateAddress(address: string): boolean {
   const ip = parseIp(address);
-  return ip !== null && isPrivateIp(unmapIpv4(ip));
+  if (ip === null) return false;
+  const plain = unmapIpv4(ip);
+  return (plain.length === 4 ? LOCAL_V4 : LOCAL_V6).some((p) => prefixHas(p, plain));
+}
+
+/** In a special-purpose block an exit refuses unless its operator allows private destinations (§7). */
+export function isSpecialPurposeAddress(address: string): boolean {
+  const ip = parseIp(address);
+  return ip !== null && isRefusedIp(unmapIpv4(ip));
+}
+
+/**
+ * The blocks an exit refuses, as reject rules for every port, in the order published: IPv4, IPv6,
+ * then the NAT64 forms of the IPv4 blocks.
+ */
+export function specialPurposeRejects(): ExitRule[] {
+  return [...REFUSED_V4, ...REFUSED_V6].map((p) => ({
+    action: 'reject',
+    network: Buffer.from(p.net),
+    bits: p.bits,
+    portLo: 1,
+    portHi: 65535,
+  }));
 }
 
 // ---- parsing ----
@@ -269,7 +291,7 @@ export class ExitPolicy {
     const parsed = parseIp(address);
     if (!parsed) return false;
     const ip = unmapIpv4(parsed);
-    if (!this.allowPrivate && isPrivateIp(ip)) return false;
+    if (!this.allowPrivate && isRefusedIp(ip)) return false;
     for (const r of this.rules) if (ruleMatches(r, ip, port)) return r.action === 'accept';
     return false;
   }
@@ -280,7 +302,7 @@ export class ExitPolicy {
    */
   mayAllowPort(port: number): boolean {
     if (!Number.isInteger(port) || port < 1 || port > 65535) return false;
-    return this.mayAllowPortIn(port, ANY_V4, PRIVATE_V4) || this.mayAllowPortIn(port, ANY_V6, PRIVATE_V6);
+    return this.mayAllowPortIn(port, ANY_V4, REFUSED_V4) || this.mayAllowPortIn(port, ANY_V6, REFUSED_V6);
   }
 
   /** True if the first rule matching `port` accepts some address of `family` not excluded before it. */

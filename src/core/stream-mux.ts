@@ -30,6 +30,17 @@ export class CircuitStream extends Duplex {
   private inbox: Buffer[] = [];
   private inboxScheduled = false;
   private sentEnd = false;
+  /**
+   * Set for the exit's streams (protocol §5): DATA counts as consumed, and earns stream SENDMEs,
+   * only when the destination's socket has taken it (`written`), not when it is queued for it.
+   */
+  private readonly consumeOnWrite: boolean;
+  /** consumeOnWrite: bytes delivered and not yet taken by the socket, per pushed chunk, with their cells. */
+  private readonly unwritten: { bytes: number; cells: number }[] = [];
+  /** Bytes of the peer's DATA this endpoint holds (consumeOnWrite: until written; else 0). */
+  heldBytes = 0;
+  /** The peer ended the stream (END DONE); called once. */
+  onRemoteEnd: (() => void) | null = null;
   bytesIn = 0;
   bytesOut = 0;
   /** Called once, when the peer's first DATA arrives (the exit times a round trip with it). */
@@ -45,9 +56,10 @@ export class CircuitStream extends Duplex {
   constructor(
     readonly streamId: number,
     private readonly mux: StreamMux,
-    opts: { pending?: boolean } = {},
+    opts: { pending?: boolean; consumeOnWrite?: boolean } = {},
   ) {
     super({ allowHalfOpen: true, readableHighWaterMark: 256 * 1024, writableHighWaterMark: 64 * 1024 });
+    this.consumeOnWrite = opts.consumeOnWrite ?? false;
     this.window = new StreamWindow(mux.streamGrowth?.() ?? null);
     if (!opts.pending) this.connected = Promise.resolve();
     else {
@@ -160,7 +172,37 @@ export class CircuitStream extends Duplex {
       this.sendEnd(err instanceof StreamError ? err.endReason : err ? EndReason.MISC : EndReason.DONE);
     }
     this.mux.forget(this.streamId);
+    this.release(this.heldBytes);
+    this.unwritten.length = 0;
     cb(err);
+  }
+
+  /**
+   * consumeOnWrite: the destination's socket took `bytes` of what this stream delivered: they are
+   * consumed now (stream SENDMEs as they fall due) and no longer held.
+   */
+  written(bytes: number): void {
+    if (!this.consumeOnWrite || this.destroyed) return;
+    let cells = 0;
+    let left = bytes;
+    while (left > 0 && this.unwritten.length > 0) {
+      const head = this.unwritten[0];
+      const take = Math.min(left, head.bytes);
+      head.bytes -= take;
+      left -= take;
+      if (head.bytes === 0) {
+        cells += head.cells;
+        this.unwritten.shift();
+      }
+    }
+    this.release(bytes - left);
+    if (cells > 0) this.mux.consumed(this, cells);
+  }
+
+  private release(bytes: number): void {
+    if (bytes <= 0) return;
+    this.heldBytes -= bytes;
+    this.mux.noteHeld(-bytes);
   }
 
   /** Peer DATA arrived. Cells that arrive together are pushed as one chunk (one write to the app's socket). */
@@ -171,6 +213,10 @@ export class CircuitStream extends Duplex {
       this.onFirstData = null;
     }
     this.bytesIn += data.length;
+    if (this.consumeOnWrite) {
+      this.heldBytes += data.length;
+      this.mux.noteHeld(data.length);
+    }
     this.inbox.push(data);
     if (!this.inboxScheduled) {
       this.inboxScheduled = true;
@@ -185,7 +231,11 @@ export class CircuitStream extends Duplex {
     this.inbox = [];
     // Always a copy: a cell's data is a view into a batch of many cells (of other streams too), and
     // a view queued in a slow socket would keep the whole batch alive.
-    if (this.push(Buffer.concat(inbox))) this.mux.consumed(this, inbox.length);
+    const chunk = Buffer.concat(inbox);
+    if (this.consumeOnWrite) {
+      this.unwritten.push({ bytes: chunk.length, cells: inbox.length });
+      this.push(chunk);
+    } else if (this.push(chunk)) this.mux.consumed(this, inbox.length);
     else this.unconsumed += inbox.length;
   }
 
@@ -196,6 +246,9 @@ export class CircuitStream extends Duplex {
       // A half-close: the reader still gets everything before it; the stream closes itself
       // (autoDestroy) once it has been read to the end and our side has ended too.
       this.push(null);
+      const onEnd = this.onRemoteEnd;
+      this.onRemoteEnd = null;
+      onEnd?.();
     } else {
       this.sentEnd = true; // the peer is gone; nothing to tell it
       this.destroy(
@@ -225,6 +278,15 @@ export class StreamMux {
   /** How the streams opened now may grow their windows as receivers (none: they keep the first). */
   readonly streamGrowth: (() => StreamWindowGrowth | null) | undefined;
 
+  /** Bytes of the peer's DATA the streams hold (the exit's: not yet taken by their sockets). */
+  heldBytes = 0;
+  /** Past this many held bytes, circuit SENDMEs wait (the peer's circuit window closes). */
+  private readonly maxHeldBytes: number;
+  private readonly onHeld: ((delta: number) => void) | undefined;
+  /** Circuit SENDMEs that fell due while over maxHeldBytes, in order. */
+  private readonly heldSendmes: Buffer[] = [];
+  private closed = false;
+
   constructor(
     readonly send: CircuitSender,
     opts: {
@@ -232,15 +294,40 @@ export class StreamMux {
       /** The window this endpoint names in its circuit SENDMEs (default: what every release accepts). */
       grant?: WindowGrant;
       streamGrowth?: () => StreamWindowGrowth | null;
+      /**
+       * The most bytes the streams may hold before circuit SENDMEs wait for them to fall under it
+       * again (default: no limit). With consumeOnWrite streams, what the circuit holds is at most
+       * this plus one circuit window.
+       */
+      maxHeldBytes?: number;
+      /** Told every change of heldBytes (the relay adds up all circuits). */
+      onHeld?: (delta: number) => void;
     } = {},
   ) {
     this.maxData = opts.maxData ?? (() => RELAY_DATA_MAX);
     this.streamGrowth = opts.streamGrowth;
     this.window = new CircuitWindow(opts.grant);
+    this.maxHeldBytes = opts.maxHeldBytes ?? Number.POSITIVE_INFINITY;
+    this.onHeld = opts.onHeld;
+  }
+
+  /** Circuit SENDMEs waiting for the streams to hold less (for tests and metrics). */
+  get waitingSendmes(): number {
+    return this.heldSendmes.length;
+  }
+
+  /** A stream's held bytes changed by `delta`; releases waiting circuit SENDMEs once under the limit. */
+  noteHeld(delta: number): void {
+    this.heldBytes += delta;
+    this.onHeld?.(delta);
+    if (delta < 0 && this.heldSendmes.length > 0 && this.heldBytes <= this.maxHeldBytes && !this.closed) {
+      const due = this.heldSendmes.splice(0);
+      for (const body of due) this.sendOne(RelayCommand.SENDME, 0, body);
+    }
   }
 
   /** A stream that exists now; `pending` for one whose CONNECTED has not come yet (optimistic). */
-  open(streamId: number, opts: { pending?: boolean } = {}): CircuitStream {
+  open(streamId: number, opts: { pending?: boolean; consumeOnWrite?: boolean } = {}): CircuitStream {
     const s = new CircuitStream(streamId, this, opts);
     this.streams.set(streamId, s);
     return s;
@@ -277,7 +364,12 @@ export class StreamMux {
     switch (command) {
       case RelayCommand.DATA: {
         const sendme = this.window.onDataReceived(tag);
-        if (sendme) this.sendOne(RelayCommand.SENDME, 0, encodeCircuitSendme(sendme));
+        if (sendme) {
+          // Held back while the streams hold too much: the peer's circuit window closes behind it.
+          if (this.heldBytes > this.maxHeldBytes || this.heldSendmes.length > 0) {
+            this.heldSendmes.push(encodeCircuitSendme(sendme));
+          } else this.sendOne(RelayCommand.SENDME, 0, encodeCircuitSendme(sendme));
+        }
         // DATA for a stream we already closed is normal (cells in flight); it still counted above.
         this.streams.get(streamId)?.deliver(data);
         return;
@@ -302,6 +394,8 @@ export class StreamMux {
 
   /** The circuit is gone: every stream fails with this error. */
   closeAll(err: StreamError): void {
+    this.closed = true;
+    this.heldSendmes.length = 0;
     for (const s of [...this.streams.values()]) s.destroy(err);
     this.streams.clear();
   }

@@ -5,6 +5,15 @@ import { ExitPolicy } from '../core/exit-policy.js';
 import { StreamError } from '../core/stream-mux.js';
 import { EndReason } from '../wire/constants.js';
 import { type ExitLookup, exitConnect } from './exit-connector.js';
+import { ExitResolver } from './exit-resolver.js';
+
+// Answers from the hosts file only: its server (the discard port on loopback) is never asked here.
+const hostsOnly = new ExitResolver({
+  servers: ['127.0.0.1:9'],
+  timeoutMs: 1000,
+  maxLookups: 4,
+  maxLookupsPerCircuit: 4,
+});
 
 /** A DNS that answers `answers` for every name and counts the questions. */
 function fakeDns(...answers: string[]): ExitLookup & { asked: number } {
@@ -44,13 +53,16 @@ describe('exitConnect: the policy judges the address DNS returned (DNS rebinding
   it('refuses a public-looking name that resolves to 127.0.0.1, and never connects', async () => {
     const dns = fakeDns('127.0.0.1');
     const before = accepted;
-    await assert.rejects(exitConnect('innocent.example.com', port, exitDefault, 2000, dns), refusedByPolicy);
+    await assert.rejects(exitConnect('innocent.example.com', port, exitDefault, dns), refusedByPolicy);
     assert.equal(dns.asked, 1);
     assert.equal(accepted, before, 'the local server saw a connection');
   });
 
-  it('refuses `localhost` through the system resolver (/etc/hosts)', async () => {
-    await assert.rejects(exitConnect('localhost', port, exitDefault, 2000), refusedByPolicy);
+  it('refuses `localhost` as the exit resolves it (hosts file, RFC 6761)', async () => {
+    await assert.rejects(
+      exitConnect('localhost', port, exitDefault, (h) => hostsOnly.lookup(h, {}), 2000),
+      refusedByPolicy,
+    );
   });
 
   it('refuses when every answer is private, loopback, link-local or IPv4-mapped loopback', async () => {
@@ -61,7 +73,7 @@ describe('exitConnect: the policy judges the address DNS returned (DNS rebinding
       ['0.0.0.0', '::'],
     ]) {
       await assert.rejects(
-        exitConnect('rebind.example.com', port, exitDefault, 2000, fakeDns(...answers)),
+        exitConnect('rebind.example.com', port, exitDefault, fakeDns(...answers)),
         refusedByPolicy,
       );
     }
@@ -74,7 +86,7 @@ describe('exitConnect: the policy judges the address DNS returned (DNS rebinding
     });
     const dns = fakeDns('127.0.0.2', '127.0.0.1');
     const before = accepted;
-    const { socket, address } = await exitConnect('two.example.com', port, policy, 2000, dns);
+    const { socket, address } = await exitConnect('two.example.com', port, policy, dns, 2000);
     socket.destroy();
     assert.equal(address, '127.0.0.1');
     assert.equal(dns.asked, 1);
@@ -88,8 +100,8 @@ describe('exitConnect: the policy judges the address DNS returned (DNS rebinding
       'innocent.example.com',
       port,
       allowing,
-      2000,
       fakeDns('127.0.0.1'),
+      2000,
     );
     socket.destroy();
     assert.equal(address, '127.0.0.1');
@@ -97,8 +109,8 @@ describe('exitConnect: the policy judges the address DNS returned (DNS rebinding
 
   it('an IP literal is judged without any lookup', async () => {
     const dns = fakeDns('198.51.100.1');
-    await assert.rejects(exitConnect('127.0.0.1', port, exitDefault, 2000, dns), refusedByPolicy);
-    await assert.rejects(exitConnect('::ffff:7f00:1', port, exitDefault, 2000, dns), refusedByPolicy);
+    await assert.rejects(exitConnect('127.0.0.1', port, exitDefault, dns), refusedByPolicy);
+    await assert.rejects(exitConnect('::ffff:7f00:1', port, exitDefault, dns), refusedByPolicy);
     assert.equal(dns.asked, 0);
   });
 
@@ -107,7 +119,7 @@ describe('exitConnect: the policy judges the address DNS returned (DNS rebinding
       throw Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' });
     };
     for (const dns of [failing, fakeDns()]) {
-      await assert.rejects(exitConnect('nowhere.invalid', port, exitDefault, 2000, dns), (err: unknown) => {
+      await assert.rejects(exitConnect('nowhere.invalid', port, exitDefault, dns), (err: unknown) => {
         assert.ok(err instanceof StreamError);
         assert.equal(err.code, 'ALLIUM_EXIT_RESOLVE');
         assert.equal(err.endReason, EndReason.RESOLVEFAILED);

@@ -1,6 +1,6 @@
 // Implements docs/protocol.md §4.2 and §7 at the exit: resolve (DNS happens here, never at the client),
 // check the policy against the address we will really connect to, then connect.
-import { lookup } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { ExitPolicy } from '../core/exit-policy.js';
 import { StreamError } from '../core/stream-mux.js';
@@ -13,16 +13,31 @@ export interface ExitConnection {
 
 export const EXIT_CONNECT_TIMEOUT_MS = 10_000;
 
-/** How the exit resolves names: dns.lookup's `all` form. Injectable so tests can play a rebinding DNS. */
+/**
+ * The most the kernel keeps in one TCP socket's send buffer (Linux: the last field of
+ * net.ipv4.tcp_wmem; 4 MiB where it cannot be read). Node cannot set SO_SNDBUF on a TCP socket, so
+ * this is what a connection whose destination stopped reading may hold in the kernel.
+ */
+export function kernelSendBufferMax(): number {
+  try {
+    const max = Number(readFileSync('/proc/sys/net/ipv4/tcp_wmem', 'utf8').trim().split(/\s+/)[2]);
+    if (Number.isFinite(max) && max > 0) return max;
+  } catch {}
+  return 4 * 1024 * 1024;
+}
+
+/**
+ * How the exit resolves names (an ExitResolver's lookup for the stream's circuit). Never dns.lookup,
+ * whose thread pool a few names that never answer would fill. Tests pass a rebinding DNS.
+ */
 export type ExitLookup = (host: string) => Promise<Array<{ address: string; family: number }>>;
-const systemLookup: ExitLookup = (host) => lookup(host, { all: true, verbatim: true });
 
 export async function exitConnect(
   host: string,
   port: number,
   policy: ExitPolicy,
+  resolve: ExitLookup,
   timeoutMs = EXIT_CONNECT_TIMEOUT_MS,
-  resolve: ExitLookup = systemLookup,
 ): Promise<ExitConnection> {
   let address = host;
   // One deadline for resolving and connecting, so the exit always answers before the client gives up.

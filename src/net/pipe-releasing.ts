@@ -7,18 +7,31 @@ import { releaseBuffer } from '../wire/release.js';
 /**
  * Pipes `from` into `to` with backpressure and end propagation, as pipe() does. `from` must emit
  * Buffers it owns alone (CircuitStream copies every chunk it delivers), since they are freed once written.
+ * `hooks` hear the size of each chunk `to` has taken (for a socket: handed to the kernel), and when
+ * `to` pushes back (its queue is full) and drains again.
  */
-export function pipeReleasing(from: Readable, to: Writable): void {
+export function pipeReleasing(
+  from: Readable,
+  to: Writable,
+  hooks: { written?: (bytes: number) => void; blocked?: () => void; drained?: () => void } = {},
+): void {
   let waiting = false;
   const onDrain = () => {
     waiting = false;
+    hooks.drained?.();
     from.resume();
   };
   const onData = (chunk: Buffer) => {
     if (to.destroyed) return;
-    if (!to.write(chunk, () => releaseBuffer(chunk)) && !waiting) {
+    const bytes = chunk.length;
+    const written = (err?: Error | null) => {
+      releaseBuffer(chunk);
+      if (!err) hooks.written?.(bytes);
+    };
+    if (!to.write(chunk, written) && !waiting) {
       waiting = true;
       from.pause();
+      hooks.blocked?.();
       to.once('drain', onDrain);
     }
   };

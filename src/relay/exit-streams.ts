@@ -2,17 +2,88 @@
 // (after the exit policy and the stream limit), CONNECTED or END goes back, and the two are piped.
 
 import type { ExitPolicy } from '../core/exit-policy.js';
-import { StreamError, type StreamMux } from '../core/stream-mux.js';
+import { type CircuitStream, StreamError, type StreamMux } from '../core/stream-mux.js';
 import type { Logger } from '../log.js';
-import { exitConnect } from '../net/exit-connector.js';
+import { exitConnect, kernelSendBufferMax } from '../net/exit-connector.js';
+import type { ExitResolver } from '../net/exit-resolver.js';
 import { pipeReleasing } from '../net/pipe-releasing.js';
 import { EndReason, RelayCommand } from '../wire/constants.js';
 import { BeginFlag, decodeBegin, encodeConnected, encodeEnd } from '../wire/relay-messages.js';
 import type { RelayCircuit } from './relay-circuit.js';
 
+/**
+ * After the client ended a stream, a destination that for this long neither takes what is left nor
+ * sends anything is dropped: its buffers (and the socket's, in the kernel) are freed.
+ */
+export const EXIT_DRAIN_STALL_MS = 15_000;
+
+/**
+ * The bytes all exit streams hold for their destinations: received and not yet taken by the socket,
+ * plus, for a connection whose destination stopped taking data, what the kernel holds in its send
+ * buffer (estimated: what the socket took, at most the kernel's limit). Past `limit` in all, the
+ * stream holding the most is closed, then the next.
+ */
+export class ExitBuffers {
+  total = 0;
+  /** The most `total` has been (for the stress tests' figures and metrics). */
+  peak = 0;
+  /** Streams closed to bring the total under the limit. */
+  closedStreams = 0;
+  readonly streams = new Set<CircuitStream>();
+  private readonly inKernel = new Map<CircuitStream, number>();
+
+  constructor(readonly limit: number) {}
+
+  /** A stream's held bytes changed by `delta` (StreamMux's onHeld). */
+  note(delta: number): void {
+    this.total += delta;
+    if (this.total > this.peak) this.peak = this.total;
+    if (delta > 0 && this.total > this.limit) this.shed();
+  }
+
+  /** What `stream`'s connection holds in the kernel now, by estimate (0: nothing waiting). */
+  setKernel(stream: CircuitStream, bytes: number): void {
+    const before = this.inKernel.get(stream) ?? 0;
+    if (bytes > 0) this.inKernel.set(stream, bytes);
+    else this.inKernel.delete(stream);
+    this.note(bytes - before);
+  }
+
+  private footprint(s: CircuitStream): number {
+    return s.heldBytes + (this.inKernel.get(s) ?? 0);
+  }
+
+  private shed(): void {
+    while (this.total > this.limit) {
+      let worst: CircuitStream | null = null;
+      for (const s of this.streams) {
+        if (!s.destroyed && (!worst || this.footprint(s) > this.footprint(worst))) worst = s;
+      }
+      if (!worst || this.footprint(worst) === 0) return;
+      this.closedStreams++;
+      this.streams.delete(worst);
+      // Destroying it releases what it held (note(-held)) and resets its connection.
+      worst.destroy(
+        new StreamError(
+          'ALLIUM_EXIT_BUFFER_FULL',
+          `the exit holds more than ${this.limit} bytes for destinations that do not read (--max-exit-buffer)`,
+          EndReason.RESOURCELIMIT,
+        ),
+      );
+      this.setKernel(worst, 0);
+    }
+  }
+}
+
+const KERNEL_SEND_BUFFER_MAX = kernelSendBufferMax();
+
 /** What the exit side needs from its relay. */
 export interface ExitContext {
   policy: ExitPolicy;
+  /** Resolves destination names (bounded per circuit and in total). */
+  resolver: ExitResolver;
+  /** What the exit holds for destinations, all streams together. */
+  buffers: ExitBuffers;
   maxStreamsPerCircuit: number;
   /** Log destinations (off by default: relays do not log where clients go). */
   logSensitive: boolean;
@@ -49,11 +120,14 @@ export function beginExitStream(
     ctx.sendBackward(circ, RelayCommand.END, streamId, encodeEnd(EndReason.EXITPOLICY));
     return;
   }
-  // Reserve the id while connecting, so a duplicate BEGIN is a protocol error.
-  const stream = mux.open(streamId);
+  // Reserve the id while connecting, so a duplicate BEGIN is a protocol error. Its DATA counts as
+  // consumed only once the destination's socket has taken it (socket backpressure, protocol §5).
+  const stream = mux.open(streamId, { consumeOnWrite: true });
   stream.on('error', () => {});
+  ctx.buffers.streams.add(stream);
+  stream.once('close', () => ctx.buffers.streams.delete(stream));
   if (ctx.logSensitive) ctx.log.info({ host, port }, 'exit stream requested');
-  exitConnect(host, port, ctx.policy).then(
+  exitConnect(host, port, ctx.policy, (name) => ctx.resolver.lookup(name, circ)).then(
     ({ socket, address }) => {
       if (circ.closed || stream.destroyed) {
         socket.destroy();
@@ -70,14 +144,71 @@ export function beginExitStream(
       socket.on('error', () =>
         stream.destroy(new StreamError('ALLIUM_EXIT_RESET', 'connection reset', EndReason.CONNRESET)),
       );
-      stream.on('close', () => socket.destroy());
+      // A stream closed while its destination was not taking data resets the connection: a plain
+      // close would leave what the kernel holds to a peer that does not read.
+      let stalled = false;
+      stream.on('close', () => {
+        if (stalled || socket.writableLength > 0) socket.resetAndDestroy();
+        else socket.destroy();
+      });
       socket.pipe(stream);
-      pipeReleasing(stream, socket);
+      let lastActive = performance.now();
+      let taken = 0;
+      socket.on('data', () => (lastActive = performance.now()));
+      stream.once('close', () => ctx.buffers.setKernel(stream, 0));
+      pipeReleasing(stream, socket, {
+        written: (bytes) => {
+          lastActive = performance.now();
+          taken += bytes;
+          stream.written(bytes);
+        },
+        // Still waiting a turn later: the kernel's send buffer is full, and counts as held.
+        blocked: () =>
+          setImmediate(() => {
+            if (!socket.destroyed && !stream.destroyed && socket.writableLength > 0) {
+              stalled = true;
+              ctx.buffers.setKernel(stream, Math.min(taken, KERNEL_SEND_BUFFER_MAX));
+            }
+          }),
+        drained: () => {
+          stalled = false;
+          ctx.buffers.setKernel(stream, 0);
+        },
+      });
+      watchDrain(stream, () => lastActive);
     },
     (err) => {
       const reason = err instanceof StreamError ? err.endReason : EndReason.MISC;
+      if (reason === EndReason.RESOURCELIMIT) ctx.stats.limitRejections++;
       if (ctx.logSensitive) ctx.log.info({ host, port, err: err.message }, 'exit stream failed');
       if (!stream.destroyed) stream.destroy(new StreamError('ALLIUM_EXIT_FAILED', err.message, reason));
     },
   );
+}
+
+/**
+ * Once the client has ended `stream`, the destination must keep taking what is left or keep answering:
+ * after EXIT_DRAIN_STALL_MS with neither, the stream is closed (and the connection reset), so a client
+ * that leaves frees what it sent, in the exit's buffers and in the kernel's.
+ */
+function watchDrain(stream: CircuitStream, lastActive: () => number): void {
+  stream.onRemoteEnd = () => {
+    const timer = setInterval(() => {
+      if (stream.destroyed) {
+        clearInterval(timer);
+        return;
+      }
+      if (performance.now() - lastActive() < EXIT_DRAIN_STALL_MS) return;
+      clearInterval(timer);
+      stream.destroy(
+        new StreamError(
+          'ALLIUM_EXIT_DRAIN_STALLED',
+          'the destination neither read nor answered after the client ended the stream',
+          EndReason.TIMEOUT,
+        ),
+      );
+    }, EXIT_DRAIN_STALL_MS / 3);
+    timer.unref();
+    stream.once('close', () => clearInterval(timer));
+  };
 }

@@ -26,6 +26,19 @@ export interface RelayLimits {
   inlineHandshakesPerSecond: number;
   /** Worker threads for handshakes, started on first need (0: every answer on the relaying thread). */
   handshakeThreads: number;
+  /** An exit's DNS lookups in progress, all circuits together; more BEGINs by name get END(RESOURCELIMIT). */
+  dnsLookups: number;
+  /** An exit's DNS lookups in progress for one circuit; more BEGINs by name get END(RESOURCELIMIT). */
+  dnsLookupsPerCircuit: number;
+  /** How long one DNS lookup may take at an exit, ms. */
+  dnsTimeoutMs: number;
+  /**
+   * Bytes an exit holds for one circuit's destinations (received, not yet taken by their sockets);
+   * past it the exit withholds the circuit's SENDMEs, so the client's circuit window closes.
+   */
+  exitCircuitBufferBytes: number;
+  /** Bytes an exit holds for all destinations together; past it the stream holding the most is closed. */
+  exitBufferBytes: number;
 }
 
 export const DEFAULT_RELAY_LIMITS: RelayLimits = {
@@ -39,7 +52,18 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   idleLinkMs: 180_000,
   inlineHandshakesPerSecond: 500,
   handshakeThreads: 1,
+  dnsLookups: 1024,
+  dnsLookupsPerCircuit: 32,
+  dnsTimeoutMs: 5000,
+  exitCircuitBufferBytes: 4 * 1024 * 1024,
+  exitBufferBytes: defaultExitBufferBytes(os.totalmem()),
 };
+
+/** A sixteenth of the machine's memory, at least 32 MiB and at most 256 MiB. */
+export function defaultExitBufferBytes(totalMemoryBytes: number): number {
+  const MiB = 1024 * 1024;
+  return Math.min(256 * MiB, Math.max(32 * MiB, Math.floor(totalMemoryBytes / 16 / MiB) * MiB));
+}
 
 /** A token bucket: `take()` is true while the rate allows. */
 export class TokenBucket {

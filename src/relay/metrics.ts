@@ -115,5 +115,23 @@ export function relayFamilies(relay: Relay): Family[] {
       type: 'gauge',
       collect: () => relayGauges(relay).queuedBytes,
     },
+    {
+      name: 'allium_relay_exit_buffered_bytes',
+      help: 'Bytes this exit holds for destinations: received from clients, not yet taken by the sockets (--max-exit-buffer).',
+      type: 'gauge',
+      collect: () => relay.exitLoad().bufferedBytes,
+    },
+    {
+      name: 'allium_relay_exit_streams_closed_by_buffer_limit_total',
+      help: 'Exit streams closed because all destinations together held more than --max-exit-buffer (the one holding the most first).',
+      type: 'counter',
+      collect: () => relay.exitLoad().streamsShed,
+    },
+    {
+      name: 'allium_relay_exit_dns_lookups',
+      help: 'DNS lookups in progress at this exit (--max-dns-lookups).',
+      type: 'gauge',
+      collect: () => relay.exitLoad().dnsLookups,
+    },
   ];
 }

@@ -10,6 +10,7 @@ import { linkBoundHop } from '../crypto/link-bound-hop.js';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
+import { ExitResolver } from '../net/exit-resolver.js';
 import { connectLink, type Link, LinkListener } from '../net/link.js';
 import type { Cell } from '../wire/cell.js';
 import {
@@ -39,13 +40,13 @@ import {
 import { decodeRelayMessage, writeRelayBody } from '../wire/relay-cell.js';
 import { decodeExtend, encodeExtended, encodeTruncated } from '../wire/relay-messages.js';
 import { Scratch } from '../wire/scratch.js';
-import { beginExitStream, type ExitContext } from './exit-streams.js';
+import { beginExitStream, ExitBuffers, type ExitContext } from './exit-streams.js';
 import { HandshakePool, type HandshakeResult } from './handshake-pool.js';
 import { loadOrCreateIdentity } from './keys-store.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, TokenBucket } from './limits.js';
 import { DEFAULT_LINK_KEY_POLICY, type LinkKeyPolicy, LinkKeys } from './link-keys.js';
 import { DEFAULT_ONION_KEY_POLICY, type OnionKeyPolicy, OnionKeys } from './onion-keys.js';
-import { PRIVATE_REJECT_LINES } from './private-ranges.js';
+import { publishedExitPolicy } from './private-ranges.js';
 import { DirectoryRegistration } from './registration.js';
 import { type CircuitSide, RelayCircuit } from './relay-circuit.js';
 
@@ -71,6 +72,8 @@ export interface RelayOptions {
   logger?: Logger;
   /** Resource limits (defaults in limits.ts). */
   limits?: Partial<RelayLimits>;
+  /** DNS servers an exit asks (`IP`, `IP:PORT`, `[IPv6]:PORT`); default the system's. */
+  dnsServers?: string[];
   /** Log destinations and peer addresses (off by default: relays keep no record of who talks to whom). */
   logSensitive?: boolean;
   /** How long an onion key serves, and how long the one it replaced still answers (onion-keys.ts). */
@@ -170,8 +173,7 @@ export class Relay {
     const lines = opts.exitPolicy ?? [];
     this.policy = ExitPolicy.fromLines(lines, { allowPrivate: opts.allowPrivate ?? false });
     // Publish the effective policy, so a client reading it knows private destinations are refused.
-    this.publishedPolicy =
-      lines.length === 0 ? ['reject *:*'] : opts.allowPrivate ? lines : [...PRIVATE_REJECT_LINES, ...lines];
+    this.publishedPolicy = publishedExitPolicy(lines, opts.allowPrivate ?? false);
     this.log = (opts.logger ?? silentLogger).child({ relay: opts.nickname });
     this.limits = { ...DEFAULT_RELAY_LIMITS, ...opts.limits };
     this.handshakes = new HandshakePool({
@@ -197,6 +199,13 @@ export class Relay {
     );
     this.exitContext = {
       policy: this.policy,
+      resolver: new ExitResolver({
+        servers: opts.dnsServers,
+        timeoutMs: this.limits.dnsTimeoutMs,
+        maxLookups: this.limits.dnsLookups,
+        maxLookupsPerCircuit: this.limits.dnsLookupsPerCircuit,
+      }),
+      buffers: new ExitBuffers(this.limits.exitBufferBytes),
       maxStreamsPerCircuit: this.limits.streamsPerCircuit,
       logSensitive: opts.logSensitive ?? false,
       log: this.log,
@@ -310,6 +319,17 @@ export class Relay {
 
   get isExit(): boolean {
     return this.policy.isExit();
+  }
+
+  /** What the exit holds for destinations now and at most so far, and its DNS lookups in progress. */
+  exitLoad(): { bufferedBytes: number; bufferedPeakBytes: number; streamsShed: number; dnsLookups: number } {
+    const { buffers, resolver } = this.exitContext;
+    return {
+      bufferedBytes: buffers.total,
+      bufferedPeakBytes: buffers.peak,
+      streamsShed: buffers.closedStreams,
+      dnsLookups: resolver.pending,
+    };
   }
 
   private async listen(): Promise<void> {
@@ -809,6 +829,8 @@ export class Relay {
             budget.grant(circ, rtt, circ.largeWindows ? CIRC_WINDOW_MAX : LEGACY_CIRC_WINDOW_MAX),
           streamGrowth: () =>
             circ.largeWindows ? { largest: STREAM_WINDOW_MAX, baseRttMs: () => budget.baseRttMs } : null,
+          maxHeldBytes: this.limits.exitCircuitBufferBytes,
+          onHeld: (delta) => this.exitContext.buffers.note(delta),
         },
       );
     }
