@@ -4,7 +4,7 @@
 import { choosePath, exitMayAllow, PathError } from '../core/path-selection.js';
 import { DEFAULT_RECEIVE_BUDGET_CELLS, ReceiveBudgets } from '../core/receive-budget.js';
 import { type CircuitStream, StreamError } from '../core/stream-mux.js';
-import { randomIntBetween } from '../crypto/random.js';
+import { randomFraction, randomIntBetween } from '../crypto/random.js';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
@@ -310,7 +310,12 @@ export class AlliumClient {
     consensus: Consensus,
     opts: { target?: { host: string; port: number }; exclude?: Set<string> },
   ): ConsensusRelay[] {
-    const base = { length: this.pathLength, target: opts.target, guards: this.currentGuards(consensus) };
+    const base = {
+      length: this.pathLength,
+      target: opts.target,
+      guards: this.currentGuards(consensus),
+      random: randomFraction,
+    };
     const excluded = this.excluded(opts.exclude);
     try {
       return choosePath(consensus.relays, { ...base, exclude: excluded });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { choosePath, subnetKey } from '../core/path-selection.js';
+import { randomFraction } from '../crypto/random.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
 import {
   DEFAULT_GUARD_LIFETIME_MS,
@@ -72,7 +73,7 @@ describe('entry guards', () => {
     // Every path of the restarted client enters through its first guard.
     for (let i = 0; i < 20; i++) {
       assert.equal(
-        choosePath(consensus, { length: 3, guards: guardIds(again.state) })[0].id,
+        choosePath(consensus, { length: 3, random: randomFraction, guards: guardIds(again.state) })[0].id,
         guardIds(first)[0],
       );
     }
@@ -90,7 +91,10 @@ describe('entry guards', () => {
     // g1 returns: it is first again, and paths use it.
     const back = updateGuards(day1.state, consensus, { now: T0 + 2 * 24 * 3600_000 }).state;
     assert.equal(guardIds(back)[0], g1);
-    assert.equal(choosePath(consensus, { length: 3, guards: guardIds(back) })[0].id, g1);
+    assert.equal(
+      choosePath(consensus, { length: 3, random: randomFraction, guards: guardIds(back) })[0].id,
+      g1,
+    );
     // Gone for longer than a week: dropped.
     const gone = updateGuards(day1.state, without, { now: T0 + 24 * 3600_000 + DEFAULT_GUARD_UNLISTED_MS });
     assert.ok(!guardIds(gone.state).includes(g1));

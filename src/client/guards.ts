@@ -5,6 +5,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bandwidthWeights, compatible, subnetsEnforced } from '../core/path-selection.js';
+import { randomFraction } from '../crypto/random.js';
 import { AlliumError } from '../errors.js';
 import { writeFileAtomic } from '../storage/atomic-file.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
@@ -130,7 +131,7 @@ export function updateGuards(
 ): { state: GuardState; changed: boolean } {
   const count = opts.count ?? DEFAULT_GUARD_COUNT;
   const now = opts.now ?? Date.now();
-  const random = opts.random ?? Math.random;
+  const random = opts.random ?? randomFraction;
   const lifetime = opts.lifetimeMs ?? DEFAULT_GUARD_LIFETIME_MS;
   const unlistedMs = opts.unlistedMs ?? DEFAULT_GUARD_UNLISTED_MS;
   const running = relays.filter((r) => r.flags.includes('Running'));
