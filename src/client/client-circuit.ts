@@ -116,7 +116,8 @@ export class ClientCircuit {
       {
         maxData: () => forwardMessageCapacity(this.hops.length - 1) - RELAY_MESSAGE_HEADER_LEN,
         grant: budget
-          ? (rtt) => budget.grant(this, rtt, this.largeWindows ? CIRC_WINDOW_MAX : LEGACY_CIRC_WINDOW_MAX)
+          ? (rtt) =>
+              budget.grantShare(this, rtt, this.largeWindows ? CIRC_WINDOW_MAX : LEGACY_CIRC_WINDOW_MAX)
           : undefined,
         streamGrowth: () =>
           budget && this.largeWindows

@@ -276,8 +276,8 @@ export class StreamMux {
   handle(command: number, streamId: number, data: Buffer, tag: Buffer): void {
     switch (command) {
       case RelayCommand.DATA: {
-        const sendme = this.window.onDataReceived(tag);
-        if (sendme) this.sendOne(RelayCommand.SENDME, 0, encodeCircuitSendme(sendme));
+        for (let sendme = this.window.onDataReceived(tag); sendme; sendme = this.window.nextSendme())
+          this.sendOne(RelayCommand.SENDME, 0, encodeCircuitSendme(sendme));
         // DATA for a stream we already closed is normal (cells in flight); it still counted above.
         this.streams.get(streamId)?.deliver(data);
         return;
