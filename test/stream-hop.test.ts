@@ -156,6 +156,21 @@ for (const [hopName, hopIndex] of [
   }
 }
 
+test('a middle refusing an optimistic stream still opening: the stream fails with a circuit error', async () => {
+  const circ = await net.client.buildCircuit({ path: path() });
+  const s = await circ.openStream('127.0.0.1', web.port, { optimistic: true });
+  const outcome = readOutcome(s);
+  inject(net.relays[1], circ, RelayCommand.END, 1, encodeEnd(EndReason.EXITPOLICY));
+  const err = await s.connected.then(
+    () => null,
+    (e: Error & { code: string; endReason?: number }) => e,
+  );
+  assert.ok(err, 'the stream did not connect');
+  assert.equal(err.code, 'ALLIUM_CIRCUIT_DESTROYED');
+  assert.notEqual(err.endReason, EndReason.EXITPOLICY);
+  assert.ok((await outcome) instanceof Error);
+});
+
 test('the application retries a stream that a hostile middle tried to refuse, and gets the whole file', async () => {
   // Both relays that can be a middle answer the first BEGIN they carry with an END(EXITPOLICY) of their own.
   let injected = 0;
