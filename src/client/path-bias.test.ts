@@ -67,4 +67,14 @@ describe('path bias', () => {
     run(bias, 1000, () => false);
     assert.equal(bias.verdict(G), 'drop');
   });
+
+  it('drops one guard when builds fail through every guard: the network fails, not the guards', () => {
+    const bias = new PathBias();
+    const H = 'b'.repeat(64);
+    for (let i = 0; i < 40; i++) bias.record(G, false);
+    assert.equal(bias.verdict(G), 'drop');
+    for (let i = 0; i < 40; i++) bias.record(H, false);
+    assert.equal(bias.verdict(H), 'warn', 'failing through the next guard too: warned, kept');
+    assert.equal(bias.dropped, 1);
+  });
 });

@@ -70,7 +70,10 @@ export class PathBias {
       c.attempts = Math.floor(c.attempts / 2);
       c.successes = Math.floor(c.successes / 2);
     }
-    const verdict = this.judge(c);
+    let verdict = this.judge(c);
+    // Failing as badly through another guard as well says the network (or this client's view of it)
+    // fails, not the guard: dropping would only rotate through guards, each a new chance of a bad one.
+    if (verdict === 'drop' && c.verdict !== 'drop' && this.failingElsewhere(guard)) verdict = 'warn';
     if (verdict === c.verdict) return null;
     c.verdict = verdict;
     if (verdict === 'drop') this.dropped++;
@@ -85,6 +88,15 @@ export class PathBias {
     if (rate < this.warnRate) return 'warn';
     if (rate < this.noticeRate) return 'notice';
     return 'ok';
+  }
+
+  /** Whether another guard has been judged, and falls under the drop rate too. */
+  private failingElsewhere(guard: string): boolean {
+    for (const [other, c] of this.counts) {
+      if (other !== guard && c.attempts >= this.minCircuits && c.successes / c.attempts < this.dropRate)
+        return true;
+    }
+    return false;
   }
 
   verdict(guard: string): PathBiasVerdict {
