@@ -28,7 +28,7 @@ export type WindowGrant = (rttMs: number | null) => number | WindowShare;
  * holds each SENDME until no more than `inFlight` cells would be outstanding once the peer reads it,
  * so the named window carries nothing of what decided `inFlight` (how many circuits share the link).
  * The named window grows by at most CIRC_SENDME_INCREMENT a SENDME, so a SENDME that must go out
- * early (the peer has used its whole window) lets at most two increments more be in flight.
+ * early (the peer has used its whole window) lets at most two increments be in flight.
  */
 export interface WindowShare {
   window: number;
