@@ -116,7 +116,8 @@ export class ClientCircuit {
       {
         maxData: () => forwardMessageCapacity(this.hops.length - 1) - RELAY_MESSAGE_HEADER_LEN,
         grant: budget
-          ? (rtt) => budget.grant(this, rtt, this.largeWindows ? CIRC_WINDOW_MAX : LEGACY_CIRC_WINDOW_MAX)
+          ? (rtt) =>
+              budget.grantShare(this, rtt, this.largeWindows ? CIRC_WINDOW_MAX : LEGACY_CIRC_WINDOW_MAX)
           : undefined,
         streamGrowth: () =>
           budget && this.largeWindows
@@ -472,40 +473,52 @@ export class ClientCircuit {
         );
         return;
       }
-      case RelayCommand.CONNECTED: {
-        const w = this.connecting.get(streamId);
-        if (!w || !last) return;
-        this.connecting.delete(streamId);
-        // An optimistic stream exists already; otherwise the stream begins now.
-        w.resolve(this.mux.streams.get(streamId) ?? this.mux.open(streamId));
-        return;
-      }
-      case RelayCommand.END: {
-        const w = this.connecting.get(streamId);
-        if (w) {
-          this.connecting.delete(streamId);
-          const { reason } = decodeEnd(data);
-          w.reject(
-            new StreamError(
-              'ALLIUM_STREAM_REFUSED',
-              `the exit refused the stream: ${endReasonName(reason)}`,
-              reason,
-            ),
-          );
-          return;
-        }
-        this.mux.handle(command, streamId, data, tag);
-        return;
-      }
+      case RelayCommand.CONNECTED:
+      case RelayCommand.END:
       case RelayCommand.DATA:
       case RelayCommand.SENDME:
-        if (!last)
-          throw new CircuitError('ALLIUM_CIRCUIT_PROTOCOL', 'stream traffic from a hop that is not the exit');
-        this.mux.handle(command, streamId, data, tag);
+        // Streams are attached to the exit, and only the exit's layer may speak for them: an entry or
+        // middle sealing one of these with its own keys could cut a download short (an END read as a
+        // clean end of file) or fake a refusal, so it is a protocol violation that takes the circuit.
+        if (!last) {
+          throw new CircuitError(
+            'ALLIUM_CIRCUIT_PROTOCOL',
+            `stream message ${command} from hop ${hop + 1}, not the exit: ${this.hops[hop].relay.nickname}`,
+          );
+        }
+        this.onStreamMessage(command, streamId, data, tag);
         return;
       default:
         return;
     }
+  }
+
+  /** A stream message from the exit (protocol §4.2, §5). */
+  private onStreamMessage(command: number, streamId: number, data: Buffer, tag: Buffer): void {
+    if (command === RelayCommand.CONNECTED) {
+      const w = this.connecting.get(streamId);
+      if (!w) return;
+      this.connecting.delete(streamId);
+      // An optimistic stream exists already; otherwise the stream begins now.
+      w.resolve(this.mux.streams.get(streamId) ?? this.mux.open(streamId));
+      return;
+    }
+    if (command === RelayCommand.END) {
+      const w = this.connecting.get(streamId);
+      if (w) {
+        this.connecting.delete(streamId);
+        const { reason } = decodeEnd(data);
+        w.reject(
+          new StreamError(
+            'ALLIUM_STREAM_REFUSED',
+            `the exit refused the stream: ${endReasonName(reason)}`,
+            reason,
+          ),
+        );
+        return;
+      }
+    }
+    this.mux.handle(command, streamId, data, tag);
   }
 
   /** Tears the circuit down and tells the entry. */

@@ -4,7 +4,7 @@
 import { choosePath, exitMayAllow, PathError } from '../core/path-selection.js';
 import { DEFAULT_RECEIVE_BUDGET_CELLS, ReceiveBudgets } from '../core/receive-budget.js';
 import { type CircuitStream, StreamError } from '../core/stream-mux.js';
-import { randomIntBetween } from '../crypto/random.js';
+import { randomFraction, randomIntBetween } from '../crypto/random.js';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
@@ -19,7 +19,16 @@ import {
 import type { Consensus, ConsensusRelay } from '../wire/directory-docs.js';
 import { CircuitError, ClientCircuit } from './client-circuit.js';
 import { ConsensusKeeper } from './consensus-keeper.js';
-import { emptyGuards, type GuardState, guardIds, loadGuards, saveGuards, updateGuards } from './guards.js';
+import {
+  dropGuard,
+  emptyGuards,
+  type GuardState,
+  guardIds,
+  loadGuards,
+  saveGuards,
+  updateGuards,
+} from './guards.js';
+import { type GuardBias, PathBias, type PathBiasOptions } from './path-bias.js';
 
 const RELAY_FAILURE_BACKOFF_MS = 60_000;
 /** The isolation key of circuits built ahead of need; no caller can pass it (it starts with a NUL). */
@@ -53,6 +62,8 @@ export interface ClientOptions {
    * default 512, 2 MiB): more lets one download run faster on a long path, less keeps queues short.
    */
   receiveBudgetCells?: number;
+  /** Thresholds of path-bias accounting per entry guard (src/client/path-bias.ts; defaults after Tor's). */
+  pathBias?: PathBiasOptions;
   logger?: Logger;
 }
 
@@ -98,9 +109,12 @@ export class AlliumClient {
   private closedFlag = false;
   /** What this client lets be in flight toward it, per entry link (protocol §5.1). */
   private readonly budgets: ReceiveBudgets<Link>;
+  /** Per entry guard: builds that got past it, and how many completed. */
+  private readonly pathBias: PathBias;
 
   private constructor(private readonly opts: ClientOptions) {
     this.budgets = new ReceiveBudgets(opts.receiveBudgetCells ?? DEFAULT_RECEIVE_BUDGET_CELLS);
+    this.pathBias = new PathBias(opts.pathBias);
     this.directory = new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey });
     this.log = opts.logger ?? silentLogger;
     this.keeper = new ConsensusKeeper({
@@ -293,11 +307,17 @@ export class AlliumClient {
       });
     } catch (err) {
       this.stats.circuitsFailed++;
-      // The relay we were adding when it failed is the one to avoid for a while.
-      if (!opts.path && circ.confirmedHops < path.length) this.markFailed(path[circ.confirmedHops].id);
+      const failedAt = circ.confirmedHops;
+      if (!opts.path && failedAt > 0 && !this.closedFlag) this.notePathBias(entry, false);
+      // The relay we were adding when it failed is the one to avoid for a while; but not on the word of
+      // a guard whose circuits fail too often: avoiding the relays it fails to reach is its steering.
+      if (!opts.path && failedAt < path.length && (failedAt === 0 || !this.pathBias.suspect(entry.id))) {
+        this.markFailed(path[failedAt].id);
+      }
       circ.destroy(3, 'build failed');
       throw err;
     }
+    if (!opts.path) this.notePathBias(entry, true);
     const ms = performance.now() - started;
     // The build's last step went to the exit and back with nothing of ours queued: the link's base
     // round trip for its receive budget (§5.1).
@@ -323,7 +343,12 @@ export class AlliumClient {
     consensus: Consensus,
     opts: { target?: { host: string; port: number }; exclude?: Set<string> },
   ): ConsensusRelay[] {
-    const base = { length: this.pathLength, target: opts.target, guards: this.currentGuards(consensus) };
+    const base = {
+      length: this.pathLength,
+      target: opts.target,
+      guards: this.currentGuards(consensus),
+      random: randomFraction,
+    };
     const excluded = this.excluded(opts.exclude);
     try {
       return choosePath(consensus.relays, { ...base, exclude: excluded });
@@ -341,6 +366,60 @@ export class AlliumClient {
       if (!(err instanceof PathError)) throw err;
       return choosePath(consensus.relays, { ...base, exclude: opts.exclude });
     }
+  }
+
+  /**
+   * Counts a build through guard `entry` that got past it. A guard whose builds fail far more often
+   * than a network's do is reported, and past the drop threshold replaced (and not chosen again).
+   */
+  private notePathBias(entry: ConsensusRelay, built: boolean): void {
+    const verdict = this.pathBias.record(entry.id, built);
+    if (verdict === null) return;
+    const bias = this.pathBias.guards().find((g) => g.guard === entry.id);
+    const fields = {
+      guard: entry.nickname,
+      id: entry.id,
+      attempts: bias?.attempts,
+      successes: bias?.successes,
+    };
+    if (verdict === 'ok' || verdict === 'notice') {
+      this.log.info(
+        fields,
+        `entry guard ${entry.nickname}: circuit build success rate ${verdict === 'ok' ? 'back to normal' : 'low'}`,
+      );
+      return;
+    }
+    if (verdict === 'warn') {
+      this.log.warn(fields, `entry guard ${entry.nickname}: most circuits through it fail (path bias)`);
+      return;
+    }
+    this.log.warn(
+      fields,
+      `entry guard ${entry.nickname} dropped: it fails far more circuits than a network does (path bias)`,
+    );
+    this.guards = dropGuard(this.guards, entry.id);
+    this.guardsSerial = -1; // choose a replacement with the next path
+    // Its circuits take no new streams (those open run to their end); its spares go.
+    for (const c of [...this.circuits]) {
+      if (c.hops[0]?.relay.id !== entry.id) continue;
+      if (c.isolation === SPARE) c.destroy(DestroyReason.FINISHED, 'its entry guard was dropped');
+      else c.isolation = `\u0000retired-${c.serial}`;
+    }
+    if (this.opts.dataDir) {
+      saveGuards(this.opts.dataDir, this.guards).catch((err) =>
+        this.log.warn({ err: err.message }, 'could not save entry guards'),
+      );
+    }
+  }
+
+  /** Every entry guard's path-bias counts (builds that got past it, and completed), for metrics and the dashboard. */
+  pathBiasGuards(): GuardBias[] {
+    return this.pathBias.guards();
+  }
+
+  /** Guards dropped for path bias since the client started. */
+  get guardsDropped(): number {
+    return this.pathBias.dropped;
   }
 
   /** Relays that just failed us are left out of new paths for a minute (they may be down or cut off). */
@@ -507,6 +586,9 @@ export class AlliumClient {
     if (code === 'ALLIUM_STREAM_REFUSED') return; // the exit answered: nothing wrong with the path
     const silent = code === 'ALLIUM_STREAM_TIMEOUT';
     if (silent) circ.destroy(DestroyReason.TIMEOUT, `no answer to a stream request: ${err.message}`);
+    // Not on the word of a guard under suspicion of path bias (it could be killing circuits to steer).
+    const guard = circ.hops[0]?.relay.id;
+    if (guard !== undefined && this.pathBias.suspect(guard)) return;
     if (silent || err instanceof CircuitError || code === 'ALLIUM_CIRCUIT_DESTROYED') {
       for (const hop of circ.hops.slice(1)) this.markFailed(hop.relay.id);
     }

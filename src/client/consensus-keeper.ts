@@ -8,6 +8,7 @@ import {
   type OpenConsensusOptions,
   openConsensusJson,
 } from '../core/documents.js';
+import { randomFraction } from '../crypto/random.js';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { writeFileAtomic } from '../storage/atomic-file.js';
@@ -105,7 +106,7 @@ export class ConsensusKeeper {
     this.minRetryMs = opts.minRetryMs ?? 1000;
     this.maxRetryMs = opts.maxRetryMs ?? 60_000;
     this.clock = opts.now ?? Date.now;
-    this.random = opts.random ?? Math.random;
+    this.random = opts.random ?? randomFraction;
   }
 
   /** The consensus to build circuits from: the newest verified one while it is valid, else null. */

@@ -62,6 +62,7 @@ export function startDashboard(opts: {
       return json(200, {
         circuits: opts.monitor.circuits(),
         bytes: opts.monitor.bytes(),
+        guards: opts.monitor.guards(),
         info: opts.info?.() ?? {},
       });
     }
@@ -114,6 +115,11 @@ const PAGE = `<!doctype html>
 <p id="summary"></p>
 <dl id="info"></dl>
 <section>
+  <h2>Entry guards</h2>
+  <p id="no-guards">No circuit has been built through a guard yet.</p>
+  <ul id="guards"></ul>
+</section>
+<section>
   <h2>Circuits</h2>
   <p id="empty" hidden>No circuits yet: they are built when the first request arrives.</p>
   <ol id="circuits"></ol>
@@ -134,6 +140,7 @@ button { font: inherit; padding: .35rem .9rem; border-radius: 6px; border: 1px s
 .hop { padding: .15rem .5rem; border-radius: 5px; background: #eef; }
 .hop.entry { background: #def; } .hop.exit { background: #fde; }
 .arrow { color: #888; }
+#guards { padding-left: 1.2rem; } .guard.warn, .guard.drop { color: #a22; font-weight: 600; }
 .meta, .streams { color: #555; font-size: .9rem; }
 .streams { margin: .3rem 0 0 1rem; padding: 0; }
 dl#info { display: grid; grid-template-columns: max-content auto; gap: .1rem .8rem; font-size: .9rem; }
@@ -151,6 +158,14 @@ function render(data) {
   $('summary').textContent = data.circuits.length + ' circuit(s); ' + size(data.bytes.in) + ' received, ' + size(data.bytes.out) + ' sent through the network';
   const info = $('info'); info.replaceChildren();
   for (const [k, v] of Object.entries(data.info)) { info.append(el('dt', '', k), el('dd', '', v)); }
+  const guards = $('guards'); guards.replaceChildren();
+  $('no-guards').hidden = (data.guards || []).length > 0;
+  for (const g of data.guards || []) {
+    const why = { ok: '', notice: ' (low success rate)', warn: ' (most circuits through it fail)', drop: ' (dropped: path bias)' }[g.verdict] || '';
+    const li = el('li', 'guard ' + g.verdict, g.nickname + ': ' + g.successes + ' of ' + g.attempts + ' circuits built' + why);
+    li.title = g.id;
+    guards.append(li);
+  }
   for (const c of data.circuits) {
     const li = el('li', 'circuit' + (c.purpose === 'retired' ? ' retired' : ''));
     li.dataset.serial = String(c.serial);

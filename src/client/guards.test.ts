@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { choosePath, subnetKey } from '../core/path-selection.js';
+import { randomFraction } from '../crypto/random.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
 import {
   DEFAULT_GUARD_LIFETIME_MS,
   DEFAULT_GUARD_UNLISTED_MS,
+  dropGuard,
   emptyGuards,
   GUARDS_FILE,
   GuardError,
@@ -72,7 +74,7 @@ describe('entry guards', () => {
     // Every path of the restarted client enters through its first guard.
     for (let i = 0; i < 20; i++) {
       assert.equal(
-        choosePath(consensus, { length: 3, guards: guardIds(again.state) })[0].id,
+        choosePath(consensus, { length: 3, random: randomFraction, guards: guardIds(again.state) })[0].id,
         guardIds(first)[0],
       );
     }
@@ -90,7 +92,10 @@ describe('entry guards', () => {
     // g1 returns: it is first again, and paths use it.
     const back = updateGuards(day1.state, consensus, { now: T0 + 2 * 24 * 3600_000 }).state;
     assert.equal(guardIds(back)[0], g1);
-    assert.equal(choosePath(consensus, { length: 3, guards: guardIds(back) })[0].id, g1);
+    assert.equal(
+      choosePath(consensus, { length: 3, random: randomFraction, guards: guardIds(back) })[0].id,
+      g1,
+    );
     // Gone for longer than a week: dropped.
     const gone = updateGuards(day1.state, without, { now: T0 + 24 * 3600_000 + DEFAULT_GUARD_UNLISTED_MS });
     assert.ok(!guardIds(gone.state).includes(g1));
@@ -116,5 +121,36 @@ describe('entry guards', () => {
     }
     const saved = await readFile(join(dir, GUARDS_FILE), 'utf8');
     assert.ok(saved.includes('xyz'), 'the bad file is left for the user to look at');
+  });
+});
+
+describe('guards dropped for path bias', () => {
+  it('replaces a dropped guard and does not choose it again until its time is up', () => {
+    const first = updateGuards(emptyGuards(), consensus, { now: T0, random: () => 0 }).state;
+    const bad = first.guards[0].id;
+    const dropped = dropGuard(first, bad, T0, 1000);
+    assert.ok(!guardIds(dropped).includes(bad));
+    // Choosing with the same (lowest) random draw would pick it first again; it is passed over.
+    const next = updateGuards(dropped, consensus, { now: T0 + 1, random: () => 0 });
+    assert.equal(next.state.guards.length, first.guards.length);
+    assert.ok(!guardIds(next.state).includes(bad));
+    assert.deepEqual(
+      next.state.dropped?.map((d) => d.id),
+      [bad],
+    );
+    // Once its time is up the record goes (it may be chosen again, as any relay).
+    const later = updateGuards(next.state, consensus, { now: T0 + 2000, random: () => 0 });
+    assert.equal(later.state.dropped, undefined);
+    assert.equal(later.changed, true);
+  });
+
+  it('keeps the dropped list across a save and load, and refuses a malformed one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'allium-guards-'));
+    dirs.push(dir);
+    const state = dropGuard(updateGuards(emptyGuards(), consensus, { now: T0 }).state, relay(5).id, T0);
+    await saveGuards(dir, state);
+    assert.deepEqual(await loadGuards(dir), state);
+    await writeFile(join(dir, GUARDS_FILE), JSON.stringify({ ...state, dropped: [{ id: 'x', until: 1 }] }));
+    await assert.rejects(loadGuards(dir), { code: 'ALLIUM_GUARDS_CORRUPT' });
   });
 });

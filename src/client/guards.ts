@@ -5,6 +5,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bandwidthWeights, compatible, subnetsEnforced } from '../core/path-selection.js';
+import { randomFraction } from '../crypto/random.js';
 import { AlliumError } from '../errors.js';
 import { writeFileAtomic } from '../storage/atomic-file.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
@@ -33,6 +34,8 @@ export interface GuardState {
   version: 1;
   /** In order of preference: paths enter through the first listed one they can use. */
   guards: GuardEntry[];
+  /** Relays dropped as guards for path bias (src/client/path-bias.ts): not chosen again until `until`. */
+  dropped?: { id: string; until: number }[];
 }
 
 export interface GuardUpdateOptions {
@@ -56,6 +59,21 @@ function validState(v: unknown): v is GuardState {
   if (v === null || typeof v !== 'object') return false;
   const s = v as { version?: unknown; guards?: unknown };
   if (s.version !== 1 || !Array.isArray(s.guards) || s.guards.length > 1000) return false;
+  const dropped = (v as { dropped?: unknown }).dropped;
+  if (dropped !== undefined) {
+    if (!Array.isArray(dropped) || dropped.length > 1000) return false;
+    const ok = dropped.every((d: unknown) => {
+      const e = d as Record<string, unknown> | null;
+      return (
+        e !== null &&
+        typeof e === 'object' &&
+        typeof e.id === 'string' &&
+        HEX64.test(e.id) &&
+        Number.isSafeInteger(e.until)
+      );
+    });
+    if (!ok) return false;
+  }
   return s.guards.every((g: unknown) => {
     if (g === null || typeof g !== 'object') return false;
     const e = g as Record<string, unknown>;
@@ -94,7 +112,9 @@ export async function loadGuards(dataDir: string): Promise<GuardState> {
       `${path} is not a guard list this client wrote; delete it to choose new entry guards`,
     );
   }
-  return { version: 1, guards: json.guards.map((g) => ({ ...g })) };
+  const state: GuardState = { version: 1, guards: json.guards.map((g) => ({ ...g })) };
+  if (json.dropped) state.dropped = json.dropped.map((d) => ({ id: d.id, until: d.until }));
+  return state;
 }
 
 /** Writes dataDir/guards.json atomically, mode 0600 (it says which relays this client enters through). */
@@ -130,15 +150,22 @@ export function updateGuards(
 ): { state: GuardState; changed: boolean } {
   const count = opts.count ?? DEFAULT_GUARD_COUNT;
   const now = opts.now ?? Date.now();
-  const random = opts.random ?? Math.random;
+  const random = opts.random ?? randomFraction;
   const lifetime = opts.lifetimeMs ?? DEFAULT_GUARD_LIFETIME_MS;
   const unlistedMs = opts.unlistedMs ?? DEFAULT_GUARD_UNLISTED_MS;
   const running = relays.filter((r) => r.flags.includes('Running'));
   const byId = new Map(running.map((r) => [r.id, r]));
   let changed = false;
 
+  const dropped = (state.dropped ?? []).filter((d) => d.until > now);
+  if (dropped.length !== (state.dropped ?? []).length) changed = true;
+  const banned = new Set(dropped.map((d) => d.id));
   const kept: GuardEntry[] = [];
   for (const g of state.guards) {
+    if (banned.has(g.id)) {
+      changed = true;
+      continue;
+    }
     const listed = byId.has(g.id);
     if (now >= g.expiresAt) {
       changed = true;
@@ -165,7 +192,9 @@ export function updateGuards(
   while (listedGuards().length < count && kept.length < count * MAX_KEPT_FACTOR) {
     const current = listedGuards();
     const taken = new Set(kept.map((g) => g.id));
-    const cands = running.filter((r) => !taken.has(r.id) && current.every((c) => compatible(r, c, subnets)));
+    const cands = running.filter(
+      (r) => !taken.has(r.id) && !banned.has(r.id) && current.every((c) => compatible(r, c, subnets)),
+    );
     if (cands.length === 0) break;
     const nonExit = cands.filter((r) => !r.flags.includes('Exit'));
     const pick = weightedPick(nonExit.length > 0 ? nonExit : cands, weights, random);
@@ -177,7 +206,24 @@ export function updateGuards(
     });
     changed = true;
   }
-  return { state: { version: 1, guards: kept }, changed };
+  const next: GuardState = { version: 1, guards: kept };
+  if (dropped.length > 0) next.dropped = dropped;
+  return { state: next, changed };
+}
+
+/**
+ * Drops guard `id` (path bias: its circuits failed far more than a network's do) and keeps it from
+ * being chosen again for `forMs` (default: a guard's lifetime). The next updateGuards picks a new one.
+ */
+export function dropGuard(
+  state: GuardState,
+  id: string,
+  now: number = Date.now(),
+  forMs: number = DEFAULT_GUARD_LIFETIME_MS,
+): GuardState {
+  const dropped = (state.dropped ?? []).filter((d) => d.id !== id && d.until > now);
+  dropped.push({ id, until: now + forMs });
+  return { version: 1, guards: state.guards.filter((g) => g.id !== id), dropped };
 }
 
 /**

@@ -86,6 +86,22 @@ export function clientFamilies(monitor: ClientMonitor, proxies: () => ProxyCount
       },
     },
     {
+      name: 'allium_client_guard_circuits',
+      help: 'Per entry guard: circuit builds that got past it (attempted) and that completed (succeeded), halved now and then so recent builds weigh most (path bias).',
+      type: 'gauge',
+      collect: () =>
+        monitor.guards().flatMap((g) => [
+          { labels: { guard: g.nickname, result: 'attempted' }, value: g.attempts },
+          { labels: { guard: g.nickname, result: 'succeeded' }, value: g.successes },
+        ]),
+    },
+    {
+      name: 'allium_client_guards_dropped_total',
+      help: 'Entry guards dropped because far more circuits through them failed than a network fails (path bias).',
+      type: 'counter',
+      collect: () => monitor.client.guardsDropped,
+    },
+    {
       name: 'allium_client_proxy_connections_total',
       help: 'Connections accepted by the SOCKS5 and HTTP proxy ports.',
       type: 'counter',

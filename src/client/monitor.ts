@@ -28,6 +28,17 @@ export interface CircuitView {
   bytesOut: number;
 }
 
+/** An entry guard's path-bias counts (src/client/path-bias.ts), as the dashboard and metrics show them. */
+export interface GuardView {
+  id: string;
+  /** From the consensus; the id's first 16 hex digits for a guard it no longer lists. */
+  nickname: string;
+  /** Builds that got past the guard, and how many of them completed. */
+  attempts: number;
+  successes: number;
+  verdict: string;
+}
+
 interface StreamInfo {
   target: string;
   openedAt: number;
@@ -50,6 +61,18 @@ export class ClientMonitor {
   totals = { bytesIn: 0, bytesOut: 0 };
 
   constructor(readonly client: AlliumClient) {}
+
+  /** The entry guards' circuit build counts and path-bias verdicts. */
+  guards(): GuardView[] {
+    const relays = this.client.currentConsensus?.relays ?? [];
+    return this.client.pathBiasGuards().map((g) => ({
+      id: g.guard,
+      nickname: relays.find((r) => r.id === g.guard)?.nickname ?? g.guard.slice(0, 16),
+      attempts: g.attempts,
+      successes: g.successes,
+      verdict: g.verdict,
+    }));
+  }
 
   /** Opens a stream through the client and keeps count of it. */
   async connect(host: string, port: number, opts: ConnectOptions = {}): Promise<CircuitStream> {

@@ -19,8 +19,31 @@ export class FlowControlError extends AlliumError {}
  * Names the window of each circuit SENDME: how many DATA cells the peer may send past the
  * acknowledged one. `rttMs` is the latest round trip measured on this circuit since the last SENDME
  * (from a SENDME that raised the window to the first cell only that raise allowed), or null.
+ * A `WindowShare` names `window` but lets only `inFlight` cells be outstanding (protocol §5.1).
  */
-export type WindowGrant = (rttMs: number | null) => number;
+export type WindowGrant = (rttMs: number | null) => number | WindowShare;
+
+/**
+ * A window to name and, if fewer, the cells the receiver lets be in flight toward it. The receiver
+ * holds each SENDME until no more than `inFlight` cells would be outstanding once the peer reads it,
+ * so the named window carries nothing of what decided `inFlight` (how many circuits share the link).
+ * The named window grows by at most CIRC_SENDME_INCREMENT a SENDME, so a SENDME that must go out
+ * early (the peer has used its whole window) lets at most two increments be in flight.
+ */
+export interface WindowShare {
+  window: number;
+  inFlight: number;
+}
+
+/** A circuit SENDME due, held until the peer may have at most its share outstanding. */
+interface HeldSendme {
+  tag: Buffer;
+  window: number;
+  /** The DATA cell it acknowledges. */
+  acked: number;
+  /** It goes out once this many cells have arrived. */
+  releaseAt: number;
+}
 
 /**
  * One endpoint's view of a circuit's windows (only DATA cells count). The receiver acknowledges
@@ -42,6 +65,12 @@ export class CircuitWindow {
   private lastRttMs: number | null = null;
   /** The largest window this endpoint has named in a SENDME (for metrics). */
   largestNamed = 0;
+  /** SENDMEs due but held back (WindowShare), oldest first. */
+  private readonly held: HeldSendme[] = [];
+  /** The most DATA cells the peer may send in all, by the last SENDME sent. */
+  private peerLimit = CIRC_WINDOW_START;
+  /** The window named in the last SENDME of a WindowShare (the next grows by one increment at most). */
+  private lastShareWindow = CIRC_WINDOW_START;
 
   constructor(
     private readonly grant: WindowGrant = () => LEGACY_CIRC_WINDOW_MAX,
@@ -80,18 +109,48 @@ export class CircuitWindow {
       const raise = this.raises.shift()!;
       if (raise.firstCell === this.received) this.lastRttMs = this.now() - raise.at;
     }
-    if (this.received % CIRC_SENDME_INCREMENT !== 0) return null;
-    const window = Math.min(
-      CIRC_WINDOW_MAX,
-      Math.max(CIRC_WINDOW_MIN, Math.floor(this.grant(this.lastRttMs))),
-    );
+    if (this.received % CIRC_SENDME_INCREMENT !== 0) {
+      return this.held.length > 0 ? this.nextSendme() : null;
+    }
+    const granted = this.grant(this.lastRttMs);
     this.lastRttMs = null;
+    if (typeof granted === 'number') {
+      return this.release(tag, this.received, clampWindow(granted));
+    }
+    const window = clampWindow(Math.min(granted.window, this.lastShareWindow + CIRC_SENDME_INCREMENT));
+    this.lastShareWindow = window;
+    const inFlight = Math.min(window, Math.max(CIRC_WINDOW_MIN, Math.floor(granted.inFlight)));
+    if (this.held.length === 0 && inFlight === window) return this.release(tag, this.received, window);
+    // Held: `tag` is a view into a cell that will be reused.
+    this.held.push({
+      tag: Buffer.from(tag),
+      window,
+      acked: this.received,
+      releaseAt: this.received + window - inFlight,
+    });
+    return this.nextSendme();
+  }
+
+  /**
+   * The oldest held SENDME if it is due now, else null: call after onDataReceived returned one, until
+   * null. One is due once its share is all that would be outstanding, or the peer has used its window
+   * (so a circuit never stalls on a held SENDME).
+   */
+  nextSendme(): CircuitSendme | null {
+    const h = this.held[0];
+    if (!h || (this.received < h.releaseAt && this.received < this.peerLimit)) return null;
+    this.held.shift();
+    return this.release(h.tag, h.acked, h.window);
+  }
+
+  private release(tag: Buffer, acked: number, window: number): CircuitSendme {
     if (window > this.largestNamed) this.largestNamed = window;
-    const limit = this.received + window;
+    const limit = acked + window;
     if (limit > this.receiveLimit) {
       this.raises.push({ firstCell: this.receiveLimit + 1, at: this.now() });
       this.receiveLimit = limit;
     }
+    this.peerLimit = limit;
     return { tag, window };
   }
 
@@ -104,6 +163,10 @@ export class CircuitWindow {
     this.acked += CIRC_SENDME_INCREMENT;
     this.peerWindow = sendme.window;
   }
+}
+
+function clampWindow(w: number): number {
+  return Math.min(CIRC_WINDOW_MAX, Math.max(CIRC_WINDOW_MIN, Math.floor(w)));
 }
 
 /**

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { randomFraction } from '../crypto/random.js';
 import { versionAtLeast } from '../version.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
 import { bandwidthWeights, choosePath, PathError, subnetKey } from './path-selection.js';
@@ -114,17 +115,20 @@ describe('choosePath', () => {
       const path = choosePath(rs, { length: 3, random: seeded(seed) });
       assert.deepEqual(path.map((r) => r.nickname).sort(), ['r1', 'r3', 'r4']);
     }
-    rejects(() => choosePath(rs.slice(0, 3), { length: 3 }), 'ALLIUM_PATH_DIVERSITY');
+    rejects(() => choosePath(rs.slice(0, 3), { length: 3, random: randomFraction }), 'ALLIUM_PATH_DIVERSITY');
   });
 
   it('on one host (every relay in one /16) builds paths unless told to enforce subnets', () => {
     const rs = [1, 2, 3, 4]
       .map((n) => (n === 4 ? exitRelay(n) : relay(n)))
       .map((r) => ({ ...r, address: '127.0.0.1' }));
-    const path = choosePath(rs, { length: 3 });
+    const path = choosePath(rs, { length: 3, random: randomFraction });
     assert.equal(new Set(path.map((r) => r.id)).size, 3);
-    assert.equal(choosePath(rs, { length: 3, enforceSubnets: false }).length, 3);
-    rejects(() => choosePath(rs, { length: 3, enforceSubnets: true }), 'ALLIUM_PATH_DIVERSITY');
+    assert.equal(choosePath(rs, { length: 3, random: randomFraction, enforceSubnets: false }).length, 3);
+    rejects(
+      () => choosePath(rs, { length: 3, random: randomFraction, enforceSubnets: true }),
+      'ALLIUM_PATH_DIVERSITY',
+    );
   });
 
   it('keeps a family apart only when both relays declare it', () => {
@@ -137,7 +141,7 @@ describe('choosePath', () => {
     }
     // A one-sided claim (b says it is a's sibling; a does not agree) changes nothing.
     const oneSided = [a, { ...b, family: [a.id] }, c];
-    assert.equal(choosePath(oneSided, { length: 3 }).length, 3);
+    assert.equal(choosePath(oneSided, { length: 3, random: randomFraction }).length, 3);
   });
 
   it('clamps a self-reported huge bandwidth to 10x the median', () => {
@@ -171,7 +175,7 @@ describe('choosePath', () => {
       assert.equal(path[2].nickname, 'r2');
     }
     rejects(
-      () => choosePath(rs, { length: 3, target: { host: 'example.com', port: 25 } }),
+      () => choosePath(rs, { length: 3, random: randomFraction, target: { host: 'example.com', port: 25 } }),
       'ALLIUM_PATH_NO_EXIT',
     );
   });
@@ -191,7 +195,7 @@ describe('choosePath', () => {
     }
     assert.ok(used.has('r3') && used.has('r4'), 'older relays still serve as entry and middle');
     assert.throws(
-      () => choosePath([rs[0], relay(3), relay(4)], { length: 3 }),
+      () => choosePath([rs[0], relay(3), relay(4)], { length: 3, random: randomFraction }),
       (e: unknown) =>
         e instanceof PathError && e.code === 'ALLIUM_PATH_NO_EXIT' && /older than 0\.2\.0/.test(e.message),
     );
@@ -220,8 +224,16 @@ describe('choosePath', () => {
 
     it('uses the next guard when the first is down, excluded, or shares a subnet with the exit', () => {
       const down = rs.map((r) => (r.id === g(3) ? { ...r, flags: [] } : r));
-      assert.equal(choosePath(down, { length: 3, guards: [g(3), g(4)] })[0].id, g(4));
-      assert.equal(choosePath(rs, { length: 3, guards: [g(3), g(4)], exclude: new Set([g(3)]) })[0].id, g(4));
+      assert.equal(choosePath(down, { length: 3, random: randomFraction, guards: [g(3), g(4)] })[0].id, g(4));
+      assert.equal(
+        choosePath(rs, {
+          length: 3,
+          random: randomFraction,
+          guards: [g(3), g(4)],
+          exclude: new Set([g(3)]),
+        })[0].id,
+        g(4),
+      );
       // Guard r3 sits in the only exit's /16: it can never enter that exit's paths.
       const onlyExit = [exitRelay(1, { address: '10.3.5.5' }), ...rs.slice(2)];
       for (let seed = 0; seed < 20; seed++) {
@@ -234,9 +246,15 @@ describe('choosePath', () => {
 
     it('fails rather than falling back to a random entry when no guard is usable', () => {
       const down = rs.map((r) => (r.id === g(3) || r.id === g(4) ? { ...r, flags: [] } : r));
-      rejects(() => choosePath(down, { length: 3, guards: [g(3), g(4)] }), 'ALLIUM_PATH_NO_GUARD');
+      rejects(
+        () => choosePath(down, { length: 3, random: randomFraction, guards: [g(3), g(4)] }),
+        'ALLIUM_PATH_NO_GUARD',
+      );
       const onlyExit = [exitRelay(1, { address: '10.3.5.5' }), ...rs.slice(2)];
-      rejects(() => choosePath(onlyExit, { length: 3, guards: [g(3)] }), 'ALLIUM_PATH_NO_GUARD');
+      rejects(
+        () => choosePath(onlyExit, { length: 3, random: randomFraction, guards: [g(3)] }),
+        'ALLIUM_PATH_NO_GUARD',
+      );
     });
   });
 });

@@ -18,8 +18,11 @@ export interface PathOptions {
   target?: { host: string; port: number };
   /** Relay ids (hex) not to use, e.g. ones that just failed. */
   exclude?: Set<string>;
-  /** Randomness in [0, 1): injectable for tests. */
-  random?: () => number;
+  /**
+   * Randomness in [0, 1). Core is pure, so the caller brings it: the client passes the CSPRNG's
+   * (src/crypto/random.ts), since a predictable choice would tell relays which paths come next.
+   */
+  random: () => number;
   /**
    * No two relays of a path in one /16 (IPv4) or /32 (IPv6). `true` enforces it always; `false`
    * never (a test network on one host); unset ('auto') enforces it unless every running relay sits
@@ -127,7 +130,7 @@ function weightedPick(
 
 /** Picks [entry, ..., exit]. Throws PathError when the consensus cannot make such a path. */
 export function choosePath(relays: ConsensusRelay[], opts: PathOptions): ConsensusRelay[] {
-  const random = opts.random ?? Math.random;
+  const random = opts.random;
   if (opts.length < 1) throw new PathError('ALLIUM_PATH_LENGTH', 'a path needs at least one relay');
   const usable = relays.filter((r) => r.flags.includes('Running') && !opts.exclude?.has(r.id));
   const subnets = subnetsEnforced(usable, opts.enforceSubnets);

@@ -4,6 +4,7 @@
 import { CIRC_SENDME_INCREMENT, CIRC_WINDOW_MIN, LEGACY_CIRC_WINDOW_MAX } from '../wire/constants.js';
 import { DelayControl } from './delay-control.js';
 import { DeliveryRate } from './delivery-rate.js';
+import type { WindowShare } from './flow-control.js';
 import { WindowedMin } from './windowed-min.js';
 
 /**
@@ -93,6 +94,21 @@ export class ReceiveBudget {
     const receiving = this.countReceiving(t);
     const share = Math.min(largest, Math.max(CIRC_WINDOW_MIN, Math.floor(this.currentCells / receiving)));
     return this.delay.limit(circuit, share, rttMs, this.baseRttMs);
+  }
+
+  /**
+   * What `circuit` names in the SENDME it sends now without telling how many circuits share the link:
+   * the window of a circuit alone on it (the budget, at most `largest`), with what `grant` would have
+   * named as the cells it lets be in flight; the circuit holds its SENDMEs to keep to that
+   * (CircuitWindow). The peer learns the budget, not the count of circuits receiving.
+   */
+  grantShare(
+    circuit: object,
+    rttMs: number | null = null,
+    largest: number = LEGACY_CIRC_WINDOW_MAX,
+  ): WindowShare {
+    const inFlight = this.grant(circuit, rttMs, largest);
+    return { window: Math.min(largest, this.currentCells), inFlight };
   }
 
   /** The circuit closed. */

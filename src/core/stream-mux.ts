@@ -363,8 +363,7 @@ export class StreamMux {
   handle(command: number, streamId: number, data: Buffer, tag: Buffer): void {
     switch (command) {
       case RelayCommand.DATA: {
-        const sendme = this.window.onDataReceived(tag);
-        if (sendme) {
+        for (let sendme = this.window.onDataReceived(tag); sendme; sendme = this.window.nextSendme()) {
           // Held back while the streams hold too much: the peer's circuit window closes behind it.
           if (this.heldBytes > this.maxHeldBytes || this.heldSendmes.length > 0) {
             this.heldSendmes.push(encodeCircuitSendme(sendme));

@@ -1,7 +1,16 @@
-// Random numbers for ids: circuit ids and stream ids need not be secret, but unpredictable ids cost nothing.
+// Randomness from the CSPRNG for every choice a relay, an exit or the directory could learn from (paths,
+// guards, circuit ids, timers): Math.random (V8's xorshift128+) can be predicted from a few outputs.
 import { randomInt } from 'node:crypto';
 
 /** A uniformly random integer in [min, max). */
 export function randomIntBetween(min: number, max: number): number {
   return randomInt(min, max);
+}
+
+// randomInt takes a range of less than 2 ** 48.
+const FRACTION_STEPS = 2 ** 47;
+
+/** A uniformly random number in [0, 1) with 47 random bits: the CSPRNG's stand-in for Math.random. */
+export function randomFraction(): number {
+  return randomInt(0, FRACTION_STEPS) / FRACTION_STEPS;
 }

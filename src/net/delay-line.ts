@@ -25,6 +25,8 @@ function delayedPipe(src: net.Socket, dst: net.Socket, delayMs: number, jitterMs
   dst.on('drain', () => src.resume());
   src.on('data', (chunk: Buffer) => {
     const now = performance.now();
+    // Math.random is allowed here alone (test/no-math-random.test.ts): this simulates a link for test
+    // networks and benches, and the jitter it draws is nobody's secret.
     const due = Math.max(lastDue, now + delayMs + Math.random() * jitterMs);
     lastDue = due;
     queue.push({ due, chunk });

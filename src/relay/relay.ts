@@ -7,6 +7,7 @@ import { StreamError, StreamMux } from '../core/stream-mux.js';
 import { circuitHopCrypto, FORWARD_MARKER_LEN, type ForwardOpen } from '../crypto/forward-onion.js';
 import type { IdentityKey, X25519Key } from '../crypto/keys.js';
 import { linkBoundHop } from '../crypto/link-bound-hop.js';
+import { randomIntBetween } from '../crypto/random.js';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
@@ -474,7 +475,7 @@ export class Relay {
   private allocCircId(link: Link): number {
     const map = this.circuits.get(link)!;
     for (;;) {
-      let id = (Math.random() * 0x7fffffff) >>> 0;
+      let id = randomIntBetween(0, 0x80000000);
       if (id === 0) continue;
       if (link.initiator) id = (id | CIRC_ID_INITIATOR_BIT) >>> 0;
       if (!map.has(id)) return id;
