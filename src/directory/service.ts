@@ -4,7 +4,7 @@ import { signConsensus } from '../core/documents.js';
 import type { IdentityKey } from '../crypto/keys.js';
 import type { Logger } from '../log.js';
 import type { Consensus } from '../wire/directory-docs.js';
-import { buildConsensus, type ConsensusTiming, nextSerial } from './consensus.js';
+import { buildConsensus, type ConsensusTiming, nextSerial, selectWithinBudget } from './consensus.js';
 import { DirectoryError } from './errors.js';
 import type { ReachabilityCheck } from './reachability.js';
 import type { Registry, RelayRecord } from './registry.js';
@@ -115,6 +115,10 @@ export class DirectoryService {
   readonly stats = {
     registrations: { new: 0, changed: 0, refreshed: 0, unreachable: 0 },
     consensusFetches: 0,
+    /** Registrations refused by the per-address limits or because the consensus was full. */
+    refused: { addressLimit: 0, full: 0 },
+    /** Relays the last consensus left out to stay under its cap. */
+    consensusLeftOut: 0,
   };
 
   constructor(opts: DirectoryServiceOptions) {
@@ -135,9 +139,17 @@ export class DirectoryService {
     );
   }
 
-  /** POST /v1/relays. Resolves once the listing is saved if it added or changed a relay. */
-  async register(json: unknown): Promise<{ id: string; result: 'new' | 'changed' | 'refreshed' }> {
-    const { envelope, descriptor: d } = this.registry.check(json, this.clock());
+  /**
+   * POST /v1/relays from `source` (the client's address, for the per-address limits). Resolves once the
+   * listing is saved if it added or changed a relay.
+   */
+  async register(
+    json: unknown,
+    source?: string,
+  ): Promise<{ id: string; result: 'new' | 'changed' | 'refreshed' }> {
+    // Relays past their TTL must not count against the limits of the ones replacing them.
+    this.sweep();
+    const { envelope, descriptor: d } = this.counted(() => this.registry.check(json, this.clock(), source));
     const held = this.registry.get(d.id, this.clock());
     const moved =
       !held ||
@@ -162,7 +174,7 @@ export class DirectoryService {
         );
       }
     }
-    const result = this.registry.commit(envelope, d, this.clock());
+    const result = this.counted(() => this.registry.commit(envelope, d, this.clock(), source));
     this.stats.registrations[result]++;
     if (result === 'refreshed') {
       this.saver.later();
@@ -174,6 +186,17 @@ export class DirectoryService {
       await this.saver.now();
     }
     return { id: d.id, result };
+  }
+
+  private counted<T>(f: () => T): T {
+    try {
+      return f();
+    } catch (err) {
+      if (err instanceof DirectoryError && err.code === 'ALLIUM_RELAY_ADDRESS_LIMIT')
+        this.stats.refused.addressLimit++;
+      if (err instanceof DirectoryError && err.code === 'ALLIUM_DIRECTORY_FULL') this.stats.refused.full++;
+      throw err;
+    }
   }
 
   /** DELETE /v1/relays/:id. */
@@ -216,11 +239,33 @@ export class DirectoryService {
     const c = this.cache;
     if (c && c.version === this.registry.version && now < c.consensus.freshUntil) return c;
     this.serial = nextSerial(this.serial, now);
+    // Registrations are refused past the budget; this also holds for a state file loaded from disk.
+    const { listed, dropped } = selectWithinBudget(this.registry.live(now), this.registry.relaysBudget);
+    if (dropped.length > 0 && dropped.length !== this.stats.consensusLeftOut) {
+      this.log.warn(
+        { leftOut: dropped.length, listed: listed.length },
+        'the consensus is full: the most recently listed relays are left out',
+      );
+    }
+    this.stats.consensusLeftOut = dropped.length;
     const consensus = buildConsensus(
-      this.registry.live(now).map((r) => r.descriptor),
+      listed.map((r) => r.descriptor),
       { ...this.timing, serial: this.serial, now, directoryKey: this.publicKeyB64 },
     );
-    const json = JSON.stringify(signConsensus(this.key, consensus));
+    let json: string;
+    try {
+      json = JSON.stringify(signConsensus(this.key, consensus));
+    } catch (err) {
+      // The directory's own fault, not the client's: keep serving the last consensus while it is valid.
+      this.log.error({ err, relays: consensus.relays.length }, 'could not sign the consensus');
+      if (c && now < c.consensus.validUntil) return c;
+      throw new DirectoryError(
+        'ALLIUM_CONSENSUS_UNAVAILABLE',
+        500,
+        'the directory could not build its consensus; see its log',
+        { cause: err },
+      );
+    }
     this.cache = { version: this.registry.version, consensus, json };
     this.saver.later();
     this.log.debug({ serial: consensus.serial, relays: consensus.relays.length }, 'consensus built');

@@ -43,7 +43,7 @@ export function relativeTime(t: number, now: number): string {
 }
 
 export interface StatusPageInput {
-  relays: readonly RelayRecord[];
+  relays: readonly Pick<RelayRecord, 'descriptor' | 'firstSeen' | 'lastSeen'>[];
   consensus: Consensus;
   directoryId: string;
   now: number;

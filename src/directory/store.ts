@@ -19,6 +19,8 @@ export interface StoredRelay {
   envelope: SignedEnvelope;
   firstSeen: number;
   lastSeen: number;
+  /** The address key the relay registered from (per-address limits); absent in older files. */
+  source?: string;
 }
 
 /** A withdrawn relay: descriptors published at or before `published` stay refused until `expires`. */
@@ -54,6 +56,7 @@ const stateSchema = v.object({
       envelope: v.object({ body: v.string(), signature: v.string() }),
       firstSeen: ms,
       lastSeen: ms,
+      source: v.optional(v.pipe(v.string(), v.maxLength(64))),
     }),
   ),
   withdrawn: v.array(v.object({ id: v.string(), published: ms, expires: ms })),
