@@ -96,7 +96,9 @@ export class Directory {
     }
 
     const store = new DirectoryStore(opts.dataDir);
-    await store.init();
+    const leftovers = await store.init();
+    if (leftovers > 0)
+      log.info({ removed: leftovers }, 'removed temporary files left by an interrupted save');
     const { key, created, loosePermissions } = await store.loadOrCreateKey();
     if (created) log.info({ path: store.keyPath }, 'made a new directory key');
     if (loosePermissions)

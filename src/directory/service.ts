@@ -27,7 +27,15 @@ interface CachedConsensus {
   consensus: Consensus;
   /** The signed envelope, serialised once and served as is. */
   json: string;
+  /** How long building, signing and serialising it took. */
+  buildMs: number;
 }
+
+/** A consensus that took longer than this to build is not rebuilt for every change (see current()). */
+const SLOW_BUILD_MS = 50;
+const REBUILD_SPACING = 10;
+/** A state save that took longer than this is not repeated for every new relay (see StateSaver.soon). */
+const SLOW_SAVE_MS = 50;
 
 /**
  * Saves state off the request path: at most one write in flight, later requests coalesce into one
@@ -68,15 +76,33 @@ class StateSaver {
   /** A write soon: for changes losing which costs nothing (refresh times, serials). */
   later(): void {
     if (this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.now().catch(this.onError);
-    }, this.delayMs);
+    // However many changes arrive, writing takes at most about a tenth of the directory's time.
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        this.now().catch(this.onError);
+      },
+      Math.max(this.delayMs, REBUILD_SPACING * this.lastSaveMs),
+    );
     this.timer.unref();
   }
 
+  /**
+   * A write the caller waits for while writes are quick; once one takes longer than SLOW_SAVE_MS (a
+   * state of thousands of relays), a write at most once per ten times that, not waited for, so a flood
+   * of registrations cannot keep the directory busy rewriting its state.
+   */
+  async soon(): Promise<void> {
+    if (this.lastSaveMs <= SLOW_SAVE_MS) return this.now();
+    this.later();
+  }
+
+  private lastSaveMs = 0;
+
   private run(): Promise<void> {
+    const started = performance.now();
     const p = this.save().finally(() => {
+      this.lastSaveMs = performance.now() - started;
       if (this.inFlight === p) this.inFlight = null;
     });
     this.inFlight = p;
@@ -183,7 +209,7 @@ export class DirectoryService {
         { id: d.id, nickname: d.nickname, address: d.address, port: d.port },
         result === 'new' ? 'relay listed' : 'relay descriptor changed',
       );
-      await this.saver.now();
+      await this.saver.soon();
     }
     return { id: d.id, result };
   }
@@ -237,7 +263,14 @@ export class DirectoryService {
     this.sweep();
     const now = this.clock();
     const c = this.cache;
-    if (c && c.version === this.registry.version && now < c.consensus.freshUntil) return c;
+    if (c && now < c.consensus.freshUntil) {
+      if (c.version === this.registry.version) return c;
+      // A large consensus is rebuilt at most once per ten times its build took, so registrations
+      // arriving between fetches cannot make every fetch pay for a rebuild (at most a tenth of the
+      // directory's time goes to building). A small one, built in a few ms, is rebuilt at once.
+      if (c.buildMs > SLOW_BUILD_MS && now - c.consensus.validAfter < REBUILD_SPACING * c.buildMs) return c;
+    }
+    const started = performance.now();
     this.serial = nextSerial(this.serial, now);
     // Registrations are refused past the budget; this also holds for a state file loaded from disk.
     const { listed, dropped } = selectWithinBudget(this.registry.live(now), this.registry.relaysBudget);
@@ -266,7 +299,7 @@ export class DirectoryService {
         { cause: err },
       );
     }
-    this.cache = { version: this.registry.version, consensus, json };
+    this.cache = { version: this.registry.version, consensus, json, buildMs: performance.now() - started };
     this.saver.later();
     this.log.debug({ serial: consensus.serial, relays: consensus.relays.length }, 'consensus built');
     return this.cache;

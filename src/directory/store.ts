@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as v from 'valibot';
 import { openDescriptor } from '../core/documents.js';
 import { IdentityKey } from '../crypto/keys.js';
-import { writeFileAtomic } from '../storage/atomic-file.js';
+import { removeStaleTempFiles, writeFileAtomic } from '../storage/atomic-file.js';
 import { describeIssues, type RelayDescriptor, type SignedEnvelope } from '../wire/directory-docs.js';
 import { DirectoryError } from './errors.js';
 
@@ -88,8 +88,10 @@ export class DirectoryStore {
     this.statePath = join(dataDir, STATE_FILE);
   }
 
-  async init(): Promise<void> {
+  /** Makes the data directory; returns how many temporary files crashed writes had left in it. */
+  async init(): Promise<number> {
     await mkdir(this.dataDir, { recursive: true, mode: 0o700 });
+    return (await removeStaleTempFiles(this.statePath)) + (await removeStaleTempFiles(this.keyPath));
   }
 
   /**
