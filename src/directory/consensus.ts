@@ -67,18 +67,20 @@ export function normalizeDescriptor(d: RelayDescriptor): RelayDescriptor {
   return out;
 }
 
-/** The descriptor's entry in the consensus. */
-export function consensusEntry(d: RelayDescriptor): ConsensusRelay {
-  return { ...descriptorFields(d), flags: relayFlags(d) };
+/** The descriptor's entry in the consensus (`flags`: relayFlags(d), when the caller has them already). */
+export function consensusEntry(d: RelayDescriptor, flags = relayFlags(d)): ConsensusRelay {
+  return { ...descriptorFields(d), flags: [...flags] };
 }
 
 /** Bytes the relay's entry adds to the consensus body, its separating comma included. */
-export function consensusEntryBytes(d: RelayDescriptor): number {
-  return Buffer.byteLength(JSON.stringify(consensusEntry(d)), 'utf8') + 1;
+export function consensusEntryBytes(d: RelayDescriptor, flags = relayFlags(d)): number {
+  return Buffer.byteLength(JSON.stringify(consensusEntry(d, flags)), 'utf8') + 1;
 }
 
 export interface ListedCandidate {
   descriptor: RelayDescriptor;
+  /** Bytes of its entry, when known (consensusEntryBytes). */
+  entryBytes?: number;
   /** When the relay was first listed: older relays keep their place when the consensus is full. */
   firstSeen: number;
 }
@@ -91,9 +93,8 @@ export interface ListedCandidate {
 export function selectWithinBudget<T extends ListedCandidate>(
   relays: readonly T[],
   budget = CONSENSUS_RELAYS_BUDGET,
-  sizeOf: (d: RelayDescriptor) => number = consensusEntryBytes,
 ): { listed: T[]; dropped: T[] } {
-  const sized = relays.map((r) => ({ r, bytes: sizeOf(r.descriptor) }));
+  const sized = relays.map((r) => ({ r, bytes: r.entryBytes ?? consensusEntryBytes(r.descriptor) }));
   const total = sized.reduce((sum, s) => sum + s.bytes, 0);
   if (total <= budget) return { listed: [...relays], dropped: [] };
   const byAge = [...sized].sort(
@@ -119,11 +120,20 @@ function compareIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/**
+ * The consensus listing `relays`. `flagsOf` gives a relay's flags when they were worked out already:
+ * deciding whether a long policy lets anything out takes milliseconds, too long to repeat per build.
+ */
 export function buildConsensus(
   relays: readonly RelayDescriptor[],
-  opts: ConsensusTiming & { serial: number; now: number; directoryKey: string },
+  opts: ConsensusTiming & {
+    serial: number;
+    now: number;
+    directoryKey: string;
+    flagsOf?: (d: RelayDescriptor) => string[] | undefined;
+  },
 ): Consensus {
-  const listed: ConsensusRelay[] = relays.map(consensusEntry);
+  const listed: ConsensusRelay[] = relays.map((d) => consensusEntry(d, opts.flagsOf?.(d) ?? relayFlags(d)));
   return {
     network: 'allium',
     serial: opts.serial,

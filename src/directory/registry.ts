@@ -8,7 +8,12 @@ import {
   type SignedEnvelope,
   serializeDescriptor,
 } from '../wire/directory-docs.js';
-import { CONSENSUS_RELAYS_BUDGET, consensusEntryBytes, normalizeDescriptor } from './consensus.js';
+import {
+  CONSENSUS_RELAYS_BUDGET,
+  consensusEntryBytes,
+  normalizeDescriptor,
+  relayFlags,
+} from './consensus.js';
 import { DirectoryError } from './errors.js';
 import { rateKey } from './rate-limit.js';
 import type { LoadedState, StoredRelay, Tombstone } from './store.js';
@@ -40,6 +45,8 @@ export interface RelayRecord {
   lastSeen: number;
   /** The address key (rateKey) the relay was registered from; undefined when not known. */
   source?: string;
+  /** Its consensus flags, worked out once (a long policy takes milliseconds to judge). */
+  flags: string[];
   /** Bytes its entry adds to the consensus body. */
   entryBytes: number;
 }
@@ -179,13 +186,15 @@ export class Registry {
   load(state: LoadedState): void {
     for (const r of state.relays) {
       const descriptor = listed(r.descriptor);
+      const flags = relayFlags(descriptor);
       this.put({
         descriptor,
         envelope: r.envelope,
         firstSeen: r.firstSeen,
         lastSeen: r.lastSeen,
         source: r.source,
-        entryBytes: consensusEntryBytes(descriptor),
+        flags,
+        entryBytes: consensusEntryBytes(descriptor, flags),
       });
     }
     for (const t of state.withdrawn) this.tombstones.set(t.id, t);
@@ -242,9 +251,10 @@ export class Registry {
     this.checkLimits(descriptor, source, now);
     // A record past its TTL but not yet swept counts as gone: the relay comes back as new.
     const held = this.get(descriptor.id, now);
-    const entryBytes = consensusEntryBytes(descriptor);
     const inMap = this.relays.get(descriptor.id);
     const grows = !held || listingKey(held.descriptor) !== listingKey(descriptor);
+    const flags = grows ? relayFlags(descriptor) : held.flags;
+    const entryBytes = grows ? consensusEntryBytes(descriptor, flags) : held.entryBytes;
     if (grows && this.heldBytes - (inMap?.entryBytes ?? 0) + entryBytes > this.relaysBudget) {
       throw new DirectoryError(
         'ALLIUM_DIRECTORY_FULL',
@@ -260,6 +270,7 @@ export class Registry {
       firstSeen: held ? held.firstSeen : now,
       lastSeen: now,
       source: source ? rateKey(source) : held?.source,
+      flags,
       entryBytes,
     });
     if (!held) {

@@ -281,9 +281,16 @@ export class DirectoryService {
       );
     }
     this.stats.consensusLeftOut = dropped.length;
+    const flags = new Map(listed.map((r) => [r.descriptor, r.flags]));
     const consensus = buildConsensus(
       listed.map((r) => r.descriptor),
-      { ...this.timing, serial: this.serial, now, directoryKey: this.publicKeyB64 },
+      {
+        ...this.timing,
+        serial: this.serial,
+        now,
+        directoryKey: this.publicKeyB64,
+        flagsOf: (d) => flags.get(d),
+      },
     );
     let json: string;
     try {

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { signDescriptor } from '../../src/core/documents.js';
+import { openConsensusJson, signDescriptor } from '../../src/core/documents.js';
 import { IdentityKey } from '../../src/crypto/keys.js';
 import { makeTestRelay } from '../../src/directory/test-fixtures.js';
 import { DirectoryClient } from '../../src/net/directory-client.js';
@@ -99,7 +99,6 @@ async function flood(
       if (res.status === 503) full++;
     }
   };
-  const client = new DirectoryClient({ url, directoryKey: key, timeoutMs: 60_000 });
   const result: FloodResult = {
     statuses,
     consensusFetches: 0,
@@ -108,11 +107,16 @@ async function flood(
     consensusRelaysMax: 0,
   };
   const bystander = (async () => {
-    // Bounded: the flood ends, and at most 500 fetches.
+    // Bounded: the flood ends, and at most 500 fetches. The time printed is the directory's answer
+    // (request to last byte); verifying a 32 MiB consensus afterwards is the client's own cost.
     while (!done && result.consensusFetches < 500) {
       const t0 = performance.now();
-      const { consensus, envelope } = await client.fetchConsensus();
+      const res = await fetch(`${url}/v1/consensus`);
+      assert.equal(res.status, 200, 'the consensus is served throughout');
+      const text = await res.text();
       result.consensusMaxMs = Math.max(result.consensusMaxMs, performance.now() - t0);
+      const envelope = JSON.parse(text) as SignedEnvelope;
+      const consensus = openConsensusJson(envelope, key);
       result.consensusMaxBytes = Math.max(result.consensusMaxBytes, Buffer.byteLength(envelope.body));
       result.consensusRelaysMax = Math.max(result.consensusRelaysMax, consensus.relays.length);
       result.consensusFetches++;
@@ -136,7 +140,7 @@ async function flood(
 function report(r: FloodResult): void {
   console.log(`  answers: ${[...r.statuses].map(([k, n]) => `${k} x${n}`).join(', ')}`);
   console.log(
-    `  bystander: ${r.consensusFetches} consensus fetches verified, slowest ${Math.round(r.consensusMaxMs)} ms; ` +
+    `  bystander: ${r.consensusFetches} consensus fetches verified, slowest answer ${Math.round(r.consensusMaxMs)} ms; ` +
       `largest consensus ${(r.consensusMaxBytes / MiB).toFixed(2)} MiB of the ${MAX_CONSENSUS_BYTES / MiB} MiB cap, ` +
       `${r.consensusRelaysMax} relays`,
   );
