@@ -15,7 +15,7 @@ import {
   relayFlags,
 } from './consensus.js';
 import { DirectoryError } from './errors.js';
-import { rateKey } from './rate-limit.js';
+import { isLoopback, rateKey } from './rate-limit.js';
 import type { LoadedState, StoredRelay, Tombstone } from './store.js';
 
 /** A descriptor's `published` must be this close to the directory's clock, so a captured one soon goes stale. */
@@ -43,7 +43,7 @@ export interface RelayRecord {
   firstSeen: number;
   /** The last accepted registration or refresh. */
   lastSeen: number;
-  /** The address key (rateKey) the relay was registered from; undefined when not known. */
+  /** The address key (addressKey) the relay was registered from; undefined when not known. */
   source?: string;
   /** Its consensus flags, worked out once (a long policy takes milliseconds to judge). */
   flags: string[];
@@ -74,6 +74,14 @@ function clockError(code: string, what: string, published: number, now: number):
     `${what} was published ${mins} min from the directory's clock (allowed: ±${PUBLISHED_WINDOW_MS / 60_000} min): ` +
       "check the relay's clock",
   );
+}
+
+/**
+ * The key relays are counted under per address: IPv4 as is, IPv6 by /64, and every loopback address
+ * (127/8, ::1) as one, since they are all this one machine.
+ */
+export function addressKey(address: string): string {
+  return isLoopback(address) ? 'loopback' : rateKey(address);
 }
 
 /** The descriptor as listed; one whose policy no longer parses is kept as signed (the builder demotes it). */
@@ -143,10 +151,10 @@ export class Registry {
    */
   private checkLimits(d: RelayDescriptor, source: string | undefined, now: number): void {
     const held = this.get(d.id, now);
-    const addrKey = rateKey(d.address);
-    if (!held || rateKey(held.descriptor.address) !== addrKey) {
+    const addrKey = addressKey(d.address);
+    if (!held || addressKey(held.descriptor.address) !== addrKey) {
       const limit = this.limitFor(d.address);
-      const count = this.countLive(now, d.id, (r) => rateKey(r.descriptor.address) === addrKey);
+      const count = this.countLive(now, d.id, (r) => addressKey(r.descriptor.address) === addrKey);
       if (count >= limit) {
         throw new DirectoryError(
           'ALLIUM_RELAY_ADDRESS_LIMIT',
@@ -157,7 +165,7 @@ export class Registry {
       }
     }
     if (!held && source) {
-      const srcKey = rateKey(source);
+      const srcKey = addressKey(source);
       const limit = this.limitFor(source);
       const count = this.countLive(now, d.id, (r) => r.source === srcKey);
       if (count >= limit) {
@@ -269,7 +277,7 @@ export class Registry {
       envelope,
       firstSeen: held ? held.firstSeen : now,
       lastSeen: now,
-      source: source ? rateKey(source) : held?.source,
+      source: source ? addressKey(source) : held?.source,
       flags,
       entryBytes,
     });

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { buffer } from 'node:stream/consumers';
 import { after, before, test } from 'node:test';
-import { DEFAULT_HTTP_LIMITS } from '../../src/net/http-limits.js';
 import { streamGet } from '../../src/net/http-fetch.js';
+import { DEFAULT_HTTP_LIMITS } from '../../src/net/http-limits.js';
 import { socksConnect } from '../../src/net/socks-client.js';
 import { Testnet } from '../../src/testnet/testnet.js';
 import { makeFiles, sha256, startHttpServer, type WebServer } from '../helpers/web.js';
@@ -65,7 +65,12 @@ async function bystander(done: () => boolean): Promise<number[]> {
     const t0 = performance.now();
     const res = await streamGet(`${web.url}/random1m`, {
       connect: (host, port) =>
-        socksConnect({ proxyHost: tn.socksHost, proxyPort: tn.socksPort, host, port: port || Number(u.port) }),
+        socksConnect({
+          proxyHost: tn.socksHost,
+          proxyPort: tn.socksPort,
+          host,
+          port: port || Number(u.port),
+        }),
     });
     assert.equal(sha256(await buffer(res)), sha256(files['/random1m']));
     times.push(performance.now() - t0);
@@ -141,7 +146,9 @@ test('1 byte/s headers and bodies: every port closes them at its timeout while a
   finished = true;
   const times = await downloads;
   for (const [what, h] of results) {
-    console.log(`  ${what}: closed after ${(h.heldMs / 1000).toFixed(1)} s, ${h.sent} bytes sent, answer "${h.answer}"`);
+    console.log(
+      `  ${what}: closed after ${(h.heldMs / 1000).toFixed(1)} s, ${h.sent} bytes sent, answer "${h.answer}"`,
+    );
   }
   console.log(
     `  bystander: ${times.length} downloads of 1 MiB, each byte checked; slowest ${Math.round(Math.max(...times))} ms`,
@@ -173,7 +180,9 @@ test('more idle connections than a port takes: those past its cap are refused, t
   finished = true;
   const times = await downloads;
   for (const { p, refused, timedOut } of perPort) {
-    console.log(`  ${p.name}: ${n} idle connections: ${refused} refused at the cap, ${timedOut} closed with 408`);
+    console.log(
+      `  ${p.name}: ${n} idle connections: ${refused} refused at the cap, ${timedOut} closed with 408`,
+    );
     assert.ok(refused >= extra, `${p.name}: at most ${DEFAULT_HTTP_LIMITS.maxConnections} held`);
     assert.ok(timedOut > 0, `${p.name}: the held ones were closed at the header timeout`);
   }
