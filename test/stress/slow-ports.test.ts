@@ -136,8 +136,8 @@ test('1 byte/s headers and bodies: every port closes them at its timeout while a
   const downloads = bystander(() => finished);
   const runs = ports.flatMap((p) => {
     const out: Promise<[string, Held]>[] = [];
-    // SOCKS: a greeting one byte a second; HTTP: the request line and headers one byte a second.
-    const trickle = p.http ? slowHeaders : `\x05\x01\x00${'\x00'.repeat(200)}`;
+    // SOCKS: a greeting offering 255 methods, one byte a second; HTTP: the request line and headers.
+    const trickle = p.http ? slowHeaders : `\x05\xff${'\x00'.repeat(255)}`;
     out.push(slowConnection(p, '', trickle).then((h) => [`${p.name}, slow headers`, h]));
     if (p.bodyTimeout) out.push(slowConnection(p, bodyHead, body).then((h) => [`${p.name}, slow body`, h]));
     return out;
