@@ -45,6 +45,8 @@ class StateSaver {
   private inFlight: Promise<void> | null = null;
   private queued: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** How long the last write took (ms), including its fsync. */
+  private lastSaveMs = 0;
 
   constructor(
     private readonly save: () => Promise<void>,
@@ -96,8 +98,6 @@ class StateSaver {
     if (this.lastSaveMs <= SLOW_SAVE_MS) return this.now();
     this.later();
   }
-
-  private lastSaveMs = 0;
 
   private run(): Promise<void> {
     const started = performance.now();
