@@ -74,6 +74,18 @@ program
     parsePositiveInt,
     60,
   )
+  .option(
+    '--max-relays-per-address <n>',
+    'new relays listed per public address (IPv6: per /64), counted by advertised and by registering address',
+    parsePositiveInt,
+    2,
+  )
+  .option(
+    '--max-relays-per-local-address <n>',
+    'the same for loopback and private addresses (a test network runs every relay on one)',
+    parsePositiveInt,
+    32,
+  )
   .addOption(metrics())
   .addOption(configOption())
   .addOption(logLevel())

@@ -14,6 +14,8 @@ export async function runDirectory(o: {
   reachabilityCheck: boolean;
   rateLimit: number;
   rateBurst: number;
+  maxRelaysPerAddress: number;
+  maxRelaysPerLocalAddress: number;
   metrics?: { host: string; port: number };
   logLevel: string;
 }) {
@@ -28,6 +30,10 @@ export async function runDirectory(o: {
     consensusValidMs: o.consensusValid * 1000,
     reachabilityCheck: o.reachabilityCheck ? undefined : false,
     rateLimit: o.rateLimit === 0 ? false : { requestsPerSecond: o.rateLimit, burst: o.rateBurst },
+    listing: {
+      maxRelaysPerAddress: o.maxRelaysPerAddress,
+      maxRelaysPerLocalAddress: o.maxRelaysPerLocalAddress,
+    },
     logger,
   });
   const metrics = await serveMetrics(o.metrics, () => directoryFamilies(dir));

@@ -2,11 +2,12 @@
 // expires relays that stop refreshing.
 import type { FastifyInstance } from 'fastify';
 import { type Logger, silentLogger } from '../log.js';
+import type { HttpLimitStats } from '../net/http-limits.js';
 import { DirectoryError } from './errors.js';
-import { createHttpApp } from './http.js';
+import { createHttpApp, type HttpServerLimits } from './http.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { linkReachabilityCheck, type ReachabilityCheck } from './reachability.js';
-import { Registry } from './registry.js';
+import { type ListingLimits, Registry } from './registry.js';
 import { DirectoryService } from './service.js';
 import { DirectoryStore } from './store.js';
 
@@ -32,6 +33,13 @@ export interface DirectoryOptions {
   reachabilityCheck?: ReachabilityCheck | false;
   /** Per-address request rate limit (429 beyond it). Default 10/s with bursts of 60; `false`: none. */
   rateLimit?: RateLimitOptions | false;
+  /**
+   * Relays listed per address (default 2 per public address, 32 per loopback or private one) and the
+   * consensus's byte budget (default its 32 MiB cap less a header reserve; tests lower it).
+   */
+  listing?: ListingLimits;
+  /** Slow or stalled HTTP clients (defaults: DEFAULT_DIRECTORY_HTTP_LIMITS). */
+  http?: Partial<HttpServerLimits>;
 }
 
 export const DEFAULT_RELAY_TTL_MS = 180_000;
@@ -50,6 +58,8 @@ export class Directory {
   readonly dataDir: string;
   /** The per-address request limiter (its `limited` counts 429s), or null when disabled. */
   rateLimiter: RateLimiter | null = null;
+  /** What the HTTP port's timeouts and connection cap refused. */
+  httpStats: HttpLimitStats = { refused: 0, timeouts: 0 };
   private readonly app: FastifyInstance;
   /** The directory's state and counters (read by metrics and the status page). */
   readonly service: DirectoryService;
@@ -86,13 +96,15 @@ export class Directory {
     }
 
     const store = new DirectoryStore(opts.dataDir);
-    await store.init();
+    const leftovers = await store.init();
+    if (leftovers > 0)
+      log.info({ removed: leftovers }, 'removed temporary files left by an interrupted save');
     const { key, created, loosePermissions } = await store.loadOrCreateKey();
     if (created) log.info({ path: store.keyPath }, 'made a new directory key');
     if (loosePermissions)
       log.warn({ path: store.keyPath }, 'the directory key file is readable by others: chmod 600 it');
     const state = await store.loadState();
-    const registry = new Registry(ttl);
+    const registry = new Registry(ttl, opts.listing);
     registry.load(state);
 
     const service = new DirectoryService({
@@ -107,7 +119,8 @@ export class Directory {
         opts.reachabilityCheck === false ? undefined : (opts.reachabilityCheck ?? linkReachabilityCheck()),
     });
     const rateLimiter = opts.rateLimit === false ? null : new RateLimiter(opts.rateLimit ?? {});
-    const app = createHttpApp(service, log, { rateLimiter });
+    const httpStats: HttpLimitStats = { refused: 0, timeouts: 0 };
+    const app = createHttpApp(service, log, { rateLimiter, server: opts.http, stats: httpStats });
     const host = opts.host ?? '127.0.0.1';
     await app.listen({ host, port: opts.port ?? 0 });
     const addr = app.server.address();
@@ -128,6 +141,7 @@ export class Directory {
     );
     const dir = new Directory(app, service, url, opts.dataDir, sweepTimer);
     dir.rateLimiter = rateLimiter;
+    dir.httpStats = httpStats;
     return dir;
   }
 

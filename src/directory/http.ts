@@ -10,6 +10,14 @@ import Fastify, {
 import * as v from 'valibot';
 import { AlliumError } from '../errors.js';
 import type { Logger } from '../log.js';
+import {
+  createLimitedHttpServer,
+  type HttpLimitStats,
+  type HttpServerLimits,
+  httpLimits,
+  isRequestTimeout,
+  requestTimeoutResponse,
+} from '../net/http-limits.js';
 import { DirectoryError, errorBody } from './errors.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { DirectoryService } from './service.js';
@@ -69,9 +77,26 @@ function fastifyErrorToBody(err: FastifyError): { status: number; code: string; 
   }
 }
 
-/** Answers unparseable HTTP (garbage bytes on the socket) with a 400 and closes the connection. */
-function onClientError(err: Error & { code?: string }, socket: Socket): void {
+/**
+ * Answers a request that did not arrive in time with 408, and unparseable HTTP (garbage bytes on the
+ * socket) with 400, and closes the connection.
+ */
+function onClientError(err: Error & { code?: string }, socket: Socket, stats: HttpLimitStats): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  if (isRequestTimeout(err)) {
+    stats.timeouts++;
+    if (socket.writable) {
+      const body = JSON.stringify(
+        errorBody(
+          'ALLIUM_HTTP_TIMEOUT',
+          'the request did not arrive in time: send headers and body promptly',
+        ),
+      );
+      socket.end(requestTimeoutResponse('application/json', body));
+    }
+    socket.destroySoon?.();
+    return;
+  }
   if (socket.writable) {
     const body = JSON.stringify(errorBody('ALLIUM_HTTP_MALFORMED', 'the request is not valid HTTP/1.1'));
     socket.end(
@@ -85,25 +110,37 @@ function onClientError(err: Error & { code?: string }, socket: Socket): void {
 export interface HttpLimits {
   /** Per-address request limit (429 beyond it); null or unset: none. */
   rateLimiter?: RateLimiter | null;
+  /** Timeouts and connection cap of the listening socket (default DEFAULT_DIRECTORY_HTTP_LIMITS). */
+  server?: Partial<HttpServerLimits>;
+  /** Filled with what the server limits refused. */
+  stats?: HttpLimitStats;
 }
+
+/** The port's limits: those every HTTP port has (src/net/http-limits.ts). */
+export const DEFAULT_DIRECTORY_HTTP_LIMITS: HttpServerLimits = httpLimits();
+
+export type { HttpServerLimits };
 
 export function createHttpApp(
   service: DirectoryService,
   logger: Logger,
   limits: HttpLimits = {},
 ): FastifyInstance {
+  const serverLimits = httpLimits({ ...DEFAULT_DIRECTORY_HTTP_LIMITS, ...limits.server });
+  const stats = limits.stats ?? { refused: 0, timeouts: 0 };
   const app = Fastify({
     loggerInstance: logger,
     // Per-request lines would log every client's address: the service logs what matters itself.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
-    // Slow or stalled clients must not hold sockets forever.
-    requestTimeout: 15_000,
+    // Slow or stalled clients must not hold sockets forever (fastify sets these on the server too).
+    serverFactory: (handler) => createLimitedHttpServer(serverLimits, handler, stats).server,
+    requestTimeout: serverLimits.requestTimeoutMs,
     connectionTimeout: 30_000,
-    keepAliveTimeout: 5_000,
+    keepAliveTimeout: serverLimits.keepAliveTimeoutMs,
     forceCloseConnections: true,
     return503OnClosing: true,
-    clientErrorHandler: onClientError,
+    clientErrorHandler: (err, socket) => onClientError(err, socket, stats),
     // Malformed URL encoding and the like, which never reach a route or the error handler.
     frameworkErrors: (err, _req, reply) => {
       (reply as unknown as FastifyReply).code(400).send(errorBody('ALLIUM_HTTP_BAD_REQUEST', err.message));
@@ -133,10 +170,22 @@ export function createHttpApp(
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof DirectoryError && err.status >= 400) {
+      if (err.status === 503) reply.header('retry-after', '60');
       return reply.code(err.status).send(errorBody(err.code, err.message));
     }
-    // Every other Allium error raised on a request is about the input (a document that does not parse or verify).
-    if (err instanceof AlliumError) return reply.code(400).send(errorBody(err.code, err.message));
+    if (err instanceof DirectoryError) {
+      req.log.error({ err, url: req.url }, 'request failed');
+      return reply.code(500).send(errorBody(err.code, err.message));
+    }
+    // Any other Allium error raised on a request with a body is about that input (a document that does
+    // not parse or verify). On a request without one it can only be the directory's own fault.
+    if (err instanceof AlliumError && (req.method === 'POST' || req.method === 'DELETE')) {
+      return reply.code(400).send(errorBody(err.code, err.message));
+    }
+    if (err instanceof AlliumError) {
+      req.log.error({ err, url: req.url }, 'request failed');
+      return reply.code(500).send(errorBody('ALLIUM_INTERNAL', 'the directory failed; see its log'));
+    }
     const mapped = fastifyErrorToBody(err);
     if (mapped.status >= 500) req.log.error({ err, url: req.url }, 'request failed');
     return reply.code(mapped.status).send(errorBody(mapped.code, mapped.message));
@@ -168,7 +217,7 @@ export function createHttpApp(
   });
 
   app.post('/v1/relays', async (req, reply) => {
-    const { id } = await service.register(req.body);
+    const { id } = await service.register(req.body, peerAddress(req.socket.remoteAddress));
     return reply.code(201).send({ id, listed: true });
   });
 

@@ -38,5 +38,29 @@ export function directoryFamilies(dir: Directory): Family[] {
       type: 'counter',
       collect: () => dir.rateLimiter?.limited ?? 0,
     },
+    {
+      name: 'allium_directory_registrations_refused_total',
+      help: 'New relays refused: address_limit (--max-relays-per-address), full (the consensus budget).',
+      type: 'counter',
+      collect: () => [
+        { labels: { reason: 'address_limit' }, value: service.stats.refused.addressLimit },
+        { labels: { reason: 'full' }, value: service.stats.refused.full },
+      ],
+    },
+    {
+      name: 'allium_directory_consensus_left_out',
+      help: 'Live relays the last consensus left out to stay under its size cap.',
+      type: 'gauge',
+      collect: () => service.stats.consensusLeftOut,
+    },
+    {
+      name: 'allium_directory_http_refused_total',
+      help: 'HTTP connections refused at the connection cap (connections), requests cut at a timeout (timeout).',
+      type: 'counter',
+      collect: () => [
+        { labels: { reason: 'connections' }, value: dir.httpStats.refused },
+        { labels: { reason: 'timeout' }, value: dir.httpStats.timeouts },
+      ],
+    },
   ];
 }

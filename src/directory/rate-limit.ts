@@ -42,7 +42,8 @@ export function rateKey(address: string): string {
   return `${ip.subarray(0, 8).toString('hex')}::/64`;
 }
 
-function isLoopback(address: string): boolean {
+/** 127/8, ::1 and IPv4-mapped 127/8. */
+export function isLoopback(address: string): boolean {
   const ip = parseIp(address);
   if (!ip) return false;
   if (ip.length === 4) return ip[0] === 127;

@@ -4,7 +4,7 @@ import { signConsensus } from '../core/documents.js';
 import type { IdentityKey } from '../crypto/keys.js';
 import type { Logger } from '../log.js';
 import type { Consensus } from '../wire/directory-docs.js';
-import { buildConsensus, type ConsensusTiming, nextSerial } from './consensus.js';
+import { buildConsensus, type ConsensusTiming, nextSerial, selectWithinBudget } from './consensus.js';
 import { DirectoryError } from './errors.js';
 import type { ReachabilityCheck } from './reachability.js';
 import type { Registry, RelayRecord } from './registry.js';
@@ -27,7 +27,15 @@ interface CachedConsensus {
   consensus: Consensus;
   /** The signed envelope, serialised once and served as is. */
   json: string;
+  /** How long building, signing and serialising it took. */
+  buildMs: number;
 }
+
+/** A consensus that took longer than this to build is not rebuilt for every change (see current()). */
+const SLOW_BUILD_MS = 50;
+const REBUILD_SPACING = 10;
+/** A state save that took longer than this is not repeated for every new relay (see StateSaver.soon). */
+const SLOW_SAVE_MS = 50;
 
 /**
  * Saves state off the request path: at most one write in flight, later requests coalesce into one
@@ -37,6 +45,8 @@ class StateSaver {
   private inFlight: Promise<void> | null = null;
   private queued: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** How long the last write took (ms), including its fsync. */
+  private lastSaveMs = 0;
 
   constructor(
     private readonly save: () => Promise<void>,
@@ -68,15 +78,31 @@ class StateSaver {
   /** A write soon: for changes losing which costs nothing (refresh times, serials). */
   later(): void {
     if (this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.now().catch(this.onError);
-    }, this.delayMs);
+    // However many changes arrive, writing takes at most about a tenth of the directory's time.
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        this.now().catch(this.onError);
+      },
+      Math.max(this.delayMs, REBUILD_SPACING * this.lastSaveMs),
+    );
     this.timer.unref();
   }
 
+  /**
+   * A write the caller waits for while writes are quick; once one takes longer than SLOW_SAVE_MS (a
+   * state of thousands of relays), a write at most once per ten times that, not waited for, so a flood
+   * of registrations cannot keep the directory busy rewriting its state.
+   */
+  async soon(): Promise<void> {
+    if (this.lastSaveMs <= SLOW_SAVE_MS) return this.now();
+    this.later();
+  }
+
   private run(): Promise<void> {
+    const started = performance.now();
     const p = this.save().finally(() => {
+      this.lastSaveMs = performance.now() - started;
       if (this.inFlight === p) this.inFlight = null;
     });
     this.inFlight = p;
@@ -115,6 +141,10 @@ export class DirectoryService {
   readonly stats = {
     registrations: { new: 0, changed: 0, refreshed: 0, unreachable: 0 },
     consensusFetches: 0,
+    /** Registrations refused by the per-address limits or because the consensus was full. */
+    refused: { addressLimit: 0, full: 0 },
+    /** Relays the last consensus left out to stay under its cap. */
+    consensusLeftOut: 0,
   };
 
   constructor(opts: DirectoryServiceOptions) {
@@ -135,9 +165,17 @@ export class DirectoryService {
     );
   }
 
-  /** POST /v1/relays. Resolves once the listing is saved if it added or changed a relay. */
-  async register(json: unknown): Promise<{ id: string; result: 'new' | 'changed' | 'refreshed' }> {
-    const { envelope, descriptor: d } = this.registry.check(json, this.clock());
+  /**
+   * POST /v1/relays from `source` (the client's address, for the per-address limits). Resolves once the
+   * listing is saved if it added or changed a relay.
+   */
+  async register(
+    json: unknown,
+    source?: string,
+  ): Promise<{ id: string; result: 'new' | 'changed' | 'refreshed' }> {
+    // Relays past their TTL must not count against the limits of the ones replacing them.
+    this.sweep();
+    const { envelope, descriptor: d } = this.counted(() => this.registry.check(json, this.clock(), source));
     const held = this.registry.get(d.id, this.clock());
     const moved =
       !held ||
@@ -162,7 +200,7 @@ export class DirectoryService {
         );
       }
     }
-    const result = this.registry.commit(envelope, d, this.clock());
+    const result = this.counted(() => this.registry.commit(envelope, d, this.clock(), source));
     this.stats.registrations[result]++;
     if (result === 'refreshed') {
       this.saver.later();
@@ -171,9 +209,20 @@ export class DirectoryService {
         { id: d.id, nickname: d.nickname, address: d.address, port: d.port },
         result === 'new' ? 'relay listed' : 'relay descriptor changed',
       );
-      await this.saver.now();
+      await this.saver.soon();
     }
     return { id: d.id, result };
+  }
+
+  private counted<T>(f: () => T): T {
+    try {
+      return f();
+    } catch (err) {
+      if (err instanceof DirectoryError && err.code === 'ALLIUM_RELAY_ADDRESS_LIMIT')
+        this.stats.refused.addressLimit++;
+      if (err instanceof DirectoryError && err.code === 'ALLIUM_DIRECTORY_FULL') this.stats.refused.full++;
+      throw err;
+    }
   }
 
   /** DELETE /v1/relays/:id. */
@@ -214,14 +263,50 @@ export class DirectoryService {
     this.sweep();
     const now = this.clock();
     const c = this.cache;
-    if (c && c.version === this.registry.version && now < c.consensus.freshUntil) return c;
+    if (c && now < c.consensus.freshUntil) {
+      if (c.version === this.registry.version) return c;
+      // A large consensus is rebuilt at most once per ten times its build took, so registrations
+      // arriving between fetches cannot make every fetch pay for a rebuild (at most a tenth of the
+      // directory's time goes to building). A small one, built in a few ms, is rebuilt at once.
+      if (c.buildMs > SLOW_BUILD_MS && now - c.consensus.validAfter < REBUILD_SPACING * c.buildMs) return c;
+    }
+    const started = performance.now();
     this.serial = nextSerial(this.serial, now);
+    // Registrations are refused past the budget; this also holds for a state file loaded from disk.
+    const { listed, dropped } = selectWithinBudget(this.registry.live(now), this.registry.relaysBudget);
+    if (dropped.length > 0 && dropped.length !== this.stats.consensusLeftOut) {
+      this.log.warn(
+        { leftOut: dropped.length, listed: listed.length },
+        'the consensus is full: the most recently listed relays are left out',
+      );
+    }
+    this.stats.consensusLeftOut = dropped.length;
+    const flags = new Map(listed.map((r) => [r.descriptor, r.flags]));
     const consensus = buildConsensus(
-      this.registry.live(now).map((r) => r.descriptor),
-      { ...this.timing, serial: this.serial, now, directoryKey: this.publicKeyB64 },
+      listed.map((r) => r.descriptor),
+      {
+        ...this.timing,
+        serial: this.serial,
+        now,
+        directoryKey: this.publicKeyB64,
+        flagsOf: (d) => flags.get(d),
+      },
     );
-    const json = JSON.stringify(signConsensus(this.key, consensus));
-    this.cache = { version: this.registry.version, consensus, json };
+    let json: string;
+    try {
+      json = JSON.stringify(signConsensus(this.key, consensus));
+    } catch (err) {
+      // The directory's own fault, not the client's: keep serving the last consensus while it is valid.
+      this.log.error({ err, relays: consensus.relays.length }, 'could not sign the consensus');
+      if (c && now < c.consensus.validUntil) return c;
+      throw new DirectoryError(
+        'ALLIUM_CONSENSUS_UNAVAILABLE',
+        500,
+        'the directory could not build its consensus; see its log',
+        { cause: err },
+      );
+    }
+    this.cache = { version: this.registry.version, consensus, json, buildMs: performance.now() - started };
     this.saver.later();
     this.log.debug({ serial: consensus.serial, relays: consensus.relays.length }, 'consensus built');
     return this.cache;

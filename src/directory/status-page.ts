@@ -43,7 +43,7 @@ export function relativeTime(t: number, now: number): string {
 }
 
 export interface StatusPageInput {
-  relays: readonly RelayRecord[];
+  relays: readonly (Pick<RelayRecord, 'descriptor' | 'firstSeen' | 'lastSeen'> & { flags?: string[] })[];
   consensus: Consensus;
   directoryId: string;
   now: number;
@@ -67,13 +67,15 @@ export function renderStatusPage(input: StatusPageInput): string {
       a.descriptor.nickname.localeCompare(b.descriptor.nickname) ||
       (a.descriptor.id < b.descriptor.id ? -1 : 1),
   );
-  const exits = relays.filter((r) => isExitDescriptor(r.descriptor)).length;
+  // Flags worked out at registration, where the caller has them: judging a long policy takes ms.
+  const isExit = (r: (typeof relays)[number]) => r.flags?.includes('Exit') ?? isExitDescriptor(r.descriptor);
+  const exits = relays.filter(isExit).length;
   const totalBw = relays.reduce((sum, r) => sum + r.descriptor.bandwidth, 0);
   const stale = now > consensus.freshUntil;
   const rows = relays
     .map((r) => {
       const d = r.descriptor;
-      const exit = isExitDescriptor(d);
+      const exit = isExit(r);
       return (
         `<tr data-relay-id="${escapeHtml(d.id)}">` +
         `<td class="nick">${escapeHtml(d.nickname)}</td>` +

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as v from 'valibot';
 import { openDescriptor } from '../core/documents.js';
 import { IdentityKey } from '../crypto/keys.js';
-import { writeFileAtomic } from '../storage/atomic-file.js';
+import { removeStaleTempFiles, writeFileAtomic } from '../storage/atomic-file.js';
 import { describeIssues, type RelayDescriptor, type SignedEnvelope } from '../wire/directory-docs.js';
 import { DirectoryError } from './errors.js';
 
@@ -19,6 +19,8 @@ export interface StoredRelay {
   envelope: SignedEnvelope;
   firstSeen: number;
   lastSeen: number;
+  /** The address key the relay registered from (per-address limits); absent in older files. */
+  source?: string;
 }
 
 /** A withdrawn relay: descriptors published at or before `published` stay refused until `expires`. */
@@ -54,6 +56,7 @@ const stateSchema = v.object({
       envelope: v.object({ body: v.string(), signature: v.string() }),
       firstSeen: ms,
       lastSeen: ms,
+      source: v.optional(v.pipe(v.string(), v.maxLength(64))),
     }),
   ),
   withdrawn: v.array(v.object({ id: v.string(), published: ms, expires: ms })),
@@ -85,8 +88,10 @@ export class DirectoryStore {
     this.statePath = join(dataDir, STATE_FILE);
   }
 
-  async init(): Promise<void> {
+  /** Makes the data directory; returns how many temporary files crashed writes had left in it. */
+  async init(): Promise<number> {
     await mkdir(this.dataDir, { recursive: true, mode: 0o700 });
+    return (await removeStaleTempFiles(this.statePath)) + (await removeStaleTempFiles(this.keyPath));
   }
 
   /**

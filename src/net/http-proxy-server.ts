@@ -8,6 +8,14 @@ import type { Duplex } from 'node:stream';
 import { StreamError } from '../core/stream-mux.js';
 import { type Logger, silentLogger } from '../log.js';
 import { EndReason } from '../wire/constants.js';
+import {
+  createLimitedHttpServer,
+  type HttpLimitStats,
+  type HttpServerLimits,
+  httpLimits,
+  isRequestTimeout,
+  requestTimeoutResponse,
+} from './http-limits.js';
 import { spliceStream } from './splice-stream.js';
 
 export interface ProxyRequest {
@@ -30,7 +38,14 @@ export interface HttpProxyOptions {
    * destination shows as a reset tunnel, not as a 502 or 504. Default false.
    */
   optimisticTunnels?: boolean;
+  /**
+   * Timeouts and connection cap (default DEFAULT_HTTP_PROXY_LIMITS). A forwarded request's body goes
+   * on to the destination as it arrives, like a tunnel's bytes, so it has no time limit by default.
+   */
+  limits?: Partial<HttpServerLimits>;
 }
+
+export const DEFAULT_HTTP_PROXY_LIMITS: HttpServerLimits = httpLimits({ requestTimeoutMs: 0 });
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and the proxy's own: never forwarded.
 const HOP_BY_HOP = new Set([
@@ -85,6 +100,8 @@ export class HttpProxyServer {
   connections = 0;
   requests = 0;
   failures = 0;
+  /** What the port's header timeout and connection cap refused. */
+  limitStats: HttpLimitStats = { refused: 0, timeouts: 0 };
 
   private constructor(
     private readonly server: http.Server,
@@ -92,8 +109,14 @@ export class HttpProxyServer {
   ) {}
 
   static listen(opts: HttpProxyOptions): Promise<HttpProxyServer> {
-    const server = http.createServer();
+    const stats: HttpLimitStats = { refused: 0, timeouts: 0 };
+    const { server } = createLimitedHttpServer(
+      httpLimits({ ...DEFAULT_HTTP_PROXY_LIMITS, ...opts.limits }),
+      undefined,
+      stats,
+    );
     const p = new HttpProxyServer(server, opts);
+    p.limitStats = stats;
     server.on('connection', (s: net.Socket) => {
       p.connections++;
       p.sockets.add(s);
@@ -103,7 +126,13 @@ export class HttpProxyServer {
       p.onConnect(req, socket, head),
     );
     server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => p.onRequest(req, res));
-    server.on('clientError', (_err, socket: net.Socket) => {
+    server.on('clientError', (err: Error & { code?: string }, socket: net.Socket) => {
+      if (isRequestTimeout(err)) {
+        stats.timeouts++;
+        if (socket.writable) socket.end(requestTimeoutResponse('text/plain', 'request timeout\n'));
+        else socket.destroy();
+        return;
+      }
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
       else socket.destroy();
     });

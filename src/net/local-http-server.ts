@@ -1,7 +1,15 @@
 // A small HTTP server for what a role serves beside its protocol (the client's dashboard, the metrics
 // endpoint): the I/O lives here, the caller answers plain requests with plain responses.
-import http from 'node:http';
+import type http from 'node:http';
 import { AlliumError } from '../errors.js';
+import {
+  createLimitedHttpServer,
+  type HttpLimitStats,
+  type HttpServerLimits,
+  httpLimits,
+  isRequestTimeout,
+  requestTimeoutResponse,
+} from './http-limits.js';
 
 /** A host as it goes into a URL: IPv6 addresses in brackets. */
 export function hostForUrl(host: string): string {
@@ -28,6 +36,8 @@ export interface LocalResponse {
 export interface LocalHttpServer {
   url: string;
   port: number;
+  /** What the port's timeouts and connection cap refused. */
+  stats: HttpLimitStats;
   close(): Promise<void>;
 }
 
@@ -44,9 +54,11 @@ export function serveLocalHttp(opts: {
   headers?: Record<string, string>;
   handle(req: LocalRequest): LocalResponse | Promise<LocalResponse>;
   onError?(err: Error): void;
+  /** Timeouts and connection cap (default DEFAULT_HTTP_LIMITS). */
+  limits?: Partial<HttpServerLimits>;
 }): Promise<LocalHttpServer> {
   let port = 0;
-  const server = http.createServer((req, res) => {
+  const { server, stats } = createLimitedHttpServer(httpLimits(opts.limits), (req, res) => {
     req.resume();
     const send = (r: LocalResponse) => {
       res.writeHead(r.status, { ...opts.headers, ...r.headers, 'content-type': r.type });
@@ -65,6 +77,16 @@ export function serveLocalHttp(opts: {
         send({ status: 500, type: 'text/plain; charset=utf-8', body: 'internal error\n' });
       });
   });
+  server.on('clientError', (err: Error & { code?: string }, socket) => {
+    if (isRequestTimeout(err)) {
+      stats.timeouts++;
+      if (socket.writable) socket.end(requestTimeoutResponse('text/plain', 'request timeout\n'));
+      else socket.destroy();
+      return;
+    }
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(
@@ -78,6 +100,7 @@ export function serveLocalHttp(opts: {
       port = (server.address() as { port: number }).port;
       resolve({
         port,
+        stats,
         url: `http://${hostForUrl(opts.host)}:${port}/`,
         close: () =>
           new Promise((r) => {

@@ -182,6 +182,9 @@ export class Testnet {
         this.logLevel,
         '--relay-ttl',
         String(o.relayTtlSeconds ?? 180),
+        // Every relay of a test network registers from, and listens on, this machine's loopback.
+        '--max-relays-per-local-address',
+        String(Math.max(32, o.relays)),
         ...(o.directoryArgs ?? []),
       ],
       o.onLog,
