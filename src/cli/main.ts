@@ -3,7 +3,9 @@
 import { Command, Option } from 'commander';
 import { ALLIUM_VERSION } from '../version.js';
 import { applyConfigFile, configOption, showAllDefaults } from './config.js';
+import { explainError } from './explain-error.js';
 import {
+  parseDirectoryUrl,
   parseHostPort,
   parseKey,
   parseLinkDelay,
@@ -12,6 +14,7 @@ import {
   parsePositiveInt,
   parseReceiveBudget,
 } from './options.js';
+import { followLauncher, relaunchWithRuntimeFlags } from './runtime-flags.js';
 
 // Each command loads only its own role: a relay never loads the directory's HTTP server, which keeps
 // its memory and start-up time down.
@@ -31,7 +34,7 @@ program
   .name('allium')
   .description('Allium: a small onion-routing network (directory, relays, clients)')
   .version(ALLIUM_VERSION)
-  .showHelpAfterError();
+  .showHelpAfterError('(run the command with --help for every option)');
 
 const metrics = () =>
   new Option(
@@ -82,7 +85,7 @@ program
 program
   .command('relay')
   .description('run a relay (add --exit to let streams leave the network here)')
-  .requiredOption('--directory <url>', 'directory URL, e.g. http://127.0.0.1:7000')
+  .requiredOption('--directory <url>', 'directory URL, e.g. http://127.0.0.1:7000', parseDirectoryUrl)
   .option('--directory-key <base64>', "the directory's public key (verifies the consensus)", parseKey)
   .option('--data-dir <dir>', 'where keys live (kept across restarts)', './allium-relay')
   .option('--nickname <name>', 'a name shown in the consensus', 'relay')
@@ -174,7 +177,7 @@ program
 program
   .command('client')
   .description('run a client with a SOCKS5 proxy')
-  .requiredOption('--directory <url>', 'directory URL')
+  .requiredOption('--directory <url>', 'directory URL', parseDirectoryUrl)
   .requiredOption('--directory-key <base64>', "the directory's public key", parseKey)
   .option('--socks <host:port>', 'SOCKS5 listen address', parseHostPort, parseHostPort('127.0.0.1:9050'))
   .option(
@@ -221,7 +224,7 @@ program
   .command('fetch')
   .description('GET a URL through the network and write the body to stdout or a file')
   .argument('<url>', 'http:// or https:// URL')
-  .requiredOption('--directory <url>', 'directory URL')
+  .requiredOption('--directory <url>', 'directory URL', parseDirectoryUrl)
   .requiredOption('--directory-key <base64>', "the directory's public key", parseKey)
   .option('-o, --output <file>', 'write the body here instead of stdout')
   .option('--cacert <file>', 'extra CA certificate (PEM) to trust for https')
@@ -296,14 +299,21 @@ program
   .action(runTestnet);
 
 showAllDefaults(program);
-try {
-  applyConfigFile(program, process.argv);
-} catch (err) {
-  console.error(`allium: ${(err as Error).message}`);
-  process.exit(2);
-}
 
-program.parseAsync(process.argv).catch((err) => {
-  console.error(`allium: ${err.message}`);
-  process.exit(1);
-});
+// The long-running roles and fetch carry the runtime flags (runtime-flags.ts): run again with them.
+const RELAUNCHED_COMMANDS = new Set(['directory', 'relay', 'client', 'fetch']);
+const wantsHelp = process.argv.some((a) => a === '--help' || a === '-h');
+if (!(RELAUNCHED_COMMANDS.has(process.argv[2]) && !wantsHelp && relaunchWithRuntimeFlags())) {
+  followLauncher();
+  try {
+    applyConfigFile(program, process.argv);
+  } catch (err) {
+    console.error(`allium: ${(err as Error).message}`);
+    process.exit(2);
+  }
+
+  program.parseAsync(process.argv).catch((err) => {
+    console.error(`allium: ${explainError(err, program.commands.find((c) => c.name() === process.argv[2]))}`);
+    process.exit(1);
+  });
+}

@@ -184,6 +184,7 @@ export class Relay {
       },
       this.log,
       opts.refreshMs ?? 60_000,
+      opts.directoryKey !== undefined,
     );
     this.exitContext = {
       policy: this.policy,
