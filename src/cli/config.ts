@@ -166,8 +166,12 @@ export function showAllDefaults(program: Command): void {
         const extra: string[] = [];
         if (opt.argChoices) extra.push(`choices: ${opt.argChoices.join(', ')}`);
         const key = opt.attributeName();
+        // One default per option: a description that states its own default keeps it, and a
+        // --no-X beside its --X leaves the default to --X.
+        const hasPositive = cmd.options.some((o) => o !== opt && !o.negate && o.attributeName() === key);
         if (opt.mandatory) extra.push('required');
-        else if (key === 'help' || key === 'version') {
+        else if (key === 'help' || key === 'version' || opt.description.includes('(default:')) {
+        } else if (opt.negate && hasPositive) {
         } else if (opt.negate) extra.push('default: on; this flag turns it off');
         else if (opt.defaultValueDescription) extra.push(`default: ${opt.defaultValueDescription}`);
         else if (opt.defaultValue !== undefined) extra.push(`default: ${formatDefault(opt.defaultValue)}`);

@@ -90,7 +90,11 @@ program
   .option('--data-dir <dir>', 'where keys live (kept across restarts)', './allium-relay')
   .option('--nickname <name>', 'a name shown in the consensus', 'relay')
   .option('--host <host>', 'address to listen on', '127.0.0.1')
-  .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 0)
+  .option(
+    '--port <port>',
+    'port to listen on (0: any free port) (default: the port this --data-dir had last time, else any free port, kept for next time)',
+    parsePort,
+  )
   .option('--address <ip>', 'public address to advertise (default: ask the directory)')
   .option('--exit', 'act as an exit (policy "accept *:*" unless --exit-policy is given)', false)
   .option('--exit-policy <rules>', 'comma-separated exit rules, e.g. "accept *:80,accept *:443,reject *:*"')
@@ -233,7 +237,10 @@ program
     '--data-dir <dir>',
     'keep the last verified consensus (used when the directory is down) and the entry guards here',
   )
-  .option('--progress', 'show a progress bar on stderr (default: only when stderr is a terminal)')
+  .option(
+    '--progress',
+    'always show a progress bar on stderr (default: only when stderr is a terminal and the body is not going to it)',
+  )
   .option('--no-progress', 'never show a progress bar')
   .addOption(configOption())
   .addOption(logLevel().default('warn'))

@@ -2,6 +2,8 @@ import { text } from 'node:stream/consumers';
 import { startDemoWebServer } from '../net/demo-web-server.js';
 import { streamGet } from '../net/http-fetch.js';
 import { socksConnect } from '../net/socks-client.js';
+import { AlliumError } from '../errors.js';
+import { checkListenable } from '../net/port-check.js';
 import { Testnet } from '../testnet/testnet.js';
 import { announceReady, onShutdown } from './lifecycle.js';
 import { hostPortArg, progressLine, usageLines } from './testnet-progress.js';
@@ -22,6 +24,22 @@ export async function runTestnet(o: {
   logLevel: string;
 }) {
   const say = (s: string) => process.stderr.write(`${s}\n`);
+  // The client's fixed ports, checked before six processes start (the error names the flag).
+  for (const [flag, addr] of [
+    ['--socks', o.socks],
+    ['--http-proxy', o.httpProxy],
+    ['--dashboard', o.dashboard],
+    ['--socks-optimistic', o.socksOptimistic],
+    ['--http-proxy-optimistic', o.httpProxyOptimistic],
+  ] as const) {
+    if (!addr || addr.port === 0) continue;
+    await checkListenable(addr.host, addr.port).catch((err: NodeJS.ErrnoException) => {
+      throw new AlliumError(
+        'ALLIUM_LISTEN',
+        `cannot listen on ${hostPortArg(addr)} (${flag}): ${err.code === 'EADDRINUSE' ? 'the address is already in use (another allium, or another program: see `ss -ltnp`)' : err.message}; pick another ${flag}, or port 0 for any free port`,
+      );
+    });
+  }
   say(`starting a directory, ${o.relays} relays and a client...`);
   let up = 0;
   const t0 = performance.now();
@@ -67,7 +85,8 @@ export async function runTestnet(o: {
   }
   say(`  directory: ${net.directoryUrl} (status page in a browser)`);
   say(`  directory key: ${net.directoryKey}`);
-  for (const line of usageLines(client)) say(line);
+  // The demo stops the network once it has fetched its page: hints to use it would not work.
+  for (const line of usageLines(client, { hints: !o.demo })) say(line);
   if (o.demo) {
     const web = await startDemoWebServer();
     say(`\nfetching ${web.url} through the network...`);
@@ -82,6 +101,7 @@ export async function runTestnet(o: {
     process.stdout.write(body);
     await web.close();
     await net.stop();
+    say('the demo stopped the network; `npx allium testnet` keeps one up until Ctrl-C');
     process.exit(res.statusCode === 200 ? 0 : 1);
   }
   say('press Ctrl-C to stop every process');

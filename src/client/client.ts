@@ -125,6 +125,7 @@ export class AlliumClient {
   private async waitForConsensus(minRelays: number, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let lastErr: Error | null = null;
+    let toldWaiting = false;
     for (;;) {
       try {
         await this.refreshConsensus();
@@ -135,16 +136,32 @@ export class AlliumClient {
         // consensus to fall back on, say so now.
         const code = (err as AlliumError).code ?? '';
         if (!this.consensus && /^ALLIUM_CONSENSUS_(SIGNATURE|EXPIRED|ROLLBACK)$/.test(code)) throw err;
+        // Say at once what is being waited for, not only when the wait is over.
+        if (!this.consensus && !toldWaiting) {
+          toldWaiting = true;
+          this.log.warn(
+            { code },
+            `${(err as Error).message}; retrying for up to ${Math.round(timeoutMs / 1000)} s`,
+          );
+        }
       }
       // Through a directory outage the cached consensus serves.
       const c = this.consensus;
       if (c) {
         const running = c.relays.length;
         if (running >= minRelays && c.relays.some((r) => r.flags.includes('Exit'))) return;
+        const exits = c.relays.filter((r) => r.flags.includes('Exit')).length;
         lastErr ??= new ClientError(
           'ALLIUM_CLIENT_TOO_FEW_RELAYS',
-          `the consensus lists ${running} relays; waiting for ${minRelays} and an exit`,
+          `gave up after ${Math.round(timeoutMs / 1000)} s: the consensus lists ${running} relays (${exits} exits), and a circuit of ${minRelays} needs ${minRelays} relays, one of them an exit: start more relays (one with --exit), or ask for shorter circuits (--path-length, at least 3)`,
         );
+        if (!toldWaiting) {
+          toldWaiting = true;
+          this.log.warn(
+            { running, exits },
+            `the consensus lists ${running} relays (${exits} exits); waiting up to ${Math.round(timeoutMs / 1000)} s for ${minRelays} relays and an exit`,
+          );
+        }
       }
       if (Date.now() > deadline) throw lastErr;
       await new Promise((r) => setTimeout(r, 100));

@@ -88,9 +88,10 @@ export class DirectoryRegistration {
       await this.directory.register(env);
     } catch (err) {
       // The operator reads the directory's own reason: "not reachable from the directory at A:P: <reason>".
+      // Thrown, not logged: whoever catches it prints it once (the command's last line, or a warning).
       const e = err as { remoteCode?: string; remoteMessage?: string; message: string };
-      if (e.remoteCode === 'ALLIUM_RELAY_UNREACHABLE')
-        this.log.error({ code: e.remoteCode }, e.remoteMessage ?? e.message);
+      if (e.remoteCode === 'ALLIUM_RELAY_UNREACHABLE' && e.remoteMessage)
+        throw new AlliumError(e.remoteCode, e.remoteMessage, { cause: err });
       throw err;
     }
     this.log.info({ address: this.address, port: s.port() }, 'registered with the directory');

@@ -43,6 +43,7 @@ import { HandshakePool, type HandshakeResult } from './handshake-pool.js';
 import { loadOrCreateIdentity, loadOrCreateX25519 } from './keys-store.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, TokenBucket } from './limits.js';
 import { DEFAULT_ONION_KEY_POLICY, type OnionKeyPolicy, OnionKeys } from './onion-keys.js';
+import { readStoredPort, storePort } from './port-store.js';
 import { PRIVATE_REJECT_LINES } from './private-ranges.js';
 import { DirectoryRegistration } from './registration.js';
 import { type CircuitSide, RelayCircuit } from './relay-circuit.js';
@@ -289,9 +290,24 @@ export class Relay {
   }
 
   private async listen(): Promise<void> {
+    // Without a port of its own, the relay takes the one it had last time (clients may hold a
+    // consensus listing it there); if another program took it meanwhile, any free one.
+    const stored = this.opts.port === undefined ? readStoredPort(this.opts.dataDir) : undefined;
+    try {
+      await this.listenOn(this.opts.port ?? stored ?? 0);
+    } catch (err) {
+      if (stored === undefined || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      this.log.warn({ port: stored }, 'the port this relay had last time is taken: listening on another');
+      await this.listenOn(0);
+    }
+    if (this.opts.port === undefined && this.port !== stored) storePort(this.opts.dataDir, this.port);
+    this.log.info({ port: this.port, id: this.idHex, exit: this.isExit }, 'relay listening');
+  }
+
+  private async listenOn(port: number): Promise<void> {
     this.listener = await LinkListener.listen({
       host: this.opts.host ?? '127.0.0.1',
-      port: this.opts.port ?? 0,
+      port,
       me: this.linkMe,
       maxPendingHandshakes: this.limits.pendingHandshakes,
       onLink: (link) => this.adopt(link),
@@ -301,7 +317,6 @@ export class Relay {
         this.log.debug({ code: (err as AlliumError).code, err: err.message }, 'link handshake failed');
       },
     });
-    this.log.info({ port: this.port, id: this.idHex, exit: this.isExit }, 'relay listening');
   }
 
   async stop(): Promise<void> {
