@@ -2,7 +2,13 @@
 // that cannot be written) turned into what happened, to which flag's value, and what to do.
 import type { Command } from 'commander';
 
-type SystemError = Error & { code?: string; syscall?: string; path?: string; address?: string; port?: number };
+type SystemError = Error & {
+  code?: string;
+  syscall?: string;
+  path?: string;
+  address?: string;
+  port?: number;
+};
 
 const PATH_ADVICE: Record<string, (path: string) => string> = {
   EACCES: (p) => `permission denied for ${p}: run as a user who may write there, or choose another path`,
@@ -44,7 +50,11 @@ function flagForPath(cmd: Command | undefined, path: string): string | undefined
 /** What to print after "allium: " for an error that ended a command. */
 export function explainError(err: unknown, cmd?: Command): string {
   const e = err as SystemError;
-  if (e?.syscall === 'listen' && typeof e.port === 'number' && (e.code === 'EADDRINUSE' || e.code === 'EACCES')) {
+  if (
+    e?.syscall === 'listen' &&
+    typeof e.port === 'number' &&
+    (e.code === 'EADDRINUSE' || e.code === 'EACCES')
+  ) {
     const flag = flagForPort(cmd, e.port);
     const where = `${e.address?.includes(':') ? `[${e.address}]` : e.address}:${e.port}`;
     const why =

@@ -5,7 +5,7 @@ export function onShutdown(stop: () => Promise<void>): void {
   const handler = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    const force = setTimeout(() => process.exit(0), 5000);
+    const force = setTimeout(() => process.exit(0), 4000);
     force.unref();
     stop()
       .catch((err) => console.error(`allium: error while stopping on ${signal}: ${err.message}`))

@@ -320,7 +320,12 @@ if (!(RELAUNCHED_COMMANDS.has(process.argv[2]) && !wantsHelp && relaunchWithRunt
   }
 
   program.parseAsync(process.argv).catch((err) => {
-    console.error(`allium: ${explainError(err, program.commands.find((c) => c.name() === process.argv[2]))}`);
+    console.error(
+      `allium: ${explainError(
+        err,
+        program.commands.find((c) => c.name() === process.argv[2]),
+      )}`,
+    );
     process.exit(1);
   });
 }

@@ -1,9 +1,9 @@
 import { text } from 'node:stream/consumers';
+import { AlliumError } from '../errors.js';
 import { startDemoWebServer } from '../net/demo-web-server.js';
 import { streamGet } from '../net/http-fetch.js';
-import { socksConnect } from '../net/socks-client.js';
-import { AlliumError } from '../errors.js';
 import { checkListenable } from '../net/port-check.js';
+import { socksConnect } from '../net/socks-client.js';
 import { Testnet } from '../testnet/testnet.js';
 import { announceReady, onShutdown } from './lifecycle.js';
 import { hostPortArg, progressLine, usageLines } from './testnet-progress.js';

@@ -473,9 +473,7 @@ export class ClientCircuit {
         if (w) {
           this.connecting.delete(streamId);
           const { reason } = decodeEnd(data);
-          w.reject(
-            new StreamError('ALLIUM_STREAM_REFUSED', refusalMessage(reason, w.host, w.port), reason),
-          );
+          w.reject(new StreamError('ALLIUM_STREAM_REFUSED', refusalMessage(reason, w.host, w.port), reason));
           return;
         }
         this.mux.handle(command, streamId, data, tag);

@@ -67,6 +67,9 @@ const SPARE_REFILL_DELAY_MS = 25;
 
 export class ClientError extends AlliumError {}
 
+/** Least time between two consensus fetches caused by failures (a failing relay cannot make the client hammer the directory). */
+const FAILURE_REFRESH_MIN_MS = 5000;
+
 export class AlliumClient {
   private readonly keeper: ConsensusKeeper;
   private guards: GuardState = emptyGuards();
@@ -168,6 +171,15 @@ export class AlliumClient {
     }
   }
 
+  /** Fetches the consensus now after a listed relay failed us, at most once per few seconds. */
+  private refreshAfterFailure(): void {
+    const now = Date.now();
+    if (now - this.lastFailureRefresh < FAILURE_REFRESH_MIN_MS) return;
+    this.lastFailureRefresh = now;
+    this.keeper.refresh().catch(() => {});
+  }
+  private lastFailureRefresh = Number.NEGATIVE_INFINITY;
+
   async refreshConsensus(): Promise<Consensus> {
     return this.keeper.refresh();
   }
@@ -258,7 +270,14 @@ export class AlliumClient {
     if (this.closedFlag) throw new ClientError('ALLIUM_CLIENT_CLOSED', 'the client is closed');
     const consensus = this.consensus;
     if (!consensus) throw this.keeper.noConsensusError();
-    const path = opts.path ?? this.choosePathAvoidingFailures(consensus, opts);
+    let path: ConsensusRelay[];
+    try {
+      path = opts.path ?? this.choosePathAvoidingFailures(consensus, opts);
+    } catch (err) {
+      // A relay may have become an exit since: ask the directory now rather than at the next refresh.
+      this.refreshAfterFailure();
+      throw err;
+    }
     const started = performance.now();
     const entry = path[0];
     let link: Link;
@@ -267,6 +286,8 @@ export class AlliumClient {
     } catch (err) {
       this.stats.circuitsFailed++;
       this.markFailed(entry.id);
+      // The relay may have moved or gone: a fresh consensus says so before the next circuit.
+      this.refreshAfterFailure();
       throw new CircuitError(
         'ALLIUM_CIRCUIT_ENTRY',
         `cannot reach entry relay ${entry.nickname} at ${entry.address}:${entry.port}: ${(err as Error).message}`,

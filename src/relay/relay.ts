@@ -323,10 +323,13 @@ export class Relay {
     this.stopped = true;
     if (this.onionKeyTimer) clearTimeout(this.onionKeyTimer);
     if (this.idleTimer) clearInterval(this.idleTimer);
-    await this.registration.withdraw();
-    await this.listener?.close();
+    // A service manager waits at most a few seconds (docs/deploy.md): the withdrawal gets two, and
+    // the listener's close (which waits for every connection) runs while the links are being closed.
+    await Promise.race([this.registration.withdraw(), new Promise((r) => setTimeout(r, 2000).unref())]);
+    const closing = this.listener?.close();
     for (const link of [...this.circuits.keys()]) link.close();
     await this.handshakes.close();
+    await closing;
   }
 
   // ---- links ----
