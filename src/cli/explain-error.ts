@@ -42,7 +42,8 @@ function flagForPath(cmd: Command | undefined, path: string): string | undefined
   for (const opt of cmd.options) {
     const v = values[opt.attributeName()];
     if (typeof v !== 'string' || v === '') continue;
-    if (norm(path) === norm(v) || norm(path).startsWith(`${norm(v)}/`)) return opt.long;
+    const [a, b] = [norm(path), norm(v)];
+    if (a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`)) return opt.long;
   }
   return undefined;
 }

@@ -1,4 +1,5 @@
-import { createWriteStream, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, createWriteStream, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { AlliumClient } from '../client/client.js';
 import { createLogger } from '../log.js';
@@ -25,6 +26,8 @@ export async function runFetch(
     process.stderr.write(`\nallium fetch: interrupted; ${partialOutput(o.output)}\n`);
     process.exit(130);
   });
+  // A path that cannot be written is said before the network is asked anything.
+  if (o.output) checkOutputDir(o.output);
   const client = await AlliumClient.start({
     directoryUrl: o.directory,
     directoryKey: o.directoryKey,
@@ -66,4 +69,13 @@ function partialOutput(output: string | undefined): string {
   return size === null
     ? `nothing was written to ${output}`
     : `${output} is kept with the first ${humanBytes(size)} only (incomplete): delete it, or fetch again to replace it`;
+}
+
+function checkOutputDir(output: string): void {
+  try {
+    accessSync(dirname(output), constants.W_OK);
+  } catch (err) {
+    (err as NodeJS.ErrnoException).path = dirname(output);
+    throw err;
+  }
 }

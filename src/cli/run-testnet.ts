@@ -1,11 +1,10 @@
 import { text } from 'node:stream/consumers';
-import { AlliumError } from '../errors.js';
 import { startDemoWebServer } from '../net/demo-web-server.js';
 import { streamGet } from '../net/http-fetch.js';
-import { checkListenable } from '../net/port-check.js';
 import { socksConnect } from '../net/socks-client.js';
 import { Testnet } from '../testnet/testnet.js';
 import { announceReady, onShutdown } from './lifecycle.js';
+import { checkPortFlags } from './port-flags.js';
 import { hostPortArg, progressLine, usageLines } from './testnet-progress.js';
 
 export async function runTestnet(o: {
@@ -25,21 +24,13 @@ export async function runTestnet(o: {
 }) {
   const say = (s: string) => process.stderr.write(`${s}\n`);
   // The client's fixed ports, checked before six processes start (the error names the flag).
-  for (const [flag, addr] of [
+  await checkPortFlags([
     ['--socks', o.socks],
     ['--http-proxy', o.httpProxy],
     ['--dashboard', o.dashboard],
     ['--socks-optimistic', o.socksOptimistic],
     ['--http-proxy-optimistic', o.httpProxyOptimistic],
-  ] as const) {
-    if (!addr || addr.port === 0) continue;
-    await checkListenable(addr.host, addr.port).catch((err: NodeJS.ErrnoException) => {
-      throw new AlliumError(
-        'ALLIUM_LISTEN',
-        `cannot listen on ${hostPortArg(addr)} (${flag}): ${err.code === 'EADDRINUSE' ? 'the address is already in use (another allium, or another program: see `ss -ltnp`)' : err.message}; pick another ${flag}, or port 0 for any free port`,
-      );
-    });
-  }
+  ]);
   say(`starting a directory, ${o.relays} relays and a client...`);
   let up = 0;
   const t0 = performance.now();
