@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../src/cli/runtime-flags.js';
+import { connectLink } from '../src/net/link.js';
 import { CLI_PATH, Testnet } from '../src/testnet/testnet.js';
 import { AlliumProcess, freePort } from './helpers/allium-process.js';
 
@@ -354,9 +355,22 @@ describe('an exit that cannot connect', () => {
     assert.ok(a.running, a.log);
     const port = a.ready.port;
     assert.equal(readFileSync(join(dataDir, 'port'), 'utf8').trim(), port);
+    // A link from a client and a connection that never handshakes: neither may hold the stop up.
+    const link = await connectLink({
+      host: '127.0.0.1',
+      port: Number(port),
+      relayId: Buffer.from(a.ready.id, 'hex'),
+      me: { identity: null },
+    });
+    const idle = net.connect(Number(port), '127.0.0.1');
+    idle.on('error', () => {});
+    await new Promise((r) => idle.once('connect', r));
     const t0 = performance.now();
     await a.kill('SIGTERM');
     const stopMs = performance.now() - t0;
+    link.close();
+    idle.destroy();
+    assert.doesNotMatch(a.log, /exiting without finishing/, 'stopped by itself, not by the deadline');
     // docs/deploy.md promises it to service managers.
     assert.ok(stopMs < 5000, `stopped after ${stopMs} ms`);
     const b = await AlliumProcess.start('keep', args);
