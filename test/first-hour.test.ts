@@ -111,7 +111,7 @@ describe('flag mistakes: named at once, without the whole help', () => {
       assert.equal(r.code, 0);
       // Options are separated by lines that start with "  -"; each gets at most one "default".
       for (const opt of r.stdout.split(/\n(?= {2}-)/)) {
-        const defaults = opt.match(/default/g) ?? [];
+        const defaults = opt.match(/default:/g) ?? [];
         assert.ok(defaults.length <= 1, `allium ${cmd}: ${opt}`);
       }
     }

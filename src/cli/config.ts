@@ -201,7 +201,7 @@ export function showAllDefaults(program: Command): void {
         // --no-X beside its --X leaves the default to --X.
         const hasPositive = cmd.options.some((o) => o !== opt && !o.negate && o.attributeName() === key);
         if (opt.mandatory) extra.push('required');
-        else if (key === 'help' || key === 'version' || /\bdefault\b/.test(opt.description)) {
+        else if (key === 'help' || key === 'version' || opt.description.includes('(default:')) {
         } else if (opt.negate && hasPositive) {
         } else if (opt.negate) extra.push('default: on; this flag turns it off');
         else if (opt.defaultValueDescription) extra.push(`default: ${opt.defaultValueDescription}`);
