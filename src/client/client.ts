@@ -171,14 +171,24 @@ export class AlliumClient {
     }
   }
 
-  /** Fetches the consensus now after a listed relay failed us, at most once per few seconds. */
+  /**
+   * Fetches the consensus after a listed relay failed us: now, or, if one such fetch ran in the last
+   * few seconds, once that time is up (one pending fetch at most).
+   */
   private refreshAfterFailure(): void {
-    const now = Date.now();
-    if (now - this.lastFailureRefresh < FAILURE_REFRESH_MIN_MS) return;
-    this.lastFailureRefresh = now;
-    this.keeper.refresh().catch(() => {});
+    if (this.failureRefreshTimer || this.closedFlag) return;
+    const wait = this.lastFailureRefresh + FAILURE_REFRESH_MIN_MS - Date.now();
+    const run = () => {
+      this.failureRefreshTimer = null;
+      this.lastFailureRefresh = Date.now();
+      if (!this.closedFlag) this.keeper.refresh().catch(() => {});
+    };
+    if (wait <= 0) return run();
+    this.failureRefreshTimer = setTimeout(run, wait);
+    this.failureRefreshTimer.unref();
   }
   private lastFailureRefresh = Number.NEGATIVE_INFINITY;
+  private failureRefreshTimer: NodeJS.Timeout | null = null;
 
   async refreshConsensus(): Promise<Consensus> {
     return this.keeper.refresh();
@@ -550,6 +560,7 @@ export class AlliumClient {
   async close(): Promise<void> {
     this.closedFlag = true;
     this.keeper.stop();
+    if (this.failureRefreshTimer) clearTimeout(this.failureRefreshTimer);
     if (this.refillTimer) clearTimeout(this.refillTimer);
     for (const c of [...this.circuits]) {
       // Closing the client is not an error for streams still open: end them quietly.
