@@ -183,7 +183,10 @@ export class AlliumClient {
       this.lastFailureRefresh = Date.now();
       if (!this.closedFlag) this.keeper.refresh().catch(() => {});
     };
-    if (wait <= 0) return run();
+    if (wait <= 0) {
+      run();
+      return;
+    }
     this.failureRefreshTimer = setTimeout(run, wait);
     this.failureRefreshTimer.unref();
   }
