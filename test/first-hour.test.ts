@@ -400,3 +400,14 @@ describe('an exit that cannot connect', () => {
     assert.doesNotMatch(r.stderr, /started without/);
   });
 });
+
+test('`npm start` (the testnet demo) prints no hint it cannot keep: the network stops after the demo', async () => {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+  const args = (pkg.scripts.start as string).split('main.js ')[1].split(' ');
+  assert.ok(args.includes('--demo'), pkg.scripts.start);
+  const r = await allium(args, { timeoutMs: 90_000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /HTTP 200/);
+  assert.doesNotMatch(r.stderr, /curl /, 'no curl hint for a network that is about to stop');
+  assert.match(r.stderr, /the demo stopped the network; `npx allium testnet` keeps one up until Ctrl-C/);
+});
