@@ -411,3 +411,31 @@ test('`npm start` (the testnet demo) prints no hint it cannot keep: the network 
   assert.doesNotMatch(r.stderr, /curl /, 'no curl hint for a network that is about to stop');
   assert.match(r.stderr, /the demo stopped the network; `npx allium testnet` keeps one up until Ctrl-C/);
 });
+
+test('a client given the wrong --directory-key says so once, at once, with stderr not a terminal', async () => {
+  const dir = await AlliumProcess.start('dir', [
+    'directory',
+    '--data-dir',
+    join(tmp, 'd-wrong'),
+    '--port',
+    '0',
+  ]);
+  try {
+    const wrong = Buffer.alloc(32, 5).toString('base64');
+    const r = await allium([
+      'fetch',
+      'http://127.0.0.1:1/',
+      '--directory',
+      dir.ready.url,
+      '--directory-key',
+      wrong,
+    ]);
+    assert.notEqual(r.code, 0);
+    const said = r.stderr.match(/signature does not verify/g) ?? [];
+    assert.equal(said.length, 1, r.stderr);
+    assert.match(r.stderr, /the wrong --directory-key/);
+    assert.ok(r.ms < OLD_WAIT_MS / 3, `${r.ms} ms`);
+  } finally {
+    await dir.kill();
+  }
+});
