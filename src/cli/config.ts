@@ -34,6 +34,32 @@ export function configSchema(cmd: Command) {
   return v.strictObject(entries);
 }
 
+/** Edit distance between two short strings (typos in a key). */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_x, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length];
+}
+
+/** The known key a typo most likely meant (at most two edits, and fewer than half its letters). */
+function closest(bad: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Number.POSITIVE_INFINITY;
+  for (const k of known) {
+    const d = distance(bad.toLowerCase(), k.toLowerCase());
+    if (d < bestD && d <= 2 && d < k.length / 2) {
+      best = k;
+      bestD = d;
+    }
+  }
+  return best;
+}
+
 function describe(x: unknown): string {
   return typeof x === 'string'
     ? JSON.stringify(x)
@@ -83,7 +109,12 @@ export function loadConfig(cmd: Command, file: string): Record<string, unknown> 
   // Unknown keys first, by hand: the message suggests the key that was probably meant.
   const bad = Object.keys(json).find((k) => !Object.hasOwn(schema.entries, k));
   if (bad !== undefined) {
-    const hint = known.find((k) => k.toLowerCase() === bad.replace(/[-_]/g, '').toLowerCase());
+    const hint =
+      known.find((k) => k.toLowerCase() === bad.replace(/[-_]/g, '').toLowerCase()) ??
+      closest(
+        bad.replace(/-(\w)/g, (_m, c: string) => c.toUpperCase()),
+        known,
+      );
     throw new ConfigError(
       'ALLIUM_CONFIG_KEY',
       `config file ${file}: unknown key "${bad}" for \`allium ${cmd.name()}\`${hint ? ` (did you mean "${hint}"?)` : ''}; known keys: ${known.join(', ')}`,
@@ -166,8 +197,12 @@ export function showAllDefaults(program: Command): void {
         const extra: string[] = [];
         if (opt.argChoices) extra.push(`choices: ${opt.argChoices.join(', ')}`);
         const key = opt.attributeName();
+        // One default per option: a description that states its own default keeps it, and a
+        // --no-X beside its --X leaves the default to --X.
+        const hasPositive = cmd.options.some((o) => o !== opt && !o.negate && o.attributeName() === key);
         if (opt.mandatory) extra.push('required');
-        else if (key === 'help' || key === 'version') {
+        else if (key === 'help' || key === 'version' || opt.description.includes('(default:')) {
+        } else if (opt.negate && hasPositive) {
         } else if (opt.negate) extra.push('default: on; this flag turns it off');
         else if (opt.defaultValueDescription) extra.push(`default: ${opt.defaultValueDescription}`);
         else if (opt.defaultValue !== undefined) extra.push(`default: ${formatDefault(opt.defaultValue)}`);

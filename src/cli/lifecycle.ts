@@ -5,7 +5,11 @@ export function onShutdown(stop: () => Promise<void>): void {
   const handler = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    const force = setTimeout(() => process.exit(0), 5000);
+    // Service managers wait about 5 s before SIGKILL (docs/deploy.md): exit before that regardless.
+    const force = setTimeout(() => {
+      console.error(`allium: stopping on ${signal} took more than 4 s: exiting without finishing`);
+      process.exit(0);
+    }, 4000);
     force.unref();
     stop()
       .catch((err) => console.error(`allium: error while stopping on ${signal}: ${err.message}`))

@@ -3,7 +3,9 @@
 import { Command, Option } from 'commander';
 import { ALLIUM_VERSION } from '../version.js';
 import { applyConfigFile, configOption, showAllDefaults } from './config.js';
+import { explainError } from './explain-error.js';
 import {
+  parseDirectoryUrl,
   parseHostPort,
   parseKey,
   parseLinkDelay,
@@ -12,6 +14,7 @@ import {
   parsePositiveInt,
   parseReceiveBudget,
 } from './options.js';
+import { followLauncher, relaunchWithRuntimeFlags } from './runtime-flags.js';
 
 // Each command loads only its own role: a relay never loads the directory's HTTP server, which keeps
 // its memory and start-up time down.
@@ -31,7 +34,7 @@ program
   .name('allium')
   .description('Allium: a small onion-routing network (directory, relays, clients)')
   .version(ALLIUM_VERSION)
-  .showHelpAfterError();
+  .showHelpAfterError('(run the command with --help for every option)');
 
 const metrics = () =>
   new Option(
@@ -94,12 +97,16 @@ program
 program
   .command('relay')
   .description('run a relay (add --exit to let streams leave the network here)')
-  .requiredOption('--directory <url>', 'directory URL, e.g. http://127.0.0.1:7000')
+  .requiredOption('--directory <url>', 'directory URL, e.g. http://127.0.0.1:7000', parseDirectoryUrl)
   .option('--directory-key <base64>', "the directory's public key (verifies the consensus)", parseKey)
   .option('--data-dir <dir>', 'where keys live (kept across restarts)', './allium-relay')
   .option('--nickname <name>', 'a name shown in the consensus', 'relay')
   .option('--host <host>', 'address to listen on', '127.0.0.1')
-  .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 0)
+  .option(
+    '--port <port>',
+    'port to listen on (0: any free port) (default: the port this --data-dir had last time, else any free port, kept for next time)',
+    parsePort,
+  )
   .option('--address <ip>', 'public address to advertise (default: ask the directory)')
   .option('--exit', 'act as an exit (policy "accept *:*" unless --exit-policy is given)', false)
   .option('--exit-policy <rules>', 'comma-separated exit rules, e.g. "accept *:80,accept *:443,reject *:*"')
@@ -214,7 +221,7 @@ program
 program
   .command('client')
   .description('run a client with a SOCKS5 proxy')
-  .requiredOption('--directory <url>', 'directory URL')
+  .requiredOption('--directory <url>', 'directory URL', parseDirectoryUrl)
   .requiredOption('--directory-key <base64>', "the directory's public key", parseKey)
   .option('--socks <host:port>', 'SOCKS5 listen address', parseHostPort, parseHostPort('127.0.0.1:9050'))
   .option(
@@ -261,7 +268,7 @@ program
   .command('fetch')
   .description('GET a URL through the network and write the body to stdout or a file')
   .argument('<url>', 'http:// or https:// URL')
-  .requiredOption('--directory <url>', 'directory URL')
+  .requiredOption('--directory <url>', 'directory URL', parseDirectoryUrl)
   .requiredOption('--directory-key <base64>', "the directory's public key", parseKey)
   .option('-o, --output <file>', 'write the body here instead of stdout')
   .option('--cacert <file>', 'extra CA certificate (PEM) to trust for https')
@@ -270,7 +277,10 @@ program
     '--data-dir <dir>',
     'keep the last verified consensus (used when the directory is down) and the entry guards here',
   )
-  .option('--progress', 'show a progress bar on stderr (default: only when stderr is a terminal)')
+  .option(
+    '--progress',
+    'always show a progress bar on stderr (default: only when stderr is a terminal and the body is not going to it)',
+  )
   .option('--no-progress', 'never show a progress bar')
   .addOption(configOption())
   .addOption(logLevel().default('warn'))
@@ -336,14 +346,26 @@ program
   .action(runTestnet);
 
 showAllDefaults(program);
-try {
-  applyConfigFile(program, process.argv);
-} catch (err) {
-  console.error(`allium: ${(err as Error).message}`);
-  process.exit(2);
-}
 
-program.parseAsync(process.argv).catch((err) => {
-  console.error(`allium: ${err.message}`);
-  process.exit(1);
-});
+// The long-running roles and fetch carry the runtime flags (runtime-flags.ts): run again with them.
+const RELAUNCHED_COMMANDS = new Set(['directory', 'relay', 'client', 'fetch']);
+const wantsHelp = process.argv.some((a) => a === '--help' || a === '-h');
+if (!(RELAUNCHED_COMMANDS.has(process.argv[2]) && !wantsHelp && relaunchWithRuntimeFlags())) {
+  followLauncher();
+  try {
+    applyConfigFile(program, process.argv);
+  } catch (err) {
+    console.error(`allium: ${(err as Error).message}`);
+    process.exit(2);
+  }
+
+  program.parseAsync(process.argv).catch((err) => {
+    console.error(
+      `allium: ${explainError(
+        err,
+        program.commands.find((c) => c.name() === process.argv[2]),
+      )}`,
+    );
+    process.exit(1);
+  });
+}

@@ -59,3 +59,16 @@ export function parseKey(value: string): Buffer {
     throw new InvalidArgumentError(`expected a base64 Ed25519 public key (32 bytes), got "${value}"`);
   return b;
 }
+
+/** A directory's URL as `allium directory` prints it: http:// or https://, a host and a port. */
+export function parseDirectoryUrl(value: string): string {
+  let url: URL | null = null;
+  try {
+    url = new URL(value);
+  } catch {}
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname)
+    throw new InvalidArgumentError(
+      `expected the directory's URL with its scheme, e.g. http://${/^[\w.-]+:\d+$/.test(value) ? value : '127.0.0.1:7000'} (as \`allium directory\` prints it), got "${value}"`,
+    );
+  return value;
+}

@@ -1,5 +1,6 @@
 // The progress bar of `allium fetch` (cli-progress): bytes, rate and time left on a terminal, nothing
 // when stderr is piped (unless --progress forces it).
+import { writeSync } from 'node:fs';
 import { Transform } from 'node:stream';
 import cliProgress from 'cli-progress';
 
@@ -11,6 +12,15 @@ export function humanBytes(n: number): string {
     i++;
   }
   return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+/** Shows the cursor and turns line wrapping back on (what the bar turned off), if `out` is a terminal. */
+export function restoreTerminal(out: NodeJS.WritableStream & { isTTY?: boolean; fd?: number }): void {
+  if (!out.isTTY) return;
+  const seq = '\x1b[?25h\x1b[?7h';
+  // Synchronously where possible: this also runs from the 'exit' event, after which nothing is flushed.
+  if (typeof out.fd === 'number') writeSync(out.fd, seq);
+  else out.write(seq);
 }
 
 /** A pass-through stream that drives a progress bar; `total` is the Content-Length if known. */
@@ -52,6 +62,14 @@ export function progressStream(opts: {
     cliProgress.Presets.shades_classic,
   );
   bar.start(opts.total ?? 0, 0);
+  // The bar hides the cursor and turns line wrapping off: whatever ends the process (an error, a
+  // signal handler's exit), the terminal gets both back.
+  const restore = () => restoreTerminal(out);
+  if (out.isTTY) process.once('exit', restore);
+  const stop = () => {
+    bar.stop();
+    process.removeListener('exit', restore);
+  };
   return new Transform({
     transform(chunk: Buffer, _e, cb) {
       done += chunk.length;
@@ -60,11 +78,11 @@ export function progressStream(opts: {
     },
     flush(cb) {
       bar.update(opts.total ?? 0);
-      bar.stop();
+      stop();
       cb();
     },
     destroy(err, cb) {
-      bar.stop();
+      stop();
       cb(err);
     },
   });

@@ -3,6 +3,7 @@ import { createLogger } from '../log.js';
 import { startClientServices } from './client-services.js';
 import { announceReady, keepAlive, onShutdown } from './lifecycle.js';
 import { receiveBudgetCells } from './options.js';
+import { checkPortFlags } from './port-flags.js';
 import { runtimeFlagsAdvice } from './runtime-flags.js';
 
 export async function runClient(o: {
@@ -24,6 +25,15 @@ export async function runClient(o: {
   const advice = runtimeFlagsAdvice();
   if (advice) logger.warn(advice);
   keepAlive(logger);
+  // Before the wait for relays: a taken port is said at once.
+  await checkPortFlags([
+    ['--socks', o.socks],
+    ['--socks-optimistic', o.socksOptimistic],
+    ['--http-proxy', o.httpProxy],
+    ['--http-proxy-optimistic', o.httpProxyOptimistic],
+    ['--dashboard', o.dashboard],
+    ['--metrics', o.metrics],
+  ]);
   const client = await AlliumClient.start({
     directoryUrl: o.directory,
     directoryKey: o.directoryKey,

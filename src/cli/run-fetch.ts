@@ -1,9 +1,10 @@
-import { createWriteStream, readFileSync } from 'node:fs';
+import { accessSync, constants, createWriteStream, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { AlliumClient } from '../client/client.js';
 import { createLogger } from '../log.js';
 import { streamGet } from '../net/http-fetch.js';
-import { progressStream } from './progress.js';
+import { humanBytes, progressStream, restoreTerminal } from './progress.js';
 
 export async function runFetch(
   url: string,
@@ -19,6 +20,14 @@ export async function runFetch(
   },
 ) {
   const logger = createLogger({ level: o.logLevel, name: 'fetch' });
+  // Ctrl-C: put the terminal back (the bar hid the cursor) and say what is left of the output.
+  process.once('SIGINT', () => {
+    restoreTerminal(process.stderr);
+    process.stderr.write(`\nallium fetch: interrupted; ${partialOutput(o.output)}\n`);
+    process.exit(130);
+  });
+  // A path that cannot be written is said before the network is asked anything.
+  if (o.output) checkOutputDir(o.output);
   const client = await AlliumClient.start({
     directoryUrl: o.directory,
     directoryKey: o.directoryKey,
@@ -47,5 +56,26 @@ export async function runFetch(
     }
   } finally {
     await client.close();
+  }
+}
+
+/** What an interrupted fetch leaves behind: the partial file is kept (as curl keeps it), and said so. */
+function partialOutput(output: string | undefined): string {
+  if (!output) return 'the body written to stdout so far is incomplete';
+  let size: number | null = null;
+  try {
+    size = statSync(output).size;
+  } catch {}
+  return size === null
+    ? `nothing was written to ${output}`
+    : `${output} is kept with the first ${humanBytes(size)} only (incomplete): delete it, or fetch again to replace it`;
+}
+
+function checkOutputDir(output: string): void {
+  try {
+    accessSync(dirname(output), constants.W_OK);
+  } catch (err) {
+    (err as NodeJS.ErrnoException).path = dirname(output);
+    throw err;
   }
 }

@@ -11,7 +11,7 @@ export async function runRelay(o: {
   dataDir: string;
   nickname: string;
   host: string;
-  port: number;
+  port?: number;
   address?: string;
   exit: boolean;
   exitPolicy?: string;

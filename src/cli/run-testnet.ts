@@ -4,6 +4,7 @@ import { streamGet } from '../net/http-fetch.js';
 import { socksConnect } from '../net/socks-client.js';
 import { Testnet } from '../testnet/testnet.js';
 import { announceReady, onShutdown } from './lifecycle.js';
+import { checkPortFlags } from './port-flags.js';
 import { hostPortArg, progressLine, usageLines } from './testnet-progress.js';
 
 export async function runTestnet(o: {
@@ -22,6 +23,14 @@ export async function runTestnet(o: {
   logLevel: string;
 }) {
   const say = (s: string) => process.stderr.write(`${s}\n`);
+  // The client's fixed ports, checked before six processes start (the error names the flag).
+  await checkPortFlags([
+    ['--socks', o.socks],
+    ['--http-proxy', o.httpProxy],
+    ['--dashboard', o.dashboard],
+    ['--socks-optimistic', o.socksOptimistic],
+    ['--http-proxy-optimistic', o.httpProxyOptimistic],
+  ]);
   say(`starting a directory, ${o.relays} relays and a client...`);
   let up = 0;
   const t0 = performance.now();
@@ -67,7 +76,8 @@ export async function runTestnet(o: {
   }
   say(`  directory: ${net.directoryUrl} (status page in a browser)`);
   say(`  directory key: ${net.directoryKey}`);
-  for (const line of usageLines(client)) say(line);
+  // The demo stops the network once it has fetched its page: hints to use it would not work.
+  for (const line of usageLines(client, { hints: !o.demo })) say(line);
   if (o.demo) {
     const web = await startDemoWebServer();
     say(`\nfetching ${web.url} through the network...`);
@@ -82,6 +92,7 @@ export async function runTestnet(o: {
     process.stdout.write(body);
     await web.close();
     await net.stop();
+    say('the demo stopped the network; `npx allium testnet` keeps one up until Ctrl-C');
     process.exit(res.statusCode === 200 ? 0 : 1);
   }
   say('press Ctrl-C to stop every process');

@@ -1,4 +1,5 @@
 // The node flags Allium's processes are meant to run with, and a check that they do.
+import { spawn } from 'node:child_process';
 /**
  * Node flags every Allium process runs with (the `allium` bin's shebang carries the same). A relay
  * keeps little on V8's heap (~10 MB) but moves hundreds of MB/s through short-lived Buffers. With
@@ -37,4 +38,50 @@ export function runtimeFlagsAdvice(
   ];
   if (missing.length === 0) return null;
   return `node was started without ${missing.join(' ')}: expect ~20-25% more CPU per byte relayed (run the allium bin, or give node these settings; see docs/performance.md)`;
+}
+
+/** Set in a relaunched process, so it never relaunches again (and a user can opt out with it). */
+export const RELAUNCHED_ENV = 'ALLIUM_RUNTIME_FLAGS';
+
+/**
+ * Runs this same command again under node with the runtime flags and environment, when this process
+ * lacks them (`node dist/src/cli/main.js relay ...`, a service file that names node): the flags belong
+ * to the command, not to the user's shell. The child shares the terminal; this process forwards
+ * SIGTERM/SIGHUP, ignores the terminal's SIGINT (the child gets its own), and exits as the child did.
+ * Returns false when nothing needs doing (the caller then runs the command itself).
+ */
+export function relaunchWithRuntimeFlags(): boolean {
+  if (process.env[RELAUNCHED_ENV] !== undefined) return false;
+  if (runtimeFlagsAdvice() === null) return false;
+  const args = [...RUNTIME_NODE_FLAGS, ...process.execArgv.filter((a) => !RUNTIME_NODE_FLAGS.includes(a))];
+  const child = spawn(process.execPath, [...args, ...process.argv.slice(1)], {
+    // The IPC channel closes when this process dies, even by SIGKILL: the child then stops too.
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...RUNTIME_ENV, [RELAUNCHED_ENV]: '1' },
+  });
+  const forward = (signal: NodeJS.Signals) => () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
+  process.on('SIGTERM', forward('SIGTERM'));
+  process.on('SIGHUP', forward('SIGHUP'));
+  process.on('SIGINT', () => {});
+  child.on('error', (err) => {
+    console.error(`allium: cannot start node again with its runtime flags: ${err.message}`);
+    process.exit(1);
+  });
+  child.on('exit', (code, signal) => {
+    if (signal) {
+      process.removeAllListeners(signal);
+      process.kill(process.pid, signal);
+    }
+    process.exit(code ?? 1);
+  });
+  return true;
+}
+
+/** In a relaunched process: stop when the process that started it has gone (its IPC channel closed). */
+export function followLauncher(): void {
+  if (!process.channel || process.env[RELAUNCHED_ENV] === undefined) return;
+  process.channel.unref();
+  process.on('disconnect', () => process.kill(process.pid, 'SIGTERM'));
 }

@@ -21,13 +21,14 @@ export function progressLine(p: ProcessInfo, total: number, done: number, sinceM
 }
 
 /** How to use the network: the lines a user copies. */
-export function usageLines(client: Record<string, string>): string[] {
+export function usageLines(client: Record<string, string>, opts: { hints?: boolean } = {}): string[] {
   const lines = [`  SOCKS5 proxy:  ${client.socks}`];
   if (client.socksOptimistic) lines.push(`  SOCKS5, optimistic: ${client.socksOptimistic}`);
   if (client.http) lines.push(`  HTTP proxy:    http://${client.http}`);
   if (client.httpOptimistic) lines.push(`  HTTP proxy, optimistic tunnels: http://${client.httpOptimistic}`);
   if (client.dashboard) lines.push(`  dashboard:     ${client.dashboard}`);
   if (client.metrics) lines.push(`  metrics:       http://${client.metrics}/metrics`);
+  if (opts.hints === false) return lines;
   lines.push('', 'try (the exits here allow loopback destinations, so local web servers work):');
   lines.push(`  curl --socks5-hostname ${client.socks} http://127.0.0.1:8000/`);
   if (client.http) {

@@ -97,7 +97,7 @@ export class ClientCircuit {
   private handshake: { state: NtorClientState; relay: ConsensusRelay; waiter: Waiter<void> } | null = null;
   /** A link-bound first hop whose CREATED has not come back yet: what that CREATED must confirm (§3.6). */
   private linkBound: LinkBoundHop | null = null;
-  private readonly connecting = new Map<number, Waiter<CircuitStream>>();
+  private readonly connecting = new Map<number, Waiter<CircuitStream> & { host: string; port: number }>();
   closed = false;
   closeReason = '';
   isolation = '';
@@ -310,6 +310,8 @@ export class ClientCircuit {
         );
       }, STREAM_CONNECT_TIMEOUT_MS);
       this.connecting.set(streamId, {
+        host,
+        port,
         resolve: (s) => {
           clearTimeout(timer);
           resolve(s);
@@ -508,13 +510,7 @@ export class ClientCircuit {
       if (w) {
         this.connecting.delete(streamId);
         const { reason } = decodeEnd(data);
-        w.reject(
-          new StreamError(
-            'ALLIUM_STREAM_REFUSED',
-            `the exit refused the stream: ${endReasonName(reason)}`,
-            reason,
-          ),
-        );
+        w.reject(new StreamError('ALLIUM_STREAM_REFUSED', refusalMessage(reason, w.host, w.port), reason));
         return;
       }
     }
@@ -543,5 +539,29 @@ export class ClientCircuit {
     this.mux.closeAll(new StreamError('ALLIUM_CIRCUIT_DESTROYED', why, EndReason.DESTROY));
     this.budget?.forget(this);
     this.onClosed(this);
+  }
+}
+
+/** The exit's END reason for a stream it did not open, in words a user can act on. */
+export function refusalMessage(reason: number, host: string, port: number): string {
+  const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const couldNot = (why: string) => `the exit could not connect to ${target} (${why})`;
+  switch (reason) {
+    case EndReason.CONNECTREFUSED:
+      return couldNot('connection refused: nothing listens on that port');
+    case EndReason.RESOLVEFAILED:
+      return `the exit could not resolve ${host} (no such host, or its DNS failed)`;
+    case EndReason.TIMEOUT:
+      return couldNot('timed out');
+    case EndReason.NOROUTE:
+      return couldNot('no route to the host');
+    case EndReason.CONNRESET:
+      return couldNot('connection reset');
+    case EndReason.EXITPOLICY:
+      return `the exit's policy does not allow ${target}`;
+    case EndReason.RESOURCELIMIT:
+      return `the exit refused a stream to ${target}: it is at its limit of streams`;
+    default:
+      return `the exit refused the stream to ${target}: ${endReasonName(reason)}`;
   }
 }

@@ -83,6 +83,9 @@ const SPARE_REFILL_DELAY_MS = 25;
 
 export class ClientError extends AlliumError {}
 
+/** Least time between two consensus fetches caused by failures (a failing relay cannot make the client hammer the directory). */
+const FAILURE_REFRESH_MIN_MS = 5000;
+
 export class AlliumClient {
   private readonly keeper: ConsensusKeeper;
   private guards: GuardState = emptyGuards();
@@ -146,6 +149,7 @@ export class AlliumClient {
   private async waitForConsensus(minRelays: number, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let lastErr: Error | null = null;
+    let toldWaiting = false;
     for (;;) {
       try {
         await this.refreshConsensus();
@@ -156,21 +160,59 @@ export class AlliumClient {
         // consensus to fall back on, say so now.
         const code = (err as AlliumError).code ?? '';
         if (!this.consensus && /^ALLIUM_CONSENSUS_(SIGNATURE|EXPIRED|ROLLBACK)$/.test(code)) throw err;
+        // Say at once what is being waited for, not only when the wait is over.
+        if (!this.consensus && !toldWaiting) {
+          toldWaiting = true;
+          this.log.warn(
+            { code },
+            `${(err as Error).message}; retrying for up to ${Math.round(timeoutMs / 1000)} s`,
+          );
+        }
       }
       // Through a directory outage the cached consensus serves.
       const c = this.consensus;
       if (c) {
         const running = c.relays.length;
         if (running >= minRelays && c.relays.some((r) => r.flags.includes('Exit'))) return;
+        const exits = c.relays.filter((r) => r.flags.includes('Exit')).length;
         lastErr ??= new ClientError(
           'ALLIUM_CLIENT_TOO_FEW_RELAYS',
-          `the consensus lists ${running} relays; waiting for ${minRelays} and an exit`,
+          `gave up after ${Math.round(timeoutMs / 1000)} s: the consensus lists ${running} relays (${exits} exits), and a circuit of ${minRelays} needs ${minRelays} relays, one of them an exit: start more relays (one with --exit), or ask for shorter circuits (--path-length, at least 3)`,
         );
+        if (!toldWaiting) {
+          toldWaiting = true;
+          this.log.warn(
+            { running, exits },
+            `the consensus lists ${running} relays (${exits} exits); waiting up to ${Math.round(timeoutMs / 1000)} s for ${minRelays} relays and an exit`,
+          );
+        }
       }
       if (Date.now() > deadline) throw lastErr;
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+
+  /**
+   * Fetches the consensus after a listed relay failed us: now, or, if one such fetch ran in the last
+   * few seconds, once that time is up (one pending fetch at most).
+   */
+  private refreshAfterFailure(): void {
+    if (this.failureRefreshTimer || this.closedFlag) return;
+    const wait = this.lastFailureRefresh + FAILURE_REFRESH_MIN_MS - Date.now();
+    const run = () => {
+      this.failureRefreshTimer = null;
+      this.lastFailureRefresh = Date.now();
+      if (!this.closedFlag) this.keeper.refresh().catch(() => {});
+    };
+    if (wait <= 0) {
+      run();
+      return;
+    }
+    this.failureRefreshTimer = setTimeout(run, wait);
+    this.failureRefreshTimer.unref();
+  }
+  private lastFailureRefresh = Number.NEGATIVE_INFINITY;
+  private failureRefreshTimer: NodeJS.Timeout | null = null;
 
   async refreshConsensus(): Promise<Consensus> {
     return this.keeper.refresh();
@@ -262,7 +304,14 @@ export class AlliumClient {
     if (this.closedFlag) throw new ClientError('ALLIUM_CLIENT_CLOSED', 'the client is closed');
     const consensus = this.consensus;
     if (!consensus) throw this.keeper.noConsensusError();
-    const path = opts.path ?? this.choosePathAvoidingFailures(consensus, opts);
+    let path: ConsensusRelay[];
+    try {
+      path = opts.path ?? this.choosePathAvoidingFailures(consensus, opts);
+    } catch (err) {
+      // A relay may have become an exit since: ask the directory now rather than at the next refresh.
+      this.refreshAfterFailure();
+      throw err;
+    }
     const started = performance.now();
     const entry = path[0];
     let link: Link;
@@ -271,6 +320,8 @@ export class AlliumClient {
     } catch (err) {
       this.stats.circuitsFailed++;
       this.markFailed(entry.id);
+      // The relay may have moved or gone: a fresh consensus says so before the next circuit.
+      this.refreshAfterFailure();
       throw new CircuitError(
         'ALLIUM_CIRCUIT_ENTRY',
         `cannot reach entry relay ${entry.nickname} at ${entry.address}:${entry.port}: ${(err as Error).message}`,
@@ -607,6 +658,7 @@ export class AlliumClient {
   async close(): Promise<void> {
     this.closedFlag = true;
     this.keeper.stop();
+    if (this.failureRefreshTimer) clearTimeout(this.failureRefreshTimer);
     if (this.refillTimer) clearTimeout(this.refillTimer);
     for (const c of [...this.circuits]) {
       // Closing the client is not an error for streams still open: end them quietly.

@@ -92,6 +92,8 @@ export class ConsensusKeeper {
   private failures = 0;
   private expiryReported = false;
   private stopped = false;
+  /** Between start() and stop(): refreshing in the background, where a refusal is only logged. */
+  private running = false;
   /** Why the last fetch failed; null after a success. */
   lastError: Error | null = null;
   /** Time of the last successful fetch (ms), 0 if none. */
@@ -199,7 +201,8 @@ export class ConsensusKeeper {
       this.lastError = err as Error;
       const usable = this.current;
       // A document refused on its merits is worth a line every time; an outage, once when it starts.
-      if (/^ALLIUM_CONSENSUS_/.test((err as AlliumError).code ?? '')) {
+      // Before start() with nothing held, the caller reports the error itself: said once, not twice.
+      if (/^ALLIUM_CONSENSUS_/.test((err as AlliumError).code ?? '') && (this.running || usable)) {
         this.log.warn(
           { err: describe(err), directory: this.source.url, heldSerial: this.floor },
           "refused the directory's consensus",
@@ -247,11 +250,13 @@ export class ConsensusKeeper {
   /** Refreshes in the background until stop(): before freshUntil when all is well, with backoff when not. */
   start(): void {
     this.stopped = false;
+    this.running = true;
     this.schedule(this.held ? refreshDelay(this.held, this.clock(), this.minRetryMs, this.random) : 0);
   }
 
   stop(): void {
     this.stopped = true;
+    this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }

@@ -5,7 +5,7 @@
 import { AlliumError } from '../errors.js';
 import { MIN_EXIT_VERSION, versionAtLeast } from '../version.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
-import { ExitPolicy, parseIp } from './exit-policy.js';
+import { ExitPolicy, isPrivateAddress, parseIp } from './exit-policy.js';
 
 export class PathError extends AlliumError {}
 
@@ -159,7 +159,7 @@ export function choosePath(relays: ConsensusRelay[], opts: PathOptions): Consens
       allowing.length > 0
         ? `every exit that may carry this stream runs a release older than ${MIN_EXIT_VERSION.join('.')}, whose flow control this client does not speak: upgrade the exits`
         : opts.target
-          ? `no relay in the consensus is an exit that allows ${opts.target.host}:${opts.target.port}`
+          ? `no relay in the consensus is an exit that allows ${opts.target.host}:${opts.target.port}${noExitHint(opts.target.host)}`
           : 'no exit relay in the consensus',
     );
   }
@@ -211,4 +211,11 @@ export function choosePath(relays: ConsensusRelay[], opts: PathOptions): Consens
       (opts.target ? ` with an exit that allows ${opts.target.host}:${opts.target.port}` : '') +
       (guards ? " starting at one of this client's entry guards" : ''),
   );
+}
+
+/** What to do when no exit allows a destination: loopback and private ones need --allow-private. */
+function noExitHint(host: string): string {
+  return isPrivateAddress(host) || host === 'localhost'
+    ? ': exits refuse loopback and private addresses unless started with --allow-private (`allium relay --exit --allow-private`; `allium testnet` does this)'
+    : ': start an exit whose --exit-policy allows it, or wait for one to register';
 }

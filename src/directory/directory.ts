@@ -101,8 +101,13 @@ export class Directory {
       log.info({ removed: leftovers }, 'removed temporary files left by an interrupted save');
     const { key, created, loosePermissions } = await store.loadOrCreateKey();
     if (created) log.info({ path: store.keyPath }, 'made a new directory key');
+    // Refused as a relay refuses its own: whoever can read the key can sign consensuses.
     if (loosePermissions)
-      log.warn({ path: store.keyPath }, 'the directory key file is readable by others: chmod 600 it');
+      throw new DirectoryError(
+        'ALLIUM_KEY_PERMISSIONS',
+        0,
+        `key file ${store.keyPath} is readable by others; run: chmod 600 ${store.keyPath}`,
+      );
     const state = await store.loadState();
     const registry = new Registry(ttl, opts.listing);
     registry.load(state);

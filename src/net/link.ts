@@ -530,11 +530,16 @@ export interface LinkListenerOptions {
 
 /** Accepts links on a TCP port. */
 export class LinkListener {
-  private constructor(private readonly server: net.Server) {}
+  private constructor(
+    private readonly server: net.Server,
+    /** Connections still in their handshake: a closing listener drops them rather than wait. */
+    private readonly handshaking: Set<net.Socket>,
+  ) {}
 
   static listen(opts: LinkListenerOptions): Promise<LinkListener> {
     let pending = 0;
     const max = opts.maxPendingHandshakes ?? 256;
+    const handshaking = new Set<net.Socket>();
     const server = net.createServer((socket) => {
       socket.on('error', () => {});
       if (pending >= max) {
@@ -545,14 +550,17 @@ export class LinkListener {
         return;
       }
       pending++;
+      handshaking.add(socket);
       const me = typeof opts.me === 'function' ? opts.me() : opts.me;
       handshake(socket, false, me, null, opts.timeoutMs ?? LINK_HANDSHAKE_TIMEOUT_MS).then(
         (link) => {
           pending--;
+          handshaking.delete(socket);
           opts.onLink(link);
         },
         (err) => {
           pending--;
+          handshaking.delete(socket);
           opts.onHandshakeError?.(err);
         },
       );
@@ -561,7 +569,7 @@ export class LinkListener {
       server.once('error', reject);
       server.listen({ host: opts.host, port: opts.port, backlog: 1024 }, () => {
         server.off('error', reject);
-        resolve(new LinkListener(server));
+        resolve(new LinkListener(server, handshaking));
       });
     });
   }
@@ -570,7 +578,11 @@ export class LinkListener {
     return (this.server.address() as net.AddressInfo).port;
   }
 
+  /** Stops accepting; resolves once every accepted connection has ended (links are their owner's to close). */
   close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.handshaking) socket.destroy();
+    this.handshaking.clear();
+    return closed;
   }
 }

@@ -3,7 +3,7 @@
 // withdraw it on a clean stop.
 import { signDescriptor, signWithdraw } from '../core/documents.js';
 import type { IdentityKey } from '../crypto/keys.js';
-import type { AlliumError } from '../errors.js';
+import { AlliumError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DirectoryClient } from '../net/directory-client.js';
 import { ALLIUM_VERSION } from '../version.js';
@@ -27,13 +27,19 @@ export class DirectoryRegistration {
   /** The advertised address, once known. */
   address = '';
   private refreshTimer: NodeJS.Timeout | null = null;
+  /** Whether the directory has shown it signs with the configured key (checked once, before registering). */
+  private keyChecked: boolean;
 
   constructor(
     private readonly directory: DirectoryClient,
     private readonly source: DescriptorSource,
     private readonly log: Logger,
     private readonly refreshMs: number,
-  ) {}
+    /** A directory key was configured: refuse a directory whose consensus it does not verify. */
+    checkDirectoryKey = false,
+  ) {
+    this.keyChecked = !checkDirectoryKey;
+  }
 
   /**
    * Registers, waiting for a directory that is not up yet (relays are often started before it, or
@@ -60,6 +66,7 @@ export class DirectoryRegistration {
 
   private async register(): Promise<void> {
     const s = this.source;
+    if (!this.keyChecked) await this.checkDirectoryKey();
     if (!this.address) {
       this.address = s.address ?? (await this.directory.whoami());
       if (!s.address) this.log.info({ address: this.address }, 'learned public address from the directory');
@@ -81,9 +88,10 @@ export class DirectoryRegistration {
       await this.directory.register(env);
     } catch (err) {
       // The operator reads the directory's own reason: "not reachable from the directory at A:P: <reason>".
+      // Thrown, not logged: whoever catches it prints it once (the command's last line, or a warning).
       const e = err as { remoteCode?: string; remoteMessage?: string; message: string };
-      if (e.remoteCode === 'ALLIUM_RELAY_UNREACHABLE')
-        this.log.error({ code: e.remoteCode }, e.remoteMessage ?? e.message);
+      if (e.remoteCode === 'ALLIUM_RELAY_UNREACHABLE' && e.remoteMessage)
+        throw new AlliumError(e.remoteCode, e.remoteMessage, { cause: err });
       throw err;
     }
     this.log.info({ address: this.address, port: s.port() }, 'registered with the directory');
@@ -95,6 +103,31 @@ export class DirectoryRegistration {
       }, this.refreshMs);
       this.refreshTimer.unref();
     }
+  }
+
+  /**
+   * A relay told the wrong --directory-key would register with a directory its clients cannot trust
+   * (or one that is not the operator's): as clients do, it refuses a consensus the key does not verify.
+   */
+  private async checkDirectoryKey(): Promise<void> {
+    try {
+      await this.directory.consensus();
+    } catch (err) {
+      const code = (err as AlliumError).code;
+      if (code === 'ALLIUM_DIRECTORY_UNREACHABLE' || code === 'ALLIUM_DIRECTORY_TIMEOUT') throw err;
+      if (code !== 'ALLIUM_CONSENSUS_SIGNATURE') {
+        // No consensus to check against (say, a directory that serves none yet): clients check it later.
+        this.log.warn({ code }, `could not check the directory key: ${(err as Error).message}`);
+        this.keyChecked = true;
+        return;
+      }
+      throw new AlliumError(
+        'ALLIUM_RELAY_DIRECTORY_KEY',
+        `the directory at ${this.directory.url} does not sign with the --directory-key given: copy the key from the directory's \`ready ... key=\` line or its status page (a directory whose data directory was wiped has a new key)`,
+        { cause: err },
+      );
+    }
+    this.keyChecked = true;
   }
 
   /** Publishes a fresh descriptor now (a new onion key), rather than at the next refresh. */

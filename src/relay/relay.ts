@@ -47,6 +47,7 @@ import { loadOrCreateIdentity } from './keys-store.js';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits, TokenBucket } from './limits.js';
 import { DEFAULT_LINK_KEY_POLICY, type LinkKeyPolicy, LinkKeys } from './link-keys.js';
 import { DEFAULT_ONION_KEY_POLICY, type OnionKeyPolicy, OnionKeys } from './onion-keys.js';
+import { readStoredPort, storePort } from './port-store.js';
 import { publishedExitPolicy } from './private-ranges.js';
 import { DirectoryRegistration } from './registration.js';
 import { type CircuitSide, RelayCircuit } from './relay-circuit.js';
@@ -197,6 +198,7 @@ export class Relay {
       },
       this.log,
       opts.refreshMs ?? 60_000,
+      opts.directoryKey !== undefined,
     );
     this.exitContext = {
       policy: this.policy,
@@ -334,9 +336,24 @@ export class Relay {
   }
 
   private async listen(): Promise<void> {
+    // Without a port of its own, the relay takes the one it had last time (clients may hold a
+    // consensus listing it there); if another program took it meanwhile, any free one.
+    const stored = this.opts.port === undefined ? readStoredPort(this.opts.dataDir) : undefined;
+    try {
+      await this.listenOn(this.opts.port ?? stored ?? 0);
+    } catch (err) {
+      if (stored === undefined || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      this.log.warn({ port: stored }, 'the port this relay had last time is taken: listening on another');
+      await this.listenOn(0);
+    }
+    if (this.opts.port === undefined && this.port !== stored) storePort(this.opts.dataDir, this.port);
+    this.log.info({ port: this.port, id: this.idHex, exit: this.isExit }, 'relay listening');
+  }
+
+  private async listenOn(port: number): Promise<void> {
     this.listener = await LinkListener.listen({
       host: this.opts.host ?? '127.0.0.1',
-      port: this.opts.port ?? 0,
+      port,
       me: () => this.linkKeys.current,
       maxPendingHandshakes: this.limits.pendingHandshakes,
       onLink: (link) => this.adopt(link),
@@ -346,7 +363,6 @@ export class Relay {
         this.log.debug({ code: (err as AlliumError).code, err: err.message }, 'link handshake failed');
       },
     });
-    this.log.info({ port: this.port, id: this.idHex, exit: this.isExit }, 'relay listening');
   }
 
   async stop(): Promise<void> {
@@ -354,10 +370,13 @@ export class Relay {
     if (this.onionKeyTimer) clearTimeout(this.onionKeyTimer);
     if (this.linkKeyTimer) clearTimeout(this.linkKeyTimer);
     if (this.idleTimer) clearInterval(this.idleTimer);
-    await this.registration.withdraw();
-    await this.listener?.close();
+    // A service manager waits at most a few seconds (docs/deploy.md): the withdrawal gets two, and
+    // the listener's close (which waits for every connection) runs while the links are being closed.
+    await Promise.race([this.registration.withdraw(), new Promise((r) => setTimeout(r, 2000).unref())]);
+    const closing = this.listener?.close();
     for (const link of [...this.circuits.keys()]) link.close();
     await this.handshakes.close();
+    await closing;
   }
 
   // ---- links ----

@@ -3,6 +3,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import net from 'node:net';
 import { promisify } from 'node:util';
+import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
 import { CLI_PATH } from '../../src/testnet/testnet.js';
 
 const run = promisify(execFile);
@@ -38,7 +39,11 @@ export class AlliumProcess {
 
   /** Starts `allium <args>`; resolves on its `ready` line, or with the process exited (check exitCode). */
   static start(name: string, args: string[], timeoutMs = 30_000): Promise<AlliumProcess> {
-    const proc = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // With the runtime flags, as the bin starts it: no relaunch, so proc is the allium process itself.
+    const proc = spawn(process.execPath, [...RUNTIME_NODE_FLAGS, CLI_PATH, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...RUNTIME_ENV, ...process.env },
+    });
     const p = new AlliumProcess(name, proc);
     return new Promise((resolve, reject) => {
       let out = '';
@@ -106,7 +111,11 @@ export async function runAllium(
   timeoutMs = 60_000,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(process.execPath, [CLI_PATH, ...args], { timeout: timeoutMs, maxBuffer: 64 << 20 });
+    const r = await run(process.execPath, [...RUNTIME_NODE_FLAGS, CLI_PATH, ...args], {
+      timeout: timeoutMs,
+      maxBuffer: 64 << 20,
+      env: { ...RUNTIME_ENV, ...process.env },
+    });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code?: number | string; stdout?: string; stderr?: string };
