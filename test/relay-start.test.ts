@@ -7,6 +7,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../src/cli/runtime-flags.js';
 import { CLI_PATH } from '../src/testnet/testnet.js';
 
 function freePort(): Promise<number> {
@@ -19,7 +20,11 @@ function freePort(): Promise<number> {
 }
 
 function run(args: string[]): { proc: ChildProcess; out: () => string; err: () => string } {
-  const proc = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // With the runtime flags, as the bin starts it: no relaunch, so a kill reaches the process itself.
+  const proc = spawn(process.execPath, [...RUNTIME_NODE_FLAGS, CLI_PATH, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...RUNTIME_ENV, ...process.env },
+  });
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d) => (out += d));

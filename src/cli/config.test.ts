@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { CLI_PATH } from '../testnet/testnet.js';
+import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from './runtime-flags.js';
 
 const run = promisify(execFile);
 
@@ -30,7 +31,10 @@ function configFile(json: unknown): string {
 
 /** Starts `allium directory` and resolves with its ready line, then stops it. */
 function directoryReady(args: string[]): Promise<string> {
-  const p = spawn(process.execPath, [CLI_PATH, 'directory', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, [...RUNTIME_NODE_FLAGS, CLI_PATH, 'directory', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...RUNTIME_ENV, ...process.env },
+  });
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';

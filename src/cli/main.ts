@@ -169,7 +169,7 @@ program
   )
   .option(
     '--dns-server <servers>',
-    'comma-separated DNS servers an exit asks (IP, IP:PORT or [IPv6]:PORT; default: those of /etc/resolv.conf)',
+    'comma-separated DNS servers an exit asks (IP, IP:PORT or [IPv6]:PORT) (default: those of /etc/resolv.conf)',
   )
   .option('--dns-timeout <seconds>', 'how long one DNS lookup may take at an exit', parsePositiveInt, 5)
   .option(
