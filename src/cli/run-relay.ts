@@ -33,6 +33,8 @@ export async function runRelay(o: {
   maxLinkQueue: number;
   maxTotalQueue?: number;
   idleLinkTimeout: number;
+  linkStallTimeout: number;
+  idleCircuitTimeout: number;
   onionKeyLifetime: number;
   onionKeyGrace: number;
 }) {
@@ -77,6 +79,8 @@ export async function runRelay(o: {
       linkQueueBytes: o.maxLinkQueue,
       ...(o.maxTotalQueue === undefined ? {} : { totalQueueBytes: o.maxTotalQueue }),
       idleLinkMs: o.idleLinkTimeout * 1000,
+      linkStallMs: o.linkStallTimeout * 1000,
+      idleCircuitMs: o.idleCircuitTimeout * 1000,
     },
     onionKeyPolicy: { lifetimeMs: o.onionKeyLifetime * 3600_000, graceMs: o.onionKeyGrace * 3600_000 },
     logger,
