@@ -332,6 +332,8 @@ export class Link {
         this.socket.write(tag, () => {
           this.lastProgress = Date.now();
           for (const f of sealedFrames) releaseBuffer(f);
+          // The last flush may leave nothing waiting but the socket's own bytes: they count too.
+          if (this.pressure && !this.closed) this.relieve();
         });
       } else this.socket.write(tag);
     }
