@@ -57,13 +57,20 @@ export interface LinkQueueLimits {
    * owner stops adding to it where it can (an exit stops reading its destinations).
    */
   pressureBytes: number;
-  /** Past this the owner is told at once (onOverLimit), to close the circuits with the most queued. */
+  /**
+   * Past this the owner is told (onOverLimit), to close the circuits with the most queued: at once
+   * when the socket has taken nothing for STOPPED_READING_MS, else (a peer that reads, slower than a
+   * burst comes) past twice this.
+   */
   limitBytes: number;
   /** Past this the link itself is closed at once: a last resort, far above the limit. */
   hardBytes: number;
   /** A link whose socket has taken nothing for this long while cells wait is closed: the peer stopped. */
   stallMs: number;
 }
+
+/** A socket that took nothing for this long while cells wait counts as not being read. */
+export const STOPPED_READING_MS = 1000;
 
 const NO_QUEUE_LIMITS: LinkQueueLimits = {
   pressureBytes: Number.POSITIVE_INFINITY,
@@ -236,6 +243,9 @@ export class Link {
       );
       return;
     }
+    // A queue over the limit that no new cell re-checks: shed now if the peer has stopped reading.
+    const queued = this.writableLength;
+    if (queued > this.queueLimits.limitBytes) this.queueAboveMark(queued);
     if (now - this.lastSent >= LINK_KEEPALIVE_MS) this.send(0, CellCommand.PADDING, EMPTY);
   }
 
@@ -269,7 +279,7 @@ export class Link {
       );
       return;
     }
-    if (queued > limits.limitBytes && !this.overLimitDue) {
+    if (queued > limits.limitBytes && !this.overLimitDue && (queued > 2 * limits.limitBytes || this.notReading())) {
       this.overLimitDue = true;
       queueMicrotask(() => {
         this.overLimitDue = false;
@@ -356,6 +366,11 @@ export class Link {
       if (this.socket.writableLength >= SOCKET_WATERMARK) this.waitForDrain();
       else this.scheduleFlush();
     }
+  }
+
+  /** The socket waits to drain and has taken nothing for STOPPED_READING_MS. */
+  private notReading(): boolean {
+    return this.waitingDrain && Date.now() - this.lastProgress > STOPPED_READING_MS;
   }
 
   /** Ends the pressure once the queue fell to half of pressureBytes. */
