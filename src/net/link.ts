@@ -212,6 +212,16 @@ export class Link {
     return this.scheduler.largest();
   }
 
+  /**
+   * Gives back memory a past backlog left: the empty slabs this link kept, and the frame scratch
+   * shared by all links. Only while nothing waits (the owner calls it between turns, after a load).
+   */
+  trimMemory(): void {
+    if (this.closed || this.scheduler.size > 0) return;
+    this.slabs.trim();
+    framePlain.release();
+  }
+
   /** Forgets the cells of `circId` waiting here (the owner is closing that circuit); returns how many. */
   dropQueued(circId: number): number {
     return this.scheduler.drop(circId, (body) => this.slabs.done(body));

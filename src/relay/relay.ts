@@ -443,11 +443,23 @@ export class Relay {
     }
   }
 
+  /**
+   * Once every queue is empty, gives back the buffers a burst grew (link slabs, scratch space): a
+   * flood's memory otherwise stays at its peak. The next burst allocates them again, once.
+   */
+  private giveBackMemory(): void {
+    for (const link of this.circuits.keys()) if (link.writableLength > 0) return;
+    for (const link of this.circuits.keys()) link.trimMemory();
+    runBodies.release();
+    sealBatch.release();
+  }
+
   /** Closes links that carried no circuit for idleLinkMs, and circuits idle for idleCircuitMs. */
   private closeIdleLinks(): void {
     this.enforceTotalQueue(true);
     const now = Date.now();
     this.closeIdleCircuits(now);
+    this.giveBackMemory();
     for (const [link, map] of this.circuits) {
       if (map.size > 0) {
         this.idleSince.set(link, now);

@@ -37,8 +37,16 @@ export class AlliumProcess {
   }
 
   /** Starts `allium <args>`; resolves on its `ready` line, or with the process exited (check exitCode). */
-  static start(name: string, args: string[], timeoutMs = 30_000): Promise<AlliumProcess> {
-    const proc = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  static start(
+    name: string,
+    args: string[],
+    timeoutMs = 30_000,
+    runtime: { nodeArgs?: string[]; env?: Record<string, string> } = {},
+  ): Promise<AlliumProcess> {
+    const proc = spawn(process.execPath, [...(runtime.nodeArgs ?? []), CLI_PATH, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...runtime.env },
+    });
     const p = new AlliumProcess(name, proc);
     return new Promise((resolve, reject) => {
       let out = '';

@@ -5,6 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
 import { AlliumClient } from '../../src/client/client.js';
 import type { ClientCircuit } from '../../src/client/client-circuit.js';
 import type { CircuitStream } from '../../src/core/stream-mux.js';
@@ -36,7 +37,8 @@ export async function startProcessNetwork(relayArgs: string[] = []): Promise<Pro
   const procs: AlliumProcess[] = [];
   const clients: AlliumClient[] = [];
   const start = async (name: string, args: string[]) => {
-    const p = await AlliumProcess.start(name, args, 60_000);
+    // As the `allium` bin runs them: the node flags and malloc arenas the memory figures assume.
+    const p = await AlliumProcess.start(name, args, 60_000, { nodeArgs: RUNTIME_NODE_FLAGS, env: { ...RUNTIME_ENV } });
     procs.push(p);
     if (!p.running) throw new Error(`${name} exited at start:\n${p.log.slice(-3000)}`);
     return p;
