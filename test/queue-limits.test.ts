@@ -102,14 +102,19 @@ async function runStall(limits: Partial<RelayLimits>) {
     // of a link that never carried much hold, so the rest piles up in the guard's queue.
     const { stalled, link, guard } = await stallAClient(netw, 24);
     const healthy = healthyDownload(netw);
-    await until('the guard refuses the stalled link more', () => guard.stats.limitRejections > before.get(guard)!);
+    await until(
+      'the guard refuses the stalled link more',
+      () => guard.stats.limitRejections > before.get(guard)!,
+    );
     assert.equal(await healthy, sha256(files['/random10m']), 'the reading client got its file intact');
     // The guard let go of the stalled link's queue at once.
     await until('the guard holds no large queue', () => guard.gauges().queuedBytes < 4 * MiB);
     if (limits.linkQueueBytes !== undefined) {
       // Checked on every cell queued: the queue never went past the limit by more than one read's cells.
       const peak = guard.gauges().queuePeakBytes;
-      console.log(`guard queue peak ${(peak / MiB).toFixed(1)} MiB, limit ${limits.linkQueueBytes / MiB} MiB`);
+      console.log(
+        `guard queue peak ${(peak / MiB).toFixed(1)} MiB, limit ${limits.linkQueueBytes / MiB} MiB`,
+      );
       assert.ok(peak < limits.linkQueueBytes + MiB, `peak ${peak}`);
       assert.ok(guard.stats.queueShedCircuits > 0, 'the circuits with the most queued were closed first');
     }

@@ -284,12 +284,19 @@ export class Link {
       this.overLimitDue = true;
       queueMicrotask(() =>
         this.close(
-          new LinkError('ALLIUM_LINK_QUEUE', `the peer stopped reading: more than ${limits.hardBytes} bytes queued`),
+          new LinkError(
+            'ALLIUM_LINK_QUEUE',
+            `the peer stopped reading: more than ${limits.hardBytes} bytes queued`,
+          ),
         ),
       );
       return;
     }
-    if (queued > limits.limitBytes && !this.overLimitDue && (queued > 2 * limits.limitBytes || this.notReading())) {
+    if (
+      queued > limits.limitBytes &&
+      !this.overLimitDue &&
+      (queued > 2 * limits.limitBytes || this.notReading())
+    ) {
       this.overLimitDue = true;
       queueMicrotask(() => {
         this.overLimitDue = false;
@@ -297,7 +304,10 @@ export class Link {
         if (this.onOverLimit) this.onOverLimit(this);
         else if (this.writableLength > limits.limitBytes) {
           this.close(
-            new LinkError('ALLIUM_LINK_QUEUE', `the peer stopped reading: more than ${limits.limitBytes} bytes queued`),
+            new LinkError(
+              'ALLIUM_LINK_QUEUE',
+              `the peer stopped reading: more than ${limits.limitBytes} bytes queued`,
+            ),
           );
         }
       });

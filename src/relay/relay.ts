@@ -263,7 +263,13 @@ export class Relay {
   }
 
   /** What the relay holds right now (for metrics and status): circuits, exit streams, links, queued bytes. */
-  gauges(): { circuits: number; streams: number; links: number; queuedBytes: number; queuePeakBytes: number } {
+  gauges(): {
+    circuits: number;
+    streams: number;
+    links: number;
+    queuedBytes: number;
+    queuePeakBytes: number;
+  } {
     let circuits = 0;
     let streams = 0;
     let queuedBytes = 0;
@@ -396,7 +402,9 @@ export class Relay {
     while (!link.isClosed && link.writableLength > limit) {
       const worst = link.largestQueue();
       if (worst === null) {
-        link.close(new LinkError('ALLIUM_LINK_QUEUE', `the peer stopped reading: more than ${limit} bytes queued`));
+        link.close(
+          new LinkError('ALLIUM_LINK_QUEUE', `the peer stopped reading: more than ${limit} bytes queued`),
+        );
         return;
       }
       link.dropQueued(worst.circId);

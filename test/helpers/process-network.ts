@@ -38,7 +38,10 @@ export async function startProcessNetwork(relayArgs: string[] = []): Promise<Pro
   const clients: AlliumClient[] = [];
   const start = async (name: string, args: string[]) => {
     // As the `allium` bin runs them: the node flags and malloc arenas the memory figures assume.
-    const p = await AlliumProcess.start(name, args, 60_000, { nodeArgs: RUNTIME_NODE_FLAGS, env: { ...RUNTIME_ENV } });
+    const p = await AlliumProcess.start(name, args, 60_000, {
+      nodeArgs: RUNTIME_NODE_FLAGS,
+      env: { ...RUNTIME_ENV },
+    });
     procs.push(p);
     if (!p.running) throw new Error(`${name} exited at start:\n${p.log.slice(-3000)}`);
     return p;
@@ -149,13 +152,7 @@ export class Bystander {
   private stopped = false;
   private readonly done: Promise<void>;
 
-  constructor(
-    circuit: ClientCircuit,
-    webUrl: string,
-    path: string,
-    expected: Buffer,
-    maxFetches = 10_000,
-  ) {
+  constructor(circuit: ClientCircuit, webUrl: string, path: string, expected: Buffer, maxFetches = 10_000) {
     const want = sha256(expected);
     const u = new URL(webUrl);
     this.done = (async () => {

@@ -72,12 +72,19 @@ test('a burst of circuits all downloading at once through one middle kills no by
   try {
     const user = await netw.client();
     const path = netw.path(user);
-    const bystander = new Bystander(await user.buildCircuit({ path }), web.url, '/random1m', files['/random1m']);
+    const bystander = new Bystander(
+      await user.buildCircuit({ path }),
+      web.url,
+      '/random1m',
+      files['/random1m'],
+    );
     const attacker = await netw.client();
     const circuits = [];
     for (let i = 0; i < CIRCUITS; i += 16) {
       const batch = Math.min(16, CIRCUITS - i);
-      circuits.push(...(await Promise.all(Array.from({ length: batch }, () => attacker.buildCircuit({ path })))));
+      circuits.push(
+        ...(await Promise.all(Array.from({ length: batch }, () => attacker.buildCircuit({ path })))),
+      );
     }
     const streams = await Promise.all(circuits.map((c) => c.openStream('127.0.0.1', burst.port)));
     const rssBefore = netw.relays.map(rssOf);
@@ -118,7 +125,9 @@ test('a burst of circuits all downloading at once through one middle kills no by
     console.log(
       `burst of ${CIRCUITS} circuits x 512 KiB first window: ${complete}/${CIRCUITS} attacker downloads complete`,
     );
-    console.log(`bystander: ${bystander.summary()} (${times.length - fetchesBefore} during and after the burst)`);
+    console.log(
+      `bystander: ${bystander.summary()} (${times.length - fetchesBefore} during and after the burst)`,
+    );
     for (const [name, m] of [
       ['guard', guard],
       ['middle', middle],
@@ -128,15 +137,20 @@ test('a burst of circuits all downloading at once through one middle kills no by
         `${name}: queue peak ${mib(m.get('allium_relay_link_queue_peak_bytes') ?? 0)} (limit ${mib(LINK_LIMIT)}), circuits shed ${m.get('allium_relay_queue_shed_circuits_total')}, limit rejections ${m.get('allium_relay_limit_rejections_total')}`,
       );
     }
-    netw.relays.forEach((p, i) =>
-      console.log(`${p.name} RSS: before ${mib(rssBefore[i])}, peak ${mib(rssPeak[i])}, after ${mib(rssAfter[i])}`),
-    );
+    netw.relays.forEach((p, i) => {
+      console.log(
+        `${p.name} RSS: before ${mib(rssBefore[i])}, peak ${mib(rssPeak[i])}, after ${mib(rssAfter[i])}`,
+      );
+    });
 
     assert.equal(bystander.failure, null, `the bystander's fetch failed: ${bystander.failure?.message}`);
     assert.ok(times.length > fetchesBefore, 'the bystander fetched during the burst');
     // The exit held the burst back instead of closing its link toward the middle.
     assert.equal(exit.get('allium_relay_limit_rejections_total'), 0, 'the exit refused nothing');
-    assert.ok((exit.get('allium_relay_link_queue_peak_bytes') ?? 0) <= LINK_LIMIT, 'the exit stayed under the limit');
+    assert.ok(
+      (exit.get('allium_relay_link_queue_peak_bytes') ?? 0) <= LINK_LIMIT,
+      'the exit stayed under the limit',
+    );
   } finally {
     if (netw.middle.running) process.kill(netw.middle.proc.pid!, 'SIGCONT');
     await netw.stop();

@@ -27,13 +27,21 @@ test('circuits left without a stream are closed by the client, and by the relays
   const files = makeFiles();
   const web = await startHttpServer(files);
   const netw = await startProcessNetwork(['--idle-circuit-timeout', String(IDLE_CIRCUIT_S)]);
-  const open = async () => Promise.all(netw.relays.map(async (p) => (await metricsOf(p)).get('allium_relay_circuits_open') ?? 0));
+  const open = async () =>
+    Promise.all(netw.relays.map(async (p) => (await metricsOf(p)).get('allium_relay_circuits_open') ?? 0));
   const idleClosed = async () =>
-    Promise.all(netw.relays.map(async (p) => (await metricsOf(p)).get('allium_relay_idle_circuits_closed_total') ?? 0));
+    Promise.all(
+      netw.relays.map(async (p) => (await metricsOf(p)).get('allium_relay_idle_circuits_closed_total') ?? 0),
+    );
   try {
     const user = await netw.client();
     const path = netw.path(user);
-    const bystander = new Bystander(await user.buildCircuit({ path }), web.url, '/random1m', files['/random1m']);
+    const bystander = new Bystander(
+      await user.buildCircuit({ path }),
+      web.url,
+      '/random1m',
+      files['/random1m'],
+    );
 
     // One request per isolation key, on a client whose circuits serve new streams for 1.5 s.
     const client = await netw.client({ circuitLifetimeMs: 1500, circuitIdleMs: 2000 });
@@ -43,11 +51,19 @@ test('circuits left without a stream are closed by the client, and by the relays
       });
       assert.match(await text(res), /RESPONSE-MARKER/);
     }
-    console.log(`after ${KEYS} isolation keys: the client holds ${client.listCircuits().length} circuits, the relays ${await open()}`);
+    console.log(
+      `after ${KEYS} isolation keys: the client holds ${client.listCircuits().length} circuits, the relays ${await open()}`,
+    );
     await until('the client closed every circuit without a stream', () => client.listCircuits().length === 0);
     // Only the bystander's circuit is left at each relay, and no relay had to time one out.
-    await until('the relays hold only the bystander circuit', async () => (await open()).every((n) => n === 1));
-    assert.deepEqual(await idleClosed(), [0, 0, 0], 'the client closed them itself (DESTROY), not the relays');
+    await until('the relays hold only the bystander circuit', async () =>
+      (await open()).every((n) => n === 1),
+    );
+    assert.deepEqual(
+      await idleClosed(),
+      [0, 0, 0],
+      'the client closed them itself (DESTROY), not the relays',
+    );
     console.log(`then: the client holds ${client.listCircuits().length}, the relays ${await open()}`);
 
     // A client that forgets its circuits (never sends DESTROY): the relays time them out.
@@ -58,7 +74,9 @@ test('circuits left without a stream are closed by the client, and by the relays
     await until('the relays destroyed the idle circuits', async () => (await open()).every((n) => n === 1));
     await until('the forgetful client heard of it', () => kept.every((c) => c.closed));
     const timedOut = await idleClosed();
-    console.log(`the relays timed out ${timedOut} idle circuits (--idle-circuit-timeout ${IDLE_CIRCUIT_S} s)`);
+    console.log(
+      `the relays timed out ${timedOut} idle circuits (--idle-circuit-timeout ${IDLE_CIRCUIT_S} s)`,
+    );
     // The first relay to time a circuit out destroys it both ways: the others hear a DESTROY.
     assert.ok(timedOut[0] + timedOut[1] + timedOut[2] >= kept.length, 'the relays destroyed them');
 

@@ -50,8 +50,12 @@ async function flood(netw: ProcessNetwork, webPort: number, peak: number[]): Pro
     }
     const staller = await netw.client();
     attackers.push(staller);
-    const circuits = await Promise.all(Array.from({ length: STALLED_CIRCUITS }, () => staller.buildCircuit({ path })));
-    const streams: CircuitStream[] = await Promise.all(circuits.map((c) => c.openStream('127.0.0.1', webPort)));
+    const circuits = await Promise.all(
+      Array.from({ length: STALLED_CIRCUITS }, () => staller.buildCircuit({ path })),
+    );
+    const streams: CircuitStream[] = await Promise.all(
+      circuits.map((c) => c.openStream('127.0.0.1', webPort)),
+    );
     for (const s of streams) s.on('error', () => {});
     const link = await [...(staller as unknown as { links: Map<string, Promise<Link>> }).links.values()][0];
     const socket = (link as unknown as { socket: { pause(): unknown; resume(): unknown } }).socket;
@@ -82,7 +86,9 @@ test('after a flood the relays give back what they cheaply can, and a second flo
     for (let round = 1; round <= 2; round++) {
       const peak = netw.relays.map(rssOf);
       await flood(netw, web.port, peak);
-      console.log(`flood ${round} peak RSS: ${netw.relays.map((p, i) => `${p.name} ${mib(peak[i])}`).join('; ')}`);
+      console.log(
+        `flood ${round} peak RSS: ${netw.relays.map((p, i) => `${p.name} ${mib(peak[i])}`).join('; ')}`,
+      );
       if (round === 1) {
         // The bystander fetched through the first flood; it stops so the minute after is quiet.
         const times = await bystander.stop();
@@ -99,9 +105,12 @@ test('after a flood the relays give back what they cheaply can, and a second flo
       afterFlood.push(netw.relays.map(rssOf));
     }
     // Retention, not a leak: the second flood leaves the relays about where the first did.
-    netw.relays.forEach((p, i) =>
-      assert.ok(afterFlood[1][i] < afterFlood[0][i] + 32 * MiB, `${p.name} kept growing: ${afterFlood.map((r) => mib(r[i]))}`),
-    );
+    netw.relays.forEach((p, i) => {
+      assert.ok(
+        afterFlood[1][i] < afterFlood[0][i] + 32 * MiB,
+        `${p.name} kept growing: ${afterFlood.map((r) => mib(r[i]))}`,
+      );
+    });
   } finally {
     await netw.stop();
     await web.close();

@@ -27,13 +27,22 @@ test('a client that stops reading costs its guard at most its link limit, and ot
   try {
     const user = await netw.client();
     const path = netw.path(user);
-    const bystander = new Bystander(await user.buildCircuit({ path }), web.url, '/random1m', files['/random1m']);
+    const bystander = new Bystander(
+      await user.buildCircuit({ path }),
+      web.url,
+      '/random1m',
+      files['/random1m'],
+    );
     const attacker = await netw.client();
     const circuits = [];
     for (let i = 0; i < CIRCUITS; i += 16) {
-      circuits.push(...(await Promise.all(Array.from({ length: 16 }, () => attacker.buildCircuit({ path })))));
+      circuits.push(
+        ...(await Promise.all(Array.from({ length: 16 }, () => attacker.buildCircuit({ path })))),
+      );
     }
-    const streams: CircuitStream[] = await Promise.all(circuits.map((c) => c.openStream('127.0.0.1', web.port)));
+    const streams: CircuitStream[] = await Promise.all(
+      circuits.map((c) => c.openStream('127.0.0.1', web.port)),
+    );
     for (const s of streams) s.on('error', () => {});
     const rssBefore = netw.relays.map(rssOf);
     const guardBefore = await metricsOf(netw.guard);
@@ -75,16 +84,21 @@ test('a client that stops reading costs its guard at most its link limit, and ot
       `stalled reader, ${CIRCUITS} circuits: guard queue peak ${mib(peak)} (limit ${mib(LINK_LIMIT)}), circuits shed ${guard.get('allium_relay_queue_shed_circuits_total')}, link closed after ${closedAfterMs} ms (stall timeout ${STALL_S} s)`,
     );
     console.log(`bystander: ${bystander.summary()}`);
-    netw.relays.forEach((p, i) =>
-      console.log(`${p.name} RSS: before ${mib(rssBefore[i])}, peak ${mib(rssPeak[i])}, after ${mib(rssAfter[i])}`),
-    );
+    netw.relays.forEach((p, i) => {
+      console.log(
+        `${p.name} RSS: before ${mib(rssBefore[i])}, peak ${mib(rssPeak[i])}, after ${mib(rssAfter[i])}`,
+      );
+    });
 
     assert.equal(bystander.failure, null, `the bystander's fetch failed: ${bystander.failure?.message}`);
     assert.ok(times.length > 0);
     assert.ok(closedAfterMs >= 0, 'the guard closed the stalled link');
     // Checked on every cell: never past twice the limit (plus the cells of one turn of the loop).
     assert.ok(peak <= 2 * LINK_LIMIT + MiB, `the guard's queue reached ${mib(peak)}`);
-    assert.ok((guard.get('allium_relay_queue_shed_circuits_total') ?? 0) > 0, 'the fullest circuits went first');
+    assert.ok(
+      (guard.get('allium_relay_queue_shed_circuits_total') ?? 0) > 0,
+      'the fullest circuits went first',
+    );
   } finally {
     await netw.stop();
     await web.close();
