@@ -479,7 +479,8 @@ export class Relay {
 
   private onLinkClosed(link: Link, err?: Error): void {
     const code = (err as AlliumError | undefined)?.code;
-    if (code === 'ALLIUM_LINK_QUEUE' || code === 'ALLIUM_RELAY_QUEUE_FULL') this.stats.limitRejections++;
+    if (code === 'ALLIUM_LINK_QUEUE' || code === 'ALLIUM_LINK_STALLED' || code === 'ALLIUM_RELAY_QUEUE_FULL')
+      this.stats.limitRejections++;
     const map = this.circuits.get(link);
     this.circuits.delete(link);
     this.idleSince.delete(link);
