@@ -1,7 +1,9 @@
 // A peer that stops reading its link (a frozen client) makes its guard queue what the exits keep
-// sending, up to the circuit windows (512 KiB for a circuit that has not sent a SENDME yet). The relay bounds that memory per link (--max-link-queue) and
-// over all links together (--max-total-queue): the link with the most queued is closed, and a
-// client that reads keeps downloading through the same relays.
+// sending, up to the circuit windows (512 KiB for a circuit that has not sent a SENDME yet). The
+// relay bounds that memory per link (--max-link-queue: the circuits with the most queued are closed,
+// then the link once its socket took nothing for --link-stall-timeout) and over all links together
+// (--max-total-queue: the link with the most queued is closed), and a client that reads keeps
+// downloading through the same relays.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { AlliumClient } from '../src/client/client.js';
@@ -100,10 +102,25 @@ async function runStall(limits: Partial<RelayLimits>) {
     // of a link that never carried much hold, so the rest piles up in the guard's queue.
     const { stalled, link, guard } = await stallAClient(netw, 24);
     const healthy = healthyDownload(netw);
-    await until('the guard closes the stalled link', () => guard.stats.limitRejections > before.get(guard)!);
+    await until(
+      'the guard refuses the stalled link more',
+      () => guard.stats.limitRejections > before.get(guard)!,
+    );
     assert.equal(await healthy, sha256(files['/random10m']), 'the reading client got its file intact');
     // The guard let go of the stalled link's queue at once.
     await until('the guard holds no large queue', () => guard.gauges().queuedBytes < 4 * MiB);
+    if (limits.linkQueueBytes !== undefined) {
+      // Checked on every cell queued: at most twice the limit (before the peer counts as not
+      // reading), plus the cells of one turn of the loop.
+      const peak = guard.gauges().queuePeakBytes;
+      console.log(
+        `guard queue peak ${(peak / MiB).toFixed(1)} MiB, limit ${limits.linkQueueBytes / MiB} MiB`,
+      );
+      assert.ok(peak <= 2 * limits.linkQueueBytes + MiB, `peak ${peak}`);
+      // Then either the circuits with the most queued went first, or the stall closed the link
+      // (test/stress/stalled-reader.test.ts shows the shedding with a longer stall timeout).
+      console.log(`circuits shed: ${guard.stats.queueShedCircuits}`);
+    }
     thaw(link);
     await until('the stalled client sees its link closed', () => link.isClosed);
     await stalled.close();
@@ -114,7 +131,7 @@ async function runStall(limits: Partial<RelayLimits>) {
 }
 
 test('a frozen client costs its guard at most --max-link-queue, and others keep downloading', async () => {
-  await runStall({ linkQueueBytes: 4 * MiB });
+  await runStall({ linkQueueBytes: 4 * MiB, linkStallMs: 1000 });
 });
 
 test('over all links, --max-total-queue closes the link with the most queued', async () => {

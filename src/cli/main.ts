@@ -158,9 +158,21 @@ program
   )
   .option(
     '--max-link-queue <bytes>',
-    'bytes queued toward a peer that does not read before the link is closed',
+    'bytes queued toward one peer: past a quarter an exit stops reading the busiest streams, past it the circuits with the most queued are closed',
     parsePositiveInt,
     64 * 1024 * 1024,
+  )
+  .option(
+    '--link-stall-timeout <seconds>',
+    'close a link whose peer took no byte for this long while cells wait for it',
+    parsePositiveInt,
+    30,
+  )
+  .option(
+    '--idle-circuit-timeout <seconds>',
+    'destroy a circuit that carried no cell for this long (at an exit: and has no stream open)',
+    parsePositiveInt,
+    600,
   )
   .option(
     '--max-total-queue <bytes>',

@@ -39,6 +39,8 @@ export async function runRelay(o: {
   maxDnsLookupsPerCircuit: number;
   maxExitCircuitBuffer: number;
   maxExitBuffer?: number;
+  linkStallTimeout: number;
+  idleCircuitTimeout: number;
   onionKeyLifetime: number;
   onionKeyGrace: number;
 }) {
@@ -88,6 +90,8 @@ export async function runRelay(o: {
       dnsLookupsPerCircuit: o.maxDnsLookupsPerCircuit,
       exitCircuitBufferBytes: o.maxExitCircuitBuffer,
       ...(o.maxExitBuffer === undefined ? {} : { exitBufferBytes: o.maxExitBuffer }),
+      linkStallMs: o.linkStallTimeout * 1000,
+      idleCircuitMs: o.idleCircuitTimeout * 1000,
     },
     dnsServers: o.dnsServer
       ?.split(',')

@@ -143,6 +143,11 @@ export class ClientCircuit {
     return this.mux.streams.size;
   }
 
+  /** A stream is open on it, or a BEGIN waits for its answer. */
+  get inUse(): boolean {
+    return this.mux.streams.size > 0 || this.connecting.size > 0;
+  }
+
   streams(): CircuitStream[] {
     return [...this.mux.streams.values()];
   }

@@ -45,8 +45,13 @@ export interface ClientOptions {
    */
   linkBoundFirstHop?: boolean;
   allowShortPaths?: boolean;
-  /** A circuit takes new streams for this long after it was built (Tor: 10 minutes). */
+  /**
+   * A circuit takes new streams for this long after it was built (Tor: 10 minutes); once past it
+   * and without a stream, it is closed.
+   */
   circuitLifetimeMs?: number;
+  /** A circuit that carried no stream for this long is closed (default 1 minute); spares are kept. */
+  circuitIdleMs?: number;
   /** Consensus wait at start: keep asking until it lists this many relays. */
   minRelays?: number;
   startTimeoutMs?: number;
@@ -80,6 +85,8 @@ export interface ConnectOptions {
 
 /** How long after handing out a spare circuit its replacement starts building. */
 const SPARE_REFILL_DELAY_MS = 25;
+const DEFAULT_CIRCUIT_LIFETIME_MS = 10 * 60_000;
+const DEFAULT_CIRCUIT_IDLE_MS = 60_000;
 
 export class ClientError extends AlliumError {}
 
@@ -93,6 +100,7 @@ export class AlliumClient {
   private readonly failedUntil = new Map<string, number>();
   private spareBuilds = 0;
   private refillTimer: NodeJS.Timeout | null = null;
+  private retireTimer: NodeJS.Timeout | null = null;
   private readonly directory: DirectoryClient;
   private readonly links = new Map<string, Promise<Link>>();
   private readonly circuitsByLink = new Map<Link, Map<number, ClientCircuit>>();
@@ -143,7 +151,32 @@ export class AlliumClient {
     await c.waitForConsensus(opts.minRelays ?? c.pathLength, opts.startTimeoutMs ?? 30_000);
     c.keeper.start();
     c.refillSpares();
+    c.startRetiring();
     return c;
+  }
+
+  /**
+   * Closes, now and then, the circuits no stream needs any more: past their lifetime, idle for
+   * circuitIdleMs, or retired by newCircuits(). Each would otherwise hold its slot and memory at every
+   * relay on its path until the link closed.
+   */
+  private startRetiring(): void {
+    const lifetime = this.opts.circuitLifetimeMs ?? DEFAULT_CIRCUIT_LIFETIME_MS;
+    const idle = this.opts.circuitIdleMs ?? DEFAULT_CIRCUIT_IDLE_MS;
+    const every = Math.max(100, Math.min(10_000, lifetime / 2, idle / 2));
+    this.retireTimer = setInterval(() => this.retireUnused(lifetime, idle), every);
+    this.retireTimer.unref();
+  }
+
+  private retireUnused(lifetime: number, idle: number): void {
+    const now = Date.now();
+    for (const c of [...this.circuits]) {
+      if (c.closed || c.isolation === SPARE || c.hops.length !== this.pathLength || c.inUse) continue;
+      const retired = c.isolation.startsWith('\u0000retired-');
+      if (retired || now - c.createdAt >= lifetime || now - c.lastUsed >= idle) {
+        c.destroy(DestroyReason.FINISHED, 'no stream, and its lifetime is over or it was idle');
+      }
+    }
   }
 
   private async waitForConsensus(minRelays: number, timeoutMs: number): Promise<void> {
@@ -504,7 +537,7 @@ export class AlliumClient {
   }
 
   private usable(c: ClientCircuit, isolation: string, target: { host: string; port: number }): boolean {
-    const lifetime = this.opts.circuitLifetimeMs ?? 10 * 60_000;
+    const lifetime = this.opts.circuitLifetimeMs ?? DEFAULT_CIRCUIT_LIFETIME_MS;
     return (
       !c.closed &&
       c.isolation === isolation &&
@@ -660,6 +693,7 @@ export class AlliumClient {
     this.keeper.stop();
     if (this.failureRefreshTimer) clearTimeout(this.failureRefreshTimer);
     if (this.refillTimer) clearTimeout(this.refillTimer);
+    if (this.retireTimer) clearInterval(this.retireTimer);
     for (const c of [...this.circuits]) {
       // Closing the client is not an error for streams still open: end them quietly.
       for (const s of c.streams()) s.destroy();

@@ -81,3 +81,31 @@ test('property: every cell comes out once, in its circuit order, however pushes 
     ),
   );
 });
+
+test('largest names the circuit with the most cells waiting; drop forgets its cells and keeps the ring', () => {
+  const s = new CellScheduler();
+  for (let i = 0; i < 3; i++) s.push(1, 3, Buffer.from(`a${i}`));
+  for (let i = 0; i < 5; i++) s.push(2, 3, Buffer.from(`b${i}`));
+  s.push(3, 3, Buffer.from('c0'));
+  const out: (number | Buffer)[] = [];
+  s.take(2, 1, out); // one of circuit 1, one of circuit 2: the ring now points at circuit 3
+  assert.deepEqual(s.largest(), { circId: 2, cells: 4 });
+  assert.equal(s.queuedOf(2), 4);
+  const dropped: string[] = [];
+  assert.equal(
+    s.drop(2, (b) => dropped.push(b.toString())),
+    4,
+  );
+  assert.deepEqual(dropped, ['b1', 'b2', 'b3', 'b4']);
+  assert.equal(s.size, 3);
+  assert.equal(s.queuedOf(2), 0);
+  assert.equal(s.drop(2), 0);
+  out.length = 0;
+  s.take(Number.POSITIVE_INFINITY, 1, out);
+  // Circuit 3's turn was next, and it still is.
+  assert.deepEqual(
+    out.filter((_, i) => i % 3 === 0),
+    [3, 1, 1],
+  );
+  assert.equal(s.largest(), null);
+});

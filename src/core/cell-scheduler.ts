@@ -59,6 +59,40 @@ export class CellScheduler {
     return taken;
   }
 
+  /** Cells of `circId` waiting now. */
+  queuedOf(circId: number): number {
+    const q = this.queues.get(circId);
+    return q ? (q.items.length - q.head) / 2 : 0;
+  }
+
+  /** The circuit with the most cells waiting (a pass over the waiting circuits), or null. */
+  largest(): { circId: number; cells: number } | null {
+    let best: CircuitQueue | null = null;
+    let most = 0;
+    for (const q of this.ready) {
+      const n = (q.items.length - q.head) / 2;
+      if (n > most) {
+        best = q;
+        most = n;
+      }
+    }
+    return best ? { circId: best.circId, cells: most } : null;
+  }
+
+  /** Forgets the cells of `circId` (each body is passed to `dropped`); returns how many there were. */
+  drop(circId: number, dropped?: (body: Buffer) => void): number {
+    const q = this.queues.get(circId);
+    if (!q) return 0;
+    const n = (q.items.length - q.head) / 2;
+    if (dropped) for (let i = q.head + 1; i < q.items.length; i += 2) dropped(q.items[i] as Buffer);
+    this.queues.delete(circId);
+    const at = this.ready.indexOf(q);
+    this.ready.splice(at, 1);
+    if (at < this.next) this.next--;
+    this.size -= n;
+    return n;
+  }
+
   /** Forgets every queued cell. */
   clear(): void {
     this.queues.clear();

@@ -104,7 +104,7 @@ export class CircuitStream extends Duplex {
   pump(): void {
     const pieces: Buffer[] = [];
     let streamWindow = this.window.packageWindow;
-    let circuitWindow = this.mux.window.packageWindow;
+    let circuitWindow = this.mux.held() ? 0 : this.mux.window.packageWindow;
     const maxData = this.mux.maxData();
     while (this.pendingBytes > 0 && streamWindow > 0 && circuitWindow > 0) {
       const size = Math.min(maxData, this.pendingBytes);
@@ -268,6 +268,8 @@ export class CircuitStream extends Duplex {
   }
 }
 
+const notHeld = () => false;
+
 /** The streams of one circuit endpoint and the circuit-level window they share. */
 export class StreamMux {
   readonly window: CircuitWindow;
@@ -275,6 +277,8 @@ export class StreamMux {
 
   /** The most DATA bytes one cell carries this way (forward cells lose a tag per hop in front). */
   readonly maxData: () => number;
+  /** Whether the streams must wait although the windows are open (see the constructor). */
+  readonly held: () => boolean;
   /** How the streams opened now may grow their windows as receivers (none: they keep the first). */
   readonly streamGrowth: (() => StreamWindowGrowth | null) | undefined;
 
@@ -302,10 +306,16 @@ export class StreamMux {
       maxHeldBytes?: number;
       /** Told every change of heldBytes (the relay adds up all circuits). */
       onHeld?: (delta: number) => void;
+      /**
+       * While this says true the streams send no DATA, and their writers wait (an exit then stops
+       * reading its destinations): the link below is backed up. Call resume() when it may be false.
+       */
+      held?: () => boolean;
     } = {},
   ) {
     this.maxData = opts.maxData ?? (() => RELAY_DATA_MAX);
     this.streamGrowth = opts.streamGrowth;
+    this.held = opts.held ?? notHeld;
     this.window = new CircuitWindow(opts.grant);
     this.maxHeldBytes = opts.maxHeldBytes ?? Number.POSITIVE_INFINITY;
     this.onHeld = opts.onHeld;
@@ -389,6 +399,11 @@ export class StreamMux {
         }
         return;
     }
+  }
+
+  /** What held() held may go now: every stream sends what its windows allow. */
+  resume(): void {
+    for (const s of this.streams.values()) s.pump();
   }
 
   /** The circuit is gone: every stream fails with this error. */

@@ -44,8 +44,40 @@ const FLUSH_BUDGET_CELLS = 256;
 /** Closing for one of these frees the queue at once: the peer is not reading it. */
 function isQueueOverflow(err: Error | undefined): boolean {
   const code = (err as { code?: string } | undefined)?.code;
-  return code === 'ALLIUM_LINK_QUEUE' || code === 'ALLIUM_RELAY_QUEUE_FULL';
+  return code === 'ALLIUM_LINK_QUEUE' || code === 'ALLIUM_LINK_STALLED' || code === 'ALLIUM_RELAY_QUEUE_FULL';
 }
+
+/**
+ * How much a link lets queue toward its peer (bytes; set by its owner, a relay: docs/relay.md). A
+ * burst toward a peer that reads is told from a peer that stopped by time, not by size alone.
+ */
+export interface LinkQueueLimits {
+  /**
+   * Past this the link is under pressure (`pressured`) until its queue falls to half of it again: the
+   * owner stops adding to it where it can (an exit stops reading its destinations).
+   */
+  pressureBytes: number;
+  /**
+   * Past this the owner is told (onOverLimit), to close the circuits with the most queued: at once
+   * when the socket has taken nothing for STOPPED_READING_MS, else (a peer that reads, slower than a
+   * burst comes) past twice this.
+   */
+  limitBytes: number;
+  /** Past this the link itself is closed at once: a last resort, far above the limit. */
+  hardBytes: number;
+  /** A link whose socket has taken nothing for this long while cells wait is closed: the peer stopped. */
+  stallMs: number;
+}
+
+/** A socket that took nothing for this long while cells wait counts as not being read. */
+export const STOPPED_READING_MS = 1000;
+
+const NO_QUEUE_LIMITS: LinkQueueLimits = {
+  pressureBytes: Number.POSITIVE_INFINITY,
+  limitBytes: Number.POSITIVE_INFINITY,
+  hardBytes: Number.POSITIVE_INFINITY,
+  stallMs: Number.POSITIVE_INFINITY,
+};
 /** Noise XX message 1 is `e` alone: a 32-byte X25519 public key and an empty payload. */
 const FIRST_MESSAGE_LEN = 32;
 export const LINK_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -100,10 +132,21 @@ export class Link {
   private closed = false;
   cellsIn = 0;
   cellsOut = 0;
-  /** Bytes queued toward a peer that is not reading, past which the link is closed (set by its owner). */
-  maxQueueBytes = Number.POSITIVE_INFINITY;
+  private queueLimits: LinkQueueLimits = NO_QUEUE_LIMITS;
+  /** The least of the queue limits: below it send() checks nothing more. */
+  private firstQueueMark = Number.POSITIVE_INFINITY;
+  private pressure = false;
+  private overLimitDue = false;
+  /** The most bytes this link has had queued toward its peer. */
+  queuePeak = 0;
+  /** When the socket last took bytes (a write completed, or it drained). */
+  private lastProgress = Date.now();
   /** Called after a write that leaves more than BACKLOG_NOTICE_BYTES queued (the owner's total check). */
   onBacklog: ((link: Link) => void) | null = null;
+  /** Called, once per crossing, when the queue passed limitBytes: the owner sheds circuits. */
+  onOverLimit: ((link: Link) => void) | null = null;
+  /** Called when the queue fell back to half of pressureBytes: the owner lets what it held go again. */
+  onRelief: ((link: Link) => void) | null = null;
   /** Frames received before the owner attached its handlers, in order. */
   private early: Buffer[] | null = null;
   /** Received chunks not yet released: the decoder's partial frame lies in the last of them. */
@@ -168,6 +211,41 @@ export class Link {
     return !this.closed && Date.now() < this.expiresAt - margin;
   }
 
+  setQueueLimits(limits: LinkQueueLimits): void {
+    this.queueLimits = { ...limits };
+    this.firstQueueMark = Math.min(limits.pressureBytes, limits.limitBytes, limits.hardBytes);
+  }
+
+  /** The queue passed pressureBytes and has not fallen to half of it since. */
+  get pressured(): boolean {
+    return this.pressure;
+  }
+
+  /** Cells of circuit `circId` waiting in this link's queue. */
+  queuedCellsOf(circId: number): number {
+    return this.scheduler.queuedOf(circId);
+  }
+
+  /** The circuit with the most cells waiting here, or null when none waits. */
+  largestQueue(): { circId: number; cells: number } | null {
+    return this.scheduler.largest();
+  }
+
+  /**
+   * Gives back memory a past backlog left: the empty slabs this link kept, and the frame scratch
+   * shared by all links. Only while nothing waits (the owner calls it between turns, after a load).
+   */
+  trimMemory(): void {
+    if (this.closed || this.scheduler.size > 0) return;
+    this.slabs.trim();
+    framePlain.release();
+  }
+
+  /** Forgets the cells of `circId` waiting here (the owner is closing that circuit); returns how many. */
+  dropQueued(circId: number): number {
+    return this.scheduler.drop(circId, (body) => this.slabs.done(body));
+  }
+
   /** Bytes queued toward the peer and not yet in the kernel: cells waiting, and frames in the socket. */
   get writableLength(): number {
     return this.socket.writableLength + this.scheduler.size * CELL_LEN;
@@ -194,6 +272,18 @@ export class Link {
       );
       return;
     }
+    if (this.waitingDrain && now - this.lastProgress > this.queueLimits.stallMs) {
+      this.close(
+        new LinkError(
+          'ALLIUM_LINK_STALLED',
+          `the peer stopped reading: its socket took nothing for ${this.queueLimits.stallMs} ms`,
+        ),
+      );
+      return;
+    }
+    // A queue over the limit that no new cell re-checks: shed now if the peer has stopped reading.
+    const queued = this.writableLength;
+    if (queued > this.queueLimits.limitBytes) this.queueAboveMark(queued);
     if (now - this.lastSent >= LINK_KEEPALIVE_MS) this.send(0, CellCommand.PADDING, EMPTY);
   }
 
@@ -207,7 +297,49 @@ export class Link {
     const waits = this.waitingDrain || this.scheduler.size >= FLUSH_BUDGET_CELLS;
     this.scheduler.push(circId, command, waits ? this.slabs.copy(body) : body);
     this.cellsOut++;
+    // Checked on every cell queued, so no limit is passed unseen while the socket waits to drain.
+    const queued = this.scheduler.size * CELL_LEN + this.socket.writableLength;
+    if (queued > this.queuePeak) this.queuePeak = queued;
+    if (queued > this.firstQueueMark) this.queueAboveMark(queued);
     this.scheduleFlush();
+  }
+
+  private queueAboveMark(queued: number): void {
+    const limits = this.queueLimits;
+    if (queued > limits.pressureBytes) this.pressure = true;
+    if (queued > limits.hardBytes) {
+      // Closed after the caller's turn: it may be in the middle of sending on this link.
+      this.overLimitDue = true;
+      queueMicrotask(() =>
+        this.close(
+          new LinkError(
+            'ALLIUM_LINK_QUEUE',
+            `the peer stopped reading: more than ${limits.hardBytes} bytes queued`,
+          ),
+        ),
+      );
+      return;
+    }
+    if (
+      queued > limits.limitBytes &&
+      !this.overLimitDue &&
+      (queued > 2 * limits.limitBytes || this.notReading())
+    ) {
+      this.overLimitDue = true;
+      queueMicrotask(() => {
+        this.overLimitDue = false;
+        if (this.closed) return;
+        if (this.onOverLimit) this.onOverLimit(this);
+        else if (this.writableLength > limits.limitBytes) {
+          this.close(
+            new LinkError(
+              'ALLIUM_LINK_QUEUE',
+              `the peer stopped reading: more than ${limits.limitBytes} bytes queued`,
+            ),
+          );
+        }
+      });
+    }
   }
 
   private scheduleFlush(): void {
@@ -224,7 +356,11 @@ export class Link {
    */
   private flush(all = false): void {
     this.flushScheduled = false;
-    if (this.closed || this.scheduler.size === 0) return;
+    if (this.closed) return;
+    if (this.scheduler.size === 0) {
+      this.relieve();
+      return;
+    }
     if (!all && this.socket.writableLength >= SOCKET_WATERMARK) {
       this.waitForDrain();
       return;
@@ -252,22 +388,27 @@ export class Link {
       if (first + MAX_CELLS_PER_FRAME >= cells) {
         // Writes complete in order: when the last is written, every frame of this flush is.
         this.socket.write(tag, () => {
+          this.lastProgress = Date.now();
           for (const f of sealedFrames) releaseBuffer(f);
+          // The last flush may leave nothing waiting but the socket's own bytes: they count too.
+          if (this.pressure && !this.closed) this.relieve();
         });
       } else this.socket.write(tag);
     }
     this.socket.uncork();
     q.length = 0;
     const queued = this.writableLength;
-    if (queued > this.maxQueueBytes) {
+    if (queued > this.queueLimits.hardBytes) {
       this.close(
         new LinkError(
           'ALLIUM_LINK_QUEUE',
-          `the peer stopped reading: more than ${this.maxQueueBytes} bytes queued`,
+          `the peer stopped reading: more than ${this.queueLimits.hardBytes} bytes queued`,
         ),
       );
       return;
     }
+    this.relieve();
+    if (this.closed) return;
     if (queued > BACKLOG_NOTICE_BYTES) this.onBacklog?.(this);
     if (this.scheduler.size > 0) {
       if (this.socket.writableLength >= SOCKET_WATERMARK) this.waitForDrain();
@@ -275,11 +416,26 @@ export class Link {
     }
   }
 
+  /** The socket waits to drain and has taken nothing for STOPPED_READING_MS. */
+  private notReading(): boolean {
+    return this.waitingDrain && Date.now() - this.lastProgress > STOPPED_READING_MS;
+  }
+
+  /** Ends the pressure once the queue fell to half of pressureBytes. */
+  private relieve(): void {
+    if (!this.pressure || this.writableLength > this.queueLimits.pressureBytes / 2) return;
+    this.pressure = false;
+    this.onRelief?.(this);
+  }
+
   private waitForDrain(): void {
     if (this.waitingDrain) return;
     this.waitingDrain = true;
+    // The stall clock runs from here: a link idle for an hour has made no progress, and needed none.
+    this.lastProgress = Date.now();
     this.socket.once('drain', () => {
       this.waitingDrain = false;
+      this.lastProgress = Date.now();
       this.flush();
     });
   }

@@ -81,6 +81,24 @@ export function processFamilies(): Family[] {
       collect: () => process.memoryUsage().rss,
     },
     {
+      name: 'nodejs_heap_size_total_bytes',
+      help: "V8's heap as reserved from the system, in bytes.",
+      type: 'gauge',
+      collect: () => process.memoryUsage().heapTotal,
+    },
+    {
+      name: 'nodejs_heap_size_used_bytes',
+      help: "V8's heap in use, in bytes.",
+      type: 'gauge',
+      collect: () => process.memoryUsage().heapUsed,
+    },
+    {
+      name: 'nodejs_external_memory_bytes',
+      help: 'Memory of Buffers and other objects outside the V8 heap that it tracks, in bytes.',
+      type: 'gauge',
+      collect: () => process.memoryUsage().external,
+    },
+    {
       name: 'process_start_time_seconds',
       help: 'Start time of the process since the Unix epoch, in seconds.',
       type: 'gauge',

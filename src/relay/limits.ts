@@ -12,8 +12,20 @@ export interface RelayLimits {
   createBurst: number;
   /** Link handshakes in progress at once; further connections are closed at once. */
   pendingHandshakes: number;
-  /** Bytes queued toward one peer that is not reading; past this the link is closed. */
+  /**
+   * Bytes queued toward one peer. Past a quarter of it an exit stops reading the destinations of
+   * the circuits with cells waiting on that link, until the queue is down to an eighth; past all of
+   * it the circuit with the most queued is closed, then the next, until the queue is under it
+   * again; past four times it (a last resort) the link is closed.
+   */
   linkQueueBytes: number;
+  /** A link whose socket took nothing for this long while cells wait is closed: its peer stopped reading. */
+  linkStallMs: number;
+  /**
+   * A circuit that carried no cell for this long (and, at an exit, has no stream open) is destroyed
+   * both ways: a client that forgot it (or never meant to use it) holds nothing here for ever.
+   */
+  idleCircuitMs: number;
   /**
    * Bytes queued toward all peers together; past this the link with the most queued is closed, and
    * the next, until the total is under it again. Many stalled peers, each under linkQueueBytes,
@@ -48,6 +60,8 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   createBurst: 400,
   pendingHandshakes: 4096,
   linkQueueBytes: 64 * 1024 * 1024,
+  linkStallMs: 30_000,
+  idleCircuitMs: 600_000,
   totalQueueBytes: defaultTotalQueueBytes(os.totalmem()),
   idleLinkMs: 180_000,
   inlineHandshakesPerSecond: 500,

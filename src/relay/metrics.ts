@@ -9,6 +9,7 @@ export function relayGauges(relay: Relay): {
   streams: number;
   links: number;
   queuedBytes: number;
+  queuePeakBytes: number;
 } {
   return relay.gauges();
 }
@@ -132,6 +133,24 @@ export function relayFamilies(relay: Relay): Family[] {
       help: 'DNS lookups in progress at this exit (--max-dns-lookups).',
       type: 'gauge',
       collect: () => relay.exitLoad().dnsLookups,
+    },
+    {
+      name: 'allium_relay_link_queue_peak_bytes',
+      help: 'The most bytes one link has had queued toward its peer since the relay started (compare --max-link-queue).',
+      type: 'gauge',
+      collect: () => relayGauges(relay).queuePeakBytes,
+    },
+    {
+      name: 'allium_relay_queue_shed_circuits_total',
+      help: 'Circuits closed because their link queue passed --max-link-queue (the circuit with the most queued first).',
+      type: 'counter',
+      collect: () => s.queueShedCircuits,
+    },
+    {
+      name: 'allium_relay_idle_circuits_closed_total',
+      help: 'Circuits destroyed after --idle-circuit-timeout without a cell.',
+      type: 'counter',
+      collect: () => s.idleCircuitsClosed,
     },
   ];
 }

@@ -21,6 +21,9 @@ export class RelayCircuit {
   closed = false;
   cellsForward = 0;
   cellsBackward = 0;
+  /** The idle sweep's view (Relay.closeIdleCircuits): the cells it last counted, and since when none came. */
+  sweptCells = 0;
+  quietSince = Date.now();
 
   constructor(
     readonly prev: CircuitSide,

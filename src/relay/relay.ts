@@ -12,7 +12,7 @@ import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
 import { ExitResolver } from '../net/exit-resolver.js';
-import { connectLink, type Link, LinkListener } from '../net/link.js';
+import { connectLink, type Link, LinkError, LinkListener } from '../net/link.js';
 import type { Cell } from '../wire/cell.js';
 import {
   decodeCreate,
@@ -24,6 +24,7 @@ import {
 } from '../wire/cell-bodies.js';
 import {
   CELL_BODY_LEN,
+  CELL_LEN,
   CellCommand,
   CIRC_ID_INITIATOR_BIT,
   CIRC_WINDOW_MAX,
@@ -156,7 +157,13 @@ export class Relay {
     integrityFailures: 0,
     onionKeyRotations: 0,
     linkKeyRotations: 0,
+    /** Circuits closed because their link's queue passed --max-link-queue (the most queued first). */
+    queueShedCircuits: 0,
+    /** Circuits destroyed after --idle-circuit-timeout without a cell. */
+    idleCircuitsClosed: 0,
   };
+  /** The largest queue of the links closed so far (see queuePeakBytes in gauges()). */
+  private closedLinksQueuePeak = 0;
 
   private constructor(private readonly opts: RelayOptions) {
     this.identity = loadOrCreateIdentity(opts.dataDir);
@@ -293,19 +300,27 @@ export class Relay {
   }
 
   /** What the relay holds right now (for metrics and status): circuits, exit streams, links, queued bytes. */
-  gauges(): { circuits: number; streams: number; links: number; queuedBytes: number } {
+  gauges(): {
+    circuits: number;
+    streams: number;
+    links: number;
+    queuedBytes: number;
+    queuePeakBytes: number;
+  } {
     let circuits = 0;
     let streams = 0;
     let queuedBytes = 0;
+    let queuePeakBytes = this.closedLinksQueuePeak;
     for (const [link, map] of this.circuits) {
       queuedBytes += link.writableLength;
+      queuePeakBytes = Math.max(queuePeakBytes, link.queuePeak);
       for (const { circ, side } of map.values()) {
         if (side !== 'prev') continue;
         circuits++;
         streams += circ.mux?.streams.size ?? 0;
       }
     }
-    return { circuits, streams, links: this.circuits.size, queuedBytes };
+    return { circuits, streams, links: this.circuits.size, queuedBytes, queuePeakBytes };
   }
 
   /**
@@ -382,12 +397,21 @@ export class Relay {
   // ---- links ----
 
   private adopt(link: Link): void {
-    link.maxQueueBytes = this.limits.linkQueueBytes;
+    const limit = this.limits.linkQueueBytes;
+    link.setQueueLimits({
+      pressureBytes: limit / 4,
+      limitBytes: limit,
+      hardBytes: 4 * limit,
+      stallMs: this.limits.linkStallMs,
+    });
     link.onBacklog = () => this.enforceTotalQueue();
+    link.onOverLimit = () => this.shedQueue(link);
+    link.onRelief = () => this.resumeHeld(link);
     this.circuits.set(link, new Map());
     this.idleSince.set(link, Date.now());
     if (!this.idleTimer) {
-      this.idleTimer = setInterval(() => this.closeIdleLinks(), Math.min(10_000, this.limits.idleLinkMs / 2));
+      const every = Math.min(10_000, this.limits.idleLinkMs / 2, this.limits.idleCircuitMs / 2);
+      this.idleTimer = setInterval(() => this.closeIdleLinks(), Math.max(100, every));
       this.idleTimer.unref();
     }
     if (link.peerRelayId) {
@@ -433,17 +457,85 @@ export class Relay {
     }
   }
 
-  /** Closes links that carried no circuit for idleLinkMs, and (as a backstop to Link.flush) full ones. */
+  /**
+   * The queue toward `link`'s peer passed --max-link-queue: closes the circuit with the most cells
+   * waiting on it (they are dropped), then the next, until the queue is under the limit. The
+   * circuits that fill the queue pay for it, not the others that share the link.
+   */
+  private shedQueue(link: Link): void {
+    const map = this.circuits.get(link);
+    if (!map || link.isClosed) return;
+    const limit = this.limits.linkQueueBytes;
+    while (!link.isClosed && link.writableLength > limit) {
+      const worst = link.largestQueue();
+      if (worst === null) {
+        link.close(
+          new LinkError('ALLIUM_LINK_QUEUE', `the peer stopped reading: more than ${limit} bytes queued`),
+        );
+        return;
+      }
+      link.dropQueued(worst.circId);
+      const entry = map.get(worst.circId);
+      if (!entry) continue; // cells of a circuit already gone (its DESTROY, say)
+      this.stats.queueShedCircuits++;
+      this.stats.limitRejections++;
+      this.log.warn(
+        { queuedBytes: worst.cells * CELL_LEN, limit },
+        'closing the circuit with the most queued: its link passed --max-link-queue',
+      );
+      this.teardown(entry.circ, DestroyReason.RESOURCELIMIT, null);
+    }
+  }
+
+  /** The queue toward `link`'s peer fell back: the exit streams it held send again. */
+  private resumeHeld(link: Link): void {
+    const map = this.circuits.get(link);
+    if (!map) return;
+    for (const { circ, side } of map.values()) {
+      if (side === 'prev' && circ.mux && !circ.closed) circ.mux.resume();
+    }
+  }
+
+  /**
+   * Destroys circuits that carried no cell for idleCircuitMs (at an exit, only those with no stream
+   * open). Cell counts are compared with the previous pass, so relaying a cell costs nothing more.
+   */
+  private closeIdleCircuits(now: number): void {
+    const idle: RelayCircuit[] = [];
+    for (const map of this.circuits.values()) {
+      for (const { circ, side } of map.values()) {
+        if (side !== 'prev') continue;
+        const cells = circ.cellsForward + circ.cellsBackward;
+        if (cells !== circ.sweptCells || (circ.mux?.streams.size ?? 0) > 0) {
+          circ.sweptCells = cells;
+          circ.quietSince = now;
+        } else if (now - circ.quietSince >= this.limits.idleCircuitMs) idle.push(circ);
+      }
+    }
+    for (const circ of idle) {
+      this.stats.idleCircuitsClosed++;
+      this.teardown(circ, DestroyReason.FINISHED, null);
+    }
+  }
+
+  /**
+   * Once every queue is empty, gives back the buffers a burst grew (link slabs, scratch space): a
+   * flood's memory otherwise stays at its peak. The next burst allocates them again, once.
+   */
+  private giveBackMemory(): void {
+    for (const link of this.circuits.keys()) if (link.writableLength > 0) return;
+    for (const link of this.circuits.keys()) link.trimMemory();
+    runBodies.release();
+    sealBatch.release();
+  }
+
+  /** Closes links that carried no circuit for idleLinkMs, and circuits idle for idleCircuitMs. */
   private closeIdleLinks(): void {
     this.enforceTotalQueue(true);
     const now = Date.now();
+    this.closeIdleCircuits(now);
+    this.giveBackMemory();
     for (const [link, map] of this.circuits) {
-      if (link.writableLength > this.limits.linkQueueBytes) {
-        link.close(
-          new AlliumError('ALLIUM_LINK_QUEUE', 'the peer stopped reading; its queue passed the limit'),
-        );
-        continue;
-      }
       if (map.size > 0) {
         this.idleSince.set(link, now);
       } else if (now - (this.idleSince.get(link) ?? now) > this.limits.idleLinkMs) {
@@ -454,10 +546,12 @@ export class Relay {
 
   private onLinkClosed(link: Link, err?: Error): void {
     const code = (err as AlliumError | undefined)?.code;
-    if (code === 'ALLIUM_LINK_QUEUE' || code === 'ALLIUM_RELAY_QUEUE_FULL') this.stats.limitRejections++;
+    if (code === 'ALLIUM_LINK_QUEUE' || code === 'ALLIUM_LINK_STALLED' || code === 'ALLIUM_RELAY_QUEUE_FULL')
+      this.stats.limitRejections++;
     const map = this.circuits.get(link);
     this.circuits.delete(link);
     this.idleSince.delete(link);
+    this.closedLinksQueuePeak = Math.max(this.closedLinksQueuePeak, link.queuePeak);
     if (link.peerRelayId) {
       const hex = link.peerRelayId.toString('hex');
       if (this.linksByPeer.get(hex) === link) this.linksByPeer.delete(hex);
@@ -851,6 +945,9 @@ export class Relay {
             circ.largeWindows ? { largest: STREAM_WINDOW_MAX, baseRttMs: () => budget.baseRttMs } : null,
           maxHeldBytes: this.limits.exitCircuitBufferBytes,
           onHeld: (delta) => this.exitContext.buffers.note(delta),
+          // Under pressure the link toward the client takes no more from a circuit that has cells
+          // waiting on it: its streams stop reading their destinations (resumeHeld lets them go).
+          held: () => circ.prev.link.pressured && circ.prev.link.queuedCellsOf(circ.prev.circId) > 0,
         },
       );
     }

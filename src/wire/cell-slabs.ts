@@ -46,6 +46,15 @@ export class CellSlabs {
     if (s.pending === 0 && s !== this.current) this.recycle(s);
   }
 
+  /** Gives back the empty slabs kept for reuse (the queue they served has drained). */
+  trim(): void {
+    for (const s of this.free) {
+      this.byBuffer.delete(s.buf.buffer);
+      releaseBuffer(s.buf);
+    }
+    this.free.length = 0;
+  }
+
   /** Forgets every slab (the link closed: nothing will be read again). */
   clear(): void {
     for (const s of this.byBuffer.values()) releaseBuffer(s.buf);

@@ -38,11 +38,17 @@ export class AlliumProcess {
   }
 
   /** Starts `allium <args>`; resolves on its `ready` line, or with the process exited (check exitCode). */
-  static start(name: string, args: string[], timeoutMs = 30_000): Promise<AlliumProcess> {
-    // With the runtime flags, as the bin starts it: no relaunch, so proc is the allium process itself.
-    const proc = spawn(process.execPath, [...RUNTIME_NODE_FLAGS, CLI_PATH, ...args], {
+  static start(
+    name: string,
+    args: string[],
+    timeoutMs = 30_000,
+    runtime: { nodeArgs?: string[]; env?: Record<string, string> } = {},
+  ): Promise<AlliumProcess> {
+    // With the runtime flags, as the bin starts it (unless told otherwise): no relaunch, so proc is
+    // the allium process itself.
+    const proc = spawn(process.execPath, [...(runtime.nodeArgs ?? RUNTIME_NODE_FLAGS), CLI_PATH, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...RUNTIME_ENV, ...process.env },
+      env: { ...RUNTIME_ENV, ...process.env, ...runtime.env },
     });
     const p = new AlliumProcess(name, proc);
     return new Promise((resolve, reject) => {
