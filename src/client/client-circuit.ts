@@ -4,6 +4,7 @@
 
 import type { ReceiveBudget } from '../core/receive-budget.js';
 import { type CircuitStream, StreamError, StreamMux } from '../core/stream-mux.js';
+import { BACKWARD_TAG_LEN, isOrigin } from '../crypto/backward-layer.js';
 import {
   type CircuitHopCrypto,
   circuitHopCrypto,
@@ -276,6 +277,7 @@ export class ClientCircuit {
       const wrapped = wrapForwardMany(
         layers,
         batch.map((data) => encodeRelayMessage(command, streamId, data)),
+        cellCommand,
       );
       tags.push(...wrapped.tags);
       if (!this.closed) for (const body of wrapped.bodies) this.link.send(this.circId, cellCommand, body);
@@ -415,14 +417,16 @@ export class ClientCircuit {
           input = peelBatch.take(pending.length * CELL_BODY_LEN);
           for (let k = 0; k < pending.length; k++) pending[k].copy(input, k * CELL_BODY_LEN);
         }
-        const peeled: Buffer = pending.length === 1 ? cipher.crypt(input) : cipher.cryptMany(input);
+        const peeled: Buffer = cipher.peel(input);
         const rest: Buffer[] = [];
         for (let k = 0; k < pending.length; k++) {
           if (this.closed) return;
           const body = peeled.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN);
-          const tag = cipher.recognize(body);
-          if (tag) this.onRelayMessage(i, body, tag);
-          else rest.push(body);
+          if (isOrigin(body)) {
+            // The tag this hop put on the cell: what a circuit SENDME for it echoes (§5).
+            const tag = Buffer.from(input.subarray(k * CELL_BODY_LEN, k * CELL_BODY_LEN + BACKWARD_TAG_LEN));
+            this.onRelayMessage(i, body, tag);
+          } else rest.push(body);
         }
         joined = rest.length === pending.length ? peeled : null;
         pending = rest;

@@ -460,7 +460,11 @@ export class Relay {
     const circ = entry.circ;
     let opened: ForwardOpen[];
     try {
-      opened = circ.crypto.forward.openMany(cells.slice(first, first + run).map((c) => c.body));
+      const runCells = cells.slice(first, first + run);
+      opened = circ.crypto.forward.openMany(
+        runCells.map((c) => c.body),
+        runCells.map((c) => c.command),
+      );
     } catch (err) {
       this.cellFailed(circ, err as Error);
       return true;
@@ -485,7 +489,7 @@ export class Relay {
     const cipher = entry.circ.crypto.backward;
     const joined = runBodies.take(run * CELL_BODY_LEN);
     for (let k = 0; k < run; k++) cells[first + k].body.copy(joined, k * CELL_BODY_LEN);
-    const out = cipher.cryptMany(joined);
+    const out = cipher.add(joined);
     for (let k = 0; k < run; k++) {
       cells[first + k] = {
         ...cells[first + k],
@@ -631,7 +635,7 @@ export class Relay {
   }
 
   private onForward(circ: RelayCircuit, cell: Cell): void {
-    this.onForwardOpened(circ, cell, circ.crypto.forward.open(cell.body));
+    this.onForwardOpened(circ, cell, circ.crypto.forward.open(cell.body, cell.command));
   }
 
   private onForwardOpened(circ: RelayCircuit, cell: Cell, opened: ForwardOpen): void {
@@ -647,6 +651,11 @@ export class Relay {
     if (opened.kind === 'mine') {
       this.opts.inspect?.(opened.payload, 'forward', peer);
       const { command, streamId, data } = decodeRelayMessage(opened.payload, FORWARD_MARKER_LEN);
+      // RELAY_EARLY is for EXTEND alone (§3.5): anything else in one is a marked cell.
+      if (cell.command === CellCommand.RELAY_EARLY && command !== RelayCommand.EXTEND) {
+        this.teardown(circ, DestroyReason.PROTOCOL, null);
+        return;
+      }
       this.onRelayMessage(
         circ,
         command,
@@ -672,7 +681,7 @@ export class Relay {
 
   private onBackward(circ: RelayCircuit, cell: Cell): void {
     circ.cellsBackward++;
-    const body = (cell as DecryptedCell).decrypted ? cell.body : circ.crypto.backward.crypt(cell.body);
+    const body = (cell as DecryptedCell).decrypted ? cell.body : circ.crypto.backward.add(cell.body);
     this.opts.inspect?.(body, 'backward', { peerRelayId: circ.next?.link.peerRelayId ?? null });
     circ.prev.link.send(circ.prev.circId, CellCommand.RELAY, body);
     this.stats.cellsOut++;
@@ -686,14 +695,11 @@ export class Relay {
   /** Seals one cell per entry of `datas`, adds this hop's layer to all of them in one call, and sends them. */
   private sendBackwardMany(circ: RelayCircuit, command: number, streamId: number, datas: Buffer[]): Buffer[] {
     const batch = sealBatch.take(datas.length * CELL_BODY_LEN);
-    const tags: Buffer[] = [];
     for (let k = 0; k < datas.length; k++) {
-      const body = batch.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN);
-      writeRelayBody(body, command, streamId, datas[k]);
-      tags.push(circ.crypto.backward.seal(body));
+      writeRelayBody(batch.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN), command, streamId, datas[k]);
     }
+    const { out: sealed, tags } = circ.crypto.backward.originate(batch);
     if (circ.closed) return tags;
-    const sealed = circ.crypto.backward.cryptMany(batch);
     for (let k = 0; k < datas.length; k++) {
       circ.prev.link.send(
         circ.prev.circId,
