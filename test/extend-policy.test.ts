@@ -60,7 +60,11 @@ test('a public relay answers EXTEND to a loopback address with TRUNCATED and dia
       htype: HandshakeType.NTOR_X25519_SHA256,
       hdata: ntorClientStart(Buffer.alloc(32, 9), X25519Key.generate().publicKey).onionskin,
     });
-    const { body } = wrapForward([hop.forward], encodeRelayMessage(RelayCommand.EXTEND, 0, extend));
+    const { body } = wrapForward(
+      [hop.forward],
+      encodeRelayMessage(RelayCommand.EXTEND, 0, extend),
+      CellCommand.RELAY_EARLY,
+    );
     link.send(circId, CellCommand.RELAY_EARLY, body);
     await wait(2);
     const back = hop.backward.peel(got[1].body);

@@ -175,7 +175,11 @@ describe('a relay', () => {
         htype: HandshakeType.LINK_BOUND,
         hdata: randomBytes(32),
       });
-      const { body } = wrapForward([hop.forward], encodeRelayMessage(RelayCommand.EXTEND, 0, extend));
+      const { body } = wrapForward(
+        [hop.forward],
+        encodeRelayMessage(RelayCommand.EXTEND, 0, extend),
+        CellCommand.RELAY_EARLY,
+      );
       link.send(0x80000011, CellCommand.RELAY_EARLY, body);
       const answer = await next();
       const back = hop.backward.peel(answer.body);

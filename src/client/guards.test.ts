@@ -27,7 +27,7 @@ function relay(n: number, over: Partial<ConsensusRelay> = {}): ConsensusRelay {
     port: 9001,
     exitPolicy: n <= 2 ? ['accept *:*'] : ['reject *:*'],
     bandwidth: 1000,
-    version: 'allium/0.2.0',
+    version: 'allium/0.5.0',
     published: 1,
     flags: n <= 2 ? ['Running', 'Exit'] : ['Running'],
     ...over,

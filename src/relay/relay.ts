@@ -75,9 +75,15 @@ export interface RelayOptions {
   onionKeyPolicy?: Partial<OnionKeyPolicy>;
   /**
    * Test hook: called with every relay cell body this relay handles, after it removed (forward) or added
-   * (backward) its own layer, and with who it came from. It may change the body: a tagging relay.
+   * (backward) its own layer (cells it sends itself included), with who it came from and, forward, the
+   * cell command it came in. It may change the body, and set `from.command` to forward a cell under
+   * another command: a tagging relay.
    */
-  inspect?: (body: Buffer, direction: 'forward' | 'backward', from: { peerRelayId: Buffer | null }) => void;
+  inspect?: (
+    body: Buffer,
+    direction: 'forward' | 'backward',
+    from: { peerRelayId: Buffer | null; command?: number },
+  ) => void;
 }
 
 /** Where runs of cells are joined for one cipher call, and where outgoing cells are sealed. */
@@ -297,7 +303,9 @@ export class Relay {
       onHandshakeError: (err) => {
         if ((err as AlliumError).code === 'ALLIUM_LINK_BUSY') this.stats.limitRejections++;
         else this.stats.handshakeFailures++;
-        this.log.debug({ code: (err as AlliumError).code, err: err.message }, 'link handshake failed');
+        const code = (err as AlliumError).code;
+        if (code === 'ALLIUM_LINK_VERSION') this.log.warn({ code, err: err.message }, 'link refused');
+        else this.log.debug({ code, err: err.message }, 'link handshake failed');
       },
     });
     this.log.info({ port: this.port, id: this.idHex, exit: this.isExit }, 'relay listening');
@@ -647,7 +655,7 @@ export class Relay {
       this.teardown(circ, DestroyReason.INTEGRITY, null);
       return;
     }
-    const peer = { peerRelayId: circ.prev.link.peerRelayId };
+    const peer = { peerRelayId: circ.prev.link.peerRelayId, command: cell.command };
     if (opened.kind === 'mine') {
       this.opts.inspect?.(opened.payload, 'forward', peer);
       const { command, streamId, data } = decodeRelayMessage(opened.payload, FORWARD_MARKER_LEN);
@@ -675,7 +683,7 @@ export class Relay {
       return;
     }
     this.opts.inspect?.(opened.body, 'forward', peer);
-    circ.next.link.send(circ.next.circId, cell.command, opened.body);
+    circ.next.link.send(circ.next.circId, peer.command, opened.body);
     this.stats.cellsOut++;
   }
 
@@ -700,6 +708,13 @@ export class Relay {
     }
     const { out: sealed, tags } = circ.crypto.backward.originate(batch);
     if (circ.closed) return tags;
+    if (this.opts.inspect) {
+      for (let k = 0; k < datas.length; k++) {
+        this.opts.inspect(sealed.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN), 'backward', {
+          peerRelayId: null,
+        });
+      }
+    }
     for (let k = 0; k < datas.length; k++) {
       circ.prev.link.send(
         circ.prev.circId,

@@ -180,7 +180,7 @@ function descriptorFor(
     port: 9001,
     exitPolicy: ['reject 10.0.0.0/8:*', 'accept *:80', 'accept [2001:db8::]/32:443-444', 'reject *:*'],
     bandwidth: 1_000_000,
-    version: 'allium/0.2.0',
+    version: 'allium/0.5.0',
     published: 1_700_000_000_000,
     ...over,
   };
