@@ -256,3 +256,61 @@ test('a relay opening cells together finds what it finds one by one, and stops a
   const r = relays[1].open((together[0] as { body: Buffer }).body, CellCommand.RELAY);
   assert.equal(r.kind, 'mine');
 });
+
+/**
+ * A hostile relay's best reading of its position from a cell it opens: the length of the zeros
+ * between the message and the end, in 16-byte tags (zero padding stops where the filler of the
+ * hops before it starts). Returns 0..maxHop.
+ */
+function guessPosition(payload: Buffer, maxHop: number): number {
+  const length = payload.readUInt16BE(FORWARD_MARKER_LEN + 3);
+  let end = payload.length;
+  // Walk back over the 16-byte blocks that are not all zeros (the filler); stop at the padding.
+  let blocks = 0;
+  while (end - FORWARD_TAG_LEN >= FORWARD_MARKER_LEN + 5 + length) {
+    const block = payload.subarray(end - FORWARD_TAG_LEN, end);
+    if (block.every((b) => b === 0)) break;
+    blocks++;
+    end -= FORWARD_TAG_LEN;
+  }
+  return Math.min(blocks, maxHop);
+}
+
+test('a relay guesses its position from the cells it opens no better than chance (random padding)', () => {
+  // 3 positions x 300 cells of the same message. Chance is 1/3; the bound below is chance plus
+  // 0.08, over 5 standard deviations of the success rate of a blind guess over 900 trials
+  // (sd = sqrt(1/3 * 2/3 / 900) = 0.0157), so an honest run fails it with probability < 1e-6.
+  const TRIALS = 300;
+  const zeroPad: PaddingSource = (buf, offset, size) => {
+    buf.fill(0, offset, offset + size);
+  };
+  const rate = (pad?: PaddingSource) => {
+    let right = 0;
+    for (let pos = 0; pos < 3; pos++) {
+      const { client, relays } = circuit(3);
+      for (let t = 0; t < TRIALS; t++) {
+        const msg = encodeMessageForTest(t);
+        const { body } = wrapForward(client.slice(0, pos + 1), msg, CellCommand.RELAY, pad);
+        const r = travel(relays, body);
+        assert.equal(r.hop, pos);
+        if (guessPosition(r.payload!, 2) === pos) right++;
+      }
+    }
+    return right / (3 * TRIALS);
+  };
+  // The guesser works: with the zero padding of old, it reads every position.
+  assert.ok(rate(zeroPad) > 0.95, 'the guesser reads positions from zero padding');
+  const random = rate();
+  assert.ok(random < 1 / 3 + 0.08, `guessed ${(random * 100).toFixed(1)}% right, chance is 33.3%`);
+});
+
+/** A short relay message whose length varies with t, as EXTEND, BEGIN or SENDME would. */
+function encodeMessageForTest(t: number): Buffer {
+  const data = Buffer.alloc(20 + (t % 90), 0x61);
+  const m = Buffer.alloc(5 + data.length);
+  m[0] = 2;
+  m.writeUInt16BE(1, 1);
+  m.writeUInt16BE(data.length, 3);
+  data.copy(m, 5);
+  return m;
+}
