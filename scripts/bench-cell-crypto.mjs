@@ -78,7 +78,11 @@ const row = (name, oldUs, newUs) =>
 {
   const o = new OldLayer(key(), key());
   const n = new BackwardLayer(key(), key(), key());
-  row('relay: add layer to a forwarded cell', measure((b) => o.crypt(b)), measure((b) => n.add(b)));
+  row(
+    'relay: add layer to a forwarded cell',
+    measure((b) => o.crypt(b)),
+    measure((b) => n.add(b)),
+  );
 }
 // The exit sending full DATA cells, and cells with 16 bytes of random padding (the SENDME-acknowledged ones).
 for (const [label, len] of [
@@ -140,7 +144,11 @@ for (const [label, len] of [
   clientOld.splice(0, 3, ...fresh(OldLayer));
   relaysNew.splice(0, 3, ...fresh(BackwardLayer));
   clientNew.splice(0, 3, ...fresh(BackwardLayer));
-  row('client: peel 3 layers of a DATA cell', both(makeOld, receiveOld) - oldMake, both(makeNew, receiveNew) - newMake);
+  row(
+    'client: peel 3 layers of a DATA cell',
+    both(makeOld, receiveOld) - oldMake,
+    both(makeNew, receiveNew) - newMake,
+  );
 }
 
 console.log(`cells per batch: ${BATCH}; microseconds per cell, best of ${ROUNDS} runs of ${CELLS} cells`);
