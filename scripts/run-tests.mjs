@@ -19,7 +19,9 @@ function walk(dir, out) {
 const filters = process.argv.slice(2);
 const stress = join('dist', 'test', 'stress');
 const files = [...walk('dist/src', []), ...walk('dist/test', [])]
-  .filter((f) => (filters.length === 0 ? !f.startsWith(stress) : filters.some((s) => f.includes(s))))
+  .filter((f) =>
+    filters.length === 0 ? !f.startsWith(stress) : filters.some((s) => f.includes(s)),
+  )
   .sort();
 if (files.length === 0) {
   console.error('no test files found (did the build run?)');

@@ -63,7 +63,7 @@ before(async () => {
         return {
           inspect: (body, dir, from) => {
             if (dir === 'forward' && from.command === CellCommand.RELAY_EARLY) exitSaw.early++;
-            if (dir === 'backward' && from.peerRelayId === null && hostile.xorBack) {
+            if (dir === 'backward' && from.own && hostile.xorBack) {
               xorPattern(body);
               hostile.marked++;
             }

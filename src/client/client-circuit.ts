@@ -417,15 +417,19 @@ export class ClientCircuit {
           input = peelBatch.take(pending.length * CELL_BODY_LEN);
           for (let k = 0; k < pending.length; k++) pending[k].copy(input, k * CELL_BODY_LEN);
         }
+        // The tag each cell arrived at this hop with: what a circuit SENDME for it echoes (§5). Kept
+        // apart, since `input` may be shared scratch space.
+        const tagsIn = Buffer.allocUnsafe(pending.length * BACKWARD_TAG_LEN);
+        for (let k = 0; k < pending.length; k++) {
+          input.copy(tagsIn, k * BACKWARD_TAG_LEN, k * CELL_BODY_LEN, k * CELL_BODY_LEN + BACKWARD_TAG_LEN);
+        }
         const peeled: Buffer = cipher.peel(input);
         const rest: Buffer[] = [];
         for (let k = 0; k < pending.length; k++) {
           if (this.closed) return;
           const body = peeled.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN);
           if (isOrigin(body)) {
-            // The tag this hop put on the cell: what a circuit SENDME for it echoes (§5).
-            const tag = Buffer.from(input.subarray(k * CELL_BODY_LEN, k * CELL_BODY_LEN + BACKWARD_TAG_LEN));
-            this.onRelayMessage(i, body, tag);
+            this.onRelayMessage(i, body, tagsIn.subarray(k * BACKWARD_TAG_LEN, (k + 1) * BACKWARD_TAG_LEN));
           } else rest.push(body);
         }
         joined = rest.length === pending.length ? peeled : null;

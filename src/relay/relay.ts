@@ -75,14 +75,15 @@ export interface RelayOptions {
   onionKeyPolicy?: Partial<OnionKeyPolicy>;
   /**
    * Test hook: called with every relay cell body this relay handles, after it removed (forward) or added
-   * (backward) its own layer (cells it sends itself included), with who it came from and, forward, the
-   * cell command it came in. It may change the body, and set `from.command` to forward a cell under
-   * another command: a tagging relay.
+   * (backward) its own layer, with who it came from and, forward, the cell command it came in; also
+   * with the cells it sends toward the client itself (`own`; `peerRelayId` is then the peer they go
+   * to). It may change the body, and set `from.command` to forward a cell under another command: a
+   * tagging relay.
    */
   inspect?: (
     body: Buffer,
     direction: 'forward' | 'backward',
-    from: { peerRelayId: Buffer | null; command?: number },
+    from: { peerRelayId: Buffer | null; command?: number; own?: boolean },
   ) => void;
 }
 
@@ -711,7 +712,8 @@ export class Relay {
     if (this.opts.inspect) {
       for (let k = 0; k < datas.length; k++) {
         this.opts.inspect(sealed.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN), 'backward', {
-          peerRelayId: null,
+          peerRelayId: circ.prev.link.peerRelayId,
+          own: true,
         });
       }
     }
