@@ -1,7 +1,15 @@
 // The release and what it requires of the relays a client uses (docs/protocol.md §5, §6.2).
 
 /** This release; relays publish it in their descriptors as `allium/<version>`. */
-export const ALLIUM_VERSION = '0.4.1';
+export const ALLIUM_VERSION = '0.5.0';
+
+/**
+ * The oldest release any relay of a path may run, and the directory lists: 0.5.0 changed the cell
+ * crypto (protocol §3.4: the cell command in every forward tag, a wide-block backward layer, a fifth
+ * key from the key schedule) and the link handshake's first message (§1.2), so no cell or link of an
+ * older relay can be read.
+ */
+export const MIN_RELAY_VERSION: readonly [number, number, number] = [0, 5, 0];
 
 /**
  * The oldest release an exit may run for this client's streams: 0.2.0 brought circuit SENDME

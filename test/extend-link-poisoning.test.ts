@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
+import { isOrigin } from '../src/crypto/backward-layer.js';
 import { type CircuitHopCrypto, circuitHopCrypto, wrapForward } from '../src/crypto/forward-onion.js';
 import { ntorClientFinish, ntorClientStart } from '../src/crypto/ntor.js';
 import { connectLink, type Link } from '../src/net/link.js';
@@ -86,8 +87,9 @@ function sendToHop(
   data: Buffer,
   early = false,
 ) {
-  const { body } = wrapForward([hop.forward], encodeRelayMessage(command, 0, data));
-  link.send(circId, early ? CellCommand.RELAY_EARLY : CellCommand.RELAY, body);
+  const cellCommand = early ? CellCommand.RELAY_EARLY : CellCommand.RELAY;
+  const { body } = wrapForward([hop.forward], encodeRelayMessage(command, 0, data), cellCommand);
+  link.send(circId, cellCommand, body);
 }
 
 function extendTo(relay: Relay, address: string, port: number): Buffer {
@@ -103,8 +105,8 @@ function extendTo(relay: Relay, address: string, port: number): Buffer {
 /** The relay message a backward cell from the one hop carries. */
 function fromHop(hop: CircuitHopCrypto, cell: Cell): { command: number; data: Buffer } {
   assert.equal(cell.command, CellCommand.RELAY, `a relay cell, not command ${cell.command}`);
-  const back = hop.backward.crypt(cell.body);
-  assert.ok(hop.backward.recognize(back), 'a cell from the hop itself');
+  const back = hop.backward.peel(cell.body);
+  assert.ok(isOrigin(back), 'a cell from the hop itself');
   return { command: readRelayHeader(back).command, data: relayData(back) };
 }
 

@@ -7,6 +7,7 @@ import { text } from 'node:stream/consumers';
 import { after, before, describe, test } from 'node:test';
 import { AlliumClient } from '../src/client/client.js';
 import { ClientCircuit } from '../src/client/client-circuit.js';
+import { isOrigin } from '../src/crypto/backward-layer.js';
 import { circuitHopCrypto, wrapForward } from '../src/crypto/forward-onion.js';
 import { IdentityKey, X25519Key } from '../src/crypto/keys.js';
 import { linkBoundHop } from '../src/crypto/link-bound-hop.js';
@@ -174,11 +175,15 @@ describe('a relay', () => {
         htype: HandshakeType.LINK_BOUND,
         hdata: randomBytes(32),
       });
-      const { body } = wrapForward([hop.forward], encodeRelayMessage(RelayCommand.EXTEND, 0, extend));
+      const { body } = wrapForward(
+        [hop.forward],
+        encodeRelayMessage(RelayCommand.EXTEND, 0, extend),
+        CellCommand.RELAY_EARLY,
+      );
       link.send(0x80000011, CellCommand.RELAY_EARLY, body);
       const answer = await next();
-      const back = hop.backward.crypt(answer.body);
-      assert.ok(hop.backward.recognize(back), 'a cell from the entry itself');
+      const back = hop.backward.peel(answer.body);
+      assert.ok(isOrigin(back), 'a cell from the entry itself');
       assert.equal(readRelayHeader(back).command, RelayCommand.TRUNCATED);
       assert.equal(decodeTruncated(relayData(back)).reason, DestroyReason.PROTOCOL);
 

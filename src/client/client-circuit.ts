@@ -4,6 +4,7 @@
 
 import type { ReceiveBudget } from '../core/receive-budget.js';
 import { type CircuitStream, StreamError, StreamMux } from '../core/stream-mux.js';
+import { BACKWARD_TAG_LEN, isOrigin } from '../crypto/backward-layer.js';
 import {
   type CircuitHopCrypto,
   circuitHopCrypto,
@@ -282,6 +283,7 @@ export class ClientCircuit {
       const wrapped = wrapForwardMany(
         layers,
         batch.map((data) => encodeRelayMessage(command, streamId, data)),
+        cellCommand,
       );
       tags.push(...wrapped.tags);
       if (!this.closed) for (const body of wrapped.bodies) this.link.send(this.circId, cellCommand, body);
@@ -437,14 +439,20 @@ export class ClientCircuit {
           input = peelBatch.take(pending.length * CELL_BODY_LEN);
           for (let k = 0; k < pending.length; k++) pending[k].copy(input, k * CELL_BODY_LEN);
         }
-        const peeled: Buffer = pending.length === 1 ? cipher.crypt(input) : cipher.cryptMany(input);
+        // The tag each cell arrived at this hop with: what a circuit SENDME for it echoes (§5). Kept
+        // apart, since `input` may be shared scratch space.
+        const tagsIn = Buffer.allocUnsafe(pending.length * BACKWARD_TAG_LEN);
+        for (let k = 0; k < pending.length; k++) {
+          input.copy(tagsIn, k * BACKWARD_TAG_LEN, k * CELL_BODY_LEN, k * CELL_BODY_LEN + BACKWARD_TAG_LEN);
+        }
+        const peeled: Buffer = cipher.peel(input);
         const rest: Buffer[] = [];
         for (let k = 0; k < pending.length; k++) {
           if (this.closed) return;
           const body = peeled.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN);
-          const tag = cipher.recognize(body);
-          if (tag) this.onRelayMessage(i, body, tag);
-          else rest.push(body);
+          if (isOrigin(body)) {
+            this.onRelayMessage(i, body, tagsIn.subarray(k * BACKWARD_TAG_LEN, (k + 1) * BACKWARD_TAG_LEN));
+          } else rest.push(body);
         }
         joined = rest.length === pending.length ? peeled : null;
         pending = rest;

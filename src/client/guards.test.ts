@@ -29,7 +29,7 @@ function relay(n: number, over: Partial<ConsensusRelay> = {}): ConsensusRelay {
     port: 9001,
     exitPolicy: n <= 2 ? ['accept *:*'] : ['reject *:*'],
     bandwidth: 1000,
-    version: 'allium/0.2.0',
+    version: 'allium/0.5.0',
     published: 1,
     flags: n <= 2 ? ['Running', 'Exit'] : ['Running'],
     ...over,
@@ -99,6 +99,21 @@ describe('entry guards', () => {
     // Gone for longer than a week: dropped.
     const gone = updateGuards(day1.state, without, { now: T0 + 24 * 3600_000 + DEFAULT_GUARD_UNLISTED_MS });
     assert.ok(!guardIds(gone.state).includes(g1));
+  });
+
+  it('never picks a relay of a release before 0.5.0 (older cell crypto) as a guard', () => {
+    const mixed = consensus.map((r, i) => (i % 2 === 0 ? { ...r, version: 'allium/0.4.1' } : r));
+    for (let seed = 0; seed < 20; seed++) {
+      let a = seed + 1;
+      const random = () => {
+        a = (a * 16807) % 2147483647;
+        return a / 2147483647;
+      };
+      const { state } = updateGuards(emptyGuards(), mixed, { now: T0, random });
+      const byId = new Map(mixed.map((r) => [r.id, r]));
+      assert.ok(state.guards.length > 0);
+      for (const g of state.guards) assert.equal(byId.get(g.id)!.version, 'allium/0.5.0');
+    }
   });
 
   it('rotates guards after their lifetime', () => {

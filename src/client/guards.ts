@@ -8,6 +8,7 @@ import { bandwidthWeights, compatible, subnetsEnforced } from '../core/path-sele
 import { randomFraction } from '../crypto/random.js';
 import { AlliumError } from '../errors.js';
 import { writeFileAtomic } from '../storage/atomic-file.js';
+import { MIN_RELAY_VERSION, versionAtLeast } from '../version.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
 
 export class GuardError extends AlliumError {}
@@ -153,7 +154,10 @@ export function updateGuards(
   const random = opts.random ?? randomFraction;
   const lifetime = opts.lifetimeMs ?? DEFAULT_GUARD_LIFETIME_MS;
   const unlistedMs = opts.unlistedMs ?? DEFAULT_GUARD_UNLISTED_MS;
-  const running = relays.filter((r) => r.flags.includes('Running'));
+  // A relay of a release before MIN_RELAY_VERSION cannot carry this release's cells: as if unlisted.
+  const running = relays.filter(
+    (r) => r.flags.includes('Running') && versionAtLeast(r.version, MIN_RELAY_VERSION),
+  );
   const byId = new Map(running.map((r) => [r.id, r]));
   let changed = false;
 

@@ -87,6 +87,14 @@ export class CircuitWindow {
     return this.acked + this.peerWindow - this.sent;
   }
 
+  /**
+   * Whether the DATA cell `ahead` cells after the next one to be sent (0: the next) is one a circuit
+   * SENDME will acknowledge: the sender leaves room in it for unpredictable padding (§5).
+   */
+  isAcknowledged(ahead: number): boolean {
+    return (this.sent + ahead + 1) % CIRC_SENDME_INCREMENT === 0;
+  }
+
   /** Call after sealing a DATA cell whose mac is `tag`. */
   onDataSent(tag: Buffer): void {
     this.sent++;

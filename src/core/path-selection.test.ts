@@ -18,7 +18,7 @@ function relay(n: number, over: Partial<ConsensusRelay> = {}): ConsensusRelay {
     port: 9001,
     exitPolicy: ['reject *:*'],
     bandwidth: 1000,
-    version: 'allium/0.2.0',
+    version: 'allium/0.5.0',
     published: 1,
     flags: ['Running'],
     ...over,
@@ -180,24 +180,33 @@ describe('choosePath', () => {
     );
   });
 
-  it('exits only through relays whose release speaks our flow control; older ones may be entry or middle', () => {
+  it('puts no relay of a release before 0.5.0 (older cell crypto) anywhere on a path, and says so', () => {
     const rs = [
-      exitRelay(1, { version: 'allium/0.1.0' }),
-      exitRelay(2, { version: 'allium/0.2.0' }),
-      relay(3, { version: 'allium/0.1.0' }),
-      relay(4, { version: 'allium/0.1.0' }),
+      exitRelay(1, { version: 'allium/0.4.1' }),
+      exitRelay(2),
+      relay(3, { version: 'allium/0.4.1' }),
+      relay(4),
+      relay(5),
     ];
-    const used = new Set<string>();
     for (let seed = 0; seed < 40; seed++) {
       const path = choosePath(rs, { length: 3, random: seeded(seed) });
-      assert.equal(path[2].nickname, 'r2');
-      for (const r of path.slice(0, 2)) used.add(r.nickname);
+      assert.deepEqual(path.map((r) => r.nickname).sort(), ['r2', 'r4', 'r5']);
     }
-    assert.ok(used.has('r3') && used.has('r4'), 'older relays still serve as entry and middle');
     assert.throws(
-      () => choosePath([rs[0], relay(3), relay(4)], { length: 3, random: randomFraction }),
+      () => choosePath([rs[0], relay(3), relay(4), relay(5)], { length: 3, random: randomFraction }),
       (e: unknown) =>
-        e instanceof PathError && e.code === 'ALLIUM_PATH_NO_EXIT' && /older than 0\.2\.0/.test(e.message),
+        e instanceof PathError && e.code === 'ALLIUM_PATH_NO_EXIT' && /older than 0\.5\.0/.test(e.message),
+    );
+    assert.throws(
+      () =>
+        choosePath([rs[1], relay(3, { version: 'allium/0.4.1' }), relay(4)], {
+          length: 3,
+          random: randomFraction,
+        }),
+      (e: unknown) =>
+        e instanceof PathError &&
+        e.code === 'ALLIUM_PATH_TOO_FEW' &&
+        /1 more run an older release/.test(e.message),
     );
   });
 

@@ -3,7 +3,7 @@
 // published policy may allow the target, the entry from the client's guards when it has them, each
 // weighted by a bandwidth clamped so that no relay's self-reported figure can take every circuit.
 import { AlliumError } from '../errors.js';
-import { MIN_EXIT_VERSION, versionAtLeast } from '../version.js';
+import { MIN_EXIT_VERSION, MIN_RELAY_VERSION, versionAtLeast } from '../version.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
 import { ExitPolicy, isPrivateAddress, parseIp } from './exit-policy.js';
 
@@ -132,7 +132,10 @@ function weightedPick(
 export function choosePath(relays: ConsensusRelay[], opts: PathOptions): ConsensusRelay[] {
   const random = opts.random;
   if (opts.length < 1) throw new PathError('ALLIUM_PATH_LENGTH', 'a path needs at least one relay');
-  const usable = relays.filter((r) => r.flags.includes('Running') && !opts.exclude?.has(r.id));
+  const running = relays.filter((r) => r.flags.includes('Running') && !opts.exclude?.has(r.id));
+  // A relay of an older release cannot read this release's cells (protocol §3.4): never on a path.
+  const usable = running.filter((r) => versionAtLeast(r.version, MIN_RELAY_VERSION));
+  const tooOld = running.length - usable.length;
   const subnets = subnetsEnforced(usable, opts.enforceSubnets);
   const weights = bandwidthWeights(usable);
   const ok = (r: ConsensusRelay, path: ConsensusRelay[]) => path.every((p) => compatible(r, p, subnets));
@@ -158,15 +161,20 @@ export function choosePath(relays: ConsensusRelay[], opts: PathOptions): Consens
       'ALLIUM_PATH_NO_EXIT',
       allowing.length > 0
         ? `every exit that may carry this stream runs a release older than ${MIN_EXIT_VERSION.join('.')}, whose flow control this client does not speak: upgrade the exits`
-        : opts.target
-          ? `no relay in the consensus is an exit that allows ${opts.target.host}:${opts.target.port}${noExitHint(opts.target.host)}`
-          : 'no exit relay in the consensus',
+        : tooOld > 0 && running.some((r) => r.flags.includes('Exit') && !usable.includes(r))
+          ? `every exit in the consensus that may carry this stream runs a release older than ${MIN_RELAY_VERSION.join('.')}, whose cell crypto this client does not speak: upgrade the exits`
+          : opts.target
+            ? `no relay in the consensus is an exit that allows ${opts.target.host}:${opts.target.port}${noExitHint(opts.target.host)}`
+            : 'no exit relay in the consensus',
     );
   }
   if (usable.length < opts.length) {
     throw new PathError(
       'ALLIUM_PATH_TOO_FEW',
-      `a ${opts.length}-hop path needs ${opts.length} distinct running relays; the consensus has ${usable.length}`,
+      `a ${opts.length}-hop path needs ${opts.length} distinct running relays; the consensus has ${usable.length}` +
+        (tooOld > 0
+          ? ` of release ${MIN_RELAY_VERSION.join('.')} or later (${tooOld} more run an older release, whose cell crypto this client does not speak)`
+          : ''),
     );
   }
   if (guards && opts.length > 1) {

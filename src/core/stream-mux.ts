@@ -3,7 +3,7 @@
 // is reached only through the `CircuitSender` it is given, so this file does no I/O.
 import { Duplex } from 'node:stream';
 import { AlliumError } from '../errors.js';
-import { EndReason, RELAY_DATA_MAX, RelayCommand } from '../wire/constants.js';
+import { EndReason, RELAY_DATA_MAX, RelayCommand, SENDME_CELL_MIN_PADDING } from '../wire/constants.js';
 import { decodeCircuitSendme, decodeEnd, encodeCircuitSendme, encodeEnd } from '../wire/relay-messages.js';
 import { CircuitWindow, StreamWindow, type StreamWindowGrowth, type WindowGrant } from './flow-control.js';
 
@@ -107,7 +107,12 @@ export class CircuitStream extends Duplex {
     let circuitWindow = this.mux.held() ? 0 : this.mux.window.packageWindow;
     const maxData = this.mux.maxData();
     while (this.pendingBytes > 0 && streamWindow > 0 && circuitWindow > 0) {
-      const size = Math.min(maxData, this.pendingBytes);
+      // A cell a circuit SENDME will acknowledge keeps room for random padding, so its receiver
+      // cannot compute the tag of that cell (and so the SENDME) without having received it.
+      const room = this.mux.window.isAcknowledged(pieces.length)
+        ? maxData - SENDME_CELL_MIN_PADDING
+        : maxData;
+      const size = Math.min(room, this.pendingBytes);
       let piece: Buffer;
       if (this.pending[0].length === size) piece = this.pending.shift()!;
       else if (this.pending[0].length > size) {

@@ -1,13 +1,15 @@
-// Implements docs/protocol.md §3.4 (forward cells): every hop checks a tag over the cell before it
-// removes its layer, so a cell changed by one relay is caught by the very next one (no tagging
-// attack can pass a marked cell down the circuit). Fixed-size cells are kept Sphinx-style: each hop
-// shifts out the tag it consumed and appends 16 zero bytes, which the client accounts for in advance.
+// Implements docs/protocol.md §3.4 (forward cells): every hop checks a tag over the cell and its cell
+// command before it removes its layer, so a cell changed by one relay (body or RELAY/RELAY_EARLY) is
+// caught by the very next one (no tagging attack can pass a marked cell down the circuit). Fixed-size
+// cells are kept Sphinx-style: each hop shifts out the tag it consumed and appends 16 zero bytes,
+// which the client accounts for in advance.
 import { timingSafeEqual } from 'node:crypto';
-import { CELL_BODY_LEN } from '../wire/constants.js';
+import { CELL_BODY_LEN, CellCommand } from '../wire/constants.js';
 import { Scratch } from '../wire/scratch.js';
+import { BackwardLayer, type PaddingSource, randomPadding } from './backward-layer.js';
 import { CryptoError, CryptoErrorCode, expectLength } from './errors.js';
 import type { HopKeys } from './ntor.js';
-import { HopLayer, LayerCipher } from './relay-crypto.js';
+import { HopLayer } from './relay-crypto.js';
 
 /** Bytes of the per-hop tag at the front of a forward cell body. */
 export const FORWARD_TAG_LEN = 16;
@@ -48,9 +50,9 @@ export type ForwardOpen =
 
 /** The forward direction of one hop: checks (relay) or makes (client) the per-hop tag of every cell. */
 export class ForwardLayer extends HopLayer {
-  /** mac(M, seq, x) for the next cell, advancing seq. */
-  tag(x: Buffer): Buffer {
-    const t = this.macAtSeq(x);
+  /** mac(M, seq, command, x) for the next cell, advancing seq. */
+  tag(x: Buffer, command: number): Buffer {
+    const t = this.macAtSeq(commandByte(command), x);
     this.seqNo++;
     return t;
   }
@@ -66,21 +68,22 @@ export class ForwardLayer extends HopLayer {
   }
 
   /** Relay side: check the tag, remove this layer, and say whether the cell is for this hop. */
-  open(body: Buffer): ForwardOpen {
-    return this.openMany([body])[0];
+  open(body: Buffer, command: number): ForwardOpen {
+    return this.openMany([body], [command])[0];
   }
 
   /**
-   * open() for cells of this hop that arrived together, in order: each tag checked before its cell
-   * is opened, then this layer removed from all of them in one cipher call. The first tampered cell
-   * ends the list (its result is 'tampered'); the cells after it are not opened and get no result.
+   * open() for cells of this hop that arrived together, in order, with the cell command each came in
+   * (RELAY or RELAY_EARLY, which the tag covers): each tag checked before its cell is opened, then
+   * this layer removed from all of them in one cipher call. The first tampered cell ends the list
+   * (its result is 'tampered'); the cells after it are not opened and get no result.
    */
-  openMany(bodies: Buffer[]): ForwardOpen[] {
+  openMany(bodies: Buffer[], commands: number[]): ForwardOpen[] {
     let good = 0;
     for (; good < bodies.length; good++) {
       const body = bodies[good];
       expectLength(body, CELL_BODY_LEN, 'a relay cell body');
-      const mac = this.macAtSeq(body.subarray(FORWARD_TAG_LEN));
+      const mac = this.macAtSeq(commandByte(commands[good]), body.subarray(FORWARD_TAG_LEN));
       if (!timingSafeEqual(mac, body.subarray(0, FORWARD_TAG_LEN))) break;
       this.seqNo++;
     }
@@ -115,6 +118,14 @@ export class ForwardLayer extends HopLayer {
 /** Where a relay joins the X parts of a run of forward cells for one cipher call (reused, never kept). */
 const openBatch = new Scratch();
 
+/** The cell command as the one byte the tag covers (one buffer per command, never written). */
+const COMMAND_BYTES = Array.from({ length: 256 }, (_, c) => Buffer.from([c]));
+function commandByte(command: number): Buffer {
+  const b = COMMAND_BYTES[command];
+  if (!b) throw new CryptoError(CryptoErrorCode.ARGUMENT, `a cell command is a u8, got ${command}`);
+  return b;
+}
+
 /** Whether an opened X starts with the marker that says the cell is for this hop. */
 function isMarker(y: Buffer): boolean {
   for (let i = 0; i < FORWARD_MARKER_LEN; i++) if (y[i] !== 0) return false;
@@ -131,8 +142,13 @@ export function forwardMessageCapacity(hopIndex: number): number {
  * (a relay message: header and data), every hop on the way checking its tag. Consumes one cell of
  * keystream and one seq at each of those hops. Also returns the tag the last hop will verify.
  */
-export function wrapForward(layers: ForwardLayer[], message: Buffer): { body: Buffer; tag: Buffer } {
-  const { bodies, tags } = wrapForwardMany(layers, [message]);
+export function wrapForward(
+  layers: ForwardLayer[],
+  message: Buffer,
+  command: number = CellCommand.RELAY,
+  pad: PaddingSource = randomPadding,
+): { body: Buffer; tag: Buffer } {
+  const { bodies, tags } = wrapForwardMany(layers, [message], command, pad);
   return { body: bodies[0], tag: tags[0] };
 }
 
@@ -146,6 +162,8 @@ export function wrapForward(layers: ForwardLayer[], message: Buffer): { body: Bu
 export function wrapForwardMany(
   layers: ForwardLayer[],
   messages: Buffer[],
+  command: number = CellCommand.RELAY,
+  pad: PaddingSource = randomPadding,
 ): { bodies: Buffer[]; tags: Buffer[] } {
   const h = layers.length - 1;
   if (h < 0) throw new CryptoError(CryptoErrorCode.ARGUMENT, 'wrapForward needs at least one hop');
@@ -161,9 +179,18 @@ export function wrapForwardMany(
   const X = FORWARD_X_LEN;
   const T = FORWARD_TAG_LEN;
   const ks = layers.map((l, j) => (j > 0 && j < h ? l.keystreamMany(k) : null));
-  // X_h = P XOR KS_h with P = 8 zeros | message | zeros, then its last 16h bytes are the filler F_h.
-  const p = Buffer.alloc(k * X);
-  for (let i = 0; i < k; i++) messages[i].copy(p, i * X + FORWARD_MARKER_LEN);
+  // X_h = P XOR KS_h with P = 8 zeros | message | random, then its last 16h bytes are the filler F_h.
+  // Random, not zero, padding: the target hop cannot tell from P how far the filler reaches (its
+  // position in the path), and the tag of a cell with padding cannot be computed without the cell.
+  const p = Buffer.allocUnsafe(k * X);
+  for (let i = 0; i < k; i++) {
+    const at = i * X;
+    p.fill(0, at, at + FORWARD_MARKER_LEN);
+    messages[i].copy(p, at + FORWARD_MARKER_LEN);
+    const end = at + FORWARD_MARKER_LEN + messages[i].length;
+    const padEnd = (i + 1) * X - T * h;
+    if (end < padEnd) pad(p, end, padEnd - end);
+  }
   let x = layers[h].cryptMany(p);
   if (h > 0) {
     const filler = Buffer.alloc(T * h);
@@ -177,7 +204,7 @@ export function wrapForwardMany(
       filler.copy(x, (i + 1) * X - T * h);
     }
   }
-  let tags = tagEach(layers[h], x, k);
+  let tags = tagEach(layers[h], x, k, command);
   const lastTags = tags;
   for (let j = h - 1; j >= 0; j--) {
     // X_j = (T_{j+1} | X_{j+1}[0:4059]) XOR KS_j
@@ -193,7 +220,7 @@ export function wrapForwardMany(
     } else {
       x = layers[j].cryptMany(y);
     }
-    tags = tagEach(layers[j], x, k);
+    tags = tagEach(layers[j], x, k, command);
   }
   const out = Buffer.allocUnsafeSlow(k * CELL_BODY_LEN);
   const bodies: Buffer[] = [];
@@ -206,18 +233,23 @@ export function wrapForwardMany(
 }
 
 /** The tags of `k` cells' X laid end to end, in order (each advances the layer's seq). */
-function tagEach(layer: ForwardLayer, xs: Buffer, k: number): Buffer[] {
+function tagEach(layer: ForwardLayer, xs: Buffer, k: number, command: number): Buffer[] {
   const tags: Buffer[] = [];
-  for (let i = 0; i < k; i++) tags.push(layer.tag(xs.subarray(i * FORWARD_X_LEN, (i + 1) * FORWARD_X_LEN)));
+  for (let i = 0; i < k; i++) {
+    tags.push(layer.tag(xs.subarray(i * FORWARD_X_LEN, (i + 1) * FORWARD_X_LEN), command));
+  }
   return tags;
 }
 
-/** Both directions of one hop as circuits use them: tagged forward layers, recognised backward cells. */
+/** Both directions of one hop as circuits use them: tagged forward layers, wide-block backward layers. */
 export interface CircuitHopCrypto {
   forward: ForwardLayer;
-  backward: LayerCipher;
+  backward: BackwardLayer;
 }
 
 export function circuitHopCrypto(keys: HopKeys): CircuitHopCrypto {
-  return { forward: new ForwardLayer(keys.kf, keys.mf), backward: new LayerCipher(keys.kb, keys.mb) };
+  return {
+    forward: new ForwardLayer(keys.kf, keys.mf),
+    backward: new BackwardLayer(keys.kb, keys.mb, keys.kt),
+  };
 }

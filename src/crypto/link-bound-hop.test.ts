@@ -11,8 +11,8 @@ describe('link-bound first hop (§3.6)', () => {
     const relaySide = linkBoundHop(secret, hdata);
     assert.deepEqual(relaySide, hop);
     assert.ok(linkBoundConfirmed(hop, relaySide.confirm));
-    const all = [hop.keys.kf, hop.keys.kb, hop.keys.mf, hop.keys.mb, hop.confirm];
-    assert.equal(new Set(all.map((k) => k.toString('hex'))).size, 5, 'five distinct values');
+    const all = [hop.keys.kf, hop.keys.kb, hop.keys.mf, hop.keys.mb, hop.keys.kt, hop.confirm];
+    assert.equal(new Set(all.map((k) => k.toString('hex'))).size, 6, 'six distinct values');
     for (const k of all) assert.equal(k.length, 32);
   });
 
@@ -37,6 +37,7 @@ describe('link-bound first hop (§3.6)', () => {
     assert.deepEqual(hop.keys.kf, okm.subarray(0, 32));
     assert.deepEqual(hop.keys.mb, okm.subarray(96, 128));
     assert.deepEqual(hop.confirm, okm.subarray(128, 160));
+    assert.deepEqual(hop.keys.kt, okm.subarray(160, 192));
   });
 
   it('refuses an X of any other length, and answers false to a confirmation of any other length', () => {
@@ -59,11 +60,11 @@ function hkdfByHand(ikm: Buffer, salt: Buffer, info: Buffer): Buffer {
   const prk = createHmac('sha256', salt).update(ikm).digest();
   const blocks: Buffer[] = [];
   let prev = Buffer.alloc(0);
-  for (let i = 1; blocks.length * 32 < 160; i++) {
+  for (let i = 1; blocks.length * 32 < 192; i++) {
     prev = createHmac('sha256', prk)
       .update(Buffer.concat([prev, info, Buffer.from([i])]))
       .digest();
     blocks.push(prev);
   }
-  return Buffer.concat(blocks).subarray(0, 160);
+  return Buffer.concat(blocks).subarray(0, 192);
 }

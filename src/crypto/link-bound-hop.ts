@@ -17,7 +17,7 @@ export interface LinkBoundHop {
 }
 
 /**
- * keys | confirm = HKDF-SHA256(ikm = link secret, salt = t_key, info = m_expand | X, 160 bytes). The link
+ * Kf | Kb | Mf | Mb | confirm | Kt = HKDF-SHA256(ikm = link secret, salt = t_key, info = m_expand | X, 192 bytes). The link
  * secret came from the link's Noise handshake (ephemeral X25519 on both sides, the relay proven by
  * its certificate), so the hop inherits that handshake's forward secrecy and authentication.
  */
@@ -30,7 +30,13 @@ export function linkBoundHop(linkSecret: Buffer, X: Buffer): LinkBoundHop {
     );
   }
   const okm = Buffer.from(
-    hkdfSync('sha256', linkSecret, T_KEY, Buffer.concat([M_EXPAND, X]), 4 * KEY_LEN + LINK_BOUND_REPLY_LEN),
+    hkdfSync(
+      'sha256',
+      linkSecret,
+      T_KEY,
+      Buffer.concat([M_EXPAND, X]),
+      4 * KEY_LEN + LINK_BOUND_REPLY_LEN + KEY_LEN,
+    ),
   );
   return {
     keys: {
@@ -38,8 +44,9 @@ export function linkBoundHop(linkSecret: Buffer, X: Buffer): LinkBoundHop {
       kb: Buffer.from(okm.subarray(32, 64)),
       mf: Buffer.from(okm.subarray(64, 96)),
       mb: Buffer.from(okm.subarray(96, 128)),
+      kt: Buffer.from(okm.subarray(160, 192)),
     },
-    confirm: Buffer.from(okm.subarray(128)),
+    confirm: Buffer.from(okm.subarray(128, 160)),
   };
 }
 

@@ -33,6 +33,7 @@ describe('ntor fixed vector', () => {
     kb: '18a6e2025b322aaaa08fdb38ec4016ffdac24a1e34c3b7a28561f0782206deb8',
     mf: '3927a07eae92b721d35291849113bb0f1a9cdb68409a04ed9e3246947f83855b',
     mb: 'ae356ce83e21a5e600e5dbb377245b8475fb32515b74ebd1d7e893d6e4142bea',
+    kt: 'eb4e98134acbc4dfc8c00f23ce011cc32fba24acbdff706422820bdda8039928',
   };
 
   it('produces the pinned onionskin, reply and hop keys on both sides', () => {
@@ -51,7 +52,7 @@ describe('ntor fixed vector', () => {
         '343855853735adf5138b0b6f44bd4df43292fbb45ab3d087d8597bfe2a62d435',
     );
     const clientKeys = ntorClientFinish(state, reply);
-    for (const k of ['kf', 'kb', 'mf', 'mb'] as const) {
+    for (const k of ['kf', 'kb', 'mf', 'mb', 'kt'] as const) {
       assert.equal(keys[k].toString('hex'), expected[k], `server ${k}`);
       assert.equal(clientKeys[k].toString('hex'), expected[k], `client ${k}`);
     }
@@ -67,11 +68,11 @@ describe('ntor fixed vector', () => {
     const keySeed = H(secretInput, `${P}:key_extract`);
     const verify = H(secretInput, `${P}:verify`);
     const auth = H(Buffer.concat([verify, id, B, Y, X, Buffer.from(`${P}Server`)]), `${P}:mac`);
-    const okm = Buffer.from(hkdfSync('sha256', keySeed, `${P}:key_extract`, `${P}:key_expand`, 128));
+    const okm = Buffer.from(hkdfSync('sha256', keySeed, `${P}:key_extract`, `${P}:key_expand`, 160));
     const { onionskin } = ntorClientStart(id, B, x);
     const { reply, keys } = ntorServerRespond(onionskin, { relayId: id, onionKey: b }, y);
     assert.deepEqual(reply, Buffer.concat([Y, auth]));
-    assert.deepEqual(Buffer.concat([keys.kf, keys.kb, keys.mf, keys.mb]), okm);
+    assert.deepEqual(Buffer.concat([keys.kf, keys.kb, keys.mf, keys.mb, keys.kt]), okm);
   });
 });
 
@@ -87,7 +88,7 @@ describe('ntor handshake', () => {
       const ck = ntorClientFinish(state, reply);
       assert.deepEqual(ck, keys);
       for (const k of Object.values(keys)) assert.equal(k.length, 32);
-      assert.equal(new Set(Object.values(keys).map((k) => k.toString('hex'))).size, 4);
+      assert.equal(new Set(Object.values(keys).map((k) => k.toString('hex'))).size, 5);
       seen.add(keys.kf.toString('hex'));
     }
     assert.equal(seen.size, 20);

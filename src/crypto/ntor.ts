@@ -13,12 +13,16 @@ const M_EXPAND = Buffer.from(`${NTOR_PROTOID}:key_expand`, 'ascii');
 const SERVER = Buffer.from('Server', 'ascii');
 const KEY_LEN = 32;
 
-/** The four keys of one hop (§3.2): K for the AES-CTR layers, M for the relay cell MACs. */
+/**
+ * The keys of one hop (§3.2): K for the AES-CTR layers, M for the forward tags and backward hashes,
+ * Kt for the AES block cipher that folds the backward tag into each layer (§3.4).
+ */
 export interface HopKeys {
   kf: Buffer;
   kb: Buffer;
   mf: Buffer;
   mb: Buffer;
+  kt: Buffer;
 }
 
 /** What the client keeps between sending CREATE/EXTEND and receiving CREATED/EXTENDED. */
@@ -74,7 +78,7 @@ function derive(
   const verify = H(secretInput, T_VERIFY);
   const authInput = Buffer.concat([verify, id, B, Y, X, PROTOID, SERVER]);
   const auth = H(authInput, T_MAC);
-  const okm = Buffer.from(hkdfSync('sha256', keySeed, T_KEY, M_EXPAND, 4 * KEY_LEN));
+  const okm = Buffer.from(hkdfSync('sha256', keySeed, T_KEY, M_EXPAND, 5 * KEY_LEN));
   secretInput.fill(0);
   keySeed.fill(0);
   return {
@@ -84,6 +88,7 @@ function derive(
       kb: Buffer.from(okm.subarray(32, 64)),
       mf: Buffer.from(okm.subarray(64, 96)),
       mb: Buffer.from(okm.subarray(96, 128)),
+      kt: Buffer.from(okm.subarray(128, 160)),
     },
   };
 }

@@ -155,6 +155,16 @@ describe('Directory over HTTP', () => {
     assert.match(e.message, /id/);
   });
 
+  it('refuses a relay of a release before 0.5.0 (older cell crypto), naming both releases', async () => {
+    const r = makeTestRelay({ version: 'allium/0.4.1' });
+    const res = await post(`${dir.url}/v1/relays`, JSON.stringify(signDescriptor(r.identity, r.descriptor)));
+    assert.equal(res.status, 400);
+    const e = await errorOf(res);
+    assert.equal(e.code, 'ALLIUM_RELAY_VERSION');
+    assert.match(e.message, /0\.5\.0 or later.*allium\/0\.4\.1/);
+    await rejectsWith(client.relay(r.descriptor.id), 'ALLIUM_DIRECTORY_NOT_FOUND');
+  });
+
   it('refuses a descriptor published too far from now', async () => {
     const r = makeTestRelay({ published: Date.now() - 11 * 60_000 });
     await rejectsWith(
@@ -305,7 +315,7 @@ describe('Directory over HTTP', () => {
   });
 
   it('serves an HTML status page that escapes what relays publish', async () => {
-    const r = makeTestRelay({ nickname: 'statusrelay', version: '<script>x</script>' });
+    const r = makeTestRelay({ nickname: 'statusrelay', version: 'allium/0.5.0<script>x</script>' });
     await client.register(signDescriptor(r.identity, r.descriptor));
     const res = await fetch(`${dir.url}/`);
     assert.equal(res.status, 200);

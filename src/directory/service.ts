@@ -3,6 +3,7 @@
 import { signConsensus } from '../core/documents.js';
 import type { IdentityKey } from '../crypto/keys.js';
 import type { Logger } from '../log.js';
+import { MIN_RELAY_VERSION, versionAtLeast } from '../version.js';
 import type { Consensus } from '../wire/directory-docs.js';
 import { buildConsensus, type ConsensusTiming, nextSerial, selectWithinBudget } from './consensus.js';
 import { DirectoryError } from './errors.js';
@@ -176,6 +177,14 @@ export class DirectoryService {
     // Relays past their TTL must not count against the limits of the ones replacing them.
     this.sweep();
     const { envelope, descriptor: d } = this.counted(() => this.registry.check(json, this.clock(), source));
+    if (!versionAtLeast(d.version, MIN_RELAY_VERSION)) {
+      throw new DirectoryError(
+        'ALLIUM_RELAY_VERSION',
+        400,
+        `this directory lists relays of release ${MIN_RELAY_VERSION.join('.')} or later, and the relay runs ${d.version}: ` +
+          `clients of ${MIN_RELAY_VERSION.join('.')} and later cannot read the cells of an older release; upgrade the relay`,
+      );
+    }
     const held = this.registry.get(d.id, this.clock());
     const moved =
       !held ||

@@ -23,7 +23,7 @@ export function makeTestRelay(
     port: 9001,
     exitPolicy: ['accept 127.0.0.0/8:*', 'reject *:*'],
     bandwidth: 1_000_000,
-    version: 'allium/0.2.0',
+    version: 'allium/0.5.0',
     published: Date.now(),
     ...overrides,
   };

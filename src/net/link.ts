@@ -8,7 +8,7 @@ import { type IdentityKey, X25519Key } from '../crypto/keys.js';
 import { linkCertExpiry, makeLinkCert, verifyLinkCert } from '../crypto/link-cert.js';
 import { type NoiseCipher, NoiseHandshake } from '../crypto/noise.js';
 import { AlliumError } from '../errors.js';
-import { type Cell, decodeCells, writeCell } from '../wire/cell.js';
+import { type Cell, decodeFrameCells, writeCell } from '../wire/cell.js';
 import { CELL_LEN, CellCommand, MAX_CELLS_PER_FRAME } from '../wire/constants.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -30,7 +30,18 @@ export const READ_BURST_BYTES = 128 * 1024;
 
 export class LinkError extends AlliumError {}
 
-const PROLOGUE = Buffer.from('allium-link-v1');
+const PROLOGUE = Buffer.from('allium-link-v2');
+/**
+ * The link protocol this release speaks (§1.2), sent as message 1's payload: 2 since release 0.5.0,
+ * whose cells older releases cannot read. Releases before it sent an empty payload (protocol 1).
+ */
+export const LINK_PROTOCOL_VERSION = 2;
+const LINK_VERSION_PAYLOAD = Buffer.from([0, LINK_PROTOCOL_VERSION]);
+/** Message 1 of a release before 0.5.0: the bare 32-byte key. */
+const OLD_FIRST_MESSAGE_LEN = 32;
+const versionRefusal = (theirs: string) =>
+  `the peer speaks link protocol ${theirs} and this node ${LINK_PROTOCOL_VERSION} (release 0.5.0 and later): ` +
+  'the older side must upgrade';
 /** A link with more than this queued tells its owner after each write (onBacklog). */
 export const BACKLOG_NOTICE_BYTES = 1024 * 1024;
 /**
@@ -78,8 +89,8 @@ const NO_QUEUE_LIMITS: LinkQueueLimits = {
   hardBytes: Number.POSITIVE_INFINITY,
   stallMs: Number.POSITIVE_INFINITY,
 };
-/** Noise XX message 1 is `e` alone: a 32-byte X25519 public key and an empty payload. */
-const FIRST_MESSAGE_LEN = 32;
+/** Noise XX message 1 is `e`, a 32-byte X25519 public key, and the 2-byte link protocol version. */
+const FIRST_MESSAGE_LEN = 32 + LINK_VERSION_PAYLOAD.length;
 export const LINK_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** A link that sent nothing for this long sends a PADDING cell, so its peer knows it is alive. */
 export const LINK_KEEPALIVE_MS = Number(process.env.ALLIUM_LINK_KEEPALIVE_MS ?? 5_000);
@@ -493,7 +504,7 @@ export class Link {
       if (this.closed) return;
       let cells: Cell[];
       try {
-        cells = decodeCells(this.recvCipher.decrypt(frame));
+        cells = decodeFrameCells(this.recvCipher.decrypt(frame));
       } catch (err) {
         this.close(new LinkError('ALLIUM_LINK_FRAME', `bad frame from peer: ${(err as Error).message}`));
         return;
@@ -562,7 +573,15 @@ function handshake(
       );
       const onError = (err: Error) => fail(new LinkError('ALLIUM_LINK_IO', `link failed: ${err.message}`));
       const onClose = () =>
-        fail(new LinkError('ALLIUM_LINK_CLOSED', 'peer closed the link during the handshake'));
+        fail(
+          new LinkError(
+            'ALLIUM_LINK_CLOSED',
+            initiator && step === 0
+              ? 'peer closed the link at our first handshake message: it may run a release before 0.5.0, ' +
+                  `whose link protocol (1) this node does not speak (${LINK_PROTOCOL_VERSION})`
+              : 'peer closed the link during the handshake',
+          ),
+        );
       const cleanup = () => {
         clearTimeout(timer);
         socket.off('data', onData);
@@ -581,8 +600,8 @@ function handshake(
       };
       const onData = (chunk: Buffer) => {
         let frames: Buffer[];
-        // The first message of XX is exactly one public key: anything else is not an Allium peer, so
-        // stop now rather than wait for a 64 KiB "frame" that will never come.
+        // The first message of XX is one public key and the version: anything else is not an Allium
+        // peer of this link protocol, so stop now rather than wait for a 64 KiB "frame" that will never come.
         if (
           !initiator &&
           step === 0 &&
@@ -590,7 +609,11 @@ function handshake(
           chunk.length >= 2 &&
           chunk.readUInt16BE(0) !== FIRST_MESSAGE_LEN
         ) {
-          fail(new LinkError('ALLIUM_LINK_HANDSHAKE', 'the peer does not speak the Allium link protocol'));
+          fail(
+            chunk.readUInt16BE(0) === OLD_FIRST_MESSAGE_LEN
+              ? new LinkError('ALLIUM_LINK_VERSION', versionRefusal('1 (a release before 0.5.0)'))
+              : new LinkError('ALLIUM_LINK_HANDSHAKE', 'the peer does not speak the Allium link protocol'),
+          );
           return;
         }
         try {
@@ -614,9 +637,12 @@ function handshake(
               return;
             }
             if (step === 1) {
-              // The first message's payload is unauthenticated: the protocol says it is empty.
-              if (payload.length !== 0)
-                throw new LinkError('ALLIUM_LINK_HANDSHAKE', 'non-empty first handshake payload');
+              // The first message's payload is the link protocol version (authenticated by the
+              // transcript hash once the handshake completes).
+              if (!payload.equals(LINK_VERSION_PAYLOAD)) {
+                const theirs = payload.length === 2 ? String(payload.readUInt16BE(0)) : 'unknown';
+                throw new LinkError('ALLIUM_LINK_VERSION', versionRefusal(theirs));
+              }
               sendMsg(cert);
             } else {
               peerId = payload.length === 0 ? null : verifyLinkCert(payload, hs.remoteStatic!);
@@ -632,7 +658,7 @@ function handshake(
       socket.on('data', onData);
       socket.on('error', onError);
       socket.on('close', onClose);
-      if (initiator) sendMsg(Buffer.alloc(0));
+      if (initiator) sendMsg(LINK_VERSION_PAYLOAD);
     });
   }
 }

@@ -167,7 +167,13 @@ export class HandshakePool {
         const k = a.keys;
         cb(null, {
           reply: toBuffer(a.reply),
-          keys: { kf: toBuffer(k.kf), kb: toBuffer(k.kb), mf: toBuffer(k.mf), mb: toBuffer(k.mb) },
+          keys: {
+            kf: toBuffer(k.kf),
+            kb: toBuffer(k.kb),
+            mf: toBuffer(k.mf),
+            mb: toBuffer(k.mb),
+            kt: toBuffer(k.kt),
+          },
         });
       }
     }

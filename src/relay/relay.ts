@@ -85,9 +85,16 @@ export interface RelayOptions {
   linkKeyPolicy?: Partial<LinkKeyPolicy>;
   /**
    * Test hook: called with every relay cell body this relay handles, after it removed (forward) or added
-   * (backward) its own layer, and with who it came from. It may change the body: a tagging relay.
+   * (backward) its own layer, with who it came from and, forward, the cell command it came in; also
+   * with the cells it sends toward the client itself (`own`; `peerRelayId` is then the peer they go
+   * to). It may change the body, and set `from.command` to forward a cell under another command: a
+   * tagging relay.
    */
-  inspect?: (body: Buffer, direction: 'forward' | 'backward', from: { peerRelayId: Buffer | null }) => void;
+  inspect?: (
+    body: Buffer,
+    direction: 'forward' | 'backward',
+    from: { peerRelayId: Buffer | null; command?: number; own?: boolean },
+  ) => void;
 }
 
 /** Where runs of cells are joined for one cipher call, and where outgoing cells are sealed. */
@@ -375,7 +382,9 @@ export class Relay {
       onHandshakeError: (err) => {
         if ((err as AlliumError).code === 'ALLIUM_LINK_BUSY') this.stats.limitRejections++;
         else this.stats.handshakeFailures++;
-        this.log.debug({ code: (err as AlliumError).code, err: err.message }, 'link handshake failed');
+        const code = (err as AlliumError).code;
+        if (code === 'ALLIUM_LINK_VERSION') this.log.warn({ code, err: err.message }, 'link refused');
+        else this.log.debug({ code, err: err.message }, 'link handshake failed');
       },
     });
   }
@@ -628,7 +637,11 @@ export class Relay {
     const circ = entry.circ;
     let opened: ForwardOpen[];
     try {
-      opened = circ.crypto.forward.openMany(cells.slice(first, first + run).map((c) => c.body));
+      const runCells = cells.slice(first, first + run);
+      opened = circ.crypto.forward.openMany(
+        runCells.map((c) => c.body),
+        runCells.map((c) => c.command),
+      );
     } catch (err) {
       this.cellFailed(circ, err as Error);
       return true;
@@ -653,7 +666,7 @@ export class Relay {
     const cipher = entry.circ.crypto.backward;
     const joined = runBodies.take(run * CELL_BODY_LEN);
     for (let k = 0; k < run; k++) cells[first + k].body.copy(joined, k * CELL_BODY_LEN);
-    const out = cipher.cryptMany(joined);
+    const out = cipher.add(joined);
     for (let k = 0; k < run; k++) {
       cells[first + k] = {
         ...cells[first + k],
@@ -818,7 +831,7 @@ export class Relay {
   }
 
   private onForward(circ: RelayCircuit, cell: Cell): void {
-    this.onForwardOpened(circ, cell, circ.crypto.forward.open(cell.body));
+    this.onForwardOpened(circ, cell, circ.crypto.forward.open(cell.body, cell.command));
   }
 
   private onForwardOpened(circ: RelayCircuit, cell: Cell, opened: ForwardOpen): void {
@@ -830,10 +843,15 @@ export class Relay {
       this.teardown(circ, DestroyReason.INTEGRITY, null);
       return;
     }
-    const peer = { peerRelayId: circ.prev.link.peerRelayId };
+    const peer = { peerRelayId: circ.prev.link.peerRelayId, command: cell.command };
     if (opened.kind === 'mine') {
       this.opts.inspect?.(opened.payload, 'forward', peer);
       const { command, streamId, data } = decodeRelayMessage(opened.payload, FORWARD_MARKER_LEN);
+      // RELAY_EARLY is for EXTEND alone (§3.5): anything else in one is a marked cell.
+      if (cell.command === CellCommand.RELAY_EARLY && command !== RelayCommand.EXTEND) {
+        this.teardown(circ, DestroyReason.PROTOCOL, null);
+        return;
+      }
       this.onRelayMessage(
         circ,
         command,
@@ -853,13 +871,13 @@ export class Relay {
       return;
     }
     this.opts.inspect?.(opened.body, 'forward', peer);
-    circ.next.link.send(circ.next.circId, cell.command, opened.body);
+    circ.next.link.send(circ.next.circId, peer.command, opened.body);
     this.stats.cellsOut++;
   }
 
   private onBackward(circ: RelayCircuit, cell: Cell): void {
     circ.cellsBackward++;
-    const body = (cell as DecryptedCell).decrypted ? cell.body : circ.crypto.backward.crypt(cell.body);
+    const body = (cell as DecryptedCell).decrypted ? cell.body : circ.crypto.backward.add(cell.body);
     this.opts.inspect?.(body, 'backward', { peerRelayId: circ.next?.link.peerRelayId ?? null });
     circ.prev.link.send(circ.prev.circId, CellCommand.RELAY, body);
     this.stats.cellsOut++;
@@ -873,14 +891,19 @@ export class Relay {
   /** Seals one cell per entry of `datas`, adds this hop's layer to all of them in one call, and sends them. */
   private sendBackwardMany(circ: RelayCircuit, command: number, streamId: number, datas: Buffer[]): Buffer[] {
     const batch = sealBatch.take(datas.length * CELL_BODY_LEN);
-    const tags: Buffer[] = [];
     for (let k = 0; k < datas.length; k++) {
-      const body = batch.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN);
-      writeRelayBody(body, command, streamId, datas[k]);
-      tags.push(circ.crypto.backward.seal(body));
+      writeRelayBody(batch.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN), command, streamId, datas[k]);
     }
+    const { out: sealed, tags } = circ.crypto.backward.originate(batch);
     if (circ.closed) return tags;
-    const sealed = circ.crypto.backward.cryptMany(batch);
+    if (this.opts.inspect) {
+      for (let k = 0; k < datas.length; k++) {
+        this.opts.inspect(sealed.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN), 'backward', {
+          peerRelayId: circ.prev.link.peerRelayId,
+          own: true,
+        });
+      }
+    }
     for (let k = 0; k < datas.length; k++) {
       circ.prev.link.send(
         circ.prev.circId,

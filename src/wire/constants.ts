@@ -5,15 +5,23 @@ export const CELL_LEN = 4096;
 export const CELL_HEADER_LEN = 5;
 export const CELL_BODY_LEN = CELL_LEN - CELL_HEADER_LEN; // 4091
 
-/** Relay cell body: recognized(2) | mac(16) | relayCommand(1) | streamId(2) | length(2) | data. */
-export const RELAY_RECOGNIZED_OFFSET = 0;
-export const RELAY_MAC_OFFSET = 2;
+/**
+ * Backward relay cell body as the hop that sends it writes it (§3.4):
+ * tag(16, zeros) | relayCommand(1) | streamId(2) | length(2) | data | random padding.
+ */
+export const RELAY_TAG_LEN = 16;
+/** The size of a circuit SENDME's tag: a backward layer's tag or a forward cell's. */
 export const RELAY_MAC_LEN = 16;
-export const RELAY_COMMAND_OFFSET = 18;
-export const RELAY_STREAM_OFFSET = 19;
-export const RELAY_LENGTH_OFFSET = 21;
-export const RELAY_HEADER_LEN = 23;
-export const RELAY_DATA_MAX = CELL_BODY_LEN - RELAY_HEADER_LEN; // 4068
+export const RELAY_COMMAND_OFFSET = 16;
+export const RELAY_STREAM_OFFSET = 17;
+export const RELAY_LENGTH_OFFSET = 19;
+export const RELAY_HEADER_LEN = 21;
+export const RELAY_DATA_MAX = CELL_BODY_LEN - RELAY_HEADER_LEN; // 4070
+/**
+ * Unpredictable padding bytes, at least, in a DATA cell that a circuit SENDME will acknowledge: with
+ * them the receiver cannot compute the cell's tag without having received it (§5).
+ */
+export const SENDME_CELL_MIN_PADDING = 16;
 
 /** Cells of one link frame: at most this many per Noise transport message (§1.3). */
 export const MAX_CELLS_PER_FRAME = 15;

@@ -6,8 +6,7 @@ import {
   RELAY_DATA_MAX,
   RELAY_HEADER_LEN,
   RELAY_LENGTH_OFFSET,
-  RELAY_MAC_LEN,
-  RELAY_MAC_OFFSET,
+  RELAY_TAG_LEN,
   RelayCommand,
 } from './constants.js';
 import { WireError } from './errors.js';
@@ -17,24 +16,19 @@ const numRuns = Number(process.env.FUZZ_RUNS ?? 200);
 const isWire = (code: string) => (e: unknown) => e instanceof WireError && e.code === code;
 
 describe('relay cell body (§3.3)', () => {
-  it('is recognized(0) | mac(16 zeros) | command | stream | length | data | zeros', () => {
+  it('is tag(16 zeros) | command | stream | length | data | zeros', () => {
     const body = buildRelayBody(RelayCommand.DATA, 0x1234, Buffer.from('abc'));
     assert.equal(body.length, CELL_BODY_LEN);
     assert.deepEqual(
       body.subarray(0, RELAY_HEADER_LEN + 3),
-      Buffer.concat([
-        Buffer.from([0, 0]),
-        Buffer.alloc(RELAY_MAC_LEN),
-        Buffer.from([2, 0x12, 0x34, 0, 3]),
-        Buffer.from('abc'),
-      ]),
+      Buffer.concat([Buffer.alloc(RELAY_TAG_LEN), Buffer.from([2, 0x12, 0x34, 0, 3]), Buffer.from('abc')]),
     );
     assert.ok(body.subarray(RELAY_HEADER_LEN + 3).every((b) => b === 0));
-    assert.deepEqual(readRelayHeader(body), { recognized: 0, command: 2, streamId: 0x1234, length: 3 });
+    assert.deepEqual(readRelayHeader(body), { command: 2, streamId: 0x1234, length: 3 });
     assert.equal(relayData(body).toString(), 'abc');
   });
 
-  it('carries up to RELAY_DATA_MAX (4068) bytes and refuses more', () => {
+  it('carries up to RELAY_DATA_MAX (4070) bytes and refuses more', () => {
     const data = Buffer.alloc(RELAY_DATA_MAX, 0x61);
     assert.deepEqual(relayData(buildRelayBody(2, 1, data)), data);
     assert.throws(
@@ -49,15 +43,14 @@ describe('relay cell body (§3.3)', () => {
     assert.throws(() => buildRelayBody(1, -1, Buffer.alloc(0)), isWire('ALLIUM_WIRE_TOO_LARGE'));
   });
 
-  it('readRelayHeader reports recognized and mac-independent fields without judging length', () => {
+  it('readRelayHeader reports the fields, whatever the tag, without judging length', () => {
     const body = buildRelayBody(1, 5, Buffer.alloc(0));
     body.writeUInt16BE(0xffff, RELAY_LENGTH_OFFSET);
-    body.writeUInt16BE(0xabcd, 0);
-    body.fill(0x77, RELAY_MAC_OFFSET, RELAY_MAC_OFFSET + RELAY_MAC_LEN);
-    assert.deepEqual(readRelayHeader(body), { recognized: 0xabcd, command: 1, streamId: 5, length: 0xffff });
+    body.fill(0x77, 0, RELAY_TAG_LEN);
+    assert.deepEqual(readRelayHeader(body), { command: 1, streamId: 5, length: 0xffff });
     assert.throws(() => relayData(body), isWire('ALLIUM_WIRE_MALFORMED'));
     body.writeUInt16BE(RELAY_DATA_MAX + 1, RELAY_LENGTH_OFFSET);
-    assert.throws(() => relayData(body), /at most 4068/);
+    assert.throws(() => relayData(body), /at most 4070/);
   });
 
   it('refuses bodies that are not CELL_BODY_LEN bytes', () => {
@@ -83,7 +76,6 @@ describe('relay cell body (§3.3)', () => {
         (cmd, sid, d) => {
           const body = buildRelayBody(cmd, sid, Buffer.from(d));
           assert.deepEqual(readRelayHeader(body), {
-            recognized: 0,
             command: cmd,
             streamId: sid,
             length: d.length,

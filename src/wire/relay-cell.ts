@@ -1,25 +1,24 @@
-// Implements docs/protocol.md §3.3 (the plaintext relay cell body; the mac is src/crypto's job).
+// Implements docs/protocol.md §3.3 (the plaintext backward relay cell body; its tag and padding are src/crypto's job).
 import {
   CELL_BODY_LEN,
   RELAY_COMMAND_OFFSET,
   RELAY_DATA_MAX,
   RELAY_HEADER_LEN,
   RELAY_LENGTH_OFFSET,
-  RELAY_RECOGNIZED_OFFSET,
   RELAY_STREAM_OFFSET,
 } from './constants.js';
 import { malformed, tooLarge } from './errors.js';
 
 export interface RelayHeader {
-  recognized: number;
   command: number;
   streamId: number;
   length: number;
 }
 
 /**
- * A fresh CELL_BODY_LEN body: recognized 0, mac zero (src/crypto fills it), the header, `data`,
- * then zeros. Unknown commands are allowed so tests and future messages can be built.
+ * A fresh CELL_BODY_LEN body: a zero tag, the header, `data`, then zeros (the backward layer turns
+ * them into random padding when it seals the cell). Unknown commands are allowed so tests and future
+ * messages can be built.
  */
 export function buildRelayBody(command: number, streamId: number, data: Buffer): Buffer {
   const body = Buffer.allocUnsafe(CELL_BODY_LEN);
@@ -53,14 +52,10 @@ function checkBody(body: Buffer): void {
   }
 }
 
-/**
- * The header fields as they stand. `length` is NOT checked here: a client peels layers and reads
- * `recognized` on bodies that are still ciphertext for a later hop, where length is noise.
- */
+/** The header fields as they stand. `length` is NOT checked here (relayData does). */
 export function readRelayHeader(body: Buffer): RelayHeader {
   checkBody(body);
   return {
-    recognized: body.readUInt16BE(RELAY_RECOGNIZED_OFFSET),
     command: body[RELAY_COMMAND_OFFSET],
     streamId: body.readUInt16BE(RELAY_STREAM_OFFSET),
     length: body.readUInt16BE(RELAY_LENGTH_OFFSET),

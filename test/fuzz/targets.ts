@@ -40,6 +40,7 @@ import {
 import {
   CELL_BODY_LEN,
   CELL_LEN,
+  CellCommand,
   MAX_CELLS_PER_FRAME,
   MAX_FRAME_LEN,
   RELAY_DATA_MAX,
@@ -179,7 +180,7 @@ function descriptorFor(
     port: 9001,
     exitPolicy: ['reject 10.0.0.0/8:*', 'accept *:80', 'accept [2001:db8::]/32:443-444', 'reject *:*'],
     bandwidth: 1_000_000,
-    version: 'allium/0.2.0',
+    version: 'allium/0.5.0',
     published: 1_700_000_000_000,
     ...over,
   };
@@ -375,7 +376,7 @@ const forwardCells: FuzzTarget = {
     const message = encodeRelayMessage(2, 1, Buffer.from(data));
     const { body } = wrapForward([new ForwardLayer(kf, mf)], message);
     const cell = useJunk ? junk : ms.reduce(applyMutation, body);
-    const r = refusesOnlyWith([CryptoError], () => new ForwardLayer(kf, mf).open(cell));
+    const r = refusesOnlyWith([CryptoError], () => new ForwardLayer(kf, mf).open(cell, CellCommand.RELAY));
     if (!r.ok) {
       assert.notEqual(cell.length, CELL_BODY_LEN, 'only a body of the wrong length is refused by throwing');
       return;
@@ -409,7 +410,12 @@ const forwardRuns: FuzzTarget = {
     const { bodies } = wrapForwardMany([new ForwardLayer(kf, mf)], messages);
     const at = pick % bodies.length;
     const run = bodies.map((b, i) => (i === at ? ms.reduce(applyMutation, b) : b));
-    const r = refusesOnlyWith([CryptoError], () => new ForwardLayer(kf, mf).openMany(run));
+    const r = refusesOnlyWith([CryptoError], () =>
+      new ForwardLayer(kf, mf).openMany(
+        run,
+        run.map(() => CellCommand.RELAY),
+      ),
+    );
     if (!r.ok) {
       assert.notEqual(
         run[at].length,
