@@ -77,10 +77,12 @@ describe('the optimistic SOCKS5 port of a client process', () => {
     const port = await closedPort();
     const url = `http://127.0.0.1:${port}/`;
     const early = await curl(['--proxy', `socks5h://${optimistic}`, url]);
-    assert.equal(
-      early.status,
-      56,
-      `curl reports a reset connection (56), got ${early.status}: ${early.stderr}`,
+    // The reset reaches curl while it receives (56) or, when the exit's refusal is quicker than
+    // curl's next step, while it still sends or asks for its peer (55): both are the reset, where a
+    // SOCKS error would be 97.
+    assert.ok(
+      early.status === 56 || (early.status === 55 && /not connected|reset|broken pipe/i.test(early.stderr)),
+      `curl reports a reset connection (56, or 55 while sending), got ${early.status}: ${early.stderr}`,
     );
     const usual = await curl(['--proxy', `socks5h://${plain}`, url]);
     assert.equal(usual.status, 97, `curl reports a SOCKS error (97), got ${usual.status}: ${usual.stderr}`);
