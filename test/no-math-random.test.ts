@@ -8,12 +8,8 @@ import { test } from 'node:test';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
-/**
- * Files allowed to use Math.random, and why. src/net/delay-line.ts: the jitter of the delay lines that
- * `allium testnet --link-delay` and the benches put between relays on loopback; no real network runs
- * through it, and what it randomises (extra delay per chunk) is no secret of anyone's.
- */
-const ALLOWED = new Set(['src/net/delay-line.ts']);
+/** Files allowed to use Math.random, with the reason beside each: none today. */
+const ALLOWED = new Set<string>();
 
 function sourceFiles(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {

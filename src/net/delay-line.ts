@@ -5,6 +5,7 @@
 // each chunk waits up to `jitterMs` more, at random, and never overtakes the one before it (a FIFO
 // link whose delay varies: one late chunk holds back those behind it, as on a busy Wi-Fi hop).
 import net from 'node:net';
+import { randomFraction } from '../crypto/random.js';
 
 /** Bytes queued toward one side before the other side is paused. */
 const MAX_QUEUED = 8 * 1024 * 1024;
@@ -25,9 +26,7 @@ function delayedPipe(src: net.Socket, dst: net.Socket, delayMs: number, jitterMs
   dst.on('drain', () => src.resume());
   src.on('data', (chunk: Buffer) => {
     const now = performance.now();
-    // Math.random is allowed here alone (test/no-math-random.test.ts): this simulates a link for test
-    // networks and benches, and the jitter it draws is nobody's secret.
-    const due = Math.max(lastDue, now + delayMs + Math.random() * jitterMs);
+    const due = Math.max(lastDue, now + delayMs + randomFraction() * jitterMs);
     lastDue = due;
     queue.push({ due, chunk });
     if (!timer) timer = setTimeout(pump, due - now);

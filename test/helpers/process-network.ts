@@ -140,6 +140,20 @@ export async function metricsOf(p: AlliumProcess): Promise<Map<string, number>> 
   return out;
 }
 
+/** `count` circuits on `path`, built 16 at a time so a burst of builds stays within a relay's CREATE rate. */
+export async function buildCircuits(
+  client: AlliumClient,
+  path: ConsensusRelay[],
+  count: number,
+): Promise<ClientCircuit[]> {
+  const circuits: ClientCircuit[] = [];
+  for (let i = 0; i < count; i += 16) {
+    const batch = Math.min(16, count - i);
+    circuits.push(...(await Promise.all(Array.from({ length: batch }, () => client.buildCircuit({ path })))));
+  }
+  return circuits;
+}
+
 export const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 
 /**

@@ -13,7 +13,15 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import type { CircuitStream } from '../../src/core/stream-mux.js';
-import { Bystander, MiB, metricsOf, mib, rssOf, startProcessNetwork } from '../helpers/process-network.js';
+import {
+  Bystander,
+  buildCircuits,
+  MiB,
+  metricsOf,
+  mib,
+  rssOf,
+  startProcessNetwork,
+} from '../helpers/process-network.js';
 import { makeFiles, startHttpServer } from '../helpers/web.js';
 
 /**
@@ -79,13 +87,7 @@ test('a burst of circuits all downloading at once through one middle kills no by
       files['/random1m'],
     );
     const attacker = await netw.client();
-    const circuits = [];
-    for (let i = 0; i < CIRCUITS; i += 16) {
-      const batch = Math.min(16, CIRCUITS - i);
-      circuits.push(
-        ...(await Promise.all(Array.from({ length: batch }, () => attacker.buildCircuit({ path })))),
-      );
-    }
+    const circuits = await buildCircuits(attacker, path, CIRCUITS);
     const streams = await Promise.all(circuits.map((c) => c.openStream('127.0.0.1', burst.port)));
     const rssBefore = netw.relays.map(rssOf);
     const fetchesBefore = bystander.times.length;

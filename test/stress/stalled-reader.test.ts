@@ -8,7 +8,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { CircuitStream } from '../../src/core/stream-mux.js';
 import type { Link } from '../../src/net/link.js';
-import { Bystander, MiB, metricsOf, mib, rssOf, startProcessNetwork } from '../helpers/process-network.js';
+import {
+  Bystander,
+  buildCircuits,
+  MiB,
+  metricsOf,
+  mib,
+  rssOf,
+  startProcessNetwork,
+} from '../helpers/process-network.js';
 import { makeFiles, startHttpServer } from '../helpers/web.js';
 
 const CIRCUITS = 48;
@@ -34,12 +42,7 @@ test('a client that stops reading costs its guard at most its link limit, and ot
       files['/random1m'],
     );
     const attacker = await netw.client();
-    const circuits = [];
-    for (let i = 0; i < CIRCUITS; i += 16) {
-      circuits.push(
-        ...(await Promise.all(Array.from({ length: 16 }, () => attacker.buildCircuit({ path })))),
-      );
-    }
+    const circuits = await buildCircuits(attacker, path, CIRCUITS);
     const streams: CircuitStream[] = await Promise.all(
       circuits.map((c) => c.openStream('127.0.0.1', web.port)),
     );
