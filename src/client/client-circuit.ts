@@ -179,7 +179,7 @@ export class ClientCircuit {
         const { hdata, hop } = linkBoundHopStart(this.link.linkSecret);
         this.linkBound = hop;
         this.link.send(this.circId, CellCommand.CREATE, encodeCreate(HandshakeType.LINK_BOUND, hdata));
-        this.hops.push({ relay, crypto: circuitHopCrypto(hop.keys) });
+        this.hops.push({ relay, crypto: circuitHopCrypto(hop.keys, { firstHop: this.hops.length === 0 }) });
         this.buildStepsMs.push(Math.round((performance.now() - stepStart) * 100) / 100);
         continue;
       }
@@ -251,7 +251,7 @@ export class ClientCircuit {
     if (!hs) throw new CircuitError('ALLIUM_CIRCUIT_PROTOCOL', 'unexpected CREATED/EXTENDED');
     this.handshake = null;
     const keys = ntorClientFinish(hs.state, hdata);
-    this.hops.push({ relay: hs.relay, crypto: circuitHopCrypto(keys) });
+    this.hops.push({ relay: hs.relay, crypto: circuitHopCrypto(keys, { firstHop: this.hops.length === 0 }) });
     hs.waiter.resolve();
   }
 

@@ -40,7 +40,7 @@ import {
   STREAM_WINDOW_MAX,
 } from '../wire/constants.js';
 import { decodeRelayMessage, writeRelayBody } from '../wire/relay-cell.js';
-import { decodeExtend, encodeExtended, encodeTruncated } from '../wire/relay-messages.js';
+import { decodeExtend, encodeEnd, encodeExtended, encodeTruncated } from '../wire/relay-messages.js';
 import { Scratch } from '../wire/scratch.js';
 import { beginExitStream, ExitBuffers, type ExitContext } from './exit-streams.js';
 import { HandshakePool, type HandshakeResult } from './handshake-pool.js';
@@ -782,7 +782,8 @@ export class Relay {
       this.refuseCreate(link, circId, err ?? new Error('no answer'));
       return;
     }
-    const circ = new RelayCircuit({ link, circId }, circuitHopCrypto(result.keys));
+    const firstHop = link.peerRelayId === null;
+    const circ = new RelayCircuit({ link, circId }, circuitHopCrypto(result.keys, { firstHop }), firstHop);
     map.set(circId, { circ, side: 'prev' });
     this.stats.circuits++;
     link.send(circId, CellCommand.CREATED, encodeCreated(result.reply));
@@ -817,7 +818,7 @@ export class Relay {
       return;
     }
     seen.add(x);
-    const circ = new RelayCircuit({ link, circId }, circuitHopCrypto(keys));
+    const circ = new RelayCircuit({ link, circId }, circuitHopCrypto(keys, { firstHop: true }), true);
     map.set(circId, { circ, side: 'prev' });
     this.stats.circuits++;
     this.stats.linkBoundCreates++;
@@ -937,11 +938,21 @@ export class Relay {
         this.sendBackward(circ, RelayCommand.TRUNCATED, 0, encodeTruncated(DestroyReason.REQUESTED));
         return;
       case RelayCommand.BEGIN:
+        // No streams at the entry (§4.2): its backward tags are keystream the client can compute,
+        // so SENDMEs for its DATA could be forged; and a one-hop circuit shows the exit the client.
+        if (circ.firstHop) {
+          this.sendBackward(circ, RelayCommand.END, streamId, encodeEnd(EndReason.TORPROTOCOL));
+          return;
+        }
         beginExitStream(this.exitContext, circ, this.muxOf(circ), streamId, data);
         return;
       case RelayCommand.DATA:
       case RelayCommand.END:
       case RelayCommand.SENDME:
+        if (circ.firstHop) {
+          this.teardown(circ, DestroyReason.PROTOCOL, null);
+          return;
+        }
         this.muxOf(circ).handle(command, streamId, data, tag);
         return;
       default:
