@@ -49,12 +49,13 @@ export const ERROR_CATALOGUE = {
   ALLIUM_CONFIG_KEY: {
     area: 'config',
     meaning: 'the config file has a key this command does not know',
-    remedy: 'the message names the key, the nearest known one and every known key; see configuration.md',
+    remedy: 'fix the spelling, or remove the key; configuration.md lists the keys of each command',
   },
   ALLIUM_CONFIG_VALUE: {
     area: 'config',
     meaning: 'a key of the config file has a value of the wrong type or out of range',
-    remedy: 'the message names the key, the value and what was expected (as for the matching flag)',
+    remedy:
+      'give the key a value its flag would take (the key `dataDir` is the flag `--data-dir`); see configuration.md',
   },
   ALLIUM_LISTEN: {
     area: 'config',
@@ -103,12 +104,12 @@ export const ERROR_CATALOGUE = {
     area: 'config',
     meaning:
       'relay options do not fit together (key lifetimes and grace periods, `--dns-server`, too many exit policy rules)',
-    remedy: 'the message names the option and its bounds; change it and start again',
+    remedy: 'bring the option the message names within its bounds, and start the relay again',
   },
   ALLIUM_DIRECTORY_CONFIG: {
     area: 'config',
     meaning: 'directory options are out of range (times, relays per address, consensus budget, rate limit)',
-    remedy: 'the message names the options and their bounds; change them and start again',
+    remedy: 'bring the options the message names within their bounds, and start the directory again',
   },
   ALLIUM_EXIT_POLICY_SYNTAX: {
     area: 'config',
@@ -182,7 +183,7 @@ export const ERROR_CATALOGUE = {
   ALLIUM_DIRECTORY_REJECTED: {
     area: 'directory-client',
     meaning: 'the directory refused a request (a 4xx answer; its own code is in `remoteCode`)',
-    remedy: "read the directory's reason in the message: its code is listed on this page too",
+    remedy: "the message has the directory's reason; its own code (`remoteCode`) is in docs/errors.md too",
   },
   ALLIUM_DIRECTORY_NOT_FOUND: {
     area: 'directory-client',
@@ -344,8 +345,9 @@ export const ERROR_CATALOGUE = {
   ALLIUM_HTTP_TIMEOUT: {
     area: 'directory',
     meaning:
-      'an HTTP request or answer did not arrive in time (408 from the directory, a dashboard or a metrics port: headers within 10 s, the request within 15 s)',
-    remedy: 'a very slow link or a stalled client; send requests promptly',
+      'a request did not reach the directory in time (408: headers within 10 s, the whole request within 15 s), or an answer did not reach its caller',
+    remedy:
+      'a very slow link or a stalled client; send requests promptly (dashboard and metrics ports answer 408 the same way)',
   },
   ALLIUM_HTTP_TOO_LARGE: {
     area: 'directory',
@@ -486,7 +488,7 @@ export const ERROR_CATALOGUE = {
     area: 'circuit',
     meaning:
       'a relay on the circuit broke the circuit protocol (an unexpected CREATED or EXTENDED, stream cells from a middle hop)',
-    remedy: 'the circuit is closed and its relays avoided for a while; nothing to do if rare',
+    remedy: 'the circuit is closed and the client builds another; nothing to do if rare',
   },
   ALLIUM_CIRCUIT_DESTROYED: {
     area: 'circuit',
@@ -728,7 +730,7 @@ export const ERROR_CATALOGUE = {
   ALLIUM_FETCH_TIMEOUT: {
     area: 'fetch',
     meaning: 'the server sent no response headers in time',
-    remedy: 'check the server; a slow one needs a longer timeout',
+    remedy: 'check the server: it may be down or overloaded',
   },
   ALLIUM_FETCH_REDIRECTS: {
     area: 'fetch',
