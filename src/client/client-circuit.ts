@@ -19,7 +19,7 @@ import {
   ntorClientPrecompute,
   ntorClientStart,
 } from '../crypto/ntor.js';
-import { AlliumError } from '../errors.js';
+import { type AlliumCode, AlliumError } from '../errors.js';
 import type { Link } from '../net/link.js';
 import type { Cell } from '../wire/cell.js';
 import { decodeCreated, decodeDestroy, encodeCreate, encodeDestroy } from '../wire/cell-bodies.js';
@@ -55,7 +55,7 @@ import { Scratch } from '../wire/scratch.js';
 
 export class CircuitError extends AlliumError {
   constructor(
-    code: string,
+    code: AlliumCode,
     message: string,
     readonly destroyReason: number = DestroyReason.NONE,
   ) {
