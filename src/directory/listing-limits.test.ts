@@ -2,6 +2,7 @@
 // byte budget, normalised entries, and 5xx for the directory's own failures.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { makeTestRelay } from '../../test/helpers/relay-fixtures.js';
 import { DocumentError, signDescriptor } from '../core/documents.js';
 import { silentLogger } from '../log.js';
 import type { RelayDescriptor } from '../wire/directory-docs.js';
@@ -9,7 +10,6 @@ import { consensusEntryBytes, normalizeDescriptor, selectWithinBudget } from './
 import { serveDirectoryHttp } from './http.js';
 import { Registry } from './registry.js';
 import type { DirectoryService } from './service.js';
-import { makeTestRelay } from './test-fixtures.js';
 
 const T0 = 1_700_000_000_000;
 
