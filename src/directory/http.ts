@@ -19,8 +19,8 @@ import type { DirectoryService } from './service.js';
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
-/** A client that takes nothing for this long (a stalled download of the consensus) is dropped. */
-const IDLE_SOCKET_TIMEOUT_MS = 30_000;
+/** A client that takes nothing of an answer for this long (a stalled download of the consensus) is dropped. */
+const STALLED_READER_TIMEOUT_MS = 30_000;
 
 const idParam = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
 
@@ -257,7 +257,7 @@ export function serveDirectoryHttp(
     onError: (err) => log.error({ err }, 'request failed'),
     limits: { ...DEFAULT_DIRECTORY_HTTP_LIMITS, ...limits.server },
     stats: limits.stats,
-    idleSocketTimeoutMs: IDLE_SOCKET_TIMEOUT_MS,
+    stalledReaderTimeoutMs: STALLED_READER_TIMEOUT_MS,
     timeoutPage: TIMEOUT_PAGE,
     malformedPage: MALFORMED_PAGE,
   });

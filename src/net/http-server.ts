@@ -66,10 +66,11 @@ export interface HttpServerOptions {
   /** Counts what the limits refused (a fresh object by default). */
   stats?: HttpLimitStats;
   /**
-   * A connection on which nothing moves for this long is dropped (a client that stops reading a large
-   * answer); 0 or unset: none past the request timeouts.
+   * An answer of which the client takes nothing for this long is dropped with its connection (a
+   * client that stops reading a large answer). The time the handler takes does not count. 0 or
+   * unset: none.
    */
-  idleSocketTimeoutMs?: number;
+  stalledReaderTimeoutMs?: number;
   /** The 408 sent when headers or body did not arrive in time. */
   timeoutPage?: HttpErrorPage;
   /** The 400 sent for bytes that are not HTTP/1.1. */
@@ -149,6 +150,9 @@ export function serveHttp(opts: HttpServerOptions): Promise<HttpServerHandle> {
           'content-length': String(Buffer.byteLength(r.body)),
         };
         if (r.close) headers.connection = 'close';
+        // Counts from here: node replaces it with the keep-alive timeout once the answer is written,
+        // and destroys the connection if it fires first.
+        if (opts.stalledReaderTimeoutMs) res.socket.setTimeout(opts.stalledReaderTimeoutMs);
         res.writeHead(r.status, headers);
         res.end(r.body);
       };
@@ -170,7 +174,6 @@ export function serveHttp(opts: HttpServerOptions): Promise<HttpServerHandle> {
     },
     opts.stats,
   );
-  if (opts.idleSocketTimeoutMs) server.setTimeout(opts.idleSocketTimeoutMs);
   // Bytes that are not HTTP, and requests too slow to arrive: answered here and the connection closed.
   server.on('clientError', (err: Error & { code?: string }, duplex) => {
     const socket = duplex as Socket;
