@@ -21,12 +21,14 @@ const ALLOWED: { file: string; line: string; reason: string }[] = [
   {
     file: 'src/net/http-server.ts',
     line: "new SyntaxError('a __proto__ key')",
-    reason: "thrown inside JSON.parse's reviver and caught right there: the request gets ALLIUM_HTTP_BAD_JSON",
+    reason:
+      "thrown inside JSON.parse's reviver and caught right there: the request gets ALLIUM_HTTP_BAD_JSON",
   },
   {
     file: 'src/net/http-server.ts',
     line: "new SyntaxError('a constructor.prototype key')",
-    reason: "thrown inside JSON.parse's reviver and caught right there: the request gets ALLIUM_HTTP_BAD_JSON",
+    reason:
+      "thrown inside JSON.parse's reviver and caught right there: the request gets ALLIUM_HTTP_BAD_JSON",
   },
 ];
 
