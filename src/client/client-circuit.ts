@@ -23,7 +23,6 @@ import {
   DestroyReason,
   destroyReasonName,
   EndReason,
-  endReasonName,
   LEGACY_CIRC_WINDOW_MAX,
   RelayCommand,
   STREAM_WINDOW_MAX,
@@ -31,8 +30,10 @@ import {
 import type { ConsensusRelay } from '../wire/directory-docs.js';
 import { encodeRelayMessage, RELAY_MESSAGE_HEADER_LEN } from '../wire/relay-cell.js';
 import { BeginFlag, decodeEnd, encodeBegin } from '../wire/relay-messages.js';
+import { refusalMessage } from './refusal-message.js';
 
 export { CIRCUIT_STEP_TIMEOUT_MS } from '../core/circuit-build.js';
+export { refusalMessage } from './refusal-message.js';
 
 export class CircuitError extends AlliumError {
   constructor(
@@ -394,29 +395,5 @@ export class ClientCircuit implements CircuitReceiver {
     this.mux.closeAll(new StreamError('ALLIUM_CIRCUIT_DESTROYED', why, EndReason.DESTROY));
     this.budget?.forget(this);
     this.onClosed(this);
-  }
-}
-
-/** The exit's END reason for a stream it did not open, in words a user can act on. */
-export function refusalMessage(reason: number, host: string, port: number): string {
-  const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const couldNot = (why: string) => `the exit could not connect to ${target} (${why})`;
-  switch (reason) {
-    case EndReason.CONNECTREFUSED:
-      return couldNot('connection refused: nothing listens on that port');
-    case EndReason.RESOLVEFAILED:
-      return `the exit could not resolve ${host} (no such host, or its DNS failed)`;
-    case EndReason.TIMEOUT:
-      return couldNot('timed out');
-    case EndReason.NOROUTE:
-      return couldNot('no route to the host');
-    case EndReason.CONNRESET:
-      return couldNot('connection reset');
-    case EndReason.EXITPOLICY:
-      return `the exit's policy does not allow ${target}`;
-    case EndReason.RESOURCELIMIT:
-      return `the exit refused a stream to ${target}: it is at its limit of streams`;
-    default:
-      return `the exit refused the stream to ${target}: ${endReasonName(reason)}`;
   }
 }

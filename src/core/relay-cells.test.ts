@@ -1,3 +1,5 @@
+// One machine's whole contract (CREATE, forward and backward cells, EXTEND's answers, teardown) with
+// the hostile case of each: longer than 400 lines so that it reads as one specification.
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
 import { isOrigin } from '../crypto/backward-layer.js';

@@ -3,6 +3,9 @@
 // in one turn of the event loop go out together: up to 15 per frame, every frame of the turn in one
 // socket write. When the socket is backed up, cells wait in one queue per circuit and leave
 // round-robin (protocol §1.3).
+// Longer than 400 lines for a reason: Link's read path, write path, queue limits and liveness share
+// one socket's state on the per-cell data path, and every other module reaches links through this
+// one name (connectLink, LinkListener, Link); the protocol logic itself is in core/link-handshake.ts.
 import net from 'node:net';
 import { CellScheduler } from '../core/cell-scheduler.js';
 import {
