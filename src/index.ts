@@ -8,7 +8,7 @@ import { fetchOver } from './net/fetch.js';
 export { AlliumClient, ClientError } from './client/client.js';
 export type { CircuitView, StreamView } from './client/monitor.js';
 export { StreamError } from './core/stream-mux.js';
-export { AlliumError } from './errors.js';
+export { type AlliumCode, AlliumError, ErrorCode } from './errors.js';
 export { FetchError } from './net/fetch.js';
 
 export interface CreateClientOptions {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as netmod from 'node:net';
 import { text } from 'node:stream/consumers';
 import { after, before, test } from 'node:test';
-import { BACKWARD_TAG_LEN, BackwardLayer, isOrigin } from '../src/crypto/backward-layer.js';
+import { BackwardLayer, isOrigin } from '../src/crypto/backward-layer.js';
 import { circuitHopCrypto, wrapForward } from '../src/crypto/forward-onion.js';
 import { X25519Key } from '../src/crypto/keys.js';
 import { NoiseHandshake } from '../src/crypto/noise.js';
@@ -18,15 +18,17 @@ import {
   CELL_BODY_LEN,
   CellCommand,
   DestroyReason,
+  EndReason,
   HandshakeType,
   RELAY_DATA_MAX,
   RELAY_HEADER_LEN,
   RelayCommand,
 } from '../src/wire/constants.js';
 import { encodeFrameLength } from '../src/wire/frame-decoder.js';
-import { encodeRelayMessage, readRelayHeader, relayData, writeRelayBody } from '../src/wire/relay-cell.js';
-import { encodeBegin, encodeCircuitSendme } from '../src/wire/relay-messages.js';
+import { encodeRelayMessage, writeRelayBody } from '../src/wire/relay-cell.js';
+import { decodeEnd, encodeBegin, encodeCircuitSendme } from '../src/wire/relay-messages.js';
 import { type InProcessNetwork, startNetwork } from './helpers/network.js';
+import { type RawCircuit, rawClient } from './helpers/raw-circuit.js';
 import { makeFiles, startHttpServer, type WebServer } from './helpers/web.js';
 
 let net: InProcessNetwork;
@@ -144,7 +146,7 @@ test('a RELAY_EARLY cell that carries anything but EXTEND destroys the circuit a
   const circId = 0x80000021;
   link.send(circId, CellCommand.CREATE, encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin));
   await waitFor(() => got.length >= 1);
-  const hop = circuitHopCrypto(ntorClientFinish(state, decodeCreated(got[0].body).hdata));
+  const hop = circuitHopCrypto(ntorClientFinish(state, decodeCreated(got[0].body).hdata), { firstHop: true });
   // Correctly tagged for RELAY_EARLY (the command is in the tag), but a BEGIN: a relay reads it as a mark.
   const begin = encodeRelayMessage(RelayCommand.BEGIN, 1, encodeBegin('127.0.0.1', web.port));
   const peersBefore = web.peers.length;
@@ -189,45 +191,30 @@ test('an exit that marks backward cells and an entry that unmarks them past an h
 });
 
 test('a client that knows the content cannot forge the circuit SENDME for a cell it has not read', async () => {
-  const exit = net.relays[0];
-  const link = await connectLink({
-    host: '127.0.0.1',
-    port: exit.port,
-    relayId: exit.id,
-    me: { identity: null },
-  });
-  const got = collect(link);
-  const { onionskin, state } = ntorClientStart(exit.id, exit.onionKey.publicKey);
-  const circId = 0x80000031;
-  link.send(circId, CellCommand.CREATE, encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin));
-  await waitFor(() => got.length >= 1);
-  const keys = ntorClientFinish(state, decodeCreated(got[0].body).hdata);
-  const hop = circuitHopCrypto(keys);
-  const send = (command: number, streamId: number, data: Buffer) =>
-    link.send(
-      circId,
-      CellCommand.RELAY,
-      wrapForward([hop.forward], encodeRelayMessage(command, streamId, data)).body,
-    );
-  send(RelayCommand.BEGIN, 1, encodeBegin('127.0.0.1', web.port));
-  send(RelayCommand.DATA, 1, Buffer.from('GET /random1m HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+  const [exit, entry] = net.relays; // a stream needs a hop before the exit (§4.2)
+  const client = await rawClient(entry);
+  const circ = await client.circuit(0x80000031, [entry, exit]);
+  const keys = circ.keys[1];
+  circ.send(RelayCommand.BEGIN, 1, encodeBegin('127.0.0.1', web.port));
+  circ.send(
+    RelayCommand.DATA,
+    1,
+    Buffer.from('GET /random1m HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+  );
   // The exit sends up to 128 DATA cells before it needs a SENDME; the 64th is the one to acknowledge.
-  await waitFor(() => got.length >= 1 + 1 + 64);
-  const relayCells = got.slice(1).filter((c) => c.command === CellCommand.RELAY);
   const content: Buffer[] = [];
   let dataCells = 0;
   let before64 = 0;
-  for (const cell of relayCells) {
-    if (dataCells === 63) break; // cell 64 is never looked at
-    const body = hop.backward.peel(cell.body);
-    assert.ok(isOrigin(body));
+  while (dataCells < 63) {
+    const got = circ.peel(await circ.nextCell());
+    assert.equal(got.hop, 1, 'every cell came from the exit');
     before64++;
-    const { command } = readRelayHeader(body);
-    if (command === RelayCommand.DATA) {
+    if (got.command === RelayCommand.DATA) {
       dataCells++;
-      content.push(Buffer.from(relayData(body)));
+      content.push(Buffer.from(got.data));
     }
   }
+  const cell64 = await circ.nextCell(); // never peeled before the forgery
   // What the response is, from what came so far and the file the forger knows.
   const sofar = Buffer.concat(content);
   const headerEnd = sofar.indexOf('\r\n\r\n') + 4;
@@ -249,20 +236,74 @@ test('a client that knows the content cannot forge the circuit SENDME for a cell
     return f.originate(g, zeroPad).tags[0];
   });
   // The real tag, which only reading cell 64 gives.
-  const cell64 = relayCells[before64];
-  const realTag = Buffer.from(cell64.body.subarray(0, BACKWARD_TAG_LEN));
-  for (const t of forgedTags) assert.notDeepEqual(t, realTag, 'a forged tag matches the real one');
+  const real = circ.peel(cell64);
+  assert.equal(real.hop, 1);
+  for (const t of forgedTags) assert.notDeepEqual(t, real.tag, 'a forged tag matches the real one');
   // The real cell 64 leaves room for padding the forger could not predict.
-  const real = hop.backward.peel(cell64.body);
-  assert.ok(relayData(real).length <= RELAY_DATA_MAX - 16);
-  assert.ok(RELAY_HEADER_LEN + relayData(real).length + 16 <= CELL_BODY_LEN);
-  // The exit refuses the forged SENDME: it destroys the circuit.
-  send(RelayCommand.SENDME, 0, encodeCircuitSendme({ tag: forgedTags[0], window: 1024 }));
-  await waitFor(() => got.some((c) => c.command === CellCommand.DESTROY));
-  const destroy = got.find((c) => c.command === CellCommand.DESTROY);
-  assert.ok(destroy, 'the exit destroyed the circuit on the forged SENDME');
-  assert.equal(decodeDestroy(destroy.body).reason, DestroyReason.PROTOCOL);
-  link.close();
+  assert.ok(real.data.length <= RELAY_DATA_MAX - 16);
+  assert.ok(RELAY_HEADER_LEN + real.data.length + 16 <= CELL_BODY_LEN);
+  // The exit refuses the forged SENDME: it destroys the circuit (the entry passes that on as DESTROYED).
+  assert.ok(!circ.queued.some((c) => c.command === CellCommand.DESTROY), 'the circuit was alive before');
+  circ.send(RelayCommand.SENDME, 0, encodeCircuitSendme({ tag: forgedTags[0], window: 1024 }));
+  const destroy = await untilDestroy(circ);
+  assert.equal(decodeDestroy(destroy.body).reason, DestroyReason.DESTROYED);
+  client.close();
+});
+
+/** The DESTROY that ends `circ`, past whatever cells were still in flight. */
+async function untilDestroy(circ: RawCircuit): Promise<Cell> {
+  for (;;) {
+    const c = await circ.nextCell();
+    if (c.command === CellCommand.DESTROY) return c;
+  }
+}
+
+test('an exit refuses a stream on a one-hop circuit, and the entry of a longer one opens none', async () => {
+  const [exit, entry] = net.relays;
+  const peersBefore = web.peers.length;
+  // One hop: the exit is the entry. Its answer is END (protocol), and no connection is made.
+  const alone = await rawClient(exit);
+  const one = await alone.circuit(0x80000041, [exit]);
+  one.send(RelayCommand.BEGIN, 1, encodeBegin('127.0.0.1', web.port));
+  const end = one.peel(await one.nextCell());
+  assert.deepEqual([end.hop, end.command], [0, RelayCommand.END]);
+  assert.equal(decodeEnd(end.data).reason, EndReason.TORPROTOCOL);
+  // DATA for a stream the entry never opened destroys the circuit.
+  one.send(RelayCommand.DATA, 1, Buffer.from('GET / HTTP/1.0\r\n\r\n'));
+  assert.equal(decodeDestroy((await untilDestroy(one)).body).reason, DestroyReason.PROTOCOL);
+  alone.close();
+  // Two hops: a BEGIN addressed to the entry is refused the same way; one to the exit connects.
+  const client = await rawClient(entry);
+  const two = await client.circuit(0x80000042, [entry, exit]);
+  two.send(RelayCommand.BEGIN, 1, encodeBegin('127.0.0.1', web.port), { hop: 0 });
+  const refused = two.peel(await two.nextCell());
+  assert.deepEqual([refused.hop, refused.command], [0, RelayCommand.END]);
+  assert.equal(web.peers.length, peersBefore, 'no connection reached the web server');
+  two.send(RelayCommand.BEGIN, 2, encodeBegin('127.0.0.1', web.port));
+  const connected = two.peel(await two.nextCell());
+  assert.deepEqual([connected.hop, connected.command], [1, RelayCommand.CONNECTED]);
+  client.close();
+});
+
+test('a relay keys as the entry exactly when the circuit came over a client link: a later hop cannot be made plain unseen', async () => {
+  const [exit, entry, middle] = net.relays;
+  // A hostile entry that reached the middle over a client link (not as the relay it is) makes the
+  // middle key as an entry: its cells then carry a plain layer where the real client removes a wide one.
+  const hidden = await rawClient(middle);
+  const asEntry = await hidden.circuit(0x80000051, [middle]);
+  asEntry.send(RelayCommand.BEGIN, 1, encodeBegin('127.0.0.1', web.port));
+  const cell = await asEntry.nextCell();
+  const asTheClientExpects = circuitHopCrypto(asEntry.keys[0], { firstHop: false });
+  assert.equal(isOrigin(asTheClientExpects.backward.peel(cell.body)), false, 'no sender under a wide layer');
+  assert.equal(asEntry.peel(cell).hop, 0, 'the middle sent it under a plain layer');
+  hidden.close();
+  // Over a relay's link (through the entry) the same middle keys as a later hop: wide.
+  const client = await rawClient(entry);
+  const through = await client.circuit(0x80000052, [entry, middle, exit]);
+  through.send(RelayCommand.BEGIN, 1, encodeBegin('127.0.0.1', web.port), { hop: 1 });
+  const fromMiddle = through.peel(await through.nextCell());
+  assert.deepEqual([fromMiddle.hop, fromMiddle.command], [1, RelayCommand.END]);
+  client.close();
 });
 
 test('a frame with no cells closes the link', async () => {

@@ -76,7 +76,7 @@ async function oneHop(
   c.link.send(circId, CellCommand.CREATE, encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin));
   const created = await c.next(circId);
   assert.equal(created.command, CellCommand.CREATED);
-  return circuitHopCrypto(ntorClientFinish(state, decodeCreated(created.body).hdata));
+  return circuitHopCrypto(ntorClientFinish(state, decodeCreated(created.body).hdata), { firstHop: true });
 }
 
 function sendToHop(

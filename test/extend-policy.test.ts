@@ -52,7 +52,9 @@ test('a public relay answers EXTEND to a loopback address with TRUNCATED and dia
     const circId = 0x80000001;
     link.send(circId, CellCommand.CREATE, encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin));
     await wait(1);
-    const hop = circuitHopCrypto(ntorClientFinish(state, decodeCreated(got[0].body).hdata));
+    const hop = circuitHopCrypto(ntorClientFinish(state, decodeCreated(got[0].body).hdata), {
+      firstHop: true,
+    });
     const extend = encodeExtend({
       address: '127.0.0.1',
       port: (target.address() as net.AddressInfo).port,

@@ -167,7 +167,7 @@ describe('a relay', () => {
 
       // The keys are the relay's: it understands an EXTEND sealed with them, and refuses to pass a
       // link-bound handshake on to the next relay (whose link is not the client's).
-      const hop = circuitHopCrypto(expected.keys);
+      const hop = circuitHopCrypto(expected.keys, { firstHop: true });
       const extend = encodeExtend({
         address: '127.0.0.1',
         port: net.relays[2].port,

@@ -2,15 +2,14 @@
 // compute), and a recorded relay cell sent again is caught by the per-hop sequence in the mac.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { circuitHopCrypto, wrapForward } from '../src/crypto/forward-onion.js';
 import { ntorClientFinish, ntorClientStart } from '../src/crypto/ntor.js';
 import { connectLink, type Link } from '../src/net/link.js';
 import type { Cell } from '../src/wire/cell.js';
 import { decodeCreated, decodeDestroy, encodeCreate } from '../src/wire/cell-bodies.js';
 import { CellCommand, DestroyReason, HandshakeType, RelayCommand } from '../src/wire/constants.js';
-import { encodeRelayMessage } from '../src/wire/relay-cell.js';
 import { encodeBegin } from '../src/wire/relay-messages.js';
 import { type InProcessNetwork, startNetwork } from './helpers/network.js';
+import { rawClient } from './helpers/raw-circuit.js';
 
 let netw: InProcessNetwork;
 before(async () => {
@@ -54,34 +53,21 @@ test('a replayed CREATE gets a fresh answer whose keys only the original client 
 });
 
 test('a relay cell sent again is rejected: the circuit is destroyed and no second stream opens', async () => {
-  const relay = netw.relays[0]; // an exit
-  const link = await connectLink({
-    host: '127.0.0.1',
-    port: relay.port,
-    relayId: relay.id,
-    me: { identity: null },
-  });
-  const got = collect(link);
-  const { onionskin, state } = ntorClientStart(relay.id, relay.onionKey.publicKey);
-  const circId = 0x80000010;
-  link.send(circId, CellCommand.CREATE, encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin));
-  await waitFor(() => got.length >= 1);
-  const hop = circuitHopCrypto(ntorClientFinish(state, decodeCreated(got[0].body).hdata));
+  const [exit, entry] = netw.relays; // relays[0] is the exit; a stream needs a hop before it (§4.2)
+  const client = await rawClient(entry);
+  const circ = await client.circuit(0x80000010, [entry, exit]);
   const dirPort = Number(new URL(netw.directory.url).port);
-  const { body: recorded } = wrapForward(
-    [hop.forward],
-    encodeRelayMessage(RelayCommand.BEGIN, 1, encodeBegin('127.0.0.1', dirPort)),
-  );
-  const streamsBefore = relay.stats.streams;
-  const integrityBefore = relay.stats.integrityFailures;
-  link.send(circId, CellCommand.RELAY, recorded);
-  await waitFor(() => relay.stats.streams > streamsBefore);
-  assert.equal(relay.stats.streams, streamsBefore + 1, 'the original BEGIN opened a stream');
-  link.send(circId, CellCommand.RELAY, recorded); // the replay
-  await waitFor(() => got.some((c) => c.command === CellCommand.DESTROY));
-  const destroy = got.find((c) => c.command === CellCommand.DESTROY)!;
-  assert.equal(decodeDestroy(destroy.body).reason, DestroyReason.INTEGRITY);
-  assert.equal(relay.stats.integrityFailures, integrityBefore + 1);
-  assert.equal(relay.stats.streams, streamsBefore + 1, 'the replay opened nothing');
-  link.close();
+  const streamsBefore = exit.stats.streams;
+  const integrityBefore = entry.stats.integrityFailures;
+  const recorded = circ.send(RelayCommand.BEGIN, 1, encodeBegin('127.0.0.1', dirPort));
+  const connected = circ.peel(await circ.nextCell());
+  assert.deepEqual([connected.hop, connected.command], [1, RelayCommand.CONNECTED], 'the exit connected');
+  assert.equal(exit.stats.streams, streamsBefore + 1, 'the original BEGIN opened a stream');
+  client.link.send(circ.circId, CellCommand.RELAY, recorded); // the replay
+  let cell = await circ.nextCell();
+  while (cell.command !== CellCommand.DESTROY) cell = await circ.nextCell();
+  assert.equal(decodeDestroy(cell.body).reason, DestroyReason.INTEGRITY);
+  assert.equal(entry.stats.integrityFailures, integrityBefore + 1, 'the entry caught the replay');
+  assert.equal(exit.stats.streams, streamsBefore + 1, 'the replay opened nothing');
+  client.close();
 });

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Command } from 'commander';
+import { ERROR_CATALOGUE } from '../error-codes.js';
+import { AlliumError } from '../errors.js';
 import { explainError } from './explain-error.js';
 import { parseHostPort } from './options.js';
 
@@ -44,6 +46,17 @@ describe('explainError', () => {
     );
     assert.match(msg, /^cannot listen on 127\.0\.0\.1:9050 \(--socks\): the address is already in use/);
     assert.match(msg, /pick another --socks, or port 0/);
+  });
+
+  it("Allium's own errors keep their message and add their code with the catalogue's advice", () => {
+    const err = new AlliumError('ALLIUM_KEY_PERMISSIONS', 'key file r1/identity.key is readable by others');
+    const [first, second, ...rest] = explainError(err).split('\n');
+    assert.equal(first, 'key file r1/identity.key is readable by others');
+    assert.equal(
+      second,
+      `  what to do (ALLIUM_KEY_PERMISSIONS): ${ERROR_CATALOGUE.ALLIUM_KEY_PERMISSIONS.remedy}`,
+    );
+    assert.deepEqual(rest, []);
   });
 
   it('anything else is its own message', () => {

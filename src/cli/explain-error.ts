@@ -1,6 +1,9 @@
-// The one line `allium` prints when a command fails: Node's raw system errors (a port in use, a path
-// that cannot be written) turned into what happened, to which flag's value, and what to do.
+// What `allium` prints when a command fails: Node's raw system errors (a port in use, a path that
+// cannot be written) turned into what happened, to which flag's value, and what to do; Allium's own
+// errors as their message, then their code with the catalogue's advice (the text of docs/errors.md).
 import type { Command } from 'commander';
+import { ERROR_CATALOGUE, isAlliumCode } from '../error-codes.js';
+import { AlliumError } from '../errors.js';
 
 type SystemError = Error & {
   code?: string;
@@ -50,6 +53,9 @@ function flagForPath(cmd: Command | undefined, path: string): string | undefined
 
 /** What to print after "allium: " for an error that ended a command. */
 export function explainError(err: unknown, cmd?: Command): string {
+  if (err instanceof AlliumError && isAlliumCode(err.code)) {
+    return `${err.message}\n  what to do (${err.code}): ${ERROR_CATALOGUE[err.code].remedy}`;
+  }
   const e = err as SystemError;
   if (
     e?.syscall === 'listen' &&

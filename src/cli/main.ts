@@ -367,7 +367,7 @@ if (!(RELAUNCHED_COMMANDS.has(process.argv[2]) && !wantsHelp && relaunchWithRunt
   try {
     applyConfigFile(program, process.argv);
   } catch (err) {
-    console.error(`allium: ${(err as Error).message}`);
+    console.error(`allium: ${explainError(err)}`);
     process.exit(2);
   }
 

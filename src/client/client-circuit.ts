@@ -13,7 +13,7 @@ import { type CircuitReceiver, receiveRelayCells } from '../core/circuit-receive
 import type { ReceiveBudget } from '../core/receive-budget.js';
 import { type CircuitStream, StreamError, StreamMux } from '../core/stream-mux.js';
 import { forwardMessageCapacity, wrapForwardMany } from '../crypto/forward-onion.js';
-import { AlliumError } from '../errors.js';
+import { type AlliumCode, AlliumError } from '../errors.js';
 import type { Link } from '../net/link.js';
 import type { Cell } from '../wire/cell.js';
 import { decodeDestroy, encodeDestroy } from '../wire/cell-bodies.js';
@@ -37,7 +37,7 @@ export { refusalMessage } from './refusal-message.js';
 
 export class CircuitError extends AlliumError {
   constructor(
-    code: string,
+    code: AlliumCode,
     message: string,
     readonly destroyReason: number = DestroyReason.NONE,
   ) {

@@ -9,7 +9,7 @@ import {
   openConsensusJson,
 } from '../core/documents.js';
 import { randomFraction } from '../crypto/random.js';
-import { AlliumError } from '../errors.js';
+import { type AlliumCode, AlliumError, ErrorCode } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { writeFileAtomic } from '../storage/atomic-file.js';
 import { type Consensus, parseConsensusBody, type SignedEnvelope } from '../wire/directory-docs.js';
@@ -25,6 +25,14 @@ export interface ConsensusSource {
 
 /** No usable consensus (none yet, or the last one expired). Code ALLIUM_CLIENT_NO_CONSENSUS. */
 export class ConsensusKeeperError extends AlliumError {}
+
+/** The codes of a consensus refused on its merits (core/documents.ts), as opposed to an outage. */
+const CONSENSUS_REFUSALS: ReadonlySet<AlliumCode> = new Set([
+  ErrorCode.CONSENSUS_SIGNATURE,
+  ErrorCode.CONSENSUS_EXPIRED,
+  ErrorCode.CONSENSUS_ROLLBACK,
+  ErrorCode.CONSENSUS_INVALID,
+]);
 
 export interface ConsensusKeeperOptions {
   source: ConsensusSource;
@@ -158,7 +166,7 @@ export class ConsensusKeeper {
       return c;
     } catch (err) {
       const code = (err as AlliumError).code;
-      if (code === 'ALLIUM_CONSENSUS_EXPIRED') {
+      if (code === ErrorCode.CONSENSUS_EXPIRED) {
         // openConsensus checks the signature before the times, so this body is the directory's.
         const c = parseConsensusBody((json as SignedEnvelope).body);
         if (c.validUntil < now) {
@@ -202,7 +210,7 @@ export class ConsensusKeeper {
       const usable = this.current;
       // A document refused on its merits is worth a line every time; an outage, once when it starts.
       // Before start() with nothing held, the caller reports the error itself: said once, not twice.
-      if (/^ALLIUM_CONSENSUS_/.test((err as AlliumError).code ?? '') && (this.running || usable)) {
+      if (CONSENSUS_REFUSALS.has((err as AlliumError).code) && (this.running || usable)) {
         this.log.warn(
           { err: describe(err), directory: this.source.url, heldSerial: this.floor },
           "refused the directory's consensus",

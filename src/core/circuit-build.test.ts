@@ -62,11 +62,11 @@ class FakeNetwork {
       const { htype, hdata } = decodeCreate(cell.body);
       if (htype === HandshakeType.LINK_BOUND) {
         const { keys, confirm } = linkBoundHop(linkSecret, hdata);
-        this.hops.push(circuitHopCrypto(keys));
+        this.hops.push(circuitHopCrypto(keys, { firstHop: true }));
         return { created: encodeCreated(confirm) };
       }
       const { reply, keys } = ntorServerRespond(hdata, relays[0]);
-      this.hops.push(circuitHopCrypto(keys));
+      this.hops.push(circuitHopCrypto(keys, { firstHop: true }));
       return { created: encodeCreated(reply) };
     }
     assert.equal(cell.command, CellCommand.RELAY_EARLY, 'an EXTEND goes in RELAY_EARLY');
@@ -84,7 +84,7 @@ class FakeNetwork {
       const target = relays.find((r) => r.relayId.equals(req.relayId))!;
       this.extendsAt.push(i);
       const { reply, keys } = ntorServerRespond(req.hdata, target);
-      this.hops.push(circuitHopCrypto(keys));
+      this.hops.push(circuitHopCrypto(keys, { firstHop: false }));
       return { extended: reply };
     }
     assert.fail('no hop opened the EXTEND');

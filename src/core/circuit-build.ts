@@ -16,6 +16,7 @@ import {
   ntorClientPrecompute,
   ntorClientStart,
 } from '../crypto/ntor.js';
+import { type AlliumCode, AlliumError } from '../errors.js';
 import { decodeCreated, encodeCreate } from '../wire/cell-bodies.js';
 import { CellCommand, DestroyReason, HandshakeType, RelayCommand } from '../wire/constants.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
@@ -51,7 +52,7 @@ export type BuildStep =
    * Destroy the circuit with DESTROY(`reason`) for `why`. With `code`, the build fails with that
    * error code and `why`; else with the circuit's destruction.
    */
-  | { kind: 'failed'; reason: number; why: string; code: string | null };
+  | { kind: 'failed'; reason: number; why: string; code: AlliumCode | null };
 
 /** The next handshake's x, made while the last one's answer is on its way. */
 const spareKey = new SpareEphemeralKey();
@@ -88,7 +89,6 @@ export class CircuitBuild {
   private state: 'new' | 'building' | 'built' | 'failed' = 'new';
 
   constructor(path: ConsensusRelay[], opts: CircuitBuildOptions = {}) {
-    if (path.length === 0) throw new RangeError('a circuit needs at least one relay');
     this.path = path;
     this.linkSecret = opts.linkSecret && path.length > 1 ? opts.linkSecret : null;
     this.clock = opts.clock ?? (() => performance.now());
@@ -119,7 +119,7 @@ export class CircuitBuild {
       const { hdata, hop } = linkBoundHopStart(this.linkSecret);
       this.linkBound = hop;
       cells.push({ command: CellCommand.CREATE, body: encodeCreate(HandshakeType.LINK_BOUND, hdata) });
-      this.hops.push({ relay: this.path[0], crypto: circuitHopCrypto(hop.keys) });
+      this.hops.push({ relay: this.path[0], crypto: circuitHopCrypto(hop.keys, { firstHop: true }) });
       this.noteStep(since);
     }
     return this.sendNext(cells);
@@ -181,7 +181,10 @@ export class CircuitBuild {
     } catch (err) {
       return this.protocolError((err as Error).message);
     }
-    this.hops.push({ relay: pending.relay, crypto: circuitHopCrypto(keys) });
+    this.hops.push({
+      relay: pending.relay,
+      crypto: circuitHopCrypto(keys, { firstHop: this.hops.length === 0 }),
+    });
     this.noteStep(pending.since);
     if (this.hops.length < this.path.length) return this.sendNext([]);
     // The entry's CREATED comes before anything it forwards on the circuit: still missing, it never came.
@@ -201,7 +204,7 @@ export class CircuitBuild {
     try {
       cells.push(this.nextHandshake());
     } catch (err) {
-      const code = (err as { code?: string }).code ?? 'ALLIUM_CIRCUIT_PROTOCOL';
+      const code = err instanceof AlliumError ? err.code : 'ALLIUM_CIRCUIT_PROTOCOL';
       return this.fail(DestroyReason.REQUESTED, (err as Error).message, code);
     }
     return { kind: 'send', cells };
@@ -245,7 +248,7 @@ export class CircuitBuild {
     return this.fail(DestroyReason.PROTOCOL, `protocol error: ${message}`, null);
   }
 
-  private fail(reason: number, why: string, code: string | null): BuildStep {
+  private fail(reason: number, why: string, code: AlliumCode | null): BuildStep {
     this.state = 'failed';
     this.pending = null;
     return { kind: 'failed', reason, why, code };

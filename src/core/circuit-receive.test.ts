@@ -24,9 +24,9 @@ function circuit(): { client: CircuitHop[]; relays: CircuitHopCrypto[] } {
   return {
     client: keys.map((k, i) => ({
       relay: { nickname: NAMES[i] } as ConsensusRelay,
-      crypto: circuitHopCrypto(k),
+      crypto: circuitHopCrypto(k, { firstHop: i === 0 }),
     })),
-    relays: keys.map((k) => circuitHopCrypto(k)),
+    relays: keys.map((k, i) => circuitHopCrypto(k, { firstHop: i === 0 })),
   };
 }
 

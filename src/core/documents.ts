@@ -1,6 +1,6 @@
 // Implements docs/protocol.md §6.1-§6.3 (signing and opening directory documents, the client's consensus checks).
 import { type IdentityKey, relayIdOf, verifySignature } from '../crypto/keys.js';
-import { AlliumError } from '../errors.js';
+import { type AlliumCode, AlliumError } from '../errors.js';
 import {
   type Consensus,
   DirectoryDocError,
@@ -52,7 +52,7 @@ function asDocumentError(err: unknown): never {
   throw err;
 }
 
-function checkEnvelopeShape(env: SignedEnvelope, invalidCode: string): SignedEnvelope {
+function checkEnvelopeShape(env: SignedEnvelope, invalidCode: AlliumCode): SignedEnvelope {
   try {
     return parseEnvelope(env);
   } catch (err) {

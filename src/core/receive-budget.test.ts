@@ -134,8 +134,8 @@ describe('receive budget (§5.1)', () => {
   });
 
   it('refuses a budget below the smallest window', () => {
-    assert.throws(() => new ReceiveBudget(CIRC_WINDOW_MIN - 1), RangeError);
-    assert.throws(() => new ReceiveBudget(CIRC_WINDOW_MIN + 0.5), RangeError);
+    assert.throws(() => new ReceiveBudget(CIRC_WINDOW_MIN - 1), { code: 'ALLIUM_FLOW_BUDGET' });
+    assert.throws(() => new ReceiveBudget(CIRC_WINDOW_MIN + 0.5), { code: 'ALLIUM_FLOW_BUDGET' });
   });
 
   it('keeps one budget per link: circuits of two links do not share', () => {

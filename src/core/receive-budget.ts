@@ -4,7 +4,7 @@
 import { CIRC_SENDME_INCREMENT, CIRC_WINDOW_MIN, LEGACY_CIRC_WINDOW_MAX } from '../wire/constants.js';
 import { DelayControl } from './delay-control.js';
 import { DeliveryRate } from './delivery-rate.js';
-import type { WindowShare } from './flow-control.js';
+import { FlowControlError, type WindowShare } from './flow-control.js';
 import { WindowedMin } from './windowed-min.js';
 
 /**
@@ -47,7 +47,10 @@ export class ReceiveBudget {
     private readonly now: () => number = () => performance.now(),
   ) {
     if (!Number.isInteger(totalCells) || totalCells < CIRC_WINDOW_MIN) {
-      throw new RangeError(`a receive budget is at least ${CIRC_WINDOW_MIN} cells, got ${totalCells}`);
+      throw new FlowControlError(
+        'ALLIUM_FLOW_BUDGET',
+        `a receive budget is at least ${CIRC_WINDOW_MIN} cells, got ${totalCells}`,
+      );
     }
     this.delay = new DelayControl(now);
     this.rate = new DeliveryRate(now);

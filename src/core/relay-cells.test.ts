@@ -26,12 +26,13 @@ import {
   CellCommand,
   CIRC_ID_INITIATOR_BIT,
   DestroyReason,
+  EndReason,
   HandshakeType,
   MAX_RELAY_EARLY,
   RelayCommand,
 } from '../wire/constants.js';
 import { encodeRelayMessage, readRelayHeader, relayData, writeRelayBody } from '../wire/relay-cell.js';
-import { decodeExtended, encodeBegin, encodeExtend } from '../wire/relay-messages.js';
+import { decodeEnd, decodeExtended, encodeBegin, encodeExtend } from '../wire/relay-messages.js';
 import { type RelayCellStats, RelayCells, type RelayCellsHost } from './relay-cells.js';
 import type { CellLink, RelayCircuit } from './relay-circuit.js';
 
@@ -143,7 +144,24 @@ function linkBoundCircuit(circId = CLIENT_CIRC): CircuitHopCrypto {
   const [created] = client.take();
   assert.equal(created.command, CellCommand.CREATED);
   assert.deepEqual(decodeCreated(created.body).hdata, hop.confirm);
-  return circuitHopCrypto(hop.keys);
+  return circuitHopCrypto(hop.keys, { firstHop: true });
+}
+
+/**
+ * Opens a circuit with an ntor CREATE on a link from another relay (this hop is then not the entry);
+ * returns the link and the client's keys for this hop.
+ */
+function relayLinkCircuit(): { prev: FakeLink; hop: CircuitHopCrypto } {
+  const prev = new FakeLink(false, IdentityKey.generate().id);
+  cells.table.linkOpened(prev);
+  const { onionskin, state } = ntorClientStart(identity.id, onionKey.publicKey);
+  cells.cells(prev, [
+    cell(CLIENT_CIRC, CellCommand.CREATE, encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin)),
+  ]);
+  const [created] = prev.take();
+  assert.equal(created.command, CellCommand.CREATED);
+  const keys = ntorClientFinish(state, decodeCreated(created.body).hdata);
+  return { prev, hop: circuitHopCrypto(keys, { firstHop: false }) };
 }
 
 /** A relay message from the client for hop `layers.length - 1`, in a cell of `command`. */
@@ -172,22 +190,32 @@ describe('RelayCells', () => {
 
   describe('CREATE', () => {
     it('answers an ntor CREATE with CREATED, and both ends hold the same keys', () => {
-      const { onionskin, state } = ntorClientStart(identity.id, onionKey.publicKey);
-      cells.cells(client, [
-        cell(CLIENT_CIRC, CellCommand.CREATE, encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin)),
-      ]);
-      const [created] = client.take();
-      assert.equal(created.command, CellCommand.CREATED);
-      const keys = ntorClientFinish(state, decodeCreated(created.body).hdata);
+      const { prev, hop } = relayLinkCircuit();
       assert.equal(stats.circuits, 1);
+      cells.cells(prev, [
+        cell(CLIENT_CIRC, CellCommand.RELAY, forward([hop], RelayCommand.DATA, Buffer.from('hi'))),
+      ]);
+      assert.deepEqual(host.calls, [['stream', RelayCommand.DATA, 1, 'hi']]);
+    });
+
+    it("at the entry (a client's link) no stream: BEGIN gets END(TORPROTOCOL), DATA ends the circuit", () => {
+      const hop0 = linkBoundCircuit();
       cells.cells(client, [
         cell(
           CLIENT_CIRC,
           CellCommand.RELAY,
-          forward([circuitHopCrypto(keys)], RelayCommand.DATA, Buffer.from('hi')),
+          forward([hop0], RelayCommand.BEGIN, encodeBegin('example.org', 80)),
         ),
       ]);
-      assert.deepEqual(host.calls, [['stream', RelayCommand.DATA, 1, 'hi']]);
+      const [end] = client.take();
+      const peeled = hop0.backward.peel(end.body);
+      assert.equal(readRelayHeader(peeled).command, RelayCommand.END);
+      assert.equal(decodeEnd(relayData(peeled)).reason, EndReason.TORPROTOCOL);
+      cells.cells(client, [
+        cell(CLIENT_CIRC, CellCommand.RELAY, forward([hop0], RelayCommand.DATA, Buffer.from('x'))),
+      ]);
+      assert.deepEqual(destroyReasons(client), [DestroyReason.PROTOCOL]);
+      assert.deepEqual(host.calls, [['closing', CLIENT_CIRC]], 'nothing reached the exit side');
     });
 
     it('answers a link-bound CREATE at once with the confirmation, and refuses its X a second time', () => {
@@ -277,16 +305,20 @@ describe('RelayCells', () => {
   });
 
   describe('forward cells', () => {
-    it('a BEGIN for this hop goes to the exit side; one for further on goes to the next link', () => {
-      const hop0 = linkBoundCircuit();
-      cells.cells(client, [
+    it('past the entry a BEGIN for this hop goes to the exit side', () => {
+      const { prev, hop } = relayLinkCircuit();
+      cells.cells(prev, [
         cell(
           CLIENT_CIRC,
           CellCommand.RELAY,
-          forward([hop0], RelayCommand.BEGIN, encodeBegin('example.org', 80)),
+          forward([hop], RelayCommand.BEGIN, encodeBegin('example.org', 80)),
         ),
       ]);
       assert.deepEqual(host.calls, [['begin', 1, encodeBegin('example.org', 80).toString('hex')]]);
+    });
+
+    it('a cell for further on goes to the next link, on the circuit id the relay chose there', () => {
+      const hop0 = linkBoundCircuit();
       // Extend to a next hop, whose keys the client shares with the relay there.
       const next = new FakeLink(true, IdentityKey.generate().id);
       cells.table.linkOpened(next);
@@ -308,7 +340,7 @@ describe('RelayCells', () => {
           ),
         ),
       ]);
-      const circ = host.calls[1][1] as unknown as RelayCircuit;
+      const circ = host.calls[0][1] as unknown as RelayCircuit;
       cells.extendTo(circ, next, HandshakeType.NTOR_X25519_SHA256, Buffer.from('onionskin'));
       const [create] = next.take();
       assert.equal(create.command, CellCommand.CREATE);
@@ -323,8 +355,8 @@ describe('RelayCells', () => {
         mb: randomBytes(32),
         kt: randomBytes(32),
       };
-      const hop1 = circuitHopCrypto(hop1Keys);
-      const atNext = circuitHopCrypto(hop1Keys);
+      const hop1 = circuitHopCrypto(hop1Keys, { firstHop: false });
+      const atNext = circuitHopCrypto(hop1Keys, { firstHop: false });
       cells.cells(client, [
         cell(CLIENT_CIRC, CellCommand.RELAY, forward([hop0, hop1], RelayCommand.DATA, Buffer.from('onward'))),
       ]);
@@ -431,13 +463,16 @@ describe('RelayCells', () => {
       ]);
       cells.extendTo(host.calls[0][1] as unknown as RelayCircuit, next, 2, Buffer.alloc(1));
       next.take();
-      const hop1 = circuitHopCrypto({
-        kf: randomBytes(32),
-        kb: randomBytes(32),
-        mf: randomBytes(32),
-        mb: randomBytes(32),
-        kt: randomBytes(32),
-      });
+      const hop1 = circuitHopCrypto(
+        {
+          kf: randomBytes(32),
+          kb: randomBytes(32),
+          mf: randomBytes(32),
+          mb: randomBytes(32),
+          kt: randomBytes(32),
+        },
+        { firstHop: false },
+      );
       const run = Array.from({ length: MAX_RELAY_EARLY + 1 }, () =>
         cell(
           CLIENT_CIRC,
@@ -452,13 +487,16 @@ describe('RelayCells', () => {
 
     it('a cell for further on with no next hop, a relay cell on an unknown circuit, an unknown command', () => {
       const hop0 = linkBoundCircuit();
-      const hop1 = circuitHopCrypto({
-        kf: randomBytes(32),
-        kb: randomBytes(32),
-        mf: randomBytes(32),
-        mb: randomBytes(32),
-        kt: randomBytes(32),
-      });
+      const hop1 = circuitHopCrypto(
+        {
+          kf: randomBytes(32),
+          kb: randomBytes(32),
+          mf: randomBytes(32),
+          mb: randomBytes(32),
+          kt: randomBytes(32),
+        },
+        { firstHop: false },
+      );
       cells.cells(client, [
         cell(CLIENT_CIRC + 5, CellCommand.RELAY, randomBytes(CELL_BODY_LEN)),
         cell(CLIENT_CIRC, 99, Buffer.alloc(0)),

@@ -13,7 +13,7 @@
 //      messages (the host's exit side).
 // Cells leave through each link's send(). What needs I/O or a relay's own resources (an ntor answer,
 // a link for an EXTEND, the exit's streams) goes to the host, whose answers come back as calls here.
-import { circuitHopCrypto, FORWARD_MARKER_LEN, type ForwardOpen } from '../crypto/forward-onion.js';
+import { FORWARD_MARKER_LEN, type ForwardOpen } from '../crypto/forward-onion.js';
 import type { HopKeys } from '../crypto/ntor.js';
 import type { AlliumError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -30,12 +30,13 @@ import {
   CellCommand,
   DestroyReason,
   destroyReasonName,
+  EndReason,
   MAX_EXTENDS_PER_CIRCUIT,
   MAX_RELAY_EARLY,
   RelayCommand,
 } from '../wire/constants.js';
 import { decodeRelayMessage } from '../wire/relay-cell.js';
-import { encodeExtended, encodeTruncated } from '../wire/relay-messages.js';
+import { encodeEnd, encodeExtended, encodeTruncated } from '../wire/relay-messages.js';
 import { Scratch } from '../wire/scratch.js';
 import type { CellLink, CircuitEntry, RelayCircuit } from './relay-circuit.js';
 import { type CellInspector, RelayCircuitTable } from './relay-circuit-table.js';
@@ -43,7 +44,7 @@ import { CreateGate, type CreateLimits } from './relay-create.js';
 
 /** What the cell handling asks of the relay around it. */
 export interface RelayCellsHost {
-  /** Answers an ntor onionskin (maybe on a worker thread); then `done`, once. */
+  /** Answers an ntor onionskin (maybe on a worker thread); then `done`, once: with a result, or an error. */
   answerCreate(
     hdata: Buffer,
     done: (err: Error | null, result?: { reply: Buffer; keys: HopKeys }) => void,
@@ -327,11 +328,21 @@ export class RelayCells<L extends CellLink = CellLink> {
         this.table.sendBackward(circ, RelayCommand.TRUNCATED, 0, encodeTruncated(DestroyReason.REQUESTED));
         return;
       case RelayCommand.BEGIN:
+        // No streams at the entry (§4.2): its backward tags are keystream the client can compute,
+        // so SENDMEs for its DATA could be forged; and a one-hop circuit shows the exit the client.
+        if (circ.firstHop) {
+          this.table.sendBackward(circ, RelayCommand.END, streamId, encodeEnd(EndReason.TORPROTOCOL));
+          return;
+        }
         this.host.begin(circ, streamId, data);
         return;
       case RelayCommand.DATA:
       case RelayCommand.END:
       case RelayCommand.SENDME:
+        if (circ.firstHop) {
+          this.table.teardown(circ, DestroyReason.PROTOCOL, null);
+          return;
+        }
         this.host.streamMessage(circ, command, streamId, data, tag);
         return;
       default:
@@ -371,7 +382,7 @@ export class RelayCells<L extends CellLink = CellLink> {
     const map = this.table.circuits.get(link);
     if (!map || link.isClosed) return;
     if (err || !result) {
-      this.noteRefused(err ?? new Error('no answer'));
+      this.noteRefused(err);
       link.send(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.PROTOCOL));
       return;
     }
@@ -380,14 +391,14 @@ export class RelayCells<L extends CellLink = CellLink> {
 
   /** A new circuit from a CREATE on `link`, answered with CREATED(`reply`). */
   private open(link: L, circId: number, keys: HopKeys, reply: Buffer): void {
-    this.table.open(link, circId, circuitHopCrypto(keys));
+    this.table.open(link, circId, keys);
     this.stats.circuits++;
     link.send(circId, CellCommand.CREATED, encodeCreated(reply));
   }
 
-  private noteRefused(err: Error): void {
+  private noteRefused(err: Error | null): void {
     this.stats.handshakeFailures++;
-    this.log.debug({ err: err.message }, 'CREATE refused');
+    this.log.debug({ err: err?.message }, 'CREATE refused');
   }
 
   // ---- EXTEND's answers ----

@@ -1,7 +1,8 @@
 // Implements docs/protocol.md §2.2-§2.3 and §3.4 at a relay: the circuits of each link by id, the
 // cells this hop itself sends toward the client (sealed with its backward layer), and teardown (a
 // DESTROY to each side that does not know yet). No I/O: cells leave through each link's send().
-import type { CircuitHopCrypto } from '../crypto/forward-onion.js';
+import { circuitHopCrypto } from '../crypto/forward-onion.js';
+import type { HopKeys } from '../crypto/ntor.js';
 import { randomIntBetween } from '../crypto/random.js';
 import { encodeDestroy } from '../wire/cell-bodies.js';
 import { CELL_BODY_LEN, CellCommand, CIRC_ID_INITIATOR_BIT, DestroyReason } from '../wire/constants.js';
@@ -49,9 +50,17 @@ export class RelayCircuitTable<L extends CellLink = CellLink> {
     for (const { circ, side } of map.values()) this.teardown(circ, DestroyReason.CHANNEL_CLOSED, side);
   }
 
-  /** A circuit a CREATE on `link` made, with `crypto` for its hop. */
-  open(link: L, circId: number, crypto: CircuitHopCrypto): RelayCircuit {
-    const circ = new RelayCircuit({ link, circId }, crypto, this.opts.now());
+  /** A circuit a CREATE on `link` made, with `keys` for its hop. */
+  open(link: L, circId: number, keys: HopKeys): RelayCircuit {
+    // This hop is the circuit's entry when the circuit came over a link whose peer did not
+    // authenticate as a relay: a client's (its backward layer is then AES-CTR alone, §3.4).
+    const firstHop = link.peerRelayId === null;
+    const circ = new RelayCircuit(
+      { link, circId },
+      circuitHopCrypto(keys, { firstHop }),
+      firstHop,
+      this.opts.now(),
+    );
     this.circuits.get(link)?.set(circId, { circ, side: 'prev' });
     return circ;
   }

@@ -46,6 +46,8 @@ export class RelayCircuit {
   constructor(
     readonly prev: CircuitSide,
     readonly crypto: CircuitHopCrypto,
+    /** This relay is the circuit's entry: the circuit came over a client's link (§3.4, §4.2). */
+    readonly firstHop: boolean,
     public quietSince: number,
   ) {}
 }

@@ -2,14 +2,14 @@
 // client's end at its exit hop, or the exit's end. Streams are node Duplexes; the circuit below
 // is reached only through the `CircuitSender` it is given, so this file does no I/O.
 import { Duplex } from 'node:stream';
-import { AlliumError } from '../errors.js';
+import { type AlliumCode, AlliumError } from '../errors.js';
 import { EndReason, RELAY_DATA_MAX, RelayCommand, SENDME_CELL_MIN_PADDING } from '../wire/constants.js';
 import { decodeCircuitSendme, decodeEnd, encodeCircuitSendme, encodeEnd } from '../wire/relay-messages.js';
 import { CircuitWindow, StreamWindow, type StreamWindowGrowth, type WindowGrant } from './flow-control.js';
 
 export class StreamError extends AlliumError {
   constructor(
-    code: string,
+    code: AlliumCode,
     message: string,
     readonly endReason: number,
   ) {

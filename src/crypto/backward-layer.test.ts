@@ -7,7 +7,9 @@ import { readRelayHeader, relayData, writeRelayBody } from '../wire/relay-cell.j
 import {
   BACKWARD_R_LEN,
   BACKWARD_TAG_LEN,
+  type BackwardCellLayer,
   BackwardLayer,
+  EntryBackwardLayer,
   isOrigin,
   type PaddingSource,
 } from './backward-layer.js';
@@ -20,9 +22,21 @@ const fixedPad: PaddingSource = (buf, offset, size) => {
   for (let i = 0; i < size; i++) buf[offset + i] = (i * 7 + 3) & 0xff;
 };
 
-/** Hop i's keys: Kb = 0x20+i, Mb = 0x50+i, Kt = 0x80+i (each repeated 32 times). */
-function layers(n: number): BackwardLayer[] {
-  return Array.from({ length: n }, (_, i) => new BackwardLayer(key(0x20 + i), key(0x50 + i), key(0x80 + i)));
+/**
+ * An n-hop circuit's backward layers as circuits have them: hop 0 plain, the others wide. Hop i's
+ * keys: Kb = 0x20+i, Mb = 0x50+i, Kt = 0x80+i (each repeated 32 times).
+ */
+function layers(n: number): BackwardCellLayer[] {
+  return Array.from({ length: n }, (_, i) =>
+    i === 0
+      ? new EntryBackwardLayer(key(0x20))
+      : new BackwardLayer(key(0x20 + i), key(0x50 + i), key(0x80 + i)),
+  );
+}
+
+/** One wide layer with hop 1's keys. */
+function wide(): BackwardLayer {
+  return new BackwardLayer(key(0x21), key(0x51), key(0x81));
 }
 
 function plain(command: number, streamId: number, data: Buffer): Buffer {
@@ -32,7 +46,7 @@ function plain(command: number, streamId: number, data: Buffer): Buffer {
 }
 
 /** Hop `from` of an n-hop circuit sends `body`; every hop nearer the client adds its layer. */
-function send(relays: BackwardLayer[], from: number, body: Buffer, pad?: PaddingSource) {
+function send(relays: BackwardCellLayer[], from: number, body: Buffer, pad?: PaddingSource) {
   const { out, tags } = relays[from].originate(body, pad);
   let b = out;
   for (let j = from - 1; j >= 0; j--) b = relays[j].add(b);
@@ -40,7 +54,7 @@ function send(relays: BackwardLayer[], from: number, body: Buffer, pad?: Padding
 }
 
 /** The client peels hop 0, 1, ... and stops at the hop that sent the cell; -1 when none did. */
-function receive(client: BackwardLayer[], wire: Buffer): { hop: number; body?: Buffer; tag?: Buffer } {
+function receive(client: BackwardCellLayer[], wire: Buffer): { hop: number; body?: Buffer; tag?: Buffer } {
   let b = wire;
   for (let i = 0; i < client.length; i++) {
     const tag = Buffer.from(b.subarray(0, BACKWARD_TAG_LEN));
@@ -50,11 +64,22 @@ function receive(client: BackwardLayer[], wire: Buffer): { hop: number; body?: B
   return { hop: -1 };
 }
 
-/** One hop's layer straight from docs/protocol.md §3.4, for comparison. */
-function layerBySpec(kb: Buffer, mb: Buffer, kt: Buffer, seq: number, ksIndex: number, body: Buffer): Buffer {
-  const ks = createCipheriv('aes-256-ctr', kb, Buffer.alloc(16))
+/** The 4091 keystream bytes of cell `ksIndex` under `kb`. */
+function keystream(kb: Buffer, ksIndex: number): Buffer {
+  return createCipheriv('aes-256-ctr', kb, Buffer.alloc(16))
     .update(Buffer.alloc((ksIndex + 1) * CELL_BODY_LEN))
     .subarray(ksIndex * CELL_BODY_LEN);
+}
+
+/** The entry's layer straight from docs/protocol.md §3.4: the whole body XOR the keystream. */
+function entryLayerBySpec(kb: Buffer, ksIndex: number, body: Buffer): Buffer {
+  const ks = keystream(kb, ksIndex);
+  return Buffer.from(body.map((b, i) => b ^ ks[i]));
+}
+
+/** A wide layer (hops 1 on) straight from docs/protocol.md §3.4, for comparison. */
+function layerBySpec(kb: Buffer, mb: Buffer, kt: Buffer, seq: number, ksIndex: number, body: Buffer): Buffer {
+  const ks = keystream(kb, ksIndex);
   const r = Buffer.alloc(BACKWARD_R_LEN);
   for (let i = 0; i < BACKWARD_R_LEN; i++) r[i] = body[BACKWARD_TAG_LEN + i] ^ ks[BACKWARD_TAG_LEN + i];
   const s = Buffer.alloc(8);
@@ -82,27 +107,32 @@ test('test vector: a DATA cell from the exit of a 3-hop circuit, as the client r
 });
 const VECTOR = {
   exitTag: '971a16b7b000652ca9f1c557042c47f0',
-  head: '1cc5d8a0f31fa5caa1feb150119e8611ebdfe8973136428753e53c1f466269ed',
-  sha256: 'bdccd4a2353bf7b2cea0e43af8c333cf2c768c145edcfe6a51c7f4016a306d33',
+  head: '40238e7860c520ea2503a4082e8c2224ebdfe8973136428753e53c1f466269ed',
+  sha256: 'd2ee235a00ae123f64d43b04d341ee8e48fd93d7fe02e5a9eba5d2220eb5b2bc',
 };
 
 test('each layer is the construction of protocol §3.4 (recomputed from the spec, seq and keystream running on)', () => {
-  const relays = layers(2);
-  const bySpec: Buffer[] = [];
-  // Hop 0 handles: its own cell (seq 0), then one from hop 1 (seq 1); hop 1 handles one (seq 0).
+  // Hops 1 and 2 (wide): hop 1 handles its own cell (seq 0), then one from hop 2 (seq 1).
+  const [, hop1, hop2] = layers(3);
   const own = plain(RelayCommand.SENDME, 0, Buffer.alloc(3, 1));
   fixedPad(own, 21 + 3, CELL_BODY_LEN - 24);
-  const a = relays[0].originate(plain(RelayCommand.SENDME, 0, Buffer.alloc(3, 1)), fixedPad).out;
-  bySpec.push(layerBySpec(key(0x20), key(0x50), key(0x80), 0, 0, own));
+  const a = hop1.originate(plain(RelayCommand.SENDME, 0, Buffer.alloc(3, 1)), fixedPad).out;
+  assert.deepEqual(a, layerBySpec(key(0x21), key(0x51), key(0x81), 0, 0, own));
   const far = plain(RelayCommand.DATA, 1, Buffer.from('far'));
   fixedPad(far, 21 + 3, CELL_BODY_LEN - 24);
-  const b1 = relays[1].originate(plain(RelayCommand.DATA, 1, Buffer.from('far')), fixedPad).out;
-  const s1 = layerBySpec(key(0x21), key(0x51), key(0x81), 0, 0, far);
-  assert.deepEqual(b1, s1);
-  const b0 = relays[0].add(b1);
-  bySpec.push(layerBySpec(key(0x20), key(0x50), key(0x80), 1, 1, s1));
-  assert.deepEqual(a, bySpec[0]);
-  assert.deepEqual(b0, bySpec[1]);
+  const b2 = hop2.originate(plain(RelayCommand.DATA, 1, Buffer.from('far')), fixedPad).out;
+  const s2 = layerBySpec(key(0x22), key(0x52), key(0x82), 0, 0, far);
+  assert.deepEqual(b2, s2);
+  const b1 = hop1.add(b2);
+  assert.deepEqual(b1, layerBySpec(key(0x21), key(0x51), key(0x81), 1, 1, s2));
+  // Hop 0 (the entry): the keystream over the whole body, its own cell and then hop 1's.
+  const [hop0] = layers(1);
+  const first = hop0.originate(plain(RelayCommand.EXTENDED, 0, Buffer.from('x')), fixedPad).out;
+  const firstPlain = plain(RelayCommand.EXTENDED, 0, Buffer.from('x'));
+  fixedPad(firstPlain, 21 + 1, CELL_BODY_LEN - 22);
+  assert.deepEqual(first, entryLayerBySpec(key(0x20), 0, firstPlain));
+  assert.deepEqual(hop0.add(b1), entryLayerBySpec(key(0x20), 1, b1));
+  assert.equal(hop0.seq, 2);
 });
 
 test('the client finds the hop that sent each cell, with the tag that hop made, cell after cell', () => {
@@ -121,13 +151,13 @@ test('the client finds the hop that sent each cell, with the tag that hop made, 
 });
 
 test('peeling and adding in batches gives the bytes of one cell at a time', () => {
-  const one = layers(1)[0];
-  const many = layers(1)[0];
+  const one = wide();
+  const many = wide();
   const cells = [0, 1, 2, 3].map((i) => Buffer.alloc(CELL_BODY_LEN, i * 31 + 1));
   const single = Buffer.concat(cells.map((c) => one.add(c)));
   assert.deepEqual(many.add(Buffer.concat(cells)), single);
-  const peelOne = layers(1)[0];
-  const peelMany = layers(1)[0];
+  const peelOne = wide();
+  const peelMany = wide();
   const back = Buffer.concat(
     [0, 1, 2, 3].map((i) => peelOne.peel(single.subarray(i * CELL_BODY_LEN, (i + 1) * CELL_BODY_LEN))),
   );
@@ -148,7 +178,7 @@ test('the padding after the message is random, and the tag of a cell differs eac
 test('property: any change by any relay, even one a colluding relay nearer the client XORs back, kills the cell', () => {
   fc.assert(
     fc.property(
-      fc.integer({ min: 1, max: 3 }), // the marking relay: 1 middle, 2 exit (of 4 hops), 3 last hop
+      fc.integer({ min: 0, max: 3 }), // the marking relay of 4 hops: 0 the entry, 3 the last
       fc.integer({ min: 0, max: CELL_BODY_LEN - 1 }),
       fc.integer({ min: 1, max: 255 }),
       fc.boolean(),
@@ -184,8 +214,11 @@ test('a replayed or reordered backward cell is not recognised', () => {
 });
 
 test('refuses bodies that are not whole cells, and keys of the wrong size', () => {
-  assert.throws(() => layers(1)[0].add(Buffer.alloc(CELL_BODY_LEN + 1)));
-  assert.throws(() => layers(1)[0].peel(Buffer.alloc(0)));
+  for (const layer of [wide(), new EntryBackwardLayer(key(1))]) {
+    assert.throws(() => layer.add(Buffer.alloc(CELL_BODY_LEN + 1)));
+    assert.throws(() => layer.peel(Buffer.alloc(0)));
+  }
+  assert.throws(() => new EntryBackwardLayer(Buffer.alloc(16)));
   assert.throws(() => new BackwardLayer(key(1), key(2), Buffer.alloc(16)));
 });
 

@@ -1,6 +1,7 @@
-// Implements docs/protocol.md §3.4 (backward cells): a wide-block layer per hop, so a cell changed by
-// one relay cannot be changed back by a colluding relay nearer the client once an honest hop has
-// added its layer in between (the client then finds no hop that sent it and destroys the circuit).
+// Implements docs/protocol.md §3.4 (backward cells): a wide-block layer at every hop past the entry, so
+// a cell changed by one relay cannot be changed back by a colluding relay nearer the client once an
+// honest hop has added its layer in between (the client then finds no hop that sent it and destroys
+// the circuit); the entry's layer, with only the client's link after it, is AES-CTR alone.
 import {
   type Cipher,
   createCipheriv,
@@ -28,60 +29,43 @@ const TWO_32 = 2 ** 32;
 /** SHA-256's input for h: Mb | seq | R' (one length for every cell, so a secret prefix keys it). */
 const HASH_INPUT_LEN = KEY_LEN + SEQ_LEN + BACKWARD_R_LEN;
 
-/**
- * The backward direction of one hop. Per cell, with seq the cells this hop has handled so far:
- *   R' = R XOR KS[16:4091] (KS: the next 4091 bytes of AES-256-CTR under Kb; its first 16 unused)
- *   h  = SHA-256(Mb | seq(u64) | R')[0:16]
- *   T' = AES-256-ECB(Kt, T XOR h) XOR h
- * A relay only ever adds layers, a client only ever peels them: one object serves one side.
- */
-export class BackwardLayer {
-  // Long-lived cipher objects: one per cell costs more than the AES itself.
-  private readonly ctr: Cipher;
-  private readonly kt: Buffer;
-  private ecb: Cipher | null = null;
-  private ecbInverse: Decipher | null = null;
-  private seqNo = 0;
-  /** Mb | seq | R' of the cell being hashed. */
-  private readonly hashInput = Buffer.alloc(HASH_INPUT_LEN);
+/** One hop's backward layer as relays and clients use it: wide (hops 1 on) or plain (hop 0). */
+export interface BackwardCellLayer {
+  /** Cells this layer has handled: the seq of the next one. */
+  readonly seq: number;
+  /** Relay: adds this hop's layer to whole bodies laid end to end; returns a fresh buffer. */
+  add(bodies: Buffer): Buffer;
+  /**
+   * Relay: cells this hop sends, as writeRelayBody wrote them (zero tag, relay message, anything
+   * after), laid end to end. Fills everything after each message with padding (in place), adds this
+   * hop's layer, and returns the cells with their tags T' (what a SENDME acknowledging one echoes).
+   */
+  originate(plainBodies: Buffer, pad?: PaddingSource): { out: Buffer; tags: Buffer[] };
+  /**
+   * Client: removes this hop's layer from cells that reached it, laid end to end. Returns a fresh
+   * buffer; a cell this hop sent has an all-zero tag in it (isOrigin), and its tag T' is the first
+   * 16 bytes of that cell in `bodies`.
+   */
+  peel(bodies: Buffer): Buffer;
+}
 
-  constructor(kb: Buffer, mb: Buffer, kt: Buffer) {
+abstract class LayerBase implements BackwardCellLayer {
+  // Long-lived cipher objects: one per cell costs more than the AES itself.
+  protected readonly ctr: Cipher;
+  protected seqNo = 0;
+
+  constructor(kb: Buffer) {
     expectLength(kb, KEY_LEN, 'a backward layer key');
-    expectLength(mb, KEY_LEN, 'a backward hash key');
-    expectLength(kt, KEY_LEN, 'a backward tag key');
     this.ctr = createCipheriv('aes-256-ctr', kb, Buffer.alloc(16));
-    this.kt = Buffer.from(kt);
-    mb.copy(this.hashInput, 0);
   }
 
-  /** Cells this layer has handled: the seq of the next one. */
   get seq(): number {
     return this.seqNo;
   }
 
-  /**
-   * Relay: adds this hop's layer to cells from further down the circuit, laid end to end (a whole
-   * number of bodies). Returns the result in a fresh buffer.
-   */
-  add(bodies: Buffer): Buffer {
-    const k = cellCount(bodies);
-    const out = this.ctr.update(bodies);
-    const hs = this.hashes(out, k);
-    const xs = Buffer.allocUnsafe(k * BACKWARD_TAG_LEN);
-    for (let i = 0; i < k; i++)
-      xor16(xs, i * BACKWARD_TAG_LEN, bodies, i * CELL_BODY_LEN, hs, i * BACKWARD_TAG_LEN);
-    this.ecb ??= newEcb(this.kt);
-    const ys = this.ecb.update(xs);
-    for (let i = 0; i < k; i++)
-      xor16(out, i * CELL_BODY_LEN, ys, i * BACKWARD_TAG_LEN, hs, i * BACKWARD_TAG_LEN);
-    return out;
-  }
+  abstract add(bodies: Buffer): Buffer;
+  abstract peel(bodies: Buffer): Buffer;
 
-  /**
-   * Relay: cells this hop sends, as writeRelayBody wrote them (zero tag, relay message, anything
-   * after), laid end to end. Fills everything after each message with random bytes (in place), adds
-   * this hop's layer, and returns the cells with their tags T' (what a SENDME acknowledging one echoes).
-   */
   originate(plainBodies: Buffer, pad: PaddingSource = randomPadding): { out: Buffer; tags: Buffer[] } {
     const k = cellCount(plainBodies);
     for (let i = 0; i < k; i++) {
@@ -105,11 +89,69 @@ export class BackwardLayer {
     return { out, tags };
   }
 
-  /**
-   * Client: removes this hop's layer from cells that reached it, laid end to end. Returns a fresh
-   * buffer; a cell this hop sent has an all-zero tag in it (isOrigin), and its tag T' is the first
-   * 16 bytes of that cell in `bodies`.
-   */
+  /** Advances seq past `k` more cells. */
+  protected advance(k: number): void {
+    if (this.seqNo + k >= Number.MAX_SAFE_INTEGER) {
+      throw new CryptoError(CryptoErrorCode.ARGUMENT, 'relay cell sequence number exhausted');
+    }
+    this.seqNo += k;
+  }
+}
+
+/**
+ * The entry's (hop 0's) backward layer: AES-256-CTR over the whole body, `T' | R' = (T | R) XOR KS`.
+ * A wide layer stops a change from being undone by a relay nearer the client; between the entry and
+ * the client there is only their authenticated link, and a change the entry makes to a cell from
+ * further on is caught by hop 1's wide layer, the next one the client removes.
+ */
+export class EntryBackwardLayer extends LayerBase {
+  add(bodies: Buffer): Buffer {
+    this.advance(cellCount(bodies));
+    return this.ctr.update(bodies);
+  }
+
+  peel(bodies: Buffer): Buffer {
+    this.advance(cellCount(bodies));
+    return this.ctr.update(bodies);
+  }
+}
+
+/**
+ * The backward direction of hops 1 on. Per cell, with seq the cells this hop has handled so far:
+ *   R' = R XOR KS[16:4091] (KS: the next 4091 bytes of AES-256-CTR under Kb; its first 16 unused)
+ *   h  = SHA-256(Mb | seq(u64) | R')[0:16]
+ *   T' = AES-256-ECB(Kt, T XOR h) XOR h
+ * A relay only ever adds layers, a client only ever peels them: one object serves one side.
+ */
+export class BackwardLayer extends LayerBase {
+  private ecb: Cipher | null = null;
+  private ecbInverse: Decipher | null = null;
+  private readonly kt: Buffer;
+  /** Mb | seq | R' of the cell being hashed. */
+  private readonly hashInput = Buffer.alloc(HASH_INPUT_LEN);
+
+  constructor(kb: Buffer, mb: Buffer, kt: Buffer) {
+    super(kb);
+    expectLength(mb, KEY_LEN, 'a backward hash key');
+    expectLength(kt, KEY_LEN, 'a backward tag key');
+    this.kt = Buffer.from(kt);
+    mb.copy(this.hashInput, 0);
+  }
+
+  add(bodies: Buffer): Buffer {
+    const k = cellCount(bodies);
+    const out = this.ctr.update(bodies);
+    const hs = this.hashes(out, k);
+    const xs = Buffer.allocUnsafe(k * BACKWARD_TAG_LEN);
+    for (let i = 0; i < k; i++)
+      xor16(xs, i * BACKWARD_TAG_LEN, bodies, i * CELL_BODY_LEN, hs, i * BACKWARD_TAG_LEN);
+    this.ecb ??= newEcb(this.kt);
+    const ys = this.ecb.update(xs);
+    for (let i = 0; i < k; i++)
+      xor16(out, i * CELL_BODY_LEN, ys, i * BACKWARD_TAG_LEN, hs, i * BACKWARD_TAG_LEN);
+    return out;
+  }
+
   peel(bodies: Buffer): Buffer {
     const k = cellCount(bodies);
     const hs = this.hashes(bodies, k);
@@ -126,18 +168,17 @@ export class BackwardLayer {
 
   /** h of each of the `k` cells in `layered` (the R' after this hop's layer), advancing seq by k. */
   private hashes(layered: Buffer, k: number): Buffer {
-    if (this.seqNo + k >= Number.MAX_SAFE_INTEGER) {
-      throw new CryptoError(CryptoErrorCode.ARGUMENT, 'relay cell sequence number exhausted');
-    }
+    const first = this.seqNo;
+    this.advance(k);
     const hs = Buffer.allocUnsafe(k * BACKWARD_TAG_LEN);
     const input = this.hashInput;
     for (let i = 0; i < k; i++) {
-      input.writeUInt32BE(Math.floor(this.seqNo / TWO_32), KEY_LEN);
-      input.writeUInt32BE(this.seqNo % TWO_32, KEY_LEN + 4);
+      const seq = first + i;
+      input.writeUInt32BE(Math.floor(seq / TWO_32), KEY_LEN);
+      input.writeUInt32BE(seq % TWO_32, KEY_LEN + 4);
       const off = i * CELL_BODY_LEN;
       layered.copy(input, KEY_LEN + SEQ_LEN, off + BACKWARD_TAG_LEN, off + CELL_BODY_LEN);
       hash('sha256', input, 'buffer').copy(hs, i * BACKWARD_TAG_LEN, 0, BACKWARD_TAG_LEN);
-      this.seqNo++;
     }
     return hs;
   }

@@ -6,7 +6,13 @@
 import { timingSafeEqual } from 'node:crypto';
 import { CELL_BODY_LEN, CellCommand } from '../wire/constants.js';
 import { Scratch } from '../wire/scratch.js';
-import { BackwardLayer, type PaddingSource, randomPadding } from './backward-layer.js';
+import {
+  type BackwardCellLayer,
+  BackwardLayer,
+  EntryBackwardLayer,
+  type PaddingSource,
+  randomPadding,
+} from './backward-layer.js';
 import { CryptoError, CryptoErrorCode, expectLength } from './errors.js';
 import type { HopKeys } from './ntor.js';
 import { HopLayer } from './relay-crypto.js';
@@ -241,15 +247,22 @@ function tagEach(layer: ForwardLayer, xs: Buffer, k: number, command: number): B
   return tags;
 }
 
-/** Both directions of one hop as circuits use them: tagged forward layers, wide-block backward layers. */
+/**
+ * Both directions of one hop as circuits use them: tagged forward layers; backward, a wide-block
+ * layer, except at the entry (hop 0), whose backward layer is AES-CTR alone (protocol §3.4).
+ */
 export interface CircuitHopCrypto {
   forward: ForwardLayer;
-  backward: BackwardLayer;
+  backward: BackwardCellLayer;
 }
 
-export function circuitHopCrypto(keys: HopKeys): CircuitHopCrypto {
+/**
+ * `firstHop`: this hop is the circuit's entry. A client knows it by position; a relay by its link:
+ * the circuit came over a link whose peer did not authenticate as a relay.
+ */
+export function circuitHopCrypto(keys: HopKeys, at: { firstHop: boolean }): CircuitHopCrypto {
   return {
     forward: new ForwardLayer(keys.kf, keys.mf),
-    backward: new BackwardLayer(keys.kb, keys.mb, keys.kt),
+    backward: at.firstHop ? new EntryBackwardLayer(keys.kb) : new BackwardLayer(keys.kb, keys.mb, keys.kt),
   };
 }

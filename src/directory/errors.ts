@@ -1,5 +1,5 @@
 // Implements docs/directory-api.md (error bodies) for docs/protocol.md §6.4: errors the directory reports.
-import { AlliumError } from '../errors.js';
+import { type AlliumCode, AlliumError } from '../errors.js';
 
 /**
  * A request the directory refuses, or a state it cannot start from. `status` is the HTTP status a
@@ -7,7 +7,7 @@ import { AlliumError } from '../errors.js';
  */
 export class DirectoryError extends AlliumError {
   readonly status: number;
-  constructor(code: string, status: number, message: string, options?: { cause?: unknown }) {
+  constructor(code: AlliumCode, status: number, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
     this.status = status;
   }
@@ -15,9 +15,9 @@ export class DirectoryError extends AlliumError {
 
 /** The JSON body of every error response. */
 export interface ErrorBody {
-  error: { code: string; message: string };
+  error: { code: AlliumCode; message: string };
 }
 
-export function errorBody(code: string, message: string): ErrorBody {
+export function errorBody(code: AlliumCode, message: string): ErrorBody {
   return { error: { code, message } };
 }

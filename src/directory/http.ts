@@ -8,7 +8,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import * as v from 'valibot';
-import { AlliumError } from '../errors.js';
+import { type AlliumCode, AlliumError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
   createLimitedHttpServer,
@@ -44,7 +44,7 @@ function parseId(params: unknown): string {
 }
 
 /** Maps fastify's own errors (body parsing, limits) to our codes. */
-function fastifyErrorToBody(err: FastifyError): { status: number; code: string; message: string } {
+function fastifyErrorToBody(err: FastifyError): { status: number; code: AlliumCode; message: string } {
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return {

@@ -2,6 +2,7 @@
 // one address cannot keep the directory busy (consensus fetches, registrations that each cost a
 // signature check and a reachability probe) while others wait.
 import { parseIp } from '../wire/bytes.js';
+import { DirectoryError } from './errors.js';
 
 export interface RateLimitOptions {
   /** Sustained requests per second per address (default 10). */
@@ -70,7 +71,11 @@ export class RateLimiter {
     this.now = opts.now ?? Date.now;
     this.limitLoopback = opts.limitLoopback ?? false;
     if (!(this.rate > 0 && this.burst >= 1 && this.maxAddresses >= 1)) {
-      throw new RangeError('rate limit: requestsPerSecond must be > 0, burst and maxAddresses >= 1');
+      throw new DirectoryError(
+        'ALLIUM_DIRECTORY_CONFIG',
+        0,
+        'rate limit: requestsPerSecond must be > 0, burst and maxAddresses >= 1',
+      );
     }
   }
 

@@ -2,6 +2,7 @@
 // are listed. Pure state: the caller passes the time in and does the I/O.
 import { openDescriptor, openWithdraw } from '../core/documents.js';
 import { isPrivateAddress } from '../core/exit-policy.js';
+import type { AlliumCode } from '../errors.js';
 import {
   parseEnvelope,
   type RelayDescriptor,
@@ -53,7 +54,7 @@ export interface RelayRecord {
 
 export type AdmitResult = 'new' | 'changed' | 'refreshed';
 
-function envelopeOf(json: unknown, code: string): SignedEnvelope {
+function envelopeOf(json: unknown, code: AlliumCode): SignedEnvelope {
   try {
     return parseEnvelope(json);
   } catch (err) {
@@ -66,7 +67,7 @@ function listingKey(d: RelayDescriptor): string {
   return serializeDescriptor({ ...d, published: 0 });
 }
 
-function clockError(code: string, what: string, published: number, now: number): DirectoryError {
+function clockError(code: AlliumCode, what: string, published: number, now: number): DirectoryError {
   const mins = ((published - now) / 60_000).toFixed(1);
   return new DirectoryError(
     code,

@@ -2,6 +2,7 @@
 // (registration, withdrawal, lookups, the cached signed consensus, saving state).
 import { signConsensus } from '../core/documents.js';
 import type { IdentityKey } from '../crypto/keys.js';
+import { ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { MIN_RELAY_VERSION, versionAtLeast } from '../version.js';
 import type { Consensus } from '../wire/directory-docs.js';
@@ -227,9 +228,9 @@ export class DirectoryService {
     try {
       return f();
     } catch (err) {
-      if (err instanceof DirectoryError && err.code === 'ALLIUM_RELAY_ADDRESS_LIMIT')
+      if (err instanceof DirectoryError && err.code === ErrorCode.RELAY_ADDRESS_LIMIT)
         this.stats.refused.addressLimit++;
-      if (err instanceof DirectoryError && err.code === 'ALLIUM_DIRECTORY_FULL') this.stats.refused.full++;
+      if (err instanceof DirectoryError && err.code === ErrorCode.DIRECTORY_FULL) this.stats.refused.full++;
       throw err;
     }
   }

@@ -3,7 +3,7 @@
 import * as v from 'valibot';
 import { DocumentError, type OpenConsensusOptions, openConsensusJson } from '../core/documents.js';
 import { relayIdOf } from '../crypto/keys.js';
-import { AlliumError } from '../errors.js';
+import { type AlliumCode, AlliumError, ErrorCode } from '../errors.js';
 import {
   type Consensus,
   isBase64OfLength,
@@ -25,7 +25,7 @@ export class DirectoryClientError extends AlliumError {
   /** The directory's own explanation (its error body's message), for operators' logs. */
   readonly remoteMessage: string | undefined;
   constructor(
-    code: string,
+    code: AlliumCode,
     message: string,
     opts: { status?: number; remoteCode?: string; remoteMessage?: string; cause?: unknown } = {},
   ) {
@@ -249,14 +249,14 @@ export class DirectoryClient {
 
   private transportError(err: unknown, method: string, target: string): DirectoryClientError {
     const e = err as HttpRequestError;
-    if (e?.code === 'ALLIUM_HTTP_TIMEOUT') {
+    if (e?.code === ErrorCode.HTTP_TIMEOUT) {
       return new DirectoryClientError(
         'ALLIUM_DIRECTORY_TIMEOUT',
         `${method} ${target}: no answer within ${this.timeoutMs} ms`,
         { cause: err },
       );
     }
-    if (e?.code === 'ALLIUM_HTTP_TOO_LARGE') {
+    if (e?.code === ErrorCode.HTTP_TOO_LARGE) {
       return new DirectoryClientError('ALLIUM_DIRECTORY_BAD_RESPONSE', `the directory's ${e.message}`, {
         status: e.status,
         cause: err,

@@ -51,7 +51,11 @@ export async function fetchOver(
       return res;
     }
     await res.body?.cancel();
-    if (redirect === 'error') throw new TypeError(`fetch: redirect to ${location} with redirect: "error"`);
+    if (redirect === 'error')
+      throw new FetchError(
+        'ALLIUM_FETCH_REDIRECT_REFUSED',
+        `fetch: redirect to ${location} with redirect: "error"`,
+      );
     if (hop >= MAX_REDIRECTS)
       throw new FetchError(
         'ALLIUM_FETCH_REDIRECTS',

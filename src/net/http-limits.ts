@@ -2,6 +2,7 @@
 // client may take to send its headers and its request, how long an idle keep-alive connection is
 // kept, and how many connections are open at once, so slow or stalled clients cannot hold sockets.
 import http from 'node:http';
+import { AlliumError } from '../errors.js';
 
 export interface HttpServerLimits {
   /** The request line and headers must arrive within this (ms). */
@@ -43,7 +44,8 @@ export function httpLimits(overrides: Partial<HttpServerLimits> = {}): HttpServe
     ) ||
     (l.requestTimeoutMs > 0 && l.requestTimeoutMs < l.headersTimeoutMs)
   ) {
-    throw new RangeError(
+    throw new AlliumError(
+      'ALLIUM_HTTP_LIMITS',
       'HTTP limits: timeouts must be positive (requestTimeoutMs 0 or at least headersTimeoutMs), maxConnections >= 1',
     );
   }

@@ -37,7 +37,7 @@ test('Proxy-Authorization credentials become isolation keys; none means the shar
 });
 
 test('stream failures map to the HTTP status a proxy client expects', () => {
-  const e = (r: number) => new StreamError('X', 'x', r);
+  const e = (r: number) => new StreamError('ALLIUM_STREAM_REFUSED', 'x', r);
   assert.equal(statusForStreamError(e(EndReason.EXITPOLICY)).status, 403);
   assert.equal(statusForStreamError(e(EndReason.CONNECTREFUSED)).status, 502);
   assert.equal(statusForStreamError(e(EndReason.TIMEOUT)).status, 504);

@@ -6,6 +6,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { StreamError } from '../core/stream-mux.js';
+import { ErrorCode } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { EndReason } from '../wire/constants.js';
 import {
@@ -278,7 +279,7 @@ export class HttpProxyServer {
         up.on('error', (err) => {
           const lostPath =
             err instanceof StreamError &&
-            (err.code === 'ALLIUM_STREAM_TIMEOUT' || err.code === 'ALLIUM_CIRCUIT_DESTROYED');
+            (err.code === ErrorCode.STREAM_TIMEOUT || err.code === ErrorCode.CIRCUIT_DESTROYED);
           if (lostPath && t.retries > 0 && !res.headersSent && !res.destroyed) {
             this.log.info(
               { code: err.code },

@@ -3,7 +3,7 @@
 // relay and client ~15 MB of resident memory for a handful of requests a minute.
 import http from 'node:http';
 import https from 'node:https';
-import { AlliumError } from '../errors.js';
+import { type AlliumCode, AlliumError } from '../errors.js';
 
 export interface HttpAnswer {
   status: number;
@@ -16,7 +16,7 @@ export interface HttpAnswer {
  */
 export class HttpRequestError extends AlliumError {
   constructor(
-    code: string,
+    code: AlliumCode,
     message: string,
     readonly detail: string,
     readonly status?: number,

@@ -3,6 +3,7 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { StreamError } from '../core/stream-mux.js';
+import { ErrorCode } from '../errors.js';
 import { pipeReleasing } from './pipe-releasing.js';
 
 /**
@@ -17,7 +18,7 @@ export function spliceStream(
   onRefused: (err: StreamError) => void,
 ): void {
   stream.on('error', (err: Error) => {
-    if (err instanceof StreamError && err.code === 'ALLIUM_STREAM_REFUSED') onRefused(err);
+    if (err instanceof StreamError && err.code === ErrorCode.STREAM_REFUSED) onRefused(err);
     socket.resetAndDestroy();
   });
   socket.on('error', () => stream.destroy());

@@ -3,7 +3,7 @@
 // withdraw it on a clean stop.
 import { signDescriptor, signWithdraw } from '../core/documents.js';
 import type { IdentityKey } from '../crypto/keys.js';
-import { AlliumError } from '../errors.js';
+import { AlliumError, ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DirectoryClient } from '../net/directory-client.js';
 import { ALLIUM_VERSION } from '../version.js';
@@ -53,7 +53,7 @@ export class DirectoryRegistration {
         return;
       } catch (err) {
         const code = (err as AlliumError).code;
-        const transient = code === 'ALLIUM_DIRECTORY_UNREACHABLE' || code === 'ALLIUM_DIRECTORY_TIMEOUT';
+        const transient = code === ErrorCode.DIRECTORY_UNREACHABLE || code === ErrorCode.DIRECTORY_TIMEOUT;
         if (!transient || Date.now() + delay > deadline) throw err;
         this.log.warn(
           { code, retryInMs: delay },
@@ -90,7 +90,7 @@ export class DirectoryRegistration {
       // The operator reads the directory's own reason: "not reachable from the directory at A:P: <reason>".
       // Thrown, not logged: whoever catches it prints it once (the command's last line, or a warning).
       const e = err as { remoteCode?: string; remoteMessage?: string; message: string };
-      if (e.remoteCode === 'ALLIUM_RELAY_UNREACHABLE' && e.remoteMessage)
+      if (e.remoteCode === ErrorCode.RELAY_UNREACHABLE && e.remoteMessage)
         throw new AlliumError(e.remoteCode, e.remoteMessage, { cause: err });
       throw err;
     }
@@ -114,8 +114,8 @@ export class DirectoryRegistration {
       await this.directory.consensus();
     } catch (err) {
       const code = (err as AlliumError).code;
-      if (code === 'ALLIUM_DIRECTORY_UNREACHABLE' || code === 'ALLIUM_DIRECTORY_TIMEOUT') throw err;
-      if (code !== 'ALLIUM_CONSENSUS_SIGNATURE') {
+      if (code === ErrorCode.DIRECTORY_UNREACHABLE || code === ErrorCode.DIRECTORY_TIMEOUT) throw err;
+      if (code !== ErrorCode.CONSENSUS_SIGNATURE) {
         // No consensus to check against (say, a directory that serves none yet): clients check it later.
         this.log.warn({ code }, `could not check the directory key: ${(err as Error).message}`);
         this.keyChecked = true;

@@ -315,7 +315,10 @@ export class Relay implements RelayCellsHost {
     hdata: Buffer,
     done: (err: Error | null, result?: { reply: Buffer; keys: HopKeys }) => void,
   ): void {
-    this.handshakes.answer(hdata, done);
+    // The pool's answer is keys or an error; neither would be a bug of the pool's.
+    this.handshakes.answer(hdata, (err, result) =>
+      done(err || !result ? (err ?? new Error('no answer')) : null, result),
+    );
   }
 
   onForwardOpened(circ: RelayCircuit, cell: Cell, opened: ForwardOpen): void {

@@ -1,7 +1,7 @@
 // Implements docs/protocol.md §6.1-§6.3 (directory document shapes and size caps). Pure: no I/O, no crypto;
 // signatures are checked in src/core/documents.ts.
 import * as v from 'valibot';
-import { AlliumError } from '../errors.js';
+import { type AlliumCode, AlliumError } from '../errors.js';
 
 export const MAX_DESCRIPTOR_BYTES = 16 * 1024;
 export const MAX_CONSENSUS_BYTES = 32 * 1024 * 1024;
@@ -25,7 +25,7 @@ export function signingDomain(kind: DocumentKind): string {
  */
 export class DirectoryDocError extends AlliumError {
   readonly field: string | undefined;
-  constructor(code: string, message: string, field?: string, options?: { cause?: unknown }) {
+  constructor(code: AlliumCode, message: string, field?: string, options?: { cause?: unknown }) {
     super(code, message, options);
     this.field = field;
   }
@@ -235,7 +235,7 @@ export function describeIssues(issues: readonly v.BaseIssue<unknown>[] | undefin
 function validate<const S extends v.GenericSchema>(
   schema: S,
   value: unknown,
-  code: string,
+  code: AlliumCode,
   what: string,
 ): v.InferOutput<S> {
   const r = v.safeParse(schema, value);
@@ -244,7 +244,7 @@ function validate<const S extends v.GenericSchema>(
   throw new DirectoryDocError(code, `${what}: field "${field}" ${text}`, field);
 }
 
-function parseJsonBody(body: string, maxBytes: number, code: string, what: string): unknown {
+function parseJsonBody(body: string, maxBytes: number, code: AlliumCode, what: string): unknown {
   if (typeof body !== 'string') throw new DirectoryDocError(code, `${what}: the body must be a JSON string`);
   // Every UTF-16 code unit takes at least one UTF-8 byte, so the length test alone rejects huge
   // inputs without Buffer.byteLength walking them.
