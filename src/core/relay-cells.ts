@@ -4,7 +4,7 @@
 //   2. a run from the client's side: forwardRun checks every tag and removes this hop's layer in one
 //      call (ForwardLayer.openMany); a run toward the client: backwardRun adds this hop's layer to all
 //      of them in one call (BackwardLayer.add). Anything else goes cell by cell.
-//   3. cell: by command. CREATE (relay-create.ts), CREATED (an EXTEND's answer: EXTENDED goes back),
+//   3. cell: by command. CREATE (relay-create.ts's CreateHandling), CREATED (an EXTEND's answer: EXTENDED goes back),
 //      DESTROY (teardown), RELAY and RELAY_EARLY (forwardCell, backwardCell).
 //   4. forwardOpened: a tampered cell ends the circuit (INTEGRITY); one for this hop is a relayMessage;
 //      any other goes on to the next hop (RELAY_EARLY counted).
@@ -18,13 +18,7 @@ import type { HopKeys } from '../crypto/ntor.js';
 import type { AlliumError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Cell } from '../wire/cell.js';
-import {
-  decodeCreated,
-  decodeDestroy,
-  encodeCreate,
-  encodeCreated,
-  encodeDestroy,
-} from '../wire/cell-bodies.js';
+import { decodeCreated, decodeDestroy, encodeCreate } from '../wire/cell-bodies.js';
 import {
   CELL_BODY_LEN,
   CellCommand,
@@ -40,7 +34,7 @@ import { encodeEnd, encodeExtended, encodeTruncated } from '../wire/relay-messag
 import { Scratch } from '../wire/scratch.js';
 import type { CellLink, CircuitEntry, RelayCircuit } from './relay-circuit.js';
 import { type CellInspector, RelayCircuitTable } from './relay-circuit-table.js';
-import { CreateGate, type CreateLimits } from './relay-create.js';
+import { CreateHandling, type CreateLimits } from './relay-create.js';
 
 /** What the cell handling asks of the relay around it. */
 export interface RelayCellsHost {
@@ -111,7 +105,7 @@ export class RelayCells<L extends CellLink = CellLink> {
   private readonly stats: RelayCellStats;
   private readonly log: Logger;
   private readonly inspect: CellInspector | undefined;
-  private readonly creates: CreateGate;
+  private readonly creates: CreateHandling<L>;
   private readonly now: () => number;
 
   constructor(opts: RelayCellsOptions) {
@@ -120,11 +114,18 @@ export class RelayCells<L extends CellLink = CellLink> {
     this.log = opts.log;
     this.inspect = opts.inspect;
     this.now = opts.now ?? Date.now;
-    this.creates = new CreateGate(opts.limits, this.now);
     this.table = new RelayCircuitTable<L>({
       closing: (circ) => this.host.closing(circ),
       stats: opts.stats,
       inspect: opts.inspect,
+      now: this.now,
+    });
+    this.creates = new CreateHandling<L>({
+      host: opts.host,
+      table: this.table,
+      limits: opts.limits,
+      stats: opts.stats,
+      log: opts.log,
       now: this.now,
     });
   }
@@ -223,7 +224,7 @@ export class RelayCells<L extends CellLink = CellLink> {
       case CellCommand.PADDING:
         return;
       case CellCommand.CREATE:
-        this.create(link, map, cell);
+        this.creates.create(link, map, cell.circId, cell.body);
         return;
       case CellCommand.RELAY:
       case CellCommand.RELAY_EARLY: {
@@ -348,57 +349,6 @@ export class RelayCells<L extends CellLink = CellLink> {
       default:
         return; // DROP and unknown relay commands are ignored
     }
-  }
-
-  // ---- CREATE ----
-
-  private create(link: L, map: Map<number, CircuitEntry>, cell: Cell): void {
-    const { circId } = cell;
-    const verdict = this.creates.admit(link, circId, cell.body, map);
-    switch (verdict.kind) {
-      case 'refuse':
-        if (verdict.limit) this.stats.limitRejections++;
-        if (verdict.error) this.noteRefused(verdict.error);
-        link.send(circId, CellCommand.DESTROY, encodeDestroy(verdict.reason));
-        return;
-      case 'link-bound':
-        this.open(link, circId, verdict.keys, verdict.confirm);
-        this.stats.linkBoundCreates++;
-        return;
-      case 'ntor':
-        this.host.answerCreate(verdict.hdata, (err, result) => this.created(link, circId, err, result));
-        return;
-    }
-  }
-
-  /** The handshake answer for a CREATE (now, or from a worker): unless the link or circuit went meanwhile, reply. */
-  private created(
-    link: L,
-    circId: number,
-    err: Error | null,
-    result?: { reply: Buffer; keys: HopKeys },
-  ): void {
-    if (!this.creates.answered(link, circId)) return; // DESTROYed while waiting, or the link closed
-    const map = this.table.circuits.get(link);
-    if (!map || link.isClosed) return;
-    if (err || !result) {
-      this.noteRefused(err);
-      link.send(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.PROTOCOL));
-      return;
-    }
-    this.open(link, circId, result.keys, result.reply);
-  }
-
-  /** A new circuit from a CREATE on `link`, answered with CREATED(`reply`). */
-  private open(link: L, circId: number, keys: HopKeys, reply: Buffer): void {
-    this.table.open(link, circId, keys);
-    this.stats.circuits++;
-    link.send(circId, CellCommand.CREATED, encodeCreated(reply));
-  }
-
-  private noteRefused(err: Error | null): void {
-    this.stats.handshakeFailures++;
-    this.log.debug({ err: err?.message }, 'CREATE refused');
   }
 
   // ---- EXTEND's answers ----

@@ -1,17 +1,20 @@
-// Implements docs/protocol.md §2.2 (circuit ids), §3.2 and §3.6 (CREATE) at a relay: which CREATEs a
-// link may make (id rules, circuits per link, CREATE rate, link-bound X never repeated), no I/O.
-// The relay's cell handling (relay-cells.ts) acts on the verdict.
+// Implements docs/protocol.md §2.2 (circuit ids), §3.2 and §3.6 (CREATE) at a relay, no I/O: which
+// CREATEs a link may make (id rules, circuits per link, CREATE rate, link-bound X never repeated:
+// CreateGate), and the answer to each (CreateHandling: DESTROY, or CREATED and a new circuit).
 import { linkBoundHop } from '../crypto/link-bound-hop.js';
 import type { HopKeys } from '../crypto/ntor.js';
 import { AlliumError } from '../errors.js';
-import { decodeCreate } from '../wire/cell-bodies.js';
+import type { Logger } from '../log.js';
+import { decodeCreate, encodeCreated, encodeDestroy } from '../wire/cell-bodies.js';
 import {
+  CellCommand,
   CIRC_ID_INITIATOR_BIT,
   DestroyReason,
   HandshakeType,
   MAX_LINK_BOUND_CREATES_PER_LINK,
 } from '../wire/constants.js';
-import type { CellLink } from './relay-circuit.js';
+import type { CellLink, CircuitEntry } from './relay-circuit.js';
+import type { RelayCircuitTable } from './relay-circuit-table.js';
 import { TokenBucket } from './token-bucket.js';
 
 /** The limits CREATEs are held to (RelayLimits has them). */
@@ -123,5 +126,83 @@ export class CreateGate {
     if (seen.size >= MAX_LINK_BOUND_CREATES_PER_LINK) return refuse(DestroyReason.RESOURCELIMIT, true, null);
     seen.add(x);
     return { kind: 'link-bound', keys, confirm };
+  }
+}
+
+export interface CreateHandlingOptions<L extends CellLink> {
+  /** Answers an ntor onionskin (maybe on a worker thread); then `done`, once: with a result, or an error. */
+  host: {
+    answerCreate(
+      hdata: Buffer,
+      done: (err: Error | null, result?: { reply: Buffer; keys: HopKeys }) => void,
+    ): void;
+  };
+  table: RelayCircuitTable<L>;
+  limits: CreateLimits;
+  stats: { circuits: number; linkBoundCreates: number; limitRejections: number; handshakeFailures: number };
+  log: Logger;
+  now: () => number;
+}
+
+/** What a relay does with each CREATE: refuse it, or answer it and open the circuit. */
+export class CreateHandling<L extends CellLink> {
+  private readonly gate: CreateGate;
+
+  constructor(private readonly opts: CreateHandlingOptions<L>) {
+    this.gate = new CreateGate(opts.limits, opts.now);
+  }
+
+  /** A CREATE for `circId` on `link`, whose circuits are `circuits`. */
+  create(link: L, circuits: Map<number, CircuitEntry>, circId: number, body: Buffer): void {
+    const verdict = this.gate.admit(link, circId, body, circuits);
+    switch (verdict.kind) {
+      case 'refuse':
+        if (verdict.limit) this.opts.stats.limitRejections++;
+        if (verdict.error) this.noteRefused(verdict.error);
+        link.send(circId, CellCommand.DESTROY, encodeDestroy(verdict.reason));
+        return;
+      case 'link-bound':
+        this.open(link, circId, verdict.keys, verdict.confirm);
+        this.opts.stats.linkBoundCreates++;
+        return;
+      case 'ntor':
+        this.opts.host.answerCreate(verdict.hdata, (err, result) => this.answered(link, circId, err, result));
+        return;
+    }
+  }
+
+  /** The peer DESTROYed a circuit whose CREATE is still being answered: its answer is dropped. */
+  forget(link: L, circId: number): void {
+    this.gate.forget(link, circId);
+  }
+
+  /** The handshake answer for a CREATE (now, or from a worker): unless the link or circuit went meanwhile, reply. */
+  private answered(
+    link: L,
+    circId: number,
+    err: Error | null,
+    result?: { reply: Buffer; keys: HopKeys },
+  ): void {
+    if (!this.gate.answered(link, circId)) return; // DESTROYed while waiting, or the link closed
+    const map = this.opts.table.circuits.get(link);
+    if (!map || link.isClosed) return;
+    if (err || !result) {
+      this.noteRefused(err);
+      link.send(circId, CellCommand.DESTROY, encodeDestroy(DestroyReason.PROTOCOL));
+      return;
+    }
+    this.open(link, circId, result.keys, result.reply);
+  }
+
+  /** A new circuit from a CREATE on `link`, answered with CREATED(`reply`). */
+  private open(link: L, circId: number, keys: HopKeys, reply: Buffer): void {
+    this.opts.table.open(link, circId, keys);
+    this.opts.stats.circuits++;
+    link.send(circId, CellCommand.CREATED, encodeCreated(reply));
+  }
+
+  private noteRefused(err: Error | null): void {
+    this.opts.stats.handshakeFailures++;
+    this.opts.log.debug({ err: err?.message }, 'CREATE refused');
   }
 }
