@@ -12,7 +12,7 @@ import { BACKWARD_TAG_LEN, isOrigin } from '../crypto/backward-layer.js';
 import { CELL_BODY_LEN, DestroyReason, destroyReasonName, RelayCommand } from '../wire/constants.js';
 import { readRelayHeader, relayData } from '../wire/relay-cell.js';
 import { decodeExtended, decodeTruncated } from '../wire/relay-messages.js';
-import { Scratch } from '../wire/scratch.js';
+import { Scratch } from '../buffers/scratch.js';
 import type { CircuitHop } from './circuit-build.js';
 
 /** What the receive path tells the circuit it serves. */

@@ -31,7 +31,7 @@ import {
 } from '../wire/constants.js';
 import { decodeRelayMessage } from '../wire/relay-cell.js';
 import { encodeEnd, encodeExtended, encodeTruncated } from '../wire/relay-messages.js';
-import { Scratch } from '../wire/scratch.js';
+import { Scratch } from '../buffers/scratch.js';
 import type { CellLink, CircuitEntry, RelayCircuit } from './relay-circuit.js';
 import { type CellInspector, RelayCircuitTable } from './relay-circuit-table.js';
 import { CreateHandling, type CreateLimits } from './relay-create.js';

@@ -7,7 +7,7 @@ import { randomIntBetween } from '../crypto/random.js';
 import { encodeDestroy } from '../wire/cell-bodies.js';
 import { CELL_BODY_LEN, CellCommand, CIRC_ID_INITIATOR_BIT, DestroyReason } from '../wire/constants.js';
 import { writeRelayBody } from '../wire/relay-cell.js';
-import { Scratch } from '../wire/scratch.js';
+import { Scratch } from '../buffers/scratch.js';
 import { type CellLink, type CircuitEntry, RelayCircuit } from './relay-circuit.js';
 
 /**

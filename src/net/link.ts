@@ -18,11 +18,11 @@ import {
 } from '../core/link-handshake.js';
 import type { NoiseCipher } from '../crypto/noise.js';
 import { type Cell, decodeFrameCells, writeCell } from '../wire/cell.js';
-import { CellSlabs } from '../wire/cell-slabs.js';
+import { CellSlabs } from '../buffers/cell-slabs.js';
 import { CELL_LEN, CellCommand, MAX_CELLS_PER_FRAME } from '../wire/constants.js';
 import { encodeFrameLength, type FrameDecoder } from '../wire/frame-decoder.js';
-import { releaseBuffer } from '../wire/release.js';
-import { Scratch } from '../wire/scratch.js';
+import { releaseBuffer } from '../buffers/release.js';
+import { Scratch } from '../buffers/scratch.js';
 
 export {
   LINK_HANDSHAKE_TIMEOUT_MS,
@@ -294,7 +294,7 @@ export class Link {
    */
   send(circId: number, command: number, body: Buffer): void {
     if (this.closed) return;
-    // A cell that will wait for the socket is copied out of its parent buffer (wire/cell-slabs.ts).
+    // A cell that will wait for the socket is copied out of its parent buffer (buffers/cell-slabs.ts).
     const waits = this.waitingDrain || this.scheduler.size >= FLUSH_BUDGET_CELLS;
     this.scheduler.push(circId, command, waits ? this.slabs.copy(body) : body);
     this.cellsOut++;

@@ -1,7 +1,7 @@
 // One reusable buffer per purpose for the hot path: a batch of cells is assembled here, handed to one
 // cipher call (which returns fresh output), and the space is reused for the next batch. Fewer large
-// allocations means less garbage collection (it was a fifth of a relay's CPU). Callers must finish
-// with the returned view before they yield, and must never keep it.
+// allocations mean less garbage collection, a large share of a relay's CPU otherwise. Callers must
+// finish with the returned view before they yield, and must never keep it.
 import { releaseBuffer } from './release.js';
 
 export class Scratch {
