@@ -1,57 +1,39 @@
-// Implements docs/protocol.md §3-§4 from the client's side: builds a circuit by telescoping (CREATE to
-// the entry, then EXTEND through the circuit), wraps every cell in one layer per hop, peels and checks
-// every cell coming back, and multiplexes streams to the exit.
+// Implements docs/protocol.md §3-§4 from the client's side: one circuit's driver. Its build is the
+// step machine core/circuit-build.ts and its receive path core/circuit-receive.ts; here are the link,
+// the timers and the promises around them, the forward cells (one layer per hop, wrapped for the hop
+// they are for) and the streams to the exit.
 
+import {
+  type BuildStep,
+  CIRCUIT_STEP_TIMEOUT_MS,
+  CircuitBuild,
+  type CircuitHop,
+} from '../core/circuit-build.js';
+import { type CircuitReceiver, receiveRelayCells } from '../core/circuit-receive.js';
 import type { ReceiveBudget } from '../core/receive-budget.js';
 import { type CircuitStream, StreamError, StreamMux } from '../core/stream-mux.js';
-import { BACKWARD_TAG_LEN, isOrigin } from '../crypto/backward-layer.js';
-import {
-  type CircuitHopCrypto,
-  circuitHopCrypto,
-  forwardMessageCapacity,
-  wrapForwardMany,
-} from '../crypto/forward-onion.js';
-import { SpareEphemeralKey } from '../crypto/keys.js';
-import { type LinkBoundHop, linkBoundConfirmed, linkBoundHopStart } from '../crypto/link-bound-hop.js';
-import {
-  type NtorClientState,
-  ntorClientFinish,
-  ntorClientPrecompute,
-  ntorClientStart,
-} from '../crypto/ntor.js';
+import { forwardMessageCapacity, wrapForwardMany } from '../crypto/forward-onion.js';
 import { type AlliumCode, AlliumError } from '../errors.js';
 import type { Link } from '../net/link.js';
 import type { Cell } from '../wire/cell.js';
-import { decodeCreated, decodeDestroy, encodeCreate, encodeDestroy } from '../wire/cell-bodies.js';
+import { decodeDestroy, encodeDestroy } from '../wire/cell-bodies.js';
 import {
-  CELL_BODY_LEN,
   CellCommand,
   CIRC_WINDOW_MAX,
   DestroyReason,
   destroyReasonName,
   EndReason,
-  endReasonName,
-  HandshakeType,
   LEGACY_CIRC_WINDOW_MAX,
   RelayCommand,
   STREAM_WINDOW_MAX,
 } from '../wire/constants.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
-import {
-  encodeRelayMessage,
-  RELAY_MESSAGE_HEADER_LEN,
-  readRelayHeader,
-  relayData,
-} from '../wire/relay-cell.js';
-import {
-  BeginFlag,
-  decodeEnd,
-  decodeExtended,
-  decodeTruncated,
-  encodeBegin,
-  encodeExtend,
-} from '../wire/relay-messages.js';
-import { Scratch } from '../wire/scratch.js';
+import { encodeRelayMessage, RELAY_MESSAGE_HEADER_LEN } from '../wire/relay-cell.js';
+import { BeginFlag, decodeEnd, encodeBegin } from '../wire/relay-messages.js';
+import { refusalMessage } from './refusal-message.js';
+
+export { CIRCUIT_STEP_TIMEOUT_MS } from '../core/circuit-build.js';
+export { refusalMessage } from './refusal-message.js';
 
 export class CircuitError extends AlliumError {
   constructor(
@@ -63,41 +45,30 @@ export class CircuitError extends AlliumError {
   }
 }
 
-interface Hop {
-  relay: ConsensusRelay;
-  crypto: CircuitHopCrypto;
-}
-
 interface Waiter<T> {
   resolve(v: T): void;
   reject(e: Error): void;
 }
 
-/** The next handshake's x, made while the last one's answer is on its way. */
-const spareKey = new SpareEphemeralKey();
-
 /** Forward cells wrapped together at most (wrapForwardMany): 32 cells are ~128 KiB a buffer. */
 const WRAP_BATCH_CELLS = 32;
+const NO_HOPS: readonly CircuitHop[] = [];
 
-/** Where the client joins cells of one frame for one cipher call per hop (reused, never kept). */
-const peelBatch = new Scratch();
-
-export const CIRCUIT_STEP_TIMEOUT_MS = 15_000;
 // Longer than the exit's own connect timeout, so a slow destination gets its END(TIMEOUT) first;
 // no longer than the links take to declare a silent relay dead (15 s), after which the circuit is rebuilt.
 export const STREAM_CONNECT_TIMEOUT_MS = 15_000;
 
 let nextSerial = 1;
 
-export class ClientCircuit {
+export class ClientCircuit implements CircuitReceiver {
   readonly serial = nextSerial++;
-  readonly hops: Hop[] = [];
   readonly createdAt = Date.now();
   private readonly mux: StreamMux;
   private nextStreamId = 1;
-  private handshake: { state: NtorClientState; relay: ConsensusRelay; waiter: Waiter<void> } | null = null;
-  /** A link-bound first hop whose CREATED has not come back yet: what that CREATED must confirm (§3.6). */
-  private linkBound: LinkBoundHop | null = null;
+  /** The build (core/circuit-build.ts), its promise and the timer of its current step. */
+  private builder: CircuitBuild | null = null;
+  private buildWaiter: Waiter<void> | null = null;
+  private stepTimer: NodeJS.Timeout | null = null;
   private readonly connecting = new Map<number, Waiter<CircuitStream> & { host: string; port: number }>();
   closed = false;
   closeReason = '';
@@ -131,6 +102,11 @@ export class ClientCircuit {
   /** Whether the exit takes large windows (protocol §5): set by `build`. */
   private largeWindows = false;
 
+  /** The hops so far, entry first. */
+  get hops(): readonly CircuitHop[] {
+    return this.builder?.hops ?? NO_HOPS;
+  }
+
   get exit(): ConsensusRelay {
     return this.hops[this.hops.length - 1].relay;
   }
@@ -154,11 +130,13 @@ export class ClientCircuit {
   }
 
   /** Milliseconds each hop of the build took (CREATE/CREATED, then each EXTEND/EXTENDED), for the logs. */
-  readonly buildStepsMs: number[] = [];
+  get buildStepsMs(): readonly number[] {
+    return this.builder?.stepsMs ?? [];
+  }
 
   /** Hops whose relay has answered: a link-bound first hop counts once its CREATED came back. */
   get confirmedHops(): number {
-    return this.hops.length - (this.linkBound ? 1 : 0);
+    return this.builder?.confirmedHops ?? 0;
   }
 
   /**
@@ -167,92 +145,60 @@ export class ClientCircuit {
    * first EXTEND, which goes out right behind it, one round trip to the entry sooner. With
    * `largeWindows` (an exit that takes them) its SENDMEs may name windows past 4 MiB (§5).
    */
-  async build(
-    path: ConsensusRelay[],
-    opts: { linkBound?: boolean; largeWindows?: boolean } = {},
-  ): Promise<void> {
+  build(path: ConsensusRelay[], opts: { linkBound?: boolean; largeWindows?: boolean } = {}): Promise<void> {
+    if (this.builder) {
+      return Promise.reject(new CircuitError('ALLIUM_CIRCUIT_PROTOCOL', 'a circuit is built once'));
+    }
     this.largeWindows = opts.largeWindows === true;
-    for (let i = 0; i < path.length; i++) {
-      const stepStart = performance.now();
-      const relay = path[i];
-      if (i === 0 && opts.linkBound && path.length > 1) {
-        const { hdata, hop } = linkBoundHopStart(this.link.linkSecret);
-        this.linkBound = hop;
-        this.link.send(this.circId, CellCommand.CREATE, encodeCreate(HandshakeType.LINK_BOUND, hdata));
-        this.hops.push({ relay, crypto: circuitHopCrypto(hop.keys, { firstHop: this.hops.length === 0 }) });
-        this.buildStepsMs.push(Math.round((performance.now() - stepStart) * 100) / 100);
-        continue;
-      }
-      const { onionskin, state } = ntorClientStart(
-        Buffer.from(relay.id, 'hex'),
-        Buffer.from(relay.onionKey, 'base64'),
-        spareKey.take(),
-      );
-      const done = this.awaitHandshake(state, relay);
-      if (i === 0) {
-        this.link.send(
-          this.circId,
-          CellCommand.CREATE,
-          encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin),
-        );
-      } else {
-        const extend = encodeExtend({
-          address: relay.address,
-          port: relay.port,
-          relayId: Buffer.from(relay.id, 'hex'),
-          htype: HandshakeType.NTOR_X25519_SHA256,
-          hdata: onionskin,
-        });
-        this.sendRelay(this.hops.length - 1, RelayCommand.EXTEND, 0, extend, CellCommand.RELAY_EARLY);
-      }
-      // After the link has flushed the onionskin (also a setImmediate, queued first): work that
-      // would otherwise wait on this step's path, done while the answer travels.
-      setImmediate(() => {
-        ntorClientPrecompute(state);
-        spareKey.refill();
-      });
-      await done;
-      this.buildStepsMs.push(Math.round((performance.now() - stepStart) * 100) / 100);
-    }
-    // The entry's CREATED comes before anything it forwards on the circuit: still missing, it never came.
-    if (this.linkBound) {
-      this.destroy(DestroyReason.PROTOCOL, `${path[0].nickname} never confirmed the first hop`);
-      throw new CircuitError('ALLIUM_CIRCUIT_PROTOCOL', `${path[0].nickname} never confirmed the first hop`);
-    }
-  }
-
-  private awaitHandshake(state: NtorClientState, relay: ConsensusRelay): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.destroy(
-          DestroyReason.TIMEOUT,
-          `no answer from ${relay.nickname} within ${CIRCUIT_STEP_TIMEOUT_MS} ms`,
-        );
-      }, CIRCUIT_STEP_TIMEOUT_MS);
-      this.handshake = {
-        state,
-        relay,
-        waiter: {
-          resolve: () => {
-            clearTimeout(timer);
-            resolve();
-          },
-          reject: (e) => {
-            clearTimeout(timer);
-            reject(e);
-          },
-        },
-      };
+    this.builder = new CircuitBuild(path, { linkSecret: opts.linkBound ? this.link.linkSecret : null });
+    const built = new Promise<void>((resolve, reject) => {
+      this.buildWaiter = { resolve, reject };
     });
+    this.onBuildStep(this.builder.start());
+    return built;
   }
 
-  private completeHandshake(hdata: Buffer): void {
-    const hs = this.handshake;
-    if (!hs) throw new CircuitError('ALLIUM_CIRCUIT_PROTOCOL', 'unexpected CREATED/EXTENDED');
-    this.handshake = null;
-    const keys = ntorClientFinish(hs.state, hdata);
-    this.hops.push({ relay: hs.relay, crypto: circuitHopCrypto(keys, { firstHop: this.hops.length === 0 }) });
-    hs.waiter.resolve();
+  /** Does what a step of the build asks: send its cells and time the answer, or settle the build. */
+  private onBuildStep(step: BuildStep): void {
+    switch (step.kind) {
+      case 'waiting':
+        return;
+      case 'send': {
+        for (const cell of step.cells) if (!this.closed) this.link.send(this.circId, cell.command, cell.body);
+        this.lastUsed = Date.now();
+        if (this.stepTimer) clearTimeout(this.stepTimer);
+        const builder = this.builder!;
+        this.stepTimer = setTimeout(() => this.onBuildStep(builder.timedOut()), CIRCUIT_STEP_TIMEOUT_MS);
+        // After the link has flushed the onionskin (also a setImmediate, queued first): work that
+        // would otherwise wait on this step's path, done while the answer travels.
+        setImmediate(() => builder.precompute());
+        return;
+      }
+      case 'built':
+        this.settleBuild(null);
+        return;
+      case 'failed':
+        if (step.code) this.settleBuild(new CircuitError(step.code, step.why));
+        this.destroy(step.reason, step.why);
+        return;
+    }
+  }
+
+  /** Ends the build's wait: resolved, or failed with `err`. */
+  private settleBuild(err: Error | null): void {
+    if (this.stepTimer) clearTimeout(this.stepTimer);
+    this.stepTimer = null;
+    const waiter = this.buildWaiter;
+    this.buildWaiter = null;
+    if (!waiter) return;
+    if (err) waiter.reject(err);
+    else waiter.resolve();
+  }
+
+  /** An EXTENDED from the last hop (the receive path, core/circuit-receive.ts). */
+  extended(hdata: Buffer): void {
+    if (this.builder) this.onBuildStep(this.builder.extended(hdata));
+    else this.destroy(DestroyReason.PROTOCOL, 'protocol error: unexpected CREATED/EXTENDED');
   }
 
   /** Seals a relay message for hop `hop`, adds the layers of hops hop..0, and sends it. Returns the mac. */
@@ -352,7 +298,11 @@ export class ClientCircuit {
    * send on the circuit (§3.6): anything else destroys the circuit unread.
    */
   private unconfirmedEntrySent(cell: Cell): boolean {
-    if (!this.linkBound || cell.command === CellCommand.CREATED || cell.command === CellCommand.DESTROY)
+    if (
+      !this.builder?.awaitingEntryConfirmation ||
+      cell.command === CellCommand.CREATED ||
+      cell.command === CellCommand.DESTROY
+    )
       return false;
     this.destroy(
       DestroyReason.PROTOCOL,
@@ -364,40 +314,27 @@ export class ClientCircuit {
   /** A cell for this circuit arrived on the link. */
   onCell(cell: Cell): void {
     if (this.closed || this.unconfirmedEntrySent(cell)) return;
-    try {
-      switch (cell.command) {
-        case CellCommand.CREATED: {
-          const { hdata } = decodeCreated(cell.body);
-          const linkBound = this.linkBound;
-          if (linkBound) {
-            // Still unconfirmed when this throws: the entry is the relay that failed the build.
-            if (!linkBoundConfirmed(linkBound, hdata)) {
-              throw new CircuitError(
-                'ALLIUM_HANDSHAKE_AUTH',
-                'the entry did not confirm the link-bound first hop',
-              );
-            }
-            this.linkBound = null;
-            return;
-          }
-          if (this.hops.length !== 0)
-            throw new CircuitError('ALLIUM_CIRCUIT_PROTOCOL', 'CREATED after the first hop');
-          this.completeHandshake(hdata);
+    switch (cell.command) {
+      case CellCommand.CREATED:
+        if (this.builder) this.onBuildStep(this.builder.created(cell.body));
+        else this.destroy(DestroyReason.PROTOCOL, 'protocol error: unexpected CREATED/EXTENDED');
+        return;
+      case CellCommand.RELAY:
+        receiveRelayCells(this, [cell.body]);
+        return;
+      case CellCommand.DESTROY: {
+        let reason: number;
+        try {
+          reason = decodeDestroy(cell.body).reason;
+        } catch (err) {
+          this.destroy(DestroyReason.PROTOCOL, `protocol error: ${(err as Error).message}`);
           return;
         }
-        case CellCommand.RELAY:
-          this.onRelay(cell.body);
-          return;
-        case CellCommand.DESTROY: {
-          const { reason } = decodeDestroy(cell.body);
-          this.close(reason, `the network destroyed the circuit (${destroyReasonName(reason)})`);
-          return;
-        }
-        default:
-          return;
+        this.close(reason, `the network destroyed the circuit (${destroyReasonName(reason)})`);
+        return;
       }
-    } catch (err) {
-      this.destroy(DestroyReason.PROTOCOL, `protocol error: ${(err as Error).message}`);
+      default:
+        return;
     }
   }
 
@@ -410,106 +347,15 @@ export class ClientCircuit {
         relayBodies.push(cell.body);
         continue;
       }
-      if (relayBodies.length > 0) this.onRelayBatch(relayBodies);
+      if (relayBodies.length > 0) receiveRelayCells(this, relayBodies);
       relayBodies = [];
       this.onCell(cell);
     }
-    if (relayBodies.length > 0 && !this.closed) this.onRelayBatch(relayBodies);
-  }
-
-  private onRelay(cellBody: Buffer): void {
-    this.onRelayBatch([cellBody]);
-  }
-
-  /**
-   * Peels hop 1's layer off every body, hands on the ones hop 1 sent, peels hop 2's off the rest, and so
-   * on: the same keystream positions as one cell at a time, in one cipher call per hop.
-   */
-  private onRelayBatch(bodies: Buffer[]): void {
-    try {
-      let pending = bodies;
-      // When no cell stopped at the previous hop, its output is already one contiguous buffer.
-      let joined: Buffer | null = null;
-      for (let i = 0; i < this.hops.length && pending.length > 0; i++) {
-        const cipher = this.hops[i].crypto.backward;
-        let input: Buffer;
-        if (joined) input = joined;
-        else if (pending.length === 1) input = pending[0];
-        else {
-          input = peelBatch.take(pending.length * CELL_BODY_LEN);
-          for (let k = 0; k < pending.length; k++) pending[k].copy(input, k * CELL_BODY_LEN);
-        }
-        // The tag each cell arrived at this hop with: what a circuit SENDME for it echoes (§5). Kept
-        // apart, since `input` may be shared scratch space.
-        const tagsIn = Buffer.allocUnsafe(pending.length * BACKWARD_TAG_LEN);
-        for (let k = 0; k < pending.length; k++) {
-          input.copy(tagsIn, k * BACKWARD_TAG_LEN, k * CELL_BODY_LEN, k * CELL_BODY_LEN + BACKWARD_TAG_LEN);
-        }
-        const peeled: Buffer = cipher.peel(input);
-        const rest: Buffer[] = [];
-        for (let k = 0; k < pending.length; k++) {
-          if (this.closed) return;
-          const body = peeled.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN);
-          if (isOrigin(body)) {
-            this.onRelayMessage(i, body, tagsIn.subarray(k * BACKWARD_TAG_LEN, (k + 1) * BACKWARD_TAG_LEN));
-          } else rest.push(body);
-        }
-        joined = rest.length === pending.length ? peeled : null;
-        pending = rest;
-      }
-      if (pending.length > 0 && !this.closed) {
-        this.destroy(
-          DestroyReason.INTEGRITY,
-          'a cell from the network failed its integrity check (tampered or corrupt)',
-        );
-      }
-    } catch (err) {
-      this.destroy(DestroyReason.PROTOCOL, `protocol error: ${(err as Error).message}`);
-    }
-  }
-
-  private onRelayMessage(hop: number, body: Buffer, tag: Buffer): void {
-    const { command, streamId } = readRelayHeader(body);
-    const data = relayData(body);
-    const last = hop === this.hops.length - 1;
-    switch (command) {
-      case RelayCommand.EXTENDED:
-        if (!last)
-          throw new CircuitError('ALLIUM_CIRCUIT_PROTOCOL', 'EXTENDED from a hop that is not the last');
-        this.completeHandshake(decodeExtended(data).hdata);
-        return;
-      case RelayCommand.TRUNCATED: {
-        const { reason } = decodeTruncated(data);
-        const relay = this.hops[hop].relay.nickname;
-        this.destroy(
-          DestroyReason.DESTROYED,
-          `${relay} could not extend the circuit (${destroyReasonName(reason)})`,
-          reason,
-        );
-        return;
-      }
-      case RelayCommand.CONNECTED:
-      case RelayCommand.END:
-      case RelayCommand.DATA:
-      case RelayCommand.SENDME:
-        // Streams are attached to the exit, and only the exit's layer may speak for them: an entry or
-        // middle sealing one of these with its own keys could cut a download short (an END read as a
-        // clean end of file) or fake a refusal, so it is a protocol violation that takes the circuit.
-        if (!last) {
-          throw new CircuitError(
-            'ALLIUM_CIRCUIT_PROTOCOL',
-            `stream message ${command} from hop ${hop + 1}, not the exit: ${this.hops[hop].relay.nickname}`,
-          );
-        }
-        this.onStreamMessage(command, streamId, data, tag);
-        return;
-      default:
-        return;
-    }
+    if (relayBodies.length > 0 && !this.closed) receiveRelayCells(this, relayBodies);
   }
 
   /** A stream message from the exit (protocol §4.2, §5). */
-  private onStreamMessage(command: number, streamId: number, data: Buffer, tag: Buffer): void {
+  streamMessage(command: number, streamId: number, data: Buffer, tag: Buffer): void {
     if (command === RelayCommand.CONNECTED) {
       const w = this.connecting.get(streamId);
       if (!w) return;
@@ -543,38 +389,11 @@ export class ClientCircuit {
     this.closed = true;
     this.closeReason = why;
     const err = new CircuitError('ALLIUM_CIRCUIT_DESTROYED', why, reason);
-    if (this.handshake) {
-      this.handshake.waiter.reject(err);
-      this.handshake = null;
-    }
+    this.settleBuild(err);
     for (const w of this.connecting.values()) w.reject(err);
     this.connecting.clear();
     this.mux.closeAll(new StreamError('ALLIUM_CIRCUIT_DESTROYED', why, EndReason.DESTROY));
     this.budget?.forget(this);
     this.onClosed(this);
-  }
-}
-
-/** The exit's END reason for a stream it did not open, in words a user can act on. */
-export function refusalMessage(reason: number, host: string, port: number): string {
-  const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const couldNot = (why: string) => `the exit could not connect to ${target} (${why})`;
-  switch (reason) {
-    case EndReason.CONNECTREFUSED:
-      return couldNot('connection refused: nothing listens on that port');
-    case EndReason.RESOLVEFAILED:
-      return `the exit could not resolve ${host} (no such host, or its DNS failed)`;
-    case EndReason.TIMEOUT:
-      return couldNot('timed out');
-    case EndReason.NOROUTE:
-      return couldNot('no route to the host');
-    case EndReason.CONNRESET:
-      return couldNot('connection reset');
-    case EndReason.EXITPOLICY:
-      return `the exit's policy does not allow ${target}`;
-    case EndReason.RESOURCELIMIT:
-      return `the exit refused a stream to ${target}: it is at its limit of streams`;
-    default:
-      return `the exit refused the stream to ${target}: ${endReasonName(reason)}`;
   }
 }

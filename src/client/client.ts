@@ -1,38 +1,29 @@
 // The client role: keeps a verified consensus, builds circuits through the network, and opens streams
-// on them. Different isolation keys (e.g. SOCKS credentials) never share a circuit.
+// on them. Different isolation keys (e.g. SOCKS credentials) never share a circuit. Its parts:
+//   path-choice.ts    entry guards, path bias, relays that just failed: which relays a circuit takes
+//   entry-links.ts    the links to entry relays and the circuits on each
+//   circuit-pool.ts   the open circuits by isolation key, spares, retiring unused ones
+//   client-circuit.ts one circuit (its build and receive path are core/circuit-build.ts and
+//                     core/circuit-receive.ts)
 
-import { choosePath, exitMayAllow, PathError } from '../core/path-selection.js';
+import { PathError } from '../core/path-selection.js';
 import { DEFAULT_RECEIVE_BUDGET_CELLS, ReceiveBudgets } from '../core/receive-budget.js';
 import { type CircuitStream, StreamError } from '../core/stream-mux.js';
-import { randomFraction, randomIntBetween } from '../crypto/random.js';
-import { AlliumError } from '../errors.js';
+import type { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
-import { connectLink, type Link } from '../net/link.js';
+import type { Link } from '../net/link.js';
 import { MIN_LARGE_WINDOW_VERSION, MIN_LINK_BOUND_VERSION, versionAtLeast } from '../version.js';
-import {
-  CIRC_ID_INITIATOR_BIT,
-  DestroyReason,
-  EndReason,
-  MAX_LINK_BOUND_CREATES_PER_LINK,
-} from '../wire/constants.js';
+import { DestroyReason, EndReason } from '../wire/constants.js';
 import type { Consensus, ConsensusRelay } from '../wire/directory-docs.js';
+import { CircuitPool } from './circuit-pool.js';
 import { CircuitError, ClientCircuit } from './client-circuit.js';
+import { ClientError } from './client-error.js';
 import { ConsensusKeeper } from './consensus-keeper.js';
-import {
-  dropGuard,
-  emptyGuards,
-  type GuardState,
-  guardIds,
-  loadGuards,
-  saveGuards,
-  updateGuards,
-} from './guards.js';
-import { type GuardBias, PathBias, type PathBiasOptions } from './path-bias.js';
-
-const RELAY_FAILURE_BACKOFF_MS = 60_000;
-/** The isolation key of circuits built ahead of need; no caller can pass it (it starts with a NUL). */
-const SPARE = '\u0000spare';
+import { FailureRefresh, waitForConsensus } from './consensus-wait.js';
+import { EntryLinks } from './entry-links.js';
+import type { GuardBias, PathBiasOptions } from './path-bias.js';
+import { PathChoice } from './path-choice.js';
 
 export interface ClientOptions {
   directoryUrl: string;
@@ -83,31 +74,16 @@ export interface ConnectOptions {
   optimistic?: boolean;
 }
 
-/** How long after handing out a spare circuit its replacement starts building. */
-const SPARE_REFILL_DELAY_MS = 25;
-const DEFAULT_CIRCUIT_LIFETIME_MS = 10 * 60_000;
-const DEFAULT_CIRCUIT_IDLE_MS = 60_000;
-
-export class ClientError extends AlliumError {}
-
-/** Least time between two consensus fetches caused by failures (a failing relay cannot make the client hammer the directory). */
-const FAILURE_REFRESH_MIN_MS = 5000;
+export { ClientError } from './client-error.js';
 
 export class AlliumClient {
   private readonly keeper: ConsensusKeeper;
-  private guards: GuardState = emptyGuards();
-  private guardsSerial = -1;
-  private readonly failedUntil = new Map<string, number>();
-  private spareBuilds = 0;
-  private refillTimer: NodeJS.Timeout | null = null;
-  private retireTimer: NodeJS.Timeout | null = null;
+  /** A fresh consensus after a listed relay failed us, at most every few seconds. */
+  private readonly failureRefresh: FailureRefresh;
   private readonly directory: DirectoryClient;
-  private readonly links = new Map<string, Promise<Link>>();
-  private readonly circuitsByLink = new Map<Link, Map<number, ClientCircuit>>();
-  /** Link-bound first hops built on each link so far. */
-  private readonly linkBoundCreates = new WeakMap<Link, number>();
-  private readonly circuits = new Set<ClientCircuit>();
-  private readonly building = new Map<string, Promise<ClientCircuit>>();
+  private readonly entries = new EntryLinks();
+  private readonly pool: CircuitPool;
+  private readonly paths: PathChoice;
   private readonly log: Logger;
   readonly pathLength: number;
   readonly stats = {
@@ -120,12 +96,9 @@ export class AlliumClient {
   private closedFlag = false;
   /** What this client lets be in flight toward it, per entry link (protocol §5.1). */
   private readonly budgets: ReceiveBudgets<Link>;
-  /** Per entry guard: builds that got past it, and how many completed. */
-  private readonly pathBias: PathBias;
 
   private constructor(private readonly opts: ClientOptions) {
     this.budgets = new ReceiveBudgets(opts.receiveBudgetCells ?? DEFAULT_RECEIVE_BUDGET_CELLS);
-    this.pathBias = new PathBias(opts.pathBias);
     this.directory = new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey });
     this.log = opts.logger ?? silentLogger;
     this.keeper = new ConsensusKeeper({
@@ -134,6 +107,7 @@ export class AlliumClient {
       dataDir: opts.dataDir,
       logger: this.log,
     });
+    this.failureRefresh = new FailureRefresh(this.keeper);
     this.pathLength = opts.pathLength ?? 3;
     if (this.pathLength < 3 && !opts.allowShortPaths) {
       throw new ClientError(
@@ -141,111 +115,36 @@ export class AlliumClient {
         'circuits need at least 3 relays (--path-length >= 3)',
       );
     }
+    this.paths = new PathChoice({
+      pathLength: this.pathLength,
+      dataDir: opts.dataDir,
+      pathBias: opts.pathBias,
+      log: this.log,
+      onGuardDropped: (id) => this.pool.retireGuard(id),
+    });
+    this.pool = new CircuitPool({
+      pathLength: this.pathLength,
+      circuitLifetimeMs: opts.circuitLifetimeMs,
+      circuitIdleMs: opts.circuitIdleMs,
+      spareCircuits: opts.spareCircuits,
+      build: (o) => this.buildCircuit(o),
+      avoid: () => this.paths.excluded(),
+      closed: () => this.closedFlag,
+      log: this.log,
+    });
   }
 
   /** Fetches and verifies the consensus (waiting for `minRelays` relays), then is ready to connect. */
   static async start(opts: ClientOptions): Promise<AlliumClient> {
     const c = new AlliumClient(opts);
-    if (opts.dataDir) c.guards = await loadGuards(opts.dataDir);
+    await c.paths.load();
     await c.keeper.load();
-    await c.waitForConsensus(opts.minRelays ?? c.pathLength, opts.startTimeoutMs ?? 30_000);
+    await waitForConsensus(c.keeper, c.log, opts.minRelays ?? c.pathLength, opts.startTimeoutMs ?? 30_000);
     c.keeper.start();
-    c.refillSpares();
-    c.startRetiring();
+    c.pool.refillSpares();
+    c.pool.startRetiring();
     return c;
   }
-
-  /**
-   * Closes, now and then, the circuits no stream needs any more: past their lifetime, idle for
-   * circuitIdleMs, or retired by newCircuits(). Each would otherwise hold its slot and memory at every
-   * relay on its path until the link closed.
-   */
-  private startRetiring(): void {
-    const lifetime = this.opts.circuitLifetimeMs ?? DEFAULT_CIRCUIT_LIFETIME_MS;
-    const idle = this.opts.circuitIdleMs ?? DEFAULT_CIRCUIT_IDLE_MS;
-    const every = Math.max(100, Math.min(10_000, lifetime / 2, idle / 2));
-    this.retireTimer = setInterval(() => this.retireUnused(lifetime, idle), every);
-    this.retireTimer.unref();
-  }
-
-  private retireUnused(lifetime: number, idle: number): void {
-    const now = Date.now();
-    for (const c of [...this.circuits]) {
-      if (c.closed || c.isolation === SPARE || c.hops.length !== this.pathLength || c.inUse) continue;
-      const retired = c.isolation.startsWith('\u0000retired-');
-      if (retired || now - c.createdAt >= lifetime || now - c.lastUsed >= idle) {
-        c.destroy(DestroyReason.FINISHED, 'no stream, and its lifetime is over or it was idle');
-      }
-    }
-  }
-
-  private async waitForConsensus(minRelays: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let lastErr: Error | null = null;
-    let toldWaiting = false;
-    for (;;) {
-      try {
-        await this.refreshConsensus();
-        lastErr = null;
-      } catch (err) {
-        lastErr = err as Error;
-        // A forged, stale or rolled-back consensus will not fix itself by waiting; without a cached
-        // consensus to fall back on, say so now.
-        const code = (err as AlliumError).code ?? '';
-        if (!this.consensus && /^ALLIUM_CONSENSUS_(SIGNATURE|EXPIRED|ROLLBACK)$/.test(code)) throw err;
-        // Say at once what is being waited for, not only when the wait is over.
-        if (!this.consensus && !toldWaiting) {
-          toldWaiting = true;
-          this.log.warn(
-            { code },
-            `${(err as Error).message}; retrying for up to ${Math.round(timeoutMs / 1000)} s`,
-          );
-        }
-      }
-      // Through a directory outage the cached consensus serves.
-      const c = this.consensus;
-      if (c) {
-        const running = c.relays.length;
-        if (running >= minRelays && c.relays.some((r) => r.flags.includes('Exit'))) return;
-        const exits = c.relays.filter((r) => r.flags.includes('Exit')).length;
-        lastErr ??= new ClientError(
-          'ALLIUM_CLIENT_TOO_FEW_RELAYS',
-          `gave up after ${Math.round(timeoutMs / 1000)} s: the consensus lists ${running} relays (${exits} exits), and a circuit of ${minRelays} needs ${minRelays} relays, one of them an exit: start more relays (one with --exit), or ask for shorter circuits (--path-length, at least 3)`,
-        );
-        if (!toldWaiting) {
-          toldWaiting = true;
-          this.log.warn(
-            { running, exits },
-            `the consensus lists ${running} relays (${exits} exits); waiting up to ${Math.round(timeoutMs / 1000)} s for ${minRelays} relays and an exit`,
-          );
-        }
-      }
-      if (Date.now() > deadline) throw lastErr;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  /**
-   * Fetches the consensus after a listed relay failed us: now, or, if one such fetch ran in the last
-   * few seconds, once that time is up (one pending fetch at most).
-   */
-  private refreshAfterFailure(): void {
-    if (this.failureRefreshTimer || this.closedFlag) return;
-    const wait = this.lastFailureRefresh + FAILURE_REFRESH_MIN_MS - Date.now();
-    const run = () => {
-      this.failureRefreshTimer = null;
-      this.lastFailureRefresh = Date.now();
-      if (!this.closedFlag) this.keeper.refresh().catch(() => {});
-    };
-    if (wait <= 0) {
-      run();
-      return;
-    }
-    this.failureRefreshTimer = setTimeout(run, wait);
-    this.failureRefreshTimer.unref();
-  }
-  private lastFailureRefresh = Number.NEGATIVE_INFINITY;
-  private failureRefreshTimer: NodeJS.Timeout | null = null;
 
   async refreshConsensus(): Promise<Consensus> {
     return this.keeper.refresh();
@@ -261,7 +160,17 @@ export class AlliumClient {
   }
 
   listCircuits(): ClientCircuit[] {
-    return [...this.circuits];
+    return [...this.pool.circuits];
+  }
+
+  /** The open circuits (read by tests that look inside a client). */
+  private get circuits(): Set<ClientCircuit> {
+    return this.pool.circuits;
+  }
+
+  /** The links to entry relays by relay id (read by tests that look inside a client). */
+  private get links(): Map<string, Promise<Link>> {
+    return this.entries.links;
   }
 
   /**
@@ -270,7 +179,7 @@ export class AlliumClient {
    */
   receiveBudgetCells(): number {
     let most = this.budgets.totalCells;
-    for (const link of this.circuitsByLink.keys()) most = Math.max(most, this.budgets.of(link).currentCells);
+    for (const link of this.entries.open()) most = Math.max(most, this.budgets.of(link).currentCells);
     return most;
   }
 
@@ -280,47 +189,12 @@ export class AlliumClient {
    */
   largestWindowsCells(): { circuit: number; stream: number } {
     const most = { circuit: 0, stream: 0 };
-    for (const c of this.circuits) {
+    for (const c of this.pool.circuits) {
       const w = c.largestWindows;
       most.circuit = Math.max(most.circuit, w.circuit);
       most.stream = Math.max(most.stream, w.stream);
     }
     return most;
-  }
-
-  // ---- links ----
-
-  private linkTo(relayId: string, host: string, port: number): Promise<Link> {
-    const existing = this.links.get(relayId);
-    if (existing) return existing;
-    const p = connectLink({ host, port, relayId: Buffer.from(relayId, 'hex'), me: { identity: null } }).then(
-      (link) => {
-        this.circuitsByLink.set(link, new Map());
-        link.on({
-          cells: (cells) => {
-            const map = this.circuitsByLink.get(link);
-            if (!map) return;
-            // Hand each circuit its cells of this frame together, so it can peel them in batches.
-            for (let i = 0; i < cells.length; ) {
-              let j = i + 1;
-              while (j < cells.length && cells[j].circId === cells[i].circId) j++;
-              map.get(cells[i].circId)?.onCells(j - i === 1 ? [cells[i]] : cells.slice(i, j));
-              i = j;
-            }
-          },
-          close: () => {
-            this.links.delete(relayId);
-            const map = this.circuitsByLink.get(link);
-            this.circuitsByLink.delete(link);
-            for (const c of map?.values() ?? []) c.close(8, 'the link to the entry relay closed');
-          },
-        });
-        return link;
-      },
-    );
-    this.links.set(relayId, p);
-    p.catch(() => this.links.delete(relayId));
-    return p;
   }
 
   // ---- circuits ----
@@ -339,51 +213,47 @@ export class AlliumClient {
     if (!consensus) throw this.keeper.noConsensusError();
     let path: ConsensusRelay[];
     try {
-      path = opts.path ?? this.choosePathAvoidingFailures(consensus, opts);
+      path = opts.path ?? this.paths.choose(consensus, opts);
     } catch (err) {
       // A relay may have become an exit since: ask the directory now rather than at the next refresh.
-      this.refreshAfterFailure();
+      this.failureRefresh.request();
       throw err;
     }
     const started = performance.now();
     const entry = path[0];
     let link: Link;
     try {
-      link = await this.linkTo(entry.id, entry.address, entry.port);
+      link = await this.entries.linkTo(entry.id, entry.address, entry.port);
     } catch (err) {
       this.stats.circuitsFailed++;
-      this.markFailed(entry.id);
+      this.paths.markFailed(entry.id);
       // The relay may have moved or gone: a fresh consensus says so before the next circuit.
-      this.refreshAfterFailure();
+      this.failureRefresh.request();
       throw new CircuitError(
         'ALLIUM_CIRCUIT_ENTRY',
         `cannot reach entry relay ${entry.nickname} at ${entry.address}:${entry.port}: ${(err as Error).message}`,
       );
     }
-    const map = this.circuitsByLink.get(link)!;
-    let circId: number;
-    do circId = (randomIntBetween(1, 0x7fffffff) | CIRC_ID_INITIATOR_BIT) >>> 0;
-    while (map.has(circId));
-    const circ = new ClientCircuit(
+    const circ = this.entries.add(
       link,
-      circId,
-      (c) => {
-        map.delete(c.circId);
-        this.circuits.delete(c);
-        this.log.debug({ circuit: c.serial, why: c.closeReason }, 'circuit closed');
-      },
-      this.budgets.of(link),
+      (circId) =>
+        new ClientCircuit(
+          link,
+          circId,
+          (c) => {
+            this.entries.forget(c);
+            this.pool.circuits.delete(c);
+            this.log.debug({ circuit: c.serial, why: c.closeReason }, 'circuit closed');
+          },
+          this.budgets.of(link),
+        ),
     );
     circ.isolation = opts.isolation ?? '';
-    map.set(circId, circ);
-    this.circuits.add(circ);
-    // Past MAX_LINK_BOUND_CREATES_PER_LINK on one link the entry refuses them (§3.6): ntor from there on.
-    const linkBoundSoFar = this.linkBoundCreates.get(link) ?? 0;
+    this.pool.circuits.add(circ);
     const linkBound =
       this.opts.linkBoundFirstHop !== false &&
       versionAtLeast(entry.version, MIN_LINK_BOUND_VERSION) &&
-      linkBoundSoFar < MAX_LINK_BOUND_CREATES_PER_LINK;
-    if (linkBound) this.linkBoundCreates.set(link, linkBoundSoFar + 1);
+      this.entries.takeLinkBound(link);
     try {
       await circ.build(path, {
         linkBound,
@@ -392,16 +262,16 @@ export class AlliumClient {
     } catch (err) {
       this.stats.circuitsFailed++;
       const failedAt = circ.confirmedHops;
-      if (!opts.path && failedAt > 0 && !this.closedFlag) this.notePathBias(entry, false);
+      if (!opts.path && failedAt > 0 && !this.closedFlag) this.paths.notePathBias(entry, false);
       // The relay we were adding when it failed is the one to avoid for a while; but not on the word of
       // a guard whose circuits fail too often: avoiding the relays it fails to reach is its steering.
-      if (!opts.path && failedAt < path.length && (failedAt === 0 || !this.pathBias.suspect(entry.id))) {
-        this.markFailed(path[failedAt].id);
+      if (!opts.path && failedAt < path.length && (failedAt === 0 || !this.paths.suspect(entry.id))) {
+        this.paths.markFailed(path[failedAt].id);
       }
-      circ.destroy(3, 'build failed');
+      circ.destroy(DestroyReason.REQUESTED, 'build failed');
       throw err;
     }
-    if (!opts.path) this.notePathBias(entry, true);
+    if (!opts.path) this.paths.notePathBias(entry, true);
     const ms = performance.now() - started;
     // The build's last step went to the exit and back with nothing of ours queued: the link's base
     // round trip for its receive budget (§5.1).
@@ -422,197 +292,19 @@ export class AlliumClient {
     return circ;
   }
 
-  /** A path that avoids relays that just failed, unless that leaves no usable guard or exit at all. */
-  private choosePathAvoidingFailures(
-    consensus: Consensus,
-    opts: { target?: { host: string; port: number }; exclude?: Set<string> },
-  ): ConsensusRelay[] {
-    const base = {
-      length: this.pathLength,
-      target: opts.target,
-      guards: this.currentGuards(consensus),
-      random: randomFraction,
-    };
-    const excluded = this.excluded(opts.exclude);
-    try {
-      return choosePath(consensus.relays, { ...base, exclude: excluded });
-    } catch (err) {
-      if (!(err instanceof PathError) || this.failedUntil.size === 0) throw err;
-    }
-    // Avoiding every suspect leaves no path. Exits are few: a silent path's exit is only a suspect
-    // beside its middle, so let exits back in first and keep avoiding the rest (with one exit left,
-    // dropping every exclusion would send half the retries through the silent middle again).
-    const exits = new Set(consensus.relays.filter((r) => r.flags.includes('Exit')).map((r) => r.id));
-    const nonExits = new Set([...excluded].filter((id) => !exits.has(id) || opts.exclude?.has(id)));
-    try {
-      return choosePath(consensus.relays, { ...base, exclude: nonExits });
-    } catch (err) {
-      if (!(err instanceof PathError)) throw err;
-      return choosePath(consensus.relays, { ...base, exclude: opts.exclude });
-    }
-  }
-
-  /**
-   * Counts a build through guard `entry` that got past it. A guard whose builds fail far more often
-   * than a network's do is reported, and past the drop threshold replaced (and not chosen again).
-   */
-  private notePathBias(entry: ConsensusRelay, built: boolean): void {
-    const verdict = this.pathBias.record(entry.id, built);
-    if (verdict === null) return;
-    const bias = this.pathBias.guards().find((g) => g.guard === entry.id);
-    const fields = {
-      guard: entry.nickname,
-      id: entry.id,
-      attempts: bias?.attempts,
-      successes: bias?.successes,
-    };
-    if (verdict === 'ok' || verdict === 'notice') {
-      this.log.info(
-        fields,
-        `entry guard ${entry.nickname}: circuit build success rate ${verdict === 'ok' ? 'back to normal' : 'low'}`,
-      );
-      return;
-    }
-    if (verdict === 'warn') {
-      this.log.warn(fields, `entry guard ${entry.nickname}: most circuits through it fail (path bias)`);
-      return;
-    }
-    this.log.warn(
-      fields,
-      `entry guard ${entry.nickname} dropped: it fails far more circuits than a network does (path bias)`,
-    );
-    this.guards = dropGuard(this.guards, entry.id);
-    this.guardsSerial = -1; // choose a replacement with the next path
-    // Its circuits take no new streams (those open run to their end); its spares go.
-    for (const c of [...this.circuits]) {
-      if (c.hops[0]?.relay.id !== entry.id) continue;
-      if (c.isolation === SPARE) c.destroy(DestroyReason.FINISHED, 'its entry guard was dropped');
-      else c.isolation = `\u0000retired-${c.serial}`;
-    }
-    if (this.opts.dataDir) {
-      saveGuards(this.opts.dataDir, this.guards).catch((err) =>
-        this.log.warn({ err: err.message }, 'could not save entry guards'),
-      );
-    }
+  /** Entry guards, brought up to date with each new consensus (path-choice.ts). */
+  private currentGuards(consensus: Consensus): string[] {
+    return this.paths.currentGuards(consensus);
   }
 
   /** Every entry guard's path-bias counts (builds that got past it, and completed), for metrics and the dashboard. */
   pathBiasGuards(): GuardBias[] {
-    return this.pathBias.guards();
+    return this.paths.pathBiasGuards();
   }
 
   /** Guards dropped for path bias since the client started. */
   get guardsDropped(): number {
-    return this.pathBias.dropped;
-  }
-
-  /** Relays that just failed us are left out of new paths for a minute (they may be down or cut off). */
-  private markFailed(relayId: string): void {
-    this.failedUntil.set(relayId, Date.now() + RELAY_FAILURE_BACKOFF_MS);
-  }
-
-  private excluded(extra?: Set<string>): Set<string> {
-    const now = Date.now();
-    const out = new Set(extra ?? []);
-    for (const [id, until] of this.failedUntil) {
-      if (until > now) out.add(id);
-      else this.failedUntil.delete(id);
-    }
-    return out;
-  }
-
-  /** Entry guards, brought up to date with each new consensus and saved in the data directory. */
-  private currentGuards(consensus: Consensus): string[] {
-    if (consensus.serial !== this.guardsSerial) {
-      const { state, changed } = updateGuards(this.guards, consensus.relays);
-      this.guards = state;
-      this.guardsSerial = consensus.serial;
-      if (changed && this.opts.dataDir) {
-        saveGuards(this.opts.dataDir, state).catch((err) =>
-          this.log.warn({ err: err.message }, 'could not save entry guards'),
-        );
-      }
-    }
-    return guardIds(this.guards);
-  }
-
-  private usable(c: ClientCircuit, isolation: string, target: { host: string; port: number }): boolean {
-    const lifetime = this.opts.circuitLifetimeMs ?? DEFAULT_CIRCUIT_LIFETIME_MS;
-    return (
-      !c.closed &&
-      c.isolation === isolation &&
-      c.hops.length === this.pathLength &&
-      Date.now() - c.createdAt < lifetime &&
-      exitMayAllow(c.exit, target)
-    );
-  }
-
-  private async circuitFor(
-    isolation: string,
-    target: { host: string; port: number },
-    fresh: boolean,
-  ): Promise<ClientCircuit> {
-    if (!fresh) {
-      for (const c of this.circuits) if (this.usable(c, isolation, target)) return c;
-      // Share a build in progress for the same isolation key rather than start a second one.
-      const pending = this.building.get(isolation);
-      if (pending) {
-        const c = await pending.catch(() => null);
-        if (c && this.usable(c, isolation, target)) return c;
-      }
-    }
-    const spare = this.takeSpare(isolation, target);
-    if (spare) return spare;
-    const p = this.buildCircuit({ isolation, target });
-    this.building.set(isolation, p);
-    try {
-      return await p;
-    } finally {
-      if (this.building.get(isolation) === p) this.building.delete(isolation);
-    }
-  }
-
-  /** Hands a never-used spare circuit (whose exit may allow `target`) to `isolation`, and builds another. */
-  private takeSpare(isolation: string, target: { host: string; port: number }): ClientCircuit | null {
-    const avoid = this.excluded();
-    for (const c of this.circuits) {
-      if (c.isolation !== SPARE || c.closed || c.hops.length !== this.pathLength) continue;
-      // Not through a relay that just failed us, and only to an exit that may take the stream.
-      if (!exitMayAllow(c.exit, target) || c.hops.some((h) => avoid.has(h.relay.id))) continue;
-      c.isolation = isolation;
-      this.refillSparesSoon();
-      return c;
-    }
-    this.refillSpares();
-    return null;
-  }
-
-  /**
-   * Replaces a spare that was just handed out, a moment later: built at once, the replacement's
-   * handshakes would compete (same processes, same two cores here) with the first request on the
-   * spare, which is what the spare was for (fresh-circuit TTFB).
-   */
-  private refillSparesSoon(): void {
-    if (this.refillTimer) return;
-    this.refillTimer = setTimeout(() => {
-      this.refillTimer = null;
-      this.refillSpares();
-    }, SPARE_REFILL_DELAY_MS);
-    this.refillTimer.unref();
-  }
-
-  /** Builds spare circuits in the background up to the configured number (failures just wait for next time). */
-  private refillSpares(): void {
-    const want = this.opts.spareCircuits ?? 2;
-    if (this.closedFlag || want <= 0) return;
-    let have = this.spareBuilds;
-    for (const c of this.circuits) if (c.isolation === SPARE && !c.closed) have++;
-    for (; have < want; have++) {
-      this.spareBuilds++;
-      this.buildCircuit({ isolation: SPARE })
-        .catch((err) => this.log.debug({ err: (err as Error).message }, 'building a spare circuit failed'))
-        .finally(() => this.spareBuilds--);
-    }
+    return this.paths.guardsDropped;
   }
 
   /**
@@ -626,7 +318,7 @@ export class AlliumClient {
     for (let attempt = 0; attempt < 3; attempt++) {
       let circ: ClientCircuit;
       try {
-        circ = await this.circuitFor(isolation, target, attempt > 0);
+        circ = await this.pool.circuitFor(isolation, target, attempt > 0);
       } catch (err) {
         lastErr = err as Error;
         if (err instanceof PathError) break;
@@ -672,38 +364,22 @@ export class AlliumClient {
     if (silent) circ.destroy(DestroyReason.TIMEOUT, `no answer to a stream request: ${err.message}`);
     // Not on the word of a guard under suspicion of path bias (it could be killing circuits to steer).
     const guard = circ.hops[0]?.relay.id;
-    if (guard !== undefined && this.pathBias.suspect(guard)) return;
+    if (guard !== undefined && this.paths.suspect(guard)) return;
     if (silent || err instanceof CircuitError || code === 'ALLIUM_CIRCUIT_DESTROYED') {
-      for (const hop of circ.hops.slice(1)) this.markFailed(hop.relay.id);
+      for (const hop of circ.hops.slice(1)) this.paths.markFailed(hop.relay.id);
     }
   }
 
   /** Marks every circuit as used up, so the next streams get new ones. */
   newCircuits(): void {
-    // Like Tor's NEWNYM: nothing built before the request serves a stream after it, spares included.
-    for (const c of [...this.circuits]) {
-      if (c.isolation === SPARE) c.destroy(DestroyReason.FINISHED, 'new circuits requested');
-      else c.isolation = `\u0000retired-${c.serial}`;
-    }
-    this.refillSpares();
+    this.pool.newCircuits();
   }
 
   async close(): Promise<void> {
     this.closedFlag = true;
     this.keeper.stop();
-    if (this.failureRefreshTimer) clearTimeout(this.failureRefreshTimer);
-    if (this.refillTimer) clearTimeout(this.refillTimer);
-    if (this.retireTimer) clearInterval(this.retireTimer);
-    for (const c of [...this.circuits]) {
-      // Closing the client is not an error for streams still open: end them quietly.
-      for (const s of c.streams()) s.destroy();
-      c.destroy(9, 'client closed');
-    }
-    for (const p of this.links.values())
-      p.then(
-        (l) => l.close(),
-        () => {},
-      );
-    this.links.clear();
+    this.failureRefresh.stop();
+    this.pool.close();
+    this.entries.closeAll();
   }
 }

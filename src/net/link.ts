@@ -1,24 +1,39 @@
-// Implements docs/protocol.md §1 (links): a Noise XX handshake over TCP, then cells in AEAD frames.
-// The only code that reads and writes relay sockets. Cells queued in one turn of the event loop go
-// out together: up to 15 per frame, every frame of the turn in one socket write. When the socket is
-// backed up, cells wait in one queue per circuit and leave round-robin (protocol §1.3).
+// Implements docs/protocol.md §1 (links): drives the link handshake (core/link-handshake.ts) over TCP,
+// then carries cells in AEAD frames. The only code that reads and writes relay sockets. Cells queued
+// in one turn of the event loop go out together: up to 15 per frame, every frame of the turn in one
+// socket write. When the socket is backed up, cells wait in one queue per circuit and leave
+// round-robin (protocol §1.3).
+// Longer than 400 lines for a reason: Link's read path, write path, queue limits and liveness share
+// one socket's state on the per-cell data path, and every other module reaches links through this
+// one name (connectLink, LinkListener, Link); the protocol logic itself is in core/link-handshake.ts.
 import net from 'node:net';
+import { CellSlabs } from '../buffers/cell-slabs.js';
+import { releaseBuffer } from '../buffers/release.js';
+import { Scratch } from '../buffers/scratch.js';
 import { CellScheduler } from '../core/cell-scheduler.js';
-import { type IdentityKey, X25519Key } from '../crypto/keys.js';
-import { linkCertExpiry, makeLinkCert, verifyLinkCert } from '../crypto/link-cert.js';
-import { type NoiseCipher, NoiseHandshake } from '../crypto/noise.js';
-import { AlliumError } from '../errors.js';
+import {
+  LINK_HANDSHAKE_TIMEOUT_MS,
+  LinkError,
+  LinkHandshake,
+  type LinkHandshakeResult,
+  type LinkHandshakeStep,
+  type LinkIdentity,
+} from '../core/link-handshake.js';
+import type { NoiseCipher } from '../crypto/noise.js';
 import { type Cell, decodeFrameCells, writeCell } from '../wire/cell.js';
 import { CELL_LEN, CellCommand, MAX_CELLS_PER_FRAME } from '../wire/constants.js';
+import { encodeFrameLength, type FrameDecoder } from '../wire/frame-decoder.js';
+
+export {
+  LINK_HANDSHAKE_TIMEOUT_MS,
+  LINK_PROTOCOL_VERSION,
+  LinkError,
+  type LinkIdentity,
+} from '../core/link-handshake.js';
 
 const EMPTY = Buffer.alloc(0);
 /** Frame plaintexts are assembled here: encryption copies them out at once. */
 const framePlain = new Scratch();
-
-import { CellSlabs } from '../wire/cell-slabs.js';
-import { encodeFrameLength, FrameDecoder } from '../wire/frame-decoder.js';
-import { releaseBuffer } from '../wire/release.js';
-import { Scratch } from '../wire/scratch.js';
 
 /**
  * Every this many bytes read from one socket, the link pauses it until the event loop has turned
@@ -28,20 +43,6 @@ import { Scratch } from '../wire/scratch.js';
  */
 export const READ_BURST_BYTES = 128 * 1024;
 
-export class LinkError extends AlliumError {}
-
-const PROLOGUE = Buffer.from('allium-link-v2');
-/**
- * The link protocol this release speaks (§1.2), sent as message 1's payload: 2 since release 0.5.0,
- * whose cells older releases cannot read. Releases before it sent an empty payload (protocol 1).
- */
-export const LINK_PROTOCOL_VERSION = 2;
-const LINK_VERSION_PAYLOAD = Buffer.from([0, LINK_PROTOCOL_VERSION]);
-/** Message 1 of a release before 0.5.0: the bare 32-byte key. */
-const OLD_FIRST_MESSAGE_LEN = 32;
-const versionRefusal = (theirs: string) =>
-  `the peer speaks link protocol ${theirs} and this node ${LINK_PROTOCOL_VERSION} (release 0.5.0 and later): ` +
-  'the older side must upgrade';
 /** A link with more than this queued tells its owner after each write (onBacklog). */
 export const BACKLOG_NOTICE_BYTES = 1024 * 1024;
 /**
@@ -89,25 +90,12 @@ const NO_QUEUE_LIMITS: LinkQueueLimits = {
   hardBytes: Number.POSITIVE_INFINITY,
   stallMs: Number.POSITIVE_INFINITY,
 };
-/** Noise XX message 1 is `e`, a 32-byte X25519 public key, and the 2-byte link protocol version. */
-const FIRST_MESSAGE_LEN = 32 + LINK_VERSION_PAYLOAD.length;
-export const LINK_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** A link that sent nothing for this long sends a PADDING cell, so its peer knows it is alive. */
 export const LINK_KEEPALIVE_MS = Number(process.env.ALLIUM_LINK_KEEPALIVE_MS ?? 5_000);
 /** A link that received nothing (not even PADDING) for this long is dead: a cut cable, a frozen peer. */
 export const LINK_DEAD_AFTER_MS = Number(process.env.ALLIUM_LINK_DEAD_AFTER_MS ?? 15_000);
 /** A link takes no new circuits this close to its expiry (or in its last quarter, if shorter): §1.1. */
 export const LINK_RETIRE_BEFORE_EXPIRY_MS = 3600_000;
-
-/** What a link needs to know about its own side. */
-export interface LinkIdentity {
-  /** The relay's identity, or null for an anonymous client (a fresh link key per link). */
-  identity: IdentityKey | null;
-  /** The relay's link key (ignored for clients, who use a fresh one each time). */
-  linkKey?: X25519Key;
-  /** Cached link certificate for linkKey. */
-  linkCert?: Buffer;
-}
 
 export interface LinkEvents {
   cells(cells: Cell[]): void;
@@ -170,22 +158,24 @@ export class Link {
   private readPaused = false;
   private readonly liveness: NodeJS.Timeout;
 
+  private readonly sendCipher: NoiseCipher;
+  private readonly recvCipher: NoiseCipher;
+  private readonly decoder: FrameDecoder;
+
   constructor(
     private readonly socket: net.Socket,
-    private readonly sendCipher: NoiseCipher,
-    private readonly recvCipher: NoiseCipher,
-    private readonly decoder: FrameDecoder,
-    peerRelayId: Buffer | null,
+    hs: LinkHandshakeResult,
     initiator: boolean,
-    pendingFrames: Buffer[],
-    linkSecret: Buffer,
-    certs: { peerStaticKey: Buffer; expiresAt: number },
   ) {
-    this.peerRelayId = peerRelayId;
+    this.sendCipher = hs.send;
+    this.recvCipher = hs.recv;
+    this.decoder = hs.decoder;
+    this.peerRelayId = hs.peerRelayId;
     this.initiator = initiator;
-    this.linkSecret = linkSecret;
-    this.peerStaticKey = certs.peerStaticKey;
-    this.expiresAt = certs.expiresAt;
+    this.linkSecret = hs.linkSecret;
+    this.peerStaticKey = hs.peerStaticKey;
+    this.expiresAt = hs.expiresAt;
+    const pendingFrames = hs.rest;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.close(err));
     socket.on('close', () => this.close());
@@ -537,7 +527,10 @@ export class Link {
   }
 }
 
-/** Runs the handshake on a connected socket. Resolves with a ready Link. */
+/**
+ * Drives the handshake machine (core/link-handshake.ts) on a connected socket: its bytes in, its
+ * messages out, its deadline on a timer. Resolves with a ready Link.
+ */
 function handshake(
   socket: net.Socket,
   initiator: boolean,
@@ -546,121 +539,45 @@ function handshake(
   timeoutMs: number,
 ): Promise<Link> {
   socket.setNoDelay(true);
-  const staticKey = me.identity && me.linkKey ? me.linkKey : undefined;
-  {
-    const key = staticKey ?? X25519Key.generate();
-    const cert = me.identity ? (me.linkCert ?? makeLinkCert(me.identity, key.publicKey)) : Buffer.alloc(0);
-    // A relay's link lives no longer than its own certificate; the peer's may end it sooner.
-    let expiresAt = me.identity ? linkCertExpiry(cert) : Number.POSITIVE_INFINITY;
-    const hs = new NoiseHandshake({ initiator, staticKey: key, prologue: PROLOGUE });
-    const decoder = new FrameDecoder();
-    const sendMsg = (payload: Buffer) => {
-      const m = hs.writeMessage(payload);
-      socket.write(Buffer.concat([encodeFrameLength(m.length), m]));
+  const machine = new LinkHandshake({ initiator, me, expectedRelayId, now: Date.now(), timeoutMs });
+  return new Promise<Link>((resolve, reject) => {
+    const fail = (err: Error) => {
+      cleanup();
+      socket.destroy();
+      reject(err);
     };
-    return new Promise<Link>((resolve, reject) => {
-      let step = 0;
-      let peerId: Buffer | null = null;
-      const fail = (err: Error) => {
-        cleanup();
-        socket.destroy();
-        reject(err);
-      };
-      const timer = setTimeout(
-        () =>
-          fail(new LinkError('ALLIUM_LINK_TIMEOUT', `link handshake not finished within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      const onError = (err: Error) => fail(new LinkError('ALLIUM_LINK_IO', `link failed: ${err.message}`));
-      const onClose = () =>
-        fail(
-          new LinkError(
-            'ALLIUM_LINK_CLOSED',
-            initiator && step === 0
-              ? 'peer closed the link at our first handshake message: it may run a release before 0.5.0, ' +
-                  `whose link protocol (1) this node does not speak (${LINK_PROTOCOL_VERSION})`
-              : 'peer closed the link during the handshake',
-          ),
-        );
-      const cleanup = () => {
-        clearTimeout(timer);
-        socket.off('data', onData);
-        socket.off('error', onError);
-        socket.off('close', onClose);
-      };
-      const finish = (rest: Buffer[]) => {
-        cleanup();
-        const { send, recv, linkSecret } = hs.split();
-        resolve(
-          new Link(socket, send, recv, decoder, peerId, initiator, rest, linkSecret, {
-            peerStaticKey: Buffer.from(hs.remoteStatic!),
-            expiresAt,
-          }),
-        );
-      };
-      const onData = (chunk: Buffer) => {
-        let frames: Buffer[];
-        // The first message of XX is one public key and the version: anything else is not an Allium
-        // peer of this link protocol, so stop now rather than wait for a 64 KiB "frame" that will never come.
-        if (
-          !initiator &&
-          step === 0 &&
-          decoder.buffered === 0 &&
-          chunk.length >= 2 &&
-          chunk.readUInt16BE(0) !== FIRST_MESSAGE_LEN
-        ) {
-          fail(
-            chunk.readUInt16BE(0) === OLD_FIRST_MESSAGE_LEN
-              ? new LinkError('ALLIUM_LINK_VERSION', versionRefusal('1 (a release before 0.5.0)'))
-              : new LinkError('ALLIUM_LINK_HANDSHAKE', 'the peer does not speak the Allium link protocol'),
-          );
+    const act = (step: LinkHandshakeStep) => {
+      switch (step.kind) {
+        case 'need-more':
           return;
-        }
-        try {
-          frames = decoder.push(chunk);
-          for (let i = 0; i < frames.length; i++) {
-            const payload = hs.readMessage(frames[i]);
-            step++;
-            if (initiator) {
-              // message 2: the responder's certificate, which must prove the relay we meant.
-              const id = verifyLinkCert(payload, hs.remoteStatic!);
-              expiresAt = Math.min(expiresAt, linkCertExpiry(payload));
-              if (expectedRelayId && !id.equals(expectedRelayId)) {
-                throw new LinkError(
-                  'ALLIUM_LINK_IDENTITY',
-                  `reached a relay with id ${id.toString('hex')} instead of ${expectedRelayId.toString('hex')}`,
-                );
-              }
-              peerId = id;
-              sendMsg(cert);
-              finish(frames.slice(i + 1));
-              return;
-            }
-            if (step === 1) {
-              // The first message's payload is the link protocol version (authenticated by the
-              // transcript hash once the handshake completes).
-              if (!payload.equals(LINK_VERSION_PAYLOAD)) {
-                const theirs = payload.length === 2 ? String(payload.readUInt16BE(0)) : 'unknown';
-                throw new LinkError('ALLIUM_LINK_VERSION', versionRefusal(theirs));
-              }
-              sendMsg(cert);
-            } else {
-              peerId = payload.length === 0 ? null : verifyLinkCert(payload, hs.remoteStatic!);
-              if (peerId) expiresAt = Math.min(expiresAt, linkCertExpiry(payload));
-              finish(frames.slice(i + 1));
-              return;
-            }
-          }
-        } catch (err) {
-          fail(err instanceof AlliumError ? err : new LinkError('ALLIUM_LINK_HANDSHAKE', String(err)));
-        }
-      };
-      socket.on('data', onData);
-      socket.on('error', onError);
-      socket.on('close', onClose);
-      if (initiator) sendMsg(LINK_VERSION_PAYLOAD);
-    });
-  }
+        case 'send':
+          socket.write(step.bytes);
+          return;
+        case 'done':
+          cleanup();
+          if (step.bytes) socket.write(step.bytes);
+          resolve(new Link(socket, step.result, initiator));
+          return;
+        case 'fail':
+          fail(step.error);
+          return;
+      }
+    };
+    const timer = setTimeout(() => act(machine.tick(Date.now())), timeoutMs);
+    const onData = (chunk: Buffer) => act(machine.receive(chunk, Date.now()));
+    const onError = (err: Error) => fail(new LinkError('ALLIUM_LINK_IO', `link failed: ${err.message}`));
+    const onClose = () => fail(machine.peerClosed());
+    const cleanup = () => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+    };
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    act(machine.start());
+  });
 }
 
 export interface ConnectLinkOptions {

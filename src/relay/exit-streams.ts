@@ -2,6 +2,7 @@
 // (after the exit policy and the stream limit), CONNECTED or END goes back, and the two are piped.
 
 import type { ExitPolicy } from '../core/exit-policy.js';
+import type { RelayCircuit } from '../core/relay-circuit.js';
 import { type CircuitStream, StreamError, type StreamMux } from '../core/stream-mux.js';
 import type { Logger } from '../log.js';
 import { exitConnect, kernelSendBufferMax } from '../net/exit-connector.js';
@@ -9,7 +10,6 @@ import type { ExitResolver } from '../net/exit-resolver.js';
 import { pipeReleasing } from '../net/pipe-releasing.js';
 import { EndReason, RelayCommand } from '../wire/constants.js';
 import { BeginFlag, decodeBegin, encodeConnected, encodeEnd } from '../wire/relay-messages.js';
-import type { RelayCircuit } from './relay-circuit.js';
 
 /**
  * After the client ended a stream, a destination that for this long neither takes what is left nor

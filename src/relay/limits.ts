@@ -2,6 +2,8 @@
 // peer may cost itself circuits, never the relay its memory or CPU.
 import os from 'node:os';
 
+export { TokenBucket } from '../core/token-bucket.js';
+
 export interface RelayLimits {
   /** Circuits one link may have open; more CREATEs get DESTROY(RESOURCELIMIT). */
   circuitsPerLink: number;
@@ -77,28 +79,6 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
 export function defaultExitBufferBytes(totalMemoryBytes: number): number {
   const MiB = 1024 * 1024;
   return Math.min(256 * MiB, Math.max(32 * MiB, Math.floor(totalMemoryBytes / 16 / MiB) * MiB));
-}
-
-/** A token bucket: `take()` is true while the rate allows. */
-export class TokenBucket {
-  private tokens: number;
-  private last: number;
-  constructor(
-    private readonly ratePerSecond: number,
-    private readonly burst: number,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.tokens = burst;
-    this.last = now();
-  }
-  take(): boolean {
-    const t = this.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.ratePerSecond);
-    this.last = t;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
 }
 
 /** A quarter of the machine's memory, at least 256 MiB and at most 4 GiB (a Raspberry Pi: 256 MiB). */

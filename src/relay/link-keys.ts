@@ -3,10 +3,10 @@
 // memory only: a restart makes a fresh key, and no link key is ever written to disk.
 import { existsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import type { LinkIdentity } from '../core/link-handshake.js';
 import { type IdentityKey, X25519Key } from '../crypto/keys.js';
 import { LINK_CERT_MAX_VALIDITY_MS, makeLinkCert } from '../crypto/link-cert.js';
 import { AlliumError } from '../errors.js';
-import type { LinkIdentity } from '../net/link.js';
 
 export interface LinkKeyPolicy {
   /** How long a link key serves new handshakes before a new one replaces it. */

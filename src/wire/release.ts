@@ -1,3 +1,0 @@
-// Moved to src/buffers/release.ts (buffer memory is not a codec). This re-export stays only until the
-// restructured relay, client and link modules import it from there; then it goes.
-export { releaseBuffer } from '../buffers/release.js';
