@@ -2,12 +2,12 @@
 // certificate made by the openssl command.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tempDir } from './temp.js';
 
 export interface Peer {
   address: string;
@@ -94,7 +94,7 @@ export interface TlsMaterial {
 }
 
 export function makeCertificate(): TlsMaterial {
-  const dir = mkdtempSync(join(tmpdir(), 'allium-cert-'));
+  const dir = tempDir('cert');
   const certPath = join(dir, 'cert.pem');
   const keyPath = join(dir, 'key.pem');
   execFileSync(

@@ -1,0 +1,95 @@
+// A client built by hand for tests that must send what the real client never would: a link to a
+// relay as an anonymous client, every cell it receives kept in order, and one-hop circuits whose keys
+// the test holds (so it can wrap any relay message, replay a cell, forge a SENDME).
+import { type CircuitHopCrypto, circuitHopCrypto, wrapForward } from '../../src/crypto/forward-onion.js';
+import { type HopKeys, ntorClientFinish, ntorClientStart } from '../../src/crypto/ntor.js';
+import { connectLink, type Link } from '../../src/net/link.js';
+import type { Cell } from '../../src/wire/cell.js';
+import { decodeCreated, decodeDestroy, encodeCreate } from '../../src/wire/cell-bodies.js';
+import { CellCommand, HandshakeType } from '../../src/wire/constants.js';
+import { encodeRelayMessage } from '../../src/wire/relay-cell.js';
+import { waitFor } from './wait.js';
+
+/** Where a relay listens and who it is: an in-process `Relay` fits as it is. */
+export interface RelayTarget {
+  port: number;
+  id: Buffer;
+  onionKey: { publicKey: Buffer };
+  host?: string;
+}
+
+export interface RawLink {
+  link: Link;
+  /** Every cell received on the link, in order. */
+  cells: Cell[];
+  /** The first cell received on `circId` (after `skip` of them) that `match` accepts. */
+  next(circId: number, match?: (c: Cell) => boolean, skip?: number): Promise<Cell>;
+  close(): void;
+}
+
+/** A link to `relay` as an anonymous client, collecting what arrives. */
+export async function rawLink(relay: RelayTarget): Promise<RawLink> {
+  const link = await connectLink({
+    host: relay.host ?? '127.0.0.1',
+    port: relay.port,
+    relayId: relay.id,
+    me: { identity: null },
+  });
+  const cells: Cell[] = [];
+  link.on({ cells: (cs) => cells.push(...cs) });
+  return {
+    link,
+    cells,
+    next: (circId, match = () => true, skip = 0) =>
+      waitFor(`a cell on circuit ${circId.toString(16)}`, () => {
+        let seen = 0;
+        for (const c of cells) if (c.circId === circId && match(c) && seen++ === skip) return c;
+        return null;
+      }),
+    close: () => link.close(),
+  };
+}
+
+export interface RawHop {
+  raw: RawLink;
+  circId: number;
+  keys: HopKeys;
+  hop: CircuitHopCrypto;
+  /** The onionskin the CREATE carried (a replay sends it again). */
+  onionskin: Buffer;
+  /** Wraps a relay message for this hop and sends it (RELAY unless told otherwise); returns the body. */
+  send(relayCommand: number, streamId: number, data: Buffer, cellCommand?: number): Buffer;
+  /** The cells that came back on this circuit, CREATED first. */
+  received(): Cell[];
+  /** Resolves with the reason of the DESTROY the relay sends on this circuit. */
+  destroyed(): Promise<number>;
+}
+
+/** CREATE (ntor) to the relay at the end of `raw`, waits for CREATED and derives the hop's keys. */
+export async function createHop(raw: RawLink, relay: RelayTarget, circId: number): Promise<RawHop> {
+  const { onionskin, state } = ntorClientStart(relay.id, relay.onionKey.publicKey);
+  raw.link.send(circId, CellCommand.CREATE, encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin));
+  const created = await raw.next(circId);
+  if (created.command !== CellCommand.CREATED) {
+    throw new Error(`CREATE on ${circId.toString(16)} was answered with cell command ${created.command}`);
+  }
+  const keys = ntorClientFinish(state, decodeCreated(created.body).hdata);
+  const hop = circuitHopCrypto(keys);
+  return {
+    raw,
+    circId,
+    keys,
+    hop,
+    onionskin,
+    send(relayCommand, streamId, data, cellCommand = CellCommand.RELAY) {
+      const { body } = wrapForward([hop.forward], encodeRelayMessage(relayCommand, streamId, data), cellCommand);
+      raw.link.send(circId, cellCommand, body);
+      return body;
+    },
+    received: () => raw.cells.filter((c) => c.circId === circId),
+    async destroyed() {
+      const c = await raw.next(circId, (x) => x.command === CellCommand.DESTROY);
+      return decodeDestroy(c.body).reason;
+    },
+  };
+}
