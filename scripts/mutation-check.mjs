@@ -16,7 +16,17 @@
 //   --jobs     mutations run at a time (default 1)
 // Exit status: 0 when every mutation was caught; 1 when one survived or could not be applied.
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,7 +80,9 @@ function count(haystack, needle) {
  * survives the code moving between files of that folder); the text must occur exactly once.
  */
 function locate(edit) {
-  const hits = sourceFiles(edit.in).filter((f) => count(readFileSync(join(ROOT, f), 'utf8'), edit.search) > 0);
+  const hits = sourceFiles(edit.in).filter(
+    (f) => count(readFileSync(join(ROOT, f), 'utf8'), edit.search) > 0,
+  );
   const total = hits.reduce((n, f) => n + count(readFileSync(join(ROOT, f), 'utf8'), edit.search), 0);
   if (total !== 1) {
     throw new Error(
@@ -95,7 +107,10 @@ function prepare(mutation, options) {
     for (const edit of mutation.edits) {
       const file = locate(edit);
       const text = byFile.get(file) ?? readFileSync(join(ROOT, file), 'utf8');
-      byFile.set(file, text.replace(edit.search, () => edit.replace));
+      byFile.set(
+        file,
+        text.replace(edit.search, () => edit.replace),
+      );
     }
     for (const [file, text] of byFile) {
       const out = transpile(file, text, options);
@@ -143,7 +158,12 @@ function runTest(cwd, mutation) {
     // is not there, and run nothing).
     const env = { ...process.env };
     delete env.NODE_TEST_CONTEXT;
-    const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(process.execPath, args, {
+      cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
@@ -195,10 +215,15 @@ async function check(mutation, opts, options) {
     if (r.timedOut) return { verdict: 'ERROR', detail: 'the test run did not end', ms };
     const ran = Number(/^# tests (\d+)/m.exec(r.output)?.[1] ?? 0);
     if (ran === 0) return { verdict: 'ERROR', detail: `no test ran:\n${r.output.slice(-2000)}`, ms };
-    if (r.status === 0) return { verdict: 'SURVIVED', detail: `${ran} test(s) passed against the broken code`, ms };
+    if (r.status === 0)
+      return { verdict: 'SURVIVED', detail: `${ran} test(s) passed against the broken code`, ms };
     const failure = firstFailure(r.output);
     if (!failure) {
-      return { verdict: 'ERROR', detail: `the run failed without a failing test:\n${r.output.slice(-2000)}`, ms };
+      return {
+        verdict: 'ERROR',
+        detail: `the run failed without a failing test:\n${r.output.slice(-2000)}`,
+        ms,
+      };
     }
     if (mutation.expect && !new RegExp(mutation.expect).test(r.output)) {
       return { verdict: 'ERROR', detail: `failed, but not as expected (${mutation.expect}): ${failure}`, ms };

@@ -8,6 +8,15 @@
 // INSUITE (at the end) names the ones test/mutation-checks.test.ts runs on every `npm test`: quick,
 // and from different parts of the code.
 
+// Source lines holding template literals, as text (#{ stands for the dollar-brace of a placeholder).
+const source = (text) => text.replaceAll('#{', '$' + '{');
+const SOCKS_ISOLATION = source(
+  "const isolation = step.username !== undefined ? `socks:#{step.username}:#{step.password ?? ''}` : '';",
+);
+const SOCKS_ISOLATION_PER_STREAM = source(
+  'const isolation = `socks:#{step.username}:#{process.hrtime.bigint()}`;',
+);
+
 export const MUTATIONS = [
   // ---- cell crypto (src/crypto) ----
   {
@@ -108,7 +117,7 @@ export const MUTATIONS = [
     edits: [
       {
         in: 'src/net',
-        search: "const isolation = step.username !== undefined ? `socks:${step.username}:${step.password ?? ''}` : '';",
+        search: SOCKS_ISOLATION,
         replace: "const isolation = '';",
       },
     ],
@@ -121,8 +130,8 @@ export const MUTATIONS = [
     edits: [
       {
         in: 'src/net',
-        search: "const isolation = step.username !== undefined ? `socks:${step.username}:${step.password ?? ''}` : '';",
-        replace: 'const isolation = `socks:${step.username}:${process.hrtime.bigint()}`;',
+        search: SOCKS_ISOLATION,
+        replace: SOCKS_ISOLATION_PER_STREAM,
       },
     ],
     test: 'test/e2e-testnet.test.ts',
@@ -163,7 +172,8 @@ export const MUTATIONS = [
       {
         in: 'src/net',
         search: 'handshaking.add(socket);',
-        replace: 'handshaking.add(socket);\n      Object.assign(socket, { ballast: Buffer.alloc(256 * 1024, 1) });',
+        replace:
+          'handshaking.add(socket);\n      Object.assign(socket, { ballast: Buffer.alloc(256 * 1024, 1) });',
       },
     ],
     test: 'test/stress.test.ts',
@@ -172,7 +182,7 @@ export const MUTATIONS = [
   },
   {
     id: 'link-queue-limit-loose',
-    what: 'a relay sets each link\'s queue limit four times higher than --max-link-queue',
+    what: "a relay sets each link's queue limit four times higher than --max-link-queue",
     edits: [{ in: 'src/relay', search: 'limitBytes: limit,', replace: 'limitBytes: 4 * limit,' }],
     test: 'test/queue-limits.test.ts',
     name: 'frozen client',
@@ -215,13 +225,21 @@ export const MUTATIONS = [
     id: 'cells-in-the-clear',
     what: 'links and forward layers encrypt nothing (both ends alike, so the network still works)',
     edits: [
-      { in: 'src/crypto/noise.ts', search: 'const body = c.update(plaintext);', replace: 'c.update(plaintext);\n    const body = Buffer.from(plaintext);' },
+      {
+        in: 'src/crypto/noise.ts',
+        search: 'const body = c.update(plaintext);',
+        replace: 'c.update(plaintext);\n    const body = Buffer.from(plaintext);',
+      },
       {
         in: 'src/crypto/noise.ts',
         search: 'const body = d.update(ciphertext.subarray(0, split));',
         replace: 'const body = Buffer.from(ciphertext.subarray(0, split));',
       },
-      { in: 'src/crypto/noise.ts', search: 'const rest = d.final();', replace: 'const rest = Buffer.alloc(0);' },
+      {
+        in: 'src/crypto/noise.ts',
+        search: 'const rest = d.final();',
+        replace: 'const rest = Buffer.alloc(0);',
+      },
       {
         in: 'src/crypto/relay-crypto.ts',
         search: "this.ctr = createCipheriv('aes-256-ctr', cipherKey, Buffer.alloc(16));",
@@ -252,7 +270,8 @@ export const MUTATIONS = [
       {
         in: 'src/relay',
         search: "exit: this.isExit }, 'relay listening'",
-        replace: "exit: this.isExit, k: this.onionKeys.current.secret().toString('base64') }, 'relay listening'",
+        replace:
+          "exit: this.isExit, k: this.onionKeys.current.secret().toString('base64') }, 'relay listening'",
       },
     ],
     test: 'test/privacy-logs.test.ts',
@@ -308,7 +327,13 @@ export const MUTATIONS = [
   {
     id: 'exit-consumes-on-delivery',
     what: "an exit's stream counts DATA as consumed when delivered, not when its socket took it",
-    edits: [{ in: 'src/core', search: 'this.consumeOnWrite = opts.consumeOnWrite ?? false;', replace: 'this.consumeOnWrite = false;' }],
+    edits: [
+      {
+        in: 'src/core',
+        search: 'this.consumeOnWrite = opts.consumeOnWrite ?? false;',
+        replace: 'this.consumeOnWrite = false;',
+      },
+    ],
     test: 'src/core/stream-mux.test.ts',
     name: 'consumeOnWrite',
   },
@@ -324,7 +349,11 @@ export const MUTATIONS = [
     id: 'directory-consensus-stale',
     what: 'the directory keeps serving its cached consensus after the listed relays changed',
     edits: [
-      { in: 'src/directory', search: 'if (c.version === this.registry.version) return c;', replace: 'return c;' },
+      {
+        in: 'src/directory',
+        search: 'if (c.version === this.registry.version) return c;',
+        replace: 'return c;',
+      },
     ],
     test: 'src/directory/service.test.ts',
     name: 'cached consensus',

@@ -6,27 +6,24 @@ import * as netmod from 'node:net';
 import { text } from 'node:stream/consumers';
 import { after, before, test } from 'node:test';
 import { BACKWARD_TAG_LEN, BackwardLayer, isOrigin } from '../src/crypto/backward-layer.js';
-import { circuitHopCrypto, wrapForward } from '../src/crypto/forward-onion.js';
 import { X25519Key } from '../src/crypto/keys.js';
 import { NoiseHandshake } from '../src/crypto/noise.js';
-import { ntorClientFinish, ntorClientStart } from '../src/crypto/ntor.js';
 import { streamGet } from '../src/net/http-fetch.js';
-import { connectLink, type Link, LinkListener } from '../src/net/link.js';
-import type { Cell } from '../src/wire/cell.js';
-import { decodeCreated, decodeDestroy, encodeCreate } from '../src/wire/cell-bodies.js';
+import { connectLink, LinkListener } from '../src/net/link.js';
 import {
   CELL_BODY_LEN,
   CellCommand,
   DestroyReason,
-  HandshakeType,
   RELAY_DATA_MAX,
   RELAY_HEADER_LEN,
   RelayCommand,
 } from '../src/wire/constants.js';
 import { encodeFrameLength } from '../src/wire/frame-decoder.js';
-import { encodeRelayMessage, readRelayHeader, relayData, writeRelayBody } from '../src/wire/relay-cell.js';
+import { readRelayHeader, relayData, writeRelayBody } from '../src/wire/relay-cell.js';
 import { encodeBegin, encodeCircuitSendme } from '../src/wire/relay-messages.js';
 import { type InProcessNetwork, startNetwork } from './helpers/network.js';
+import { createHop, rawLink } from './helpers/raw-client.js';
+import { waitFor } from './helpers/wait.js';
 import { makeFiles, startHttpServer, type WebServer } from './helpers/web.js';
 
 let net: InProcessNetwork;
@@ -133,28 +130,14 @@ test('an entry that rewrites forward cells to RELAY_EARLY is stopped by the midd
 
 test('a RELAY_EARLY cell that carries anything but EXTEND destroys the circuit at the hop that reads it', async () => {
   const relay = net.relays[0];
-  const link = await connectLink({
-    host: '127.0.0.1',
-    port: relay.port,
-    relayId: relay.id,
-    me: { identity: null },
-  });
-  const got = collect(link);
-  const { onionskin, state } = ntorClientStart(relay.id, relay.onionKey.publicKey);
-  const circId = 0x80000021;
-  link.send(circId, CellCommand.CREATE, encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin));
-  await waitFor(() => got.length >= 1);
-  const hop = circuitHopCrypto(ntorClientFinish(state, decodeCreated(got[0].body).hdata));
+  const raw = await rawLink(relay);
+  const circ = await createHop(raw, relay, 0x80000021);
   // Correctly tagged for RELAY_EARLY (the command is in the tag), but a BEGIN: a relay reads it as a mark.
-  const begin = encodeRelayMessage(RelayCommand.BEGIN, 1, encodeBegin('127.0.0.1', web.port));
   const peersBefore = web.peers.length;
-  link.send(circId, CellCommand.RELAY_EARLY, wrapForward([hop.forward], begin, CellCommand.RELAY_EARLY).body);
-  await waitFor(() => got.some((c) => c.command === CellCommand.DESTROY));
-  const destroy = got.find((c) => c.command === CellCommand.DESTROY);
-  assert.ok(destroy, 'the relay destroyed the circuit');
-  assert.equal(decodeDestroy(destroy.body).reason, DestroyReason.PROTOCOL);
+  circ.send(RelayCommand.BEGIN, 1, encodeBegin('127.0.0.1', web.port), CellCommand.RELAY_EARLY);
+  assert.equal(await circ.destroyed(), DestroyReason.PROTOCOL, 'the relay destroyed the circuit');
   assert.equal(web.peers.length, peersBefore, 'the BEGIN was not acted on');
-  link.close();
+  raw.close();
 });
 
 test('an exit that marks backward cells and an entry that unmarks them past an honest middle: the client gets an error, never the data', async () => {
@@ -190,30 +173,18 @@ test('an exit that marks backward cells and an entry that unmarks them past an h
 
 test('a client that knows the content cannot forge the circuit SENDME for a cell it has not read', async () => {
   const exit = net.relays[0];
-  const link = await connectLink({
-    host: '127.0.0.1',
-    port: exit.port,
-    relayId: exit.id,
-    me: { identity: null },
-  });
-  const got = collect(link);
-  const { onionskin, state } = ntorClientStart(exit.id, exit.onionKey.publicKey);
-  const circId = 0x80000031;
-  link.send(circId, CellCommand.CREATE, encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin));
-  await waitFor(() => got.length >= 1);
-  const keys = ntorClientFinish(state, decodeCreated(got[0].body).hdata);
-  const hop = circuitHopCrypto(keys);
-  const send = (command: number, streamId: number, data: Buffer) =>
-    link.send(
-      circId,
-      CellCommand.RELAY,
-      wrapForward([hop.forward], encodeRelayMessage(command, streamId, data)).body,
-    );
+  const raw = await rawLink(exit);
+  const circ = await createHop(raw, exit, 0x80000031);
+  const { keys, hop } = circ;
+  const send = (command: number, streamId: number, data: Buffer) => circ.send(command, streamId, data);
   send(RelayCommand.BEGIN, 1, encodeBegin('127.0.0.1', web.port));
   send(RelayCommand.DATA, 1, Buffer.from('GET /random1m HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
   // The exit sends up to 128 DATA cells before it needs a SENDME; the 64th is the one to acknowledge.
-  await waitFor(() => got.length >= 1 + 1 + 64);
-  const relayCells = got.slice(1).filter((c) => c.command === CellCommand.RELAY);
+  await waitFor('CONNECTED and 64 cells of the answer', () => circ.received().length >= 1 + 1 + 64);
+  const relayCells = circ
+    .received()
+    .slice(1)
+    .filter((c) => c.command === CellCommand.RELAY);
   const content: Buffer[] = [];
   let dataCells = 0;
   let before64 = 0;
@@ -258,11 +229,12 @@ test('a client that knows the content cannot forge the circuit SENDME for a cell
   assert.ok(RELAY_HEADER_LEN + relayData(real).length + 16 <= CELL_BODY_LEN);
   // The exit refuses the forged SENDME: it destroys the circuit.
   send(RelayCommand.SENDME, 0, encodeCircuitSendme({ tag: forgedTags[0], window: 1024 }));
-  await waitFor(() => got.some((c) => c.command === CellCommand.DESTROY));
-  const destroy = got.find((c) => c.command === CellCommand.DESTROY);
-  assert.ok(destroy, 'the exit destroyed the circuit on the forged SENDME');
-  assert.equal(decodeDestroy(destroy.body).reason, DestroyReason.PROTOCOL);
-  link.close();
+  assert.equal(
+    await circ.destroyed(),
+    DestroyReason.PROTOCOL,
+    'the exit destroyed the circuit on the forged SENDME',
+  );
+  raw.close();
 });
 
 test('a frame with no cells closes the link', async () => {
@@ -327,7 +299,7 @@ test('a peer of the old link protocol is refused with an error that names the ve
   sock.on('error', () => {});
   sock.write(Buffer.concat([encodeFrameLength(m1.length), m1]));
   await closedByPeer;
-  await waitFor(() => errors.length > 0);
+  await waitFor('the listener reports the refused handshake', () => errors.length > 0);
   assert.equal((errors[0] as Error & { code: string }).code, 'ALLIUM_LINK_VERSION');
   assert.match(errors[0].message, /link protocol 1 .*before 0\.5\.0.* 2 /);
   await listener.close();
@@ -347,14 +319,3 @@ test('a peer of the old link protocol is refused with an error that names the ve
   );
   await new Promise((r) => oldRelay.close(r));
 });
-
-function collect(link: Link): Cell[] {
-  const cells: Cell[] = [];
-  link.on({ cells: (cs) => cells.push(...cs) });
-  return cells;
-}
-
-async function waitFor(pred: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!pred() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-}

@@ -2,16 +2,16 @@
 // the message names the flag or path and what to do, and it comes at once, not after a silent wait.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../src/cli/runtime-flags.js';
 import { connectLink } from '../src/net/link.js';
 import { CLI_PATH, Testnet } from '../src/testnet/testnet.js';
 import { AlliumProcess, freePort } from './helpers/allium-process.js';
+import { tempDir } from './helpers/temp.js';
 
 /** The client's old silent wait before an error: every message here must come well before it. */
 const OLD_WAIT_MS = 30_000;
@@ -64,7 +64,7 @@ async function takenPort(): Promise<{ port: number; close(): Promise<void> }> {
   return { port: (s.address() as net.AddressInfo).port, close: () => new Promise((r) => s.close(() => r())) };
 }
 
-const tmp = mkdtempSync(join(tmpdir(), 'allium-first-hour-'));
+const tmp = tempDir('first-hour');
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('flag mistakes: named at once, without the whole help', () => {

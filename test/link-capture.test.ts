@@ -2,7 +2,7 @@
 // BEGIN encodes it: port and host name), the request or the response: only the exit's connection to
 // the web server (captured the same way, as a control) carries the request and the response.
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -58,7 +58,9 @@ after(async () => {
   await web?.close();
 });
 
-test('no plaintext on any link; the same capture sees it on the exit-to-web connection', { skip }, async () => {
+test('no plaintext on any link; the same capture sees it on the exit-to-web connection', {
+  skip,
+}, async () => {
   const relayPorts = tn.relays.map((r) => r.ready.port);
   const linkFile = join(dir, 'links.pcap');
   const webFile = join(dir, 'web.pcap');
@@ -97,9 +99,16 @@ test('no plaintext on any link; the same capture sees it on the exit-to-web conn
 
   // The destination as the client's BEGIN carries it (port u16 | host), as text, and the bare name;
   // the request line and samples of the response.
-  const destination = [encodeBegin(DEST_HOST, web.port), Buffer.from(`${DEST_HOST}:${web.port}`), Buffer.from(DEST_HOST)];
+  const destination = [
+    encodeBegin(DEST_HOST, web.port),
+    Buffer.from(`${DEST_HOST}:${web.port}`),
+    Buffer.from(DEST_HOST),
+  ];
   for (const n of destination)
-    assert.ok(!linkBytes.includes(n), `a link carried the destination: ${JSON.stringify(n.toString('latin1'))}`);
+    assert.ok(
+      !linkBytes.includes(n),
+      `a link carried the destination: ${JSON.stringify(n.toString('latin1'))}`,
+    );
   // The name reached the web server in the Host header: the control sees it where it is in the clear.
   assert.ok(webBytes.includes(Buffer.from(DEST_HOST)), 'control: the web connection carries the host name');
   const needles: Buffer[] = [Buffer.from('request-marker-4b1e')];

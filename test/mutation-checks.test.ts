@@ -3,8 +3,8 @@
 // then fail. `node scripts/mutation-check.mjs` runs them all (docs/testing.md).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const LIMIT_MS = 240_000;

@@ -131,7 +131,8 @@ async function runStall(limits: Partial<RelayLimits>, queueLimit: number, perLin
     await waitFor("the guard closed the stalled client's link", () => stalledAtGuard.isClosed);
     const closed = bystanders.filter((l) => l.isClosed);
     assert.equal(closed.length, 0, `${closed.length} other link(s) closed as well`);
-    for (const l of await clientLinks(netw.client)) assert.ok(!l.isClosed, "the reading client's link is open");
+    for (const l of await clientLinks(netw.client))
+      assert.ok(!l.isClosed, "the reading client's link is open");
     assert.ok(
       netw.client.listCircuits().some((c) => c.isolation === 'healthy' && !c.closed),
       "the reading client's circuit is still up",

@@ -13,6 +13,7 @@ import { streamGet } from '../src/net/http-fetch.js';
 import type { Relay } from '../src/relay/relay.js';
 import { CIRC_SENDME_INCREMENT, CIRC_WINDOW_MAX } from '../src/wire/constants.js';
 import { startNetwork } from './helpers/network.js';
+import { sleep } from './helpers/wait.js';
 import { makeFiles, sha256, startHttpServer, type WebServer } from './helpers/web.js';
 
 let web: WebServer;
@@ -82,7 +83,7 @@ test('six downloads at once keep about one budget in flight toward the client, a
           samples.push(exitSent(exit) - clientReceived(netw.client));
           budget = Math.max(budget, netw.client.receiveBudgetCells());
         }
-        await new Promise((r) => setTimeout(r, 2));
+        await sleep(2); // sampling, not waiting for a state
       }
     })();
     const results = await Promise.all(
@@ -141,7 +142,7 @@ test('six uploads at once keep about one budget in flight toward the exit, and a
           samples.push(clientInFlight(netw.client).reduce((a, b) => a + b, 0));
           budget = Math.max(budget, exitBudget(netw.relays[0]));
         }
-        await new Promise((r) => setTimeout(r, 2));
+        await sleep(2); // sampling, not waiting for a state
       }
     })();
     const digests = await Promise.all(

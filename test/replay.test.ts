@@ -24,7 +24,7 @@ after(async () => {
 
 const dirPort = () => Number(new URL(netw.directory.url).port);
 
-test('a replayed CREATE is answered with new keys: a second circuit that the first circuit\'s keys cannot drive', async () => {
+test("a replayed CREATE is answered with new keys: a second circuit that the first circuit's keys cannot drive", async () => {
   const relay = netw.relays[0]; // an exit
   const raw = await rawLink(relay);
   try {
@@ -35,7 +35,11 @@ test('a replayed CREATE is answered with new keys: a second circuit that the fir
     assert.deepEqual(replay.onionskin, original.onionskin, 'the same CREATE, byte for byte');
     const [first, second] = [0x80000001, 0x80000002];
     for (const circId of [first, second]) {
-      raw.link.send(circId, CellCommand.CREATE, encodeCreate(HandshakeType.NTOR_X25519_SHA256, original.onionskin));
+      raw.link.send(
+        circId,
+        CellCommand.CREATE,
+        encodeCreate(HandshakeType.NTOR_X25519_SHA256, original.onionskin),
+      );
     }
     const answers = [await raw.next(first), await raw.next(second)];
     assert.deepEqual(

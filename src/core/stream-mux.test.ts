@@ -157,7 +157,8 @@ describe('StreamMux sending: the stream window and the circuit window', () => {
     const t = mux.open(3);
     assert.throws(
       () => {
-        for (let i = 0; i < STREAM_WINDOW_MAX; i++) mux.handle(RelayCommand.SENDME, 3, Buffer.alloc(0), Buffer.alloc(16));
+        for (let i = 0; i < STREAM_WINDOW_MAX; i++)
+          mux.handle(RelayCommand.SENDME, 3, Buffer.alloc(0), Buffer.alloc(16));
       },
       (e: Error & { code?: string }) => e.code === 'ALLIUM_FLOW_SENDME',
     );

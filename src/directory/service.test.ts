@@ -86,7 +86,10 @@ describe('DirectoryService', () => {
     assert.equal(checked.length, 2, 'a relay that moved is checked again');
     clock.now += 1000;
     const newKey = makeTestRelay().descriptor.onionKey;
-    assert.equal((await service.register(signed(r, clock.now, { port: 9002, onionKey: newKey }))).result, 'changed');
+    assert.equal(
+      (await service.register(signed(r, clock.now, { port: 9002, onionKey: newKey }))).result,
+      'changed',
+    );
     assert.equal(checked.length, 3, 'a new onion key is checked again');
     assert.deepEqual(service.stats.registrations, { new: 1, changed: 2, refreshed: 1, unreachable: 0 });
     assert.equal(service.relay(r.descriptor.id)?.port, 9002);
@@ -162,7 +165,10 @@ describe('DirectoryService', () => {
     const r = relayAt();
     await service.register(signed(r, T0));
     clock.now += 1000;
-    await service.withdraw(r.descriptor.id, signWithdraw(r.identity, { id: r.descriptor.id, published: clock.now }));
+    await service.withdraw(
+      r.descriptor.id,
+      signWithdraw(r.identity, { id: r.descriptor.id, published: clock.now }),
+    );
     assert.deepEqual(consensus().relays, []);
     await assert.rejects(service.register(signed(r, T0)), { code: 'ALLIUM_DESCRIPTOR_OUTDATED' });
     // Someone else's signature does not withdraw a relay.

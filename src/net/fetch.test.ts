@@ -7,7 +7,7 @@ import net from 'node:net';
 import { text } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import zlib from 'node:zlib';
-import { FetchError, fetchOver } from './fetch.js';
+import { type FetchError, fetchOver } from './fetch.js';
 import { streamGet } from './http-fetch.js';
 
 interface Seen {
@@ -18,7 +18,9 @@ interface Seen {
 }
 
 /** A server that answers by path, and remembers every request it read. */
-async function startServer(routes: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>) {
+async function startServer(
+  routes: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>,
+) {
   const seen: Seen[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -73,7 +75,8 @@ before(async () => {
   a = await startServer({
     '/page': (_req, res) => res.writeHead(200, { 'x-test': 'yes' }).end(BODY),
     '/gzip': (_req, res) => res.writeHead(200, { 'content-encoding': 'gzip' }).end(zlib.gzipSync(BODY)),
-    '/deflate': (_req, res) => res.writeHead(200, { 'content-encoding': 'deflate' }).end(zlib.deflateSync(BODY)),
+    '/deflate': (_req, res) =>
+      res.writeHead(200, { 'content-encoding': 'deflate' }).end(zlib.deflateSync(BODY)),
     '/br': (_req, res) => res.writeHead(200, { 'content-encoding': 'br' }).end(zlib.brotliCompressSync(BODY)),
     '/empty': (_req, res) => res.writeHead(204).end(),
     '/echo': (req, res) => res.end(`${req.method} ${req.headers['content-type'] ?? ''}`),
@@ -191,7 +194,10 @@ describe('fetchOver (the WHATWG fetch contract over streams)', () => {
 
   it('refuses a URL that is not http or https before opening anything', async () => {
     const conn = tcp();
-    await assert.rejects(fetchOver('ftp://127.0.0.1/x', undefined, conn), (e: FetchError) => e.code === 'ALLIUM_FETCH_URL');
+    await assert.rejects(
+      fetchOver('ftp://127.0.0.1/x', undefined, conn),
+      (e: FetchError) => e.code === 'ALLIUM_FETCH_URL',
+    );
     assert.deepEqual(conn.opened, []);
   });
 
@@ -199,12 +205,16 @@ describe('fetchOver (the WHATWG fetch contract over streams)', () => {
     // While the stream is being opened (the network builds a circuit meanwhile).
     const opening = new AbortController();
     const conn = tcp();
-    const whileOpening = fetchOver(`${a.origin}/page`, { signal: opening.signal }, {
-      connect: (host, port) => {
-        opening.abort();
-        return conn.connect(host, port);
+    const whileOpening = fetchOver(
+      `${a.origin}/page`,
+      { signal: opening.signal },
+      {
+        connect: (host, port) => {
+          opening.abort();
+          return conn.connect(host, port);
+        },
       },
-    });
+    );
     await assert.rejects(whileOpening, (e: Error) => e.name === 'AbortError');
     // While the server has the request and says nothing.
     const waiting = new AbortController();
@@ -242,7 +252,10 @@ describe('streamGet (allium fetch)', () => {
 
   it('refuses a malformed URL or another scheme, and times out a silent server', async () => {
     await assert.rejects(streamGet('not a url', tcp()), (e: FetchError) => e.code === 'ALLIUM_FETCH_URL');
-    await assert.rejects(streamGet('ftp://127.0.0.1/', tcp()), (e: FetchError) => e.code === 'ALLIUM_FETCH_URL');
+    await assert.rejects(
+      streamGet('ftp://127.0.0.1/', tcp()),
+      (e: FetchError) => e.code === 'ALLIUM_FETCH_URL',
+    );
     await assert.rejects(
       streamGet(`${a.origin}/silent`, { ...tcp(), timeoutMs: 200 }),
       (e: FetchError) => e.code === 'ALLIUM_FETCH_TIMEOUT',
@@ -254,6 +267,8 @@ describe('streamGet (allium fetch)', () => {
     await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
     const port = (s.address() as net.AddressInfo).port;
     await new Promise((r) => s.close(r));
-    await assert.rejects(streamGet(`http://127.0.0.1:${port}/`, tcp()), (e: Error) => /ECONNREFUSED/.test(e.message));
+    await assert.rejects(streamGet(`http://127.0.0.1:${port}/`, tcp()), (e: Error) =>
+      /ECONNREFUSED/.test(e.message),
+    );
   });
 });

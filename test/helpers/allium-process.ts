@@ -5,6 +5,7 @@ import net from 'node:net';
 import { promisify } from 'node:util';
 import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
 import { CLI_PATH } from '../../src/testnet/testnet.js';
+import { waitFor } from './wait.js';
 
 const run = promisify(execFile);
 
@@ -99,15 +100,13 @@ export class AlliumProcess {
   }
 
   /** Waits (bounded) for a log line matching `re`. */
-  async waitForLog(re: RegExp, timeoutMs = 10_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = this.lines.find((l) => re.test(l));
-      if (hit) return hit;
-      if (Date.now() > deadline)
-        throw new Error(`${this.name}: no log line matching ${re}:\n${this.log.slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  waitForLog(re: RegExp, timeoutMs = 10_000): Promise<string> {
+    return waitFor(`${this.name} logs a line matching ${re}`, () => this.lines.find((l) => re.test(l)), {
+      timeoutMs,
+      everyMs: 50,
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}:\n${this.log.slice(-3000)}`);
+    });
   }
 }
 
@@ -139,14 +138,4 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   const port = (s.address() as net.AddressInfo).port;
   await new Promise((r) => s.close(r));
   return port;
-}
-
-/** Whether this machine can listen on ::1 (some containers have no IPv6 loopback). */
-export async function hasIPv6Loopback(): Promise<boolean> {
-  try {
-    await freePort('::1');
-    return true;
-  } catch {
-    return false;
-  }
 }

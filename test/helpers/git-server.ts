@@ -1,12 +1,13 @@
 // A local git "smart HTTP" server for the tests: `git http-backend` run as CGI by a tiny Node server
 // (HTTP or HTTPS), serving one bare repository with a known commit.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tempDir } from './temp.js';
 import { type Peer, socketOwner, type TlsMaterial } from './web.js';
 
 export interface GitServer {
@@ -29,7 +30,7 @@ const GIT_ENV = {
 
 /** A bare repository `repo.git` with one commit holding README.md (`content`). */
 function makeRepo(content: string): { root: string; head: string } {
-  const root = mkdtempSync(join(tmpdir(), 'allium-git-'));
+  const root = tempDir('git');
   const work = join(root, 'work');
   const env = { ...process.env, ...GIT_ENV };
   execFileSync('git', ['init', '-q', '-b', 'main', work], { env });

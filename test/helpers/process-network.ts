@@ -2,8 +2,7 @@
 // its metrics, for the hostile-load tests (test/stress/): an attacker and a bystander run as
 // in-process clients that choose their paths, and the relays' memory and queues are read from
 // outside, as an operator would.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
 import { AlliumClient } from '../../src/client/client.js';
@@ -12,6 +11,7 @@ import type { CircuitStream } from '../../src/core/stream-mux.js';
 import { streamGet } from '../../src/net/http-fetch.js';
 import type { ConsensusRelay } from '../../src/wire/directory-docs.js';
 import { AlliumProcess } from './allium-process.js';
+import { tempDir } from './temp.js';
 import { sha256 } from './web.js';
 
 export const MiB = 1024 * 1024;
@@ -33,7 +33,7 @@ export interface ProcessNetwork {
 
 /** Starts the network; `relayArgs` go to every relay (limits under test). */
 export async function startProcessNetwork(relayArgs: string[] = []): Promise<ProcessNetwork> {
-  const root = mkdtempSync(join(tmpdir(), 'allium-stress-'));
+  const root = tempDir('stress');
   const procs: AlliumProcess[] = [];
   const clients: AlliumClient[] = [];
   const start = async (name: string, args: string[]) => {

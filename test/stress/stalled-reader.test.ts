@@ -17,6 +17,7 @@ import {
   rssOf,
   startProcessNetwork,
 } from '../helpers/process-network.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 import { makeFiles, startHttpServer } from '../helpers/web.js';
 
 const CIRCUITS = 48;
@@ -73,12 +74,14 @@ test('a client that stops reading costs its guard at most its link limit, and ot
         closedAfterMs = Date.now() - t0;
         break;
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100); // sampling
     }
     const fetchesBefore = bystander.times.length;
-    while (bystander.failure === null && bystander.times.length <= fetchesBefore && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(
+      'the bystander fetched again or failed',
+      () => bystander.failure !== null || bystander.times.length > fetchesBefore,
+      { timeoutMs: Math.max(0, deadline - Date.now()) },
+    ).catch(() => {});
     const times = await bystander.stop();
     const guard = await metricsOf(netw.guard);
     const peak = Math.max(sampled, guard.get('allium_relay_link_queue_peak_bytes') ?? 0);

@@ -2,8 +2,7 @@
 // directory saving a state file of several MiB; the process is killed while a temporary file is being
 // written, three times. Each kill leaves that file behind; each restart removes it and loads the state.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { signDescriptor } from '../../src/core/documents.js';
@@ -11,6 +10,7 @@ import { IdentityKey } from '../../src/crypto/keys.js';
 import { makeTestRelay } from '../../src/directory/test-fixtures.js';
 import type { SignedEnvelope } from '../../src/wire/directory-docs.js';
 import { AlliumProcess } from '../helpers/allium-process.js';
+import { tempDir } from '../helpers/temp.js';
 
 function bigDescriptor(i: number): SignedEnvelope {
   const identity = IdentityKey.generate();
@@ -42,7 +42,7 @@ async function startDirectory(dataDir: string): Promise<AlliumProcess> {
 }
 
 test('kill -9 in the middle of a state save: the temporary file it leaves is removed at the next start', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'allium-crash-'));
+  const dataDir = tempDir('crash');
   try {
     let left = 0;
     for (let round = 0; round < 3; round++) {
