@@ -30,7 +30,7 @@ export const MUTATIONS = [
       },
     ],
     test: 'src/crypto/forward-onion.test.ts',
-    name: 'three-hop|caught by the very next hop',
+    name: '3-hop circuit|caught by the very next hop',
   },
   {
     id: 'forward-tag-unchecked-network',

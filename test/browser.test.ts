@@ -13,7 +13,7 @@ import { type BrowserContext, chromium } from 'playwright-core';
 import { Testnet } from '../src/testnet/testnet.js';
 import { CHROMIUM, missingChromium, skipUnlessAvailable } from './helpers/requirements.js';
 import { tempDir } from './helpers/temp.js';
-import { type Peer, socketOwner } from './helpers/web.js';
+import { notePeers, type Peer } from './helpers/web.js';
 
 // The few DOM shapes the in-page callbacks use (this project compiles without the DOM library).
 type Win = {
@@ -66,7 +66,6 @@ const SITE: Record<string, [string, Buffer]> = {
 };
 
 function startSite(): Promise<{ url: string; peers: Peer[]; requests: string[]; close(): Promise<void> }> {
-  const peers: Peer[] = [];
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
     requests.push(req.url ?? '');
@@ -76,13 +75,7 @@ function startSite(): Promise<{ url: string; peers: Peer[]; requests: string[]; 
       .writeHead(200, { 'content-type': f[0], 'content-length': f[1].length, 'cache-control': 'no-store' })
       .end(f[1]);
   });
-  server.on('connection', (s) =>
-    peers.push({
-      address: s.remoteAddress ?? '',
-      port: s.remotePort ?? 0,
-      pid: socketOwner(s.remotePort ?? 0),
-    }),
-  );
+  const peers = notePeers(server);
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () =>
       resolve({

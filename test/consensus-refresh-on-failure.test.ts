@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { AlliumClient } from '../src/client/client.js';
 import { DirectoryClient } from '../src/net/directory-client.js';
 import { Testnet } from '../src/testnet/testnet.js';
-import { AlliumProcess } from './helpers/allium-process.js';
+import { AlliumProcess, relayArgs } from './helpers/allium-process.js';
 import { tempDir } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -41,19 +41,16 @@ test('no exit for a destination: the client refetches the consensus at once and 
   const port = (web.address() as AddressInfo).port;
   await assert.rejects(client.connect('127.0.0.1', port), { code: 'ALLIUM_PATH_NO_EXIT' });
 
-  exit = await AlliumProcess.start('late-exit', [
-    'relay',
-    '--directory',
-    tn.directoryUrl,
-    '--directory-key',
-    tn.directoryKey,
-    '--data-dir',
-    join(tmp, 'late-exit'),
-    '--nickname',
-    'lateexit',
-    '--exit',
-    '--allow-private',
-  ]);
+  exit = await AlliumProcess.start(
+    'late-exit',
+    relayArgs({
+      directory: tn.directoryUrl,
+      key: tn.directoryKey,
+      dataDir: join(tmp, 'late-exit'),
+      nickname: 'lateexit',
+      extra: ['--exit', '--allow-private'],
+    }),
+  );
   assert.ok(exit.running, exit.log);
   const directory = new DirectoryClient({ url: tn.directoryUrl, directoryKey: key });
   await waitFor(

@@ -14,7 +14,13 @@ import { DirectoryClient } from '../src/net/directory-client.js';
 import { streamGet } from '../src/net/http-fetch.js';
 import { socksConnect } from '../src/net/socks-client.js';
 import { type Consensus, parseConsensusBody } from '../src/wire/directory-docs.js';
-import { AlliumProcess, freePort, runAllium } from './helpers/allium-process.js';
+import {
+  AlliumProcess,
+  directoryArgs,
+  freePort,
+  relayArgs as relayCommand,
+  runAllium,
+} from './helpers/allium-process.js';
 import { missingIPv6Loopback, skipUnlessAvailable } from './helpers/requirements.js';
 import { tempDir } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
@@ -38,35 +44,21 @@ describe('the directory as a service (directory, relays and clients as processes
   /** The raw consensus served right after the relays registered: an older serial, for the rollback test. */
   let earlyEnvelope = '';
 
-  const dirArgs = (ttlSeconds: number) => [
-    'directory',
-    '--data-dir',
-    join(root, 'directory'),
-    '--port',
-    String(dirPort),
-    '--relay-ttl',
-    String(ttlSeconds),
-    '--log-level',
-    'info',
-  ];
-  const relayArgs = (nick: string, extra: string[] = []) => [
-    'relay',
-    '--directory',
-    url,
-    '--directory-key',
-    key,
-    '--data-dir',
-    join(root, nick),
-    '--nickname',
-    nick,
-    '--port',
-    '0',
-    '--refresh',
-    '1',
-    '--log-level',
-    'info',
-    ...extra,
-  ];
+  const dirArgs = (ttlSeconds: number) =>
+    directoryArgs(join(root, 'directory'), dirPort, [
+      '--relay-ttl',
+      String(ttlSeconds),
+      '--log-level',
+      'info',
+    ]);
+  const relayArgs = (nick: string, extra: string[] = []) =>
+    relayCommand({
+      directory: url,
+      key,
+      dataDir: join(root, nick),
+      nickname: nick,
+      extra: ['--port', '0', '--refresh', '1', '--log-level', 'info', ...extra],
+    });
   const start = async (name: string, args: string[]) => {
     const p = await AlliumProcess.start(name, args);
     procs.push(p);

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { socksConnect } from '../src/net/socks-client.js';
 import { CLI_PATH, Testnet } from '../src/testnet/testnet.js';
+import { curlViaSocks } from './helpers/curl.js';
 import { createHop, rawLink } from './helpers/raw-client.js';
 import { missingIPv6Loopback, skipUnlessAvailable } from './helpers/requirements.js';
 import { tempDir } from './helpers/temp.js';
@@ -100,17 +101,7 @@ describe('a testnet of a directory and 5 relay processes', () => {
 
   test('curl downloads a 10 MiB file byte for byte through the SOCKS port', async () => {
     const file = join(out, 'curl-10m');
-    await run('curl', [
-      '-sS',
-      '--fail',
-      '--max-time',
-      '120',
-      '--socks5-hostname',
-      socks(),
-      '-o',
-      file,
-      `${web.url}/random10m`,
-    ]);
+    await curlViaSocks(socks(), `${web.url}/random10m`, { output: file, maxTimeS: 120 });
     const got = readFileSync(file);
     assert.equal(got.length, files['/random10m'].length);
     assert.equal(sha256(got), sha256(files['/random10m']));
@@ -118,17 +109,9 @@ describe('a testnet of a directory and 5 relay processes', () => {
   });
 
   test('curl fetches a page from an HTTPS server (TLS end to end, verified with --cacert)', async () => {
-    const { stdout } = await run('curl', [
-      '-sS',
-      '--fail',
-      '--max-time',
-      '60',
-      '--socks5-hostname',
-      socks(),
-      '--cacert',
-      tls.certPath,
-      `https://localhost:${secure.port}/hello`,
-    ]);
+    const { stdout } = await curlViaSocks(socks(), `https://localhost:${secure.port}/hello`, {
+      args: ['--cacert', tls.certPath],
+    });
     assert.equal(stdout, files['/hello'].toString());
     assertOnlyExitsConnected();
   });
@@ -193,15 +176,7 @@ describe('a testnet of a directory and 5 relay processes', () => {
       raw.close();
     }
     // The SOCKS port still serves, through the whole network.
-    const { stdout } = await run('curl', [
-      '-sS',
-      '--fail',
-      '--max-time',
-      '60',
-      '--socks5-hostname',
-      socks(),
-      `${web.url}/hello`,
-    ]);
+    const { stdout } = await curlViaSocks(socks(), `${web.url}/hello`);
     assert.equal(stdout, files['/hello'].toString());
   });
 
@@ -223,15 +198,7 @@ describe('a testnet of a directory and 5 relay processes', () => {
   test('an IPv6 destination ([::1]) is reached through the network', { skip: NO_IPV6 }, async () => {
     const v6 = await startHttpServer(files, '::1');
     try {
-      const { stdout } = await run('curl', [
-        '-sS',
-        '--fail',
-        '--max-time',
-        '60',
-        '--socks5-hostname',
-        socks(),
-        `http://[::1]:${v6.port}/hello`,
-      ]);
+      const { stdout } = await curlViaSocks(socks(), `http://[::1]:${v6.port}/hello`);
       assert.equal(stdout, files['/hello'].toString());
     } finally {
       await v6.close();
@@ -289,40 +256,26 @@ describe('a testnet whose exit does not allow loopback destinations', () => {
     await web?.close();
   });
 
-  test('a name that resolves to 127.0.0.1 is refused by the exit: SOCKS "not allowed by ruleset"', async () => {
-    await assert.rejects(
-      run('curl', [
-        '-sS',
-        '--max-time',
-        '30',
-        '-v',
-        '--socks5-hostname',
-        `${tn.socksHost}:${tn.socksPort}`,
-        `http://localhost:${web.port}/hello`,
-      ]),
+  /** curl through the SOCKS port must fail with the SOCKS reply "not allowed by ruleset" (2). */
+  const refusedByRuleset = (url: string) =>
+    assert.rejects(
+      curlViaSocks(`${tn.socksHost}:${tn.socksPort}`, url, {
+        maxTimeS: 30,
+        failOnHttpError: false,
+        args: ['-v'],
+      }),
       (err: Error & { stderr: string }) => {
         assert.match(err.stderr, /\(2\)|not allowed by ruleset/i);
         return true;
       },
     );
+
+  test('a name that resolves to 127.0.0.1 is refused by the exit: SOCKS "not allowed by ruleset"', async () => {
+    await refusedByRuleset(`http://localhost:${web.port}/hello`);
     assert.equal(web.peers.length, 0, 'the web server was never contacted');
   });
 
   test('a loopback literal is refused the same way', async () => {
-    await assert.rejects(
-      run('curl', [
-        '-sS',
-        '--max-time',
-        '30',
-        '-v',
-        '--socks5-hostname',
-        `${tn.socksHost}:${tn.socksPort}`,
-        `http://127.0.0.1:${web.port}/hello`,
-      ]),
-      (err: Error & { stderr: string }) => {
-        assert.match(err.stderr, /\(2\)|not allowed by ruleset/i);
-        return true;
-      },
-    );
+    await refusedByRuleset(`http://127.0.0.1:${web.port}/hello`);
   });
 });

@@ -2,19 +2,18 @@
 // BEGIN encodes it: port and host name), the request or the response: only the exit's connection to
 // the web server (captured the same way, as a control) carries the request and the response.
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { Testnet } from '../src/testnet/testnet.js';
 import { encodeBegin } from '../src/wire/relay-messages.js';
+import { curlViaSocks } from './helpers/curl.js';
 import { firstMissing, missingCommands, missingRoot, skipUnlessAvailable } from './helpers/requirements.js';
 import { tempDir } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
 import { makeFiles, startHttpServer, type WebServer } from './helpers/web.js';
 
-const run = promisify(execFile);
 const skip = skipUnlessAvailable(firstMissing(missingRoot(), missingCommands('tcpdump')));
 /** A name the exit answers itself with 127.0.0.1 (RFC 6761): the destination, unlike any other bytes. */
 const DEST_HOST = 'allium-capture-probe-4b1e.localhost';
@@ -68,17 +67,9 @@ test('no plaintext on any link; the same capture sees it on the exit-to-web conn
   const control = await startCapture(webFile, `tcp and port ${web.port}`);
   const path = '/random1m?request-marker-4b1e';
   files[path] = files['/random1m'];
-  await run('curl', [
-    '-sS',
-    '--fail',
-    '--max-time',
-    '60',
-    '--socks5-hostname',
-    `${tn.socksHost}:${tn.socksPort}`,
-    '-o',
-    join(dir, 'out'),
-    `http://${DEST_HOST}:${web.port}${path}`,
-  ]);
+  await curlViaSocks(`${tn.socksHost}:${tn.socksPort}`, `http://${DEST_HOST}:${web.port}${path}`, {
+    output: join(dir, 'out'),
+  });
   // tcpdump writes each packet as it sees it (-U): wait until the capture stops growing.
   let size = -1;
   await waitFor(

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { parseExposition } from '../src/core/prometheus.js';
 import { CLI_PATH, Testnet } from '../src/testnet/testnet.js';
+import { curlViaSocks } from './helpers/curl.js';
 import { tempDir } from './helpers/temp.js';
 import { sleep } from './helpers/wait.js';
 import { makeFiles, sha256, startHttpServer, type WebServer } from './helpers/web.js';
@@ -61,19 +62,11 @@ describe('metrics endpoints of a testnet during a download', () => {
     // Slow enough (4 MB/s) that scrapes land during the download.
     const file = join(out, 'download');
     let finished = false;
-    const download = run('curl', [
-      '-sS',
-      '--fail',
-      '--max-time',
-      '120',
-      '--limit-rate',
-      '4M',
-      '--socks5-hostname',
-      `${tn.socksHost}:${tn.socksPort}`,
-      '-o',
-      file,
-      `${web.url}/random10m`,
-    ]).finally(() => {
+    const download = curlViaSocks(`${tn.socksHost}:${tn.socksPort}`, `${web.url}/random10m`, {
+      output: file,
+      maxTimeS: 120,
+      args: ['--limit-rate', '4M'],
+    }).finally(() => {
       finished = true;
     });
     const during: number[] = [];

@@ -3,16 +3,14 @@
 // the BEGIN's bytes), the client's connections and key material (every secret in every file the
 // relays and the directory keep).
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { Testnet } from '../src/testnet/testnet.js';
 import { encodeBegin } from '../src/wire/relay-messages.js';
+import { curlViaSocks } from './helpers/curl.js';
 import { makeFiles, startHttpServer, type WebServer } from './helpers/web.js';
-
-const run = promisify(execFile);
 
 interface Run {
   /** Every line each process wrote, from start to exit. */
@@ -76,15 +74,10 @@ async function fetchThroughTestnet(web: WebServer, relayArgs: string[]): Promise
       l.push(line);
     },
   });
-  const { stdout } = await run('curl', [
-    '-sS',
-    '--fail',
-    '--max-time',
-    '60',
-    '--socks5-hostname',
+  const { stdout } = await curlViaSocks(
     `${tn.socksHost}:${tn.socksPort}`,
     `http://${DEST_HOST}:${web.port}/hello`,
-  ]);
+  );
   assert.match(stdout, /RESPONSE-MARKER-7f3a/);
   // The client keeps its links to entry relays open after the fetch: those are its connections.
   const clientPid = tn.clientProcess?.pid;

@@ -5,7 +5,7 @@
 // (--max-total-queue: the link with the most queued is closed), and a client that reads keeps
 // downloading through the same relays.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { AlliumClient } from '../src/client/client.js';
 import type { CircuitStream } from '../src/core/stream-mux.js';
 import { streamGet } from '../src/net/http-fetch.js';
@@ -14,18 +14,11 @@ import type { RelayLimits } from '../src/relay/limits.js';
 import type { Relay } from '../src/relay/relay.js';
 import { type InProcessNetwork, startNetwork } from './helpers/network.js';
 import { sleep, waitFor } from './helpers/wait.js';
-import { makeFiles, sha256, startHttpServer, type WebServer } from './helpers/web.js';
+import { makeFiles, sha256, webServerForFile } from './helpers/web.js';
 
 const MiB = 1024 * 1024;
-let web: WebServer;
 const files = makeFiles();
-
-before(async () => {
-  web = await startHttpServer(files);
-});
-after(async () => {
-  await web?.close();
-});
+const site = webServerForFile(files);
 
 /** A second client whose only link (to its guard) is made to stop reading once its requests are out. */
 async function stallAClient(netw: InProcessNetwork, circuits: number) {
@@ -37,7 +30,7 @@ async function stallAClient(netw: InProcessNetwork, circuits: number) {
   });
   const streams: CircuitStream[] = [];
   for (let i = 0; i < circuits; i++) {
-    const s = await stalled.connect('127.0.0.1', web.port, { isolation: `stalled-${i}` });
+    const s = await stalled.connect('127.0.0.1', site.server.port, { isolation: `stalled-${i}` });
     s.on('error', () => {});
     streams.push(s);
   }
@@ -50,7 +43,7 @@ async function stallAClient(netw: InProcessNetwork, circuits: number) {
   // One request at a time: each answer's first window (512 KiB) reaches the guard before the next
   // starts, so the queue builds there, not at once in the exit's link toward the middle.
   for (const s of streams) {
-    s.write(`GET /random10m HTTP/1.1\r\nHost: 127.0.0.1:${web.port}\r\n\r\n`);
+    s.write(`GET /random10m HTTP/1.1\r\nHost: 127.0.0.1:${site.server.port}\r\n\r\n`);
     await sleep(40); // pacing, not waiting for a state
   }
   const guard = netw.relays.find((r) => r.idHex === guardHex)!;
@@ -77,7 +70,7 @@ function thaw(link: Link): void {
 }
 
 async function healthyDownload(netw: InProcessNetwork): Promise<string> {
-  const res = await streamGet(`${web.url}/random10m`, {
+  const res = await streamGet(`${site.server.url}/random10m`, {
     connect: (h, p) => netw.client.connect(h, p, { isolation: 'healthy' }),
   });
   const chunks: Buffer[] = [];

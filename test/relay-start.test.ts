@@ -3,22 +3,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../src/cli/runtime-flags.js';
 import { CLI_PATH } from '../src/testnet/testnet.js';
+import { directoryArgs, freePort, relayArgs } from './helpers/allium-process.js';
 import { tempDir } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function run(args: string[]): { proc: ChildProcess; out: () => string; err: () => string } {
   // With the runtime flags, as the bin starts it: no relaunch, so a kill reaches the process itself.
@@ -36,29 +27,18 @@ function run(args: string[]): { proc: ChildProcess; out: () => string; err: () =
 test('a relay started before the directory registers once the directory is up', async () => {
   const dir = tempDir('start');
   const port = await freePort();
-  const relay = run([
-    'relay',
-    '--directory',
-    `http://127.0.0.1:${port}`,
-    '--data-dir',
-    join(dir, 'r'),
-    '--nickname',
-    'early',
-    '--log-level',
-    'warn',
-  ]);
+  const relay = run(
+    relayArgs({
+      directory: `http://127.0.0.1:${port}`,
+      dataDir: join(dir, 'r'),
+      nickname: 'early',
+      extra: ['--log-level', 'warn'],
+    }),
+  );
   let directory: ReturnType<typeof run> | null = null;
   try {
     await waitFor('the relay says it is waiting', () => /not answering yet/.test(relay.err()));
-    directory = run([
-      'directory',
-      '--data-dir',
-      join(dir, 'd'),
-      '--port',
-      String(port),
-      '--log-level',
-      'warn',
-    ]);
+    directory = run(directoryArgs(join(dir, 'd'), port, ['--log-level', 'warn']));
     await waitFor('the relay is ready', () => relay.out().startsWith('ready '), { timeoutMs: 30_000 }).catch(
       (err: Error) => assert.fail(`${err.message}: ${relay.err().slice(-500)}`),
     );
@@ -73,17 +53,13 @@ test('a relay started before the directory registers once the directory is up', 
 test('a relay that reaches no directory within --directory-wait exits with a clear error', async () => {
   const dir = tempDir('start');
   const port = await freePort();
-  const relay = run([
-    'relay',
-    '--directory',
-    `http://127.0.0.1:${port}`,
-    '--data-dir',
-    join(dir, 'r'),
-    '--directory-wait',
-    '2',
-    '--log-level',
-    'warn',
-  ]);
+  const relay = run(
+    relayArgs({
+      directory: `http://127.0.0.1:${port}`,
+      dataDir: join(dir, 'r'),
+      extra: ['--directory-wait', '2', '--log-level', 'warn'],
+    }),
+  );
   try {
     const code = await new Promise<number | null>((resolve) => relay.proc.once('exit', resolve));
     assert.equal(code, 1);

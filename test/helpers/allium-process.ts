@@ -139,3 +139,35 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   await new Promise((r) => s.close(r));
   return port;
 }
+
+/** Directory flags for a flood test: no connect-back check, and any number of relays per address. */
+export const DIRECTORY_WITHOUT_LISTING_LIMITS = [
+  '--no-reachability-check',
+  '--max-relays-per-local-address',
+  '100000',
+];
+
+/** The arguments of `allium directory` keeping its data in `dataDir`, on `port` (0: any free one). */
+export function directoryArgs(dataDir: string, port = 0, extra: string[] = []): string[] {
+  return ['directory', '--data-dir', dataDir, '--port', String(port), ...extra];
+}
+
+/** The arguments of `allium relay` joining the directory at `directory` (its key, if given). */
+export function relayArgs(o: {
+  directory: string;
+  key?: string;
+  dataDir: string;
+  nickname?: string;
+  extra?: string[];
+}): string[] {
+  return [
+    'relay',
+    '--directory',
+    o.directory,
+    ...(o.key ? ['--directory-key', o.key] : []),
+    '--data-dir',
+    o.dataDir,
+    ...(o.nickname ? ['--nickname', o.nickname] : []),
+    ...(o.extra ?? []),
+  ];
+}

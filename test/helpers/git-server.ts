@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tempDir } from './temp.js';
-import { type Peer, socketOwner, type TlsMaterial } from './web.js';
+import { notePeers, type Peer, type TlsMaterial } from './web.js';
 
 export interface GitServer {
   url: string;
@@ -99,14 +99,7 @@ export function startGitServer(opts: { tls?: TlsMaterial; content: string }): Pr
   const server = opts.tls
     ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, cgi(root))
     : http.createServer(cgi(root));
-  const peers: Peer[] = [];
-  server.on('connection', (s) =>
-    peers.push({
-      address: s.remoteAddress ?? '',
-      port: s.remotePort ?? 0,
-      pid: socketOwner(s.remotePort ?? 0),
-    }),
-  );
+  const peers = notePeers(server);
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () => {
       const { port } = server.address() as AddressInfo;

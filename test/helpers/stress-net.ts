@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { DirectoryClient } from '../../src/net/directory-client.js';
 import { streamGet } from '../../src/net/http-fetch.js';
 import { socksConnect } from '../../src/net/socks-client.js';
-import { AlliumProcess } from './allium-process.js';
+import { AlliumProcess, directoryArgs, relayArgs } from './allium-process.js';
 import { tempDir } from './temp.js';
 import { waitFor } from './wait.js';
 
@@ -33,26 +33,18 @@ export async function startStressNet(exitArgs: string[]): Promise<StressNet> {
     if (!p.running) throw new Error(`${name} did not start:\n${p.log}`);
     return p;
   };
-  const directory = await start('directory', [
-    'directory',
-    '--data-dir',
-    join(root, 'directory'),
-    '--port',
-    '0',
-  ]);
+  const directory = await start('directory', directoryArgs(join(root, 'directory')));
   const relay = (nick: string, extra: string[]) =>
-    start(nick, [
-      'relay',
-      '--directory',
-      directory.ready.url,
-      '--directory-key',
-      directory.ready.key,
-      '--data-dir',
-      join(root, nick),
-      '--nickname',
+    start(
       nick,
-      ...extra,
-    ]);
+      relayArgs({
+        directory: directory.ready.url,
+        key: directory.ready.key,
+        dataDir: join(root, nick),
+        nickname: nick,
+        extra,
+      }),
+    );
   const [exit] = await Promise.all([
     relay('exit', ['--exit', '--allow-private', '--metrics', '127.0.0.1:0', ...exitArgs]),
     relay('mid1', []),

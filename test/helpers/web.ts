@@ -7,6 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { tempDir } from './temp.js';
 
 export interface Peer {
@@ -58,7 +59,9 @@ export function socketOwner(port: number): number | null {
   return m ? Number(m[1]) : null;
 }
 
-function listen(server: http.Server, scheme: string, peers: Peer[], host = '127.0.0.1'): Promise<WebServer> {
+/** Every connection `server` accepts, with the process that made it, in order. */
+export function notePeers(server: http.Server): Peer[] {
+  const peers: Peer[] = [];
   server.on('connection', (s) =>
     peers.push({
       address: s.remoteAddress ?? '',
@@ -66,6 +69,11 @@ function listen(server: http.Server, scheme: string, peers: Peer[], host = '127.
       pid: socketOwner(s.remotePort ?? 0),
     }),
   );
+  return peers;
+}
+
+function listen(server: http.Server, scheme: string, host = '127.0.0.1'): Promise<WebServer> {
+  const peers = notePeers(server);
   return new Promise((resolve) => {
     server.listen({ port: 0, host, backlog: 511 }, () => {
       const { port } = server.address() as AddressInfo;
@@ -83,8 +91,20 @@ function listen(server: http.Server, scheme: string, peers: Peer[], host = '127.
   });
 }
 
+/** An HTTP server of `files` for the tests of one file: started before them, closed after. */
+export function webServerForFile(files: Files): { readonly server: WebServer } {
+  const holder = {} as { server: WebServer };
+  before(async () => {
+    holder.server = await startHttpServer(files);
+  });
+  after(async () => {
+    await holder.server?.close();
+  });
+  return holder;
+}
+
 export function startHttpServer(files: Files, host = '127.0.0.1'): Promise<WebServer> {
-  return listen(http.createServer(handler(files)), 'http', [], host);
+  return listen(http.createServer(handler(files)), 'http', host);
 }
 
 export interface TlsMaterial {
@@ -127,6 +147,5 @@ export function startHttpsServer(files: Files, tlsMaterial: TlsMaterial): Promis
   return listen(
     https.createServer({ cert: tlsMaterial.cert, key: tlsMaterial.key }, handler(files)),
     'https',
-    [],
   );
 }

@@ -14,12 +14,12 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import type { CircuitStream } from '../../src/core/stream-mux.js';
 import {
-  Bystander,
   buildCircuits,
   MiB,
   metricsOf,
   mib,
   rssOf,
+  startBystander,
   startProcessNetwork,
 } from '../helpers/process-network.js';
 import { sleep, waitFor } from '../helpers/wait.js';
@@ -79,14 +79,7 @@ test('a burst of circuits all downloading at once through one middle kills no by
   const burst = await burstServer(files['/random1m']);
   const netw = await startProcessNetwork(['--max-link-queue', String(LINK_LIMIT)]);
   try {
-    const user = await netw.client();
-    const path = netw.path(user);
-    const bystander = new Bystander(
-      await user.buildCircuit({ path }),
-      web.url,
-      '/random1m',
-      files['/random1m'],
-    );
+    const { bystander, path } = await startBystander(netw, web, files);
     const attacker = await netw.client();
     const circuits = await buildCircuits(attacker, path, CIRCUITS);
     const streams = await Promise.all(circuits.map((c) => c.openStream('127.0.0.1', burst.port)));

@@ -19,7 +19,11 @@ import {
   type RelayDescriptor,
   type SignedEnvelope,
 } from '../../src/wire/directory-docs.js';
-import { AlliumProcess } from '../helpers/allium-process.js';
+import {
+  AlliumProcess,
+  directoryArgs,
+  DIRECTORY_WITHOUT_LISTING_LIMITS as FLOODABLE,
+} from '../helpers/allium-process.js';
 import { tempDir } from '../helpers/temp.js';
 
 const MiB = 1024 * 1024;
@@ -183,18 +187,10 @@ test('2,200 fake relays from one address: the per-address limit lists at most 32
 
 test('with the per-address limit lifted, a flood fills the consensus budget: 503, and the consensus stays under its cap', async () => {
   const dataDir = tempDir('flood');
-  const dir = await AlliumProcess.start('directory', [
+  const dir = await AlliumProcess.start(
     'directory',
-    '--data-dir',
-    dataDir,
-    '--port',
-    '0',
-    '--no-reachability-check',
-    '--max-relays-per-local-address',
-    '100000',
-    '--log-level',
-    'warn',
-  ]);
+    directoryArgs(dataDir, 0, [...FLOODABLE, '--log-level', 'warn']),
+  );
   try {
     assert.ok(dir.running, dir.log);
     const key = Buffer.from(dir.ready.key, 'base64');

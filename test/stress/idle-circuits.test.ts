@@ -9,7 +9,7 @@ import { text } from 'node:stream/consumers';
 import { test } from 'node:test';
 import type { ClientCircuit } from '../../src/client/client-circuit.js';
 import { streamGet } from '../../src/net/http-fetch.js';
-import { Bystander, metricsOf, startProcessNetwork } from '../helpers/process-network.js';
+import { metricsOf, startBystander, startProcessNetwork } from '../helpers/process-network.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeFiles, startHttpServer } from '../helpers/web.js';
 
@@ -28,14 +28,7 @@ test('circuits left without a stream are closed by the client, and by the relays
       netw.relays.map(async (p) => (await metricsOf(p)).get('allium_relay_idle_circuits_closed_total') ?? 0),
     );
   try {
-    const user = await netw.client();
-    const path = netw.path(user);
-    const bystander = new Bystander(
-      await user.buildCircuit({ path }),
-      web.url,
-      '/random1m',
-      files['/random1m'],
-    );
+    const { bystander, path } = await startBystander(netw, web, files);
 
     // One request per isolation key, on a client whose circuits serve new streams for 1.5 s.
     const client = await netw.client({ circuitLifetimeMs: 1500, circuitIdleMs: 2000 });

@@ -9,12 +9,12 @@ import { test } from 'node:test';
 import type { CircuitStream } from '../../src/core/stream-mux.js';
 import type { Link } from '../../src/net/link.js';
 import {
-  Bystander,
   buildCircuits,
   MiB,
   metricsOf,
   mib,
   rssOf,
+  startBystander,
   startProcessNetwork,
 } from '../helpers/process-network.js';
 import { sleep, waitFor } from '../helpers/wait.js';
@@ -34,14 +34,7 @@ test('a client that stops reading costs its guard at most its link limit, and ot
     String(STALL_S),
   ]);
   try {
-    const user = await netw.client();
-    const path = netw.path(user);
-    const bystander = new Bystander(
-      await user.buildCircuit({ path }),
-      web.url,
-      '/random1m',
-      files['/random1m'],
-    );
+    const { bystander, path } = await startBystander(netw, web, files);
     const attacker = await netw.client();
     const circuits = await buildCircuits(attacker, path, CIRCUITS);
     const streams: CircuitStream[] = await Promise.all(

@@ -9,7 +9,11 @@ import { signDescriptor } from '../../src/core/documents.js';
 import { IdentityKey } from '../../src/crypto/keys.js';
 import { makeTestRelay } from '../../src/directory/test-fixtures.js';
 import type { SignedEnvelope } from '../../src/wire/directory-docs.js';
-import { AlliumProcess } from '../helpers/allium-process.js';
+import {
+  AlliumProcess,
+  directoryArgs,
+  DIRECTORY_WITHOUT_LISTING_LIMITS as FLOODABLE,
+} from '../helpers/allium-process.js';
 import { tempDir } from '../helpers/temp.js';
 
 function bigDescriptor(i: number): SignedEnvelope {
@@ -25,18 +29,10 @@ function bigDescriptor(i: number): SignedEnvelope {
 const temps = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('relays.json.tmp-'));
 
 async function startDirectory(dataDir: string): Promise<AlliumProcess> {
-  const p = await AlliumProcess.start('directory', [
+  const p = await AlliumProcess.start(
     'directory',
-    '--data-dir',
-    dataDir,
-    '--port',
-    '0',
-    '--no-reachability-check',
-    '--max-relays-per-local-address',
-    '100000',
-    '--log-level',
-    'info',
-  ]);
+    directoryArgs(dataDir, 0, [...FLOODABLE, '--log-level', 'info']),
+  );
   assert.ok(p.running, p.log);
   return p;
 }
