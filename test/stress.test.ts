@@ -74,8 +74,8 @@ test('1,000 connections that open and stall do not stop an ordinary client', asy
         }),
     ),
   );
-  memory('with 1,000 stalled connections');
   await ordinaryFetch();
+  memory('with 1,000 stalled connections');
   const failuresBefore = relay.stats.handshakeFailures;
   for (const s of sockets) s.destroy();
   await waitFor(
