@@ -1,4 +1,4 @@
-// Keeps issue 3's consensus benchmark runnable: a small run must list every relay it made.
+// Keeps the consensus benchmark runnable: a small run must list every relay it made.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatConsensusBench, runConsensusBench } from '../bench/consensus.js';

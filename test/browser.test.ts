@@ -2,19 +2,19 @@
 // loads a local site through a testnet's SOCKS5 ports (plain and optimistic); then the client's
 // dashboard in Chromium.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { crc32, deflateSync } from 'node:zlib';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { Testnet } from '../src/testnet/testnet.js';
-import { type Peer, socketOwner } from './helpers/web.js';
+import { CHROMIUM, missingChromium, skipUnlessAvailable } from './helpers/requirements.js';
+import { tempDir } from './helpers/temp.js';
+import { notePeers, type Peer } from './helpers/web.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 // The few DOM shapes the in-page callbacks use (this project compiles without the DOM library).
 type Win = {
   getComputedStyle(e: unknown): { color: string; fontStyle: string };
@@ -23,7 +23,7 @@ type Win = {
 type El = { dataset: Record<string, string | undefined> };
 type Img = { complete: boolean; naturalWidth: number; naturalHeight: number };
 const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test-artifacts');
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: apt-get install -y chromium`;
+const skip = skipUnlessAvailable(missingChromium());
 
 /** A width x height PNG, a diagonal gradient (so the browser must really decode it). */
 function makePng(width: number, height: number): Buffer {
@@ -66,7 +66,6 @@ const SITE: Record<string, [string, Buffer]> = {
 };
 
 function startSite(): Promise<{ url: string; peers: Peer[]; requests: string[]; close(): Promise<void> }> {
-  const peers: Peer[] = [];
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
     requests.push(req.url ?? '');
@@ -76,13 +75,7 @@ function startSite(): Promise<{ url: string; peers: Peer[]; requests: string[]; 
       .writeHead(200, { 'content-type': f[0], 'content-length': f[1].length, 'cache-control': 'no-store' })
       .end(f[1]);
   });
-  server.on('connection', (s) =>
-    peers.push({
-      address: s.remoteAddress ?? '',
-      port: s.remotePort ?? 0,
-      pid: socketOwner(s.remotePort ?? 0),
-    }),
-  );
+  const peers = notePeers(server);
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () =>
       resolve({
@@ -101,7 +94,7 @@ function startSite(): Promise<{ url: string; peers: Peer[]; requests: string[]; 
 
 async function launch(extraArgs: string[]): Promise<{ browser: BrowserContext; profile: string }> {
   // A fresh user-data-dir per launch: no cache, cookies or history from another run.
-  const profile = mkdtempSync(join(tmpdir(), 'allium-chromium-'));
+  const profile = tempDir('chromium');
   const browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     viewport: { width: 1000, height: 700 },

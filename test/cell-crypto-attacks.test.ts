@@ -6,29 +6,29 @@ import * as netmod from 'node:net';
 import { text } from 'node:stream/consumers';
 import { after, before, test } from 'node:test';
 import { BackwardLayer, isOrigin } from '../src/crypto/backward-layer.js';
-import { circuitHopCrypto, wrapForward } from '../src/crypto/forward-onion.js';
+import { circuitHopCrypto } from '../src/crypto/forward-onion.js';
 import { X25519Key } from '../src/crypto/keys.js';
 import { NoiseHandshake } from '../src/crypto/noise.js';
-import { ntorClientFinish, ntorClientStart } from '../src/crypto/ntor.js';
 import { streamGet } from '../src/net/http-fetch.js';
-import { connectLink, type Link, LinkListener } from '../src/net/link.js';
+import { connectLink, LinkListener } from '../src/net/link.js';
 import type { Cell } from '../src/wire/cell.js';
-import { decodeCreated, decodeDestroy, encodeCreate } from '../src/wire/cell-bodies.js';
+import { decodeDestroy } from '../src/wire/cell-bodies.js';
 import {
   CELL_BODY_LEN,
   CellCommand,
   DestroyReason,
   EndReason,
-  HandshakeType,
   RELAY_DATA_MAX,
   RELAY_HEADER_LEN,
   RelayCommand,
 } from '../src/wire/constants.js';
 import { encodeFrameLength } from '../src/wire/frame-decoder.js';
-import { encodeRelayMessage, writeRelayBody } from '../src/wire/relay-cell.js';
+import { writeRelayBody } from '../src/wire/relay-cell.js';
 import { decodeEnd, encodeBegin, encodeCircuitSendme } from '../src/wire/relay-messages.js';
 import { type InProcessNetwork, startNetwork } from './helpers/network.js';
 import { type RawCircuit, rawClient } from './helpers/raw-circuit.js';
+import { createHop, rawLink } from './helpers/raw-client.js';
+import { waitFor } from './helpers/wait.js';
 import { makeFiles, startHttpServer, type WebServer } from './helpers/web.js';
 
 let net: InProcessNetwork;
@@ -135,28 +135,14 @@ test('an entry that rewrites forward cells to RELAY_EARLY is stopped by the midd
 
 test('a RELAY_EARLY cell that carries anything but EXTEND destroys the circuit at the hop that reads it', async () => {
   const relay = net.relays[0];
-  const link = await connectLink({
-    host: '127.0.0.1',
-    port: relay.port,
-    relayId: relay.id,
-    me: { identity: null },
-  });
-  const got = collect(link);
-  const { onionskin, state } = ntorClientStart(relay.id, relay.onionKey.publicKey);
-  const circId = 0x80000021;
-  link.send(circId, CellCommand.CREATE, encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin));
-  await waitFor(() => got.length >= 1);
-  const hop = circuitHopCrypto(ntorClientFinish(state, decodeCreated(got[0].body).hdata), { firstHop: true });
+  const raw = await rawLink(relay);
+  const circ = await createHop(raw, relay, 0x80000021);
   // Correctly tagged for RELAY_EARLY (the command is in the tag), but a BEGIN: a relay reads it as a mark.
-  const begin = encodeRelayMessage(RelayCommand.BEGIN, 1, encodeBegin('127.0.0.1', web.port));
   const peersBefore = web.peers.length;
-  link.send(circId, CellCommand.RELAY_EARLY, wrapForward([hop.forward], begin, CellCommand.RELAY_EARLY).body);
-  await waitFor(() => got.some((c) => c.command === CellCommand.DESTROY));
-  const destroy = got.find((c) => c.command === CellCommand.DESTROY);
-  assert.ok(destroy, 'the relay destroyed the circuit');
-  assert.equal(decodeDestroy(destroy.body).reason, DestroyReason.PROTOCOL);
+  circ.send(RelayCommand.BEGIN, 1, encodeBegin('127.0.0.1', web.port), CellCommand.RELAY_EARLY);
+  assert.equal(await circ.destroyed(), DestroyReason.PROTOCOL, 'the relay destroyed the circuit');
   assert.equal(web.peers.length, peersBefore, 'the BEGIN was not acted on');
-  link.close();
+  raw.close();
 });
 
 test('an exit that marks backward cells and an entry that unmarks them past an honest middle: the client gets an error, never the data', async () => {
@@ -368,7 +354,7 @@ test('a peer of the old link protocol is refused with an error that names the ve
   sock.on('error', () => {});
   sock.write(Buffer.concat([encodeFrameLength(m1.length), m1]));
   await closedByPeer;
-  await waitFor(() => errors.length > 0);
+  await waitFor('the listener reports the refused handshake', () => errors.length > 0);
   assert.equal((errors[0] as Error & { code: string }).code, 'ALLIUM_LINK_VERSION');
   assert.match(errors[0].message, /link protocol 1 .*before 0\.5\.0.* 2 /);
   await listener.close();
@@ -388,14 +374,3 @@ test('a peer of the old link protocol is refused with an error that names the ve
   );
   await new Promise((r) => oldRelay.close(r));
 });
-
-function collect(link: Link): Cell[] {
-  const cells: Cell[] = [];
-  link.on({ cells: (cs) => cells.push(...cs) });
-  return cells;
-}
-
-async function waitFor(pred: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!pred() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-}

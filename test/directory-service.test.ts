@@ -1,10 +1,9 @@
 // Issue 3 end to end, with real processes on loopback: address discovery, the reachability check,
 // liveness (TTL, withdraw, restart), directory restart and outage, and a client's cached consensus.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { after, before, describe, test } from 'node:test';
@@ -15,25 +14,24 @@ import { DirectoryClient } from '../src/net/directory-client.js';
 import { streamGet } from '../src/net/http-fetch.js';
 import { socksConnect } from '../src/net/socks-client.js';
 import { type Consensus, parseConsensusBody } from '../src/wire/directory-docs.js';
-import { AlliumProcess, freePort, hasIPv6Loopback, runAllium } from './helpers/allium-process.js';
+import {
+  AlliumProcess,
+  directoryArgs,
+  freePort,
+  relayArgs as relayCommand,
+  runAllium,
+} from './helpers/allium-process.js';
+import { missingIPv6Loopback, skipUnlessAvailable } from './helpers/requirements.js';
+import { tempDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 import { startHttpServer, type WebServer } from './helpers/web.js';
 
 const TTL_SECONDS = 5;
-const IPV6 = await hasIPv6Loopback();
+const NO_IPV6 = skipUnlessAvailable(await missingIPv6Loopback());
 const PAGE = 'PAGE-MARKER-31c9 the directory may come and go\n';
 
-/** Polls `check` every 100 ms until it returns true or `ms` pass; returns the last result. */
-async function until(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check().catch(() => false)) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('the directory as a service (directory, relays and clients as processes on 127.0.0.1)', () => {
-  const root = mkdtempSync(join(tmpdir(), 'allium-dirsvc-'));
+  const root = tempDir('dirsvc');
   const cacheDir = join(root, 'fetch-cache');
   const procs: AlliumProcess[] = [];
   let web: WebServer;
@@ -46,35 +44,21 @@ describe('the directory as a service (directory, relays and clients as processes
   /** The raw consensus served right after the relays registered: an older serial, for the rollback test. */
   let earlyEnvelope = '';
 
-  const dirArgs = (ttlSeconds: number) => [
-    'directory',
-    '--data-dir',
-    join(root, 'directory'),
-    '--port',
-    String(dirPort),
-    '--relay-ttl',
-    String(ttlSeconds),
-    '--log-level',
-    'info',
-  ];
-  const relayArgs = (nick: string, extra: string[] = []) => [
-    'relay',
-    '--directory',
-    url,
-    '--directory-key',
-    key,
-    '--data-dir',
-    join(root, nick),
-    '--nickname',
-    nick,
-    '--port',
-    '0',
-    '--refresh',
-    '1',
-    '--log-level',
-    'info',
-    ...extra,
-  ];
+  const dirArgs = (ttlSeconds: number) =>
+    directoryArgs(join(root, 'directory'), dirPort, [
+      '--relay-ttl',
+      String(ttlSeconds),
+      '--log-level',
+      'info',
+    ]);
+  const relayArgs = (nick: string, extra: string[] = []) =>
+    relayCommand({
+      directory: url,
+      key,
+      dataDir: join(root, nick),
+      nickname: nick,
+      extra: ['--port', '0', '--refresh', '1', '--log-level', 'info', ...extra],
+    });
   const start = async (name: string, args: string[]) => {
     const p = await AlliumProcess.start(name, args);
     procs.push(p);
@@ -130,7 +114,9 @@ describe('the directory as a service (directory, relays and clients as processes
       start('mid2', relayArgs('mid2')),
     ]);
     for (const r of base) assert.ok(r.running, `${r.name} did not start:\n${r.log}`);
-    assert.ok(await until(async () => (await listedIds()).length === 4, 10_000));
+    await waitFor('the four relays are listed', async () => (await listedIds()).length === 4, {
+      everyMs: 100,
+    });
     earlyEnvelope = await (await fetch(`${url}/v1/consensus`)).text();
     client = await start('client', [
       'client',
@@ -166,7 +152,7 @@ describe('the directory as a service (directory, relays and clients as processes
   });
 
   test('over IPv6 too: a relay on ::1 is listed at ::1', {
-    skip: !IPV6 && 'this machine cannot listen on ::1',
+    skip: NO_IPV6,
   }, async () => {
     const d6 = await start('directory6', [
       'directory',
@@ -225,7 +211,10 @@ describe('the directory as a service (directory, relays and clients as processes
   test('liveness: a restart with the same identity replaces the record, SIGKILL drops out within the TTL, a clean stop withdraws at once', async () => {
     const first = await start('extra', relayArgs('extra'));
     const id = first.ready.id;
-    assert.ok(await until(async () => (await listedIds()).includes(id), 5000));
+    await waitFor('the relay is listed', async () => (await listedIds()).includes(id), {
+      timeoutMs: 5000,
+      everyMs: 100,
+    });
     await first.kill('SIGKILL');
 
     // Same data directory: same identity, a new port. The old record has not expired yet.
@@ -240,10 +229,10 @@ describe('the directory as a service (directory, relays and clients as processes
     await directory.waitForLog(new RegExp(`"id":"${id}".*relay descriptor changed`));
 
     await again.kill('SIGKILL');
-    const gone = await until(async () => !(await listedIds()).includes(id), TTL_SECONDS * 1000 + 5000);
-    assert.ok(
-      gone,
-      `relay ${id} still listed ${TTL_SECONDS + 5} s after SIGKILL with a ${TTL_SECONDS} s TTL`,
+    await waitFor(
+      `relay ${id} leaves the consensus within the TTL (${TTL_SECONDS} s) after SIGKILL`,
+      async () => !(await listedIds()).includes(id),
+      { timeoutMs: TTL_SECONDS * 1000 + 5000, everyMs: 100 },
     );
     await directory.waitForLog(new RegExp(`"id":"${id}".*relay dropped: not refreshed within the TTL`));
     // The relays that kept refreshing stayed listed through several TTLs.
@@ -251,7 +240,10 @@ describe('the directory as a service (directory, relays and clients as processes
     for (const r of base) assert.ok(ids.includes(r.ready.id), `${r.name} dropped out`);
 
     const leaver = await start('leaver', relayArgs('leaver'));
-    assert.ok(await until(async () => (await listedIds()).includes(leaver.ready.id), 5000));
+    await waitFor('the leaver is listed', async () => (await listedIds()).includes(leaver.ready.id), {
+      timeoutMs: 5000,
+      everyMs: 100,
+    });
     await leaver.kill('SIGTERM');
     assert.equal(leaver.exitCode, 0);
     // Gone right after it exited, long before its TTL: it withdrew itself.

@@ -1,13 +1,18 @@
 // End to end, as a user would: `allium testnet` processes, curl through the SOCKS port, `allium fetch`.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { socksConnect } from '../src/net/socks-client.js';
 import { CLI_PATH, Testnet } from '../src/testnet/testnet.js';
+import { curlViaSocks } from './helpers/curl.js';
+import { createHop, rawLink } from './helpers/raw-client.js';
+import { missingIPv6Loopback, skipUnlessAvailable } from './helpers/requirements.js';
+import { tempDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 import {
   makeCertificate,
   makeFiles,
@@ -18,6 +23,44 @@ import {
 } from './helpers/web.js';
 
 const run = promisify(execFile);
+const NO_IPV6 = skipUnlessAvailable(await missingIPv6Loopback());
+
+/** Writes `bytes` to 127.0.0.1:port; resolves with what came back and whether the server closed first. */
+function sendGarbage(port: number, bytes: Buffer): Promise<{ answer: string; closedByServer: boolean }> {
+  return new Promise((resolve) => {
+    let answer = '';
+    let ours = false;
+    const s = net.connect({ host: '127.0.0.1', port }, () => s.write(bytes));
+    s.setEncoding('latin1');
+    s.on('data', (d) => (answer += d));
+    s.on('error', () => {});
+    const timer = setTimeout(() => {
+      ours = true;
+      s.destroy();
+    }, 15_000);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve({ answer, closedByServer: !ours });
+    });
+  });
+}
+
+/** A TCP server that accepts connections and holds them open, saying nothing. */
+async function holdServer(): Promise<{ port: number; close(): void }> {
+  const held: net.Socket[] = [];
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    held.push(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close() {
+      for (const s of held) s.destroy();
+      server.close();
+    },
+  };
+}
 
 describe('a testnet of a directory and 5 relay processes', () => {
   let tn: Testnet;
@@ -25,12 +68,12 @@ describe('a testnet of a directory and 5 relay processes', () => {
   let secure: WebServer;
   const files = makeFiles();
   const tls = makeCertificate();
-  const out = mkdtempSync(join(tmpdir(), 'allium-e2e-'));
+  const out = tempDir('e2e');
 
   before(async () => {
     web = await startHttpServer(files);
     secure = await startHttpsServer(files, tls);
-    tn = await Testnet.start({ relays: 5 });
+    tn = await Testnet.start({ relays: 5, clientArgs: ['--dashboard', '127.0.0.1:0'] });
   });
   after(async () => {
     await tn?.stop();
@@ -39,6 +82,11 @@ describe('a testnet of a directory and 5 relay processes', () => {
   });
 
   const socks = () => `${tn.socksHost}:${tn.socksPort}`;
+  const dashboard = () => tn.processes.find((p) => p.name === 'client')!.ready.dashboard.replace(/\/$/, '');
+  const publishedOnionKey = async (id: string) => {
+    const res = await fetch(`${tn.directoryUrl}/v1/relays/${id}`);
+    return Buffer.from(((await res.json()) as { onionKey: string }).onionKey, 'base64');
+  };
   /** Every connection the web servers saw came from an exit relay process: nothing went around the network. */
   const assertOnlyExitsConnected = () => {
     const exitPids = new Set(tn.relays.filter((r) => r.ready.exit === '1').map((r) => r.proc.pid));
@@ -53,17 +101,7 @@ describe('a testnet of a directory and 5 relay processes', () => {
 
   test('curl downloads a 10 MiB file byte for byte through the SOCKS port', async () => {
     const file = join(out, 'curl-10m');
-    await run('curl', [
-      '-sS',
-      '--fail',
-      '--max-time',
-      '120',
-      '--socks5-hostname',
-      socks(),
-      '-o',
-      file,
-      `${web.url}/random10m`,
-    ]);
+    await curlViaSocks(socks(), `${web.url}/random10m`, { output: file, maxTimeS: 120 });
     const got = readFileSync(file);
     assert.equal(got.length, files['/random10m'].length);
     assert.equal(sha256(got), sha256(files['/random10m']));
@@ -71,17 +109,9 @@ describe('a testnet of a directory and 5 relay processes', () => {
   });
 
   test('curl fetches a page from an HTTPS server (TLS end to end, verified with --cacert)', async () => {
-    const { stdout } = await run('curl', [
-      '-sS',
-      '--fail',
-      '--max-time',
-      '60',
-      '--socks5-hostname',
-      socks(),
-      '--cacert',
-      tls.certPath,
-      `https://localhost:${secure.port}/hello`,
-    ]);
+    const { stdout } = await curlViaSocks(socks(), `https://localhost:${secure.port}/hello`, {
+      args: ['--cacert', tls.certPath],
+    });
     assert.equal(stdout, files['/hello'].toString());
     assertOnlyExitsConnected();
   });
@@ -116,38 +146,38 @@ describe('a testnet of a directory and 5 relay processes', () => {
     );
   });
 
-  test('garbage bytes to a relay port, the SOCKS port and the directory get a closed connection or an error, and service goes on', async () => {
+  test('garbage bytes to a relay port, the SOCKS port and the directory: each closes that connection and goes on serving', async () => {
     const garbage = Buffer.from('\x16\x03\x01 this is not a protocol \x00\xff'.repeat(50), 'latin1');
-    const relayPort = Number(tn.relays[0].ready.port);
+    const relay = tn.relays[0];
     const dirPort = Number(new URL(tn.directoryUrl).port);
-    const answers = await Promise.all(
-      [relayPort, tn.socksPort, dirPort].map(
-        (port) =>
-          new Promise<string>((resolve) => {
-            const s = net.connect({ host: '127.0.0.1', port }, () => s.write(garbage));
-            let got = '';
-            s.setEncoding('latin1');
-            s.on('data', (d) => (got += d));
-            s.on('error', () => {});
-            s.on('close', () => resolve(got));
-            setTimeout(() => s.destroy(), 15_000).unref();
-          }),
-      ),
+    const [toRelay, toSocks, toDirectory] = await Promise.all(
+      [Number(relay.ready.port), tn.socksPort, dirPort].map((port) => sendGarbage(port, garbage)),
     );
-    // The directory answers HTTP 400; the relay and SOCKS port just close.
-    assert.match(answers[2], /^HTTP\/1\.1 400/);
-    // Everyone still serves: a full download still works.
-    const { stdout } = await run('curl', [
-      '-sS',
-      '--fail',
-      '--max-time',
-      '60',
-      '--socks5-hostname',
-      socks(),
-      `${web.url}/hello`,
-    ]);
+    // Each server closed the connection itself (none was left hanging until our deadline).
+    assert.ok(toRelay.closedByServer, 'the relay closed the connection');
+    assert.ok(toSocks.closedByServer, 'the SOCKS port closed the connection');
+    assert.ok(toDirectory.closedByServer, 'the directory closed the connection');
+    // The directory answers HTTP 400; the relay and the SOCKS port send nothing a client could act on.
+    assert.match(toDirectory.answer, /^HTTP\/1\.1 400/);
+    for (const p of tn.processes) {
+      assert.equal(p.proc.exitCode, null, `${p.name} exited`);
+      assert.equal(p.proc.signalCode, null, `${p.name} was killed`);
+    }
+    // The relay still accepts links: a new one completes its handshake and a circuit is created on it.
+    const target = {
+      port: Number(relay.ready.port),
+      id: Buffer.from(relay.ready.id, 'hex'),
+      onionKey: { publicKey: await publishedOnionKey(relay.ready.id) },
+    };
+    const raw = await rawLink(target);
+    try {
+      await createHop(raw, target, 0x80000001);
+    } finally {
+      raw.close();
+    }
+    // The SOCKS port still serves, through the whole network.
+    const { stdout } = await curlViaSocks(socks(), `${web.url}/hello`);
     assert.equal(stdout, files['/hello'].toString());
-    for (const p of tn.processes) assert.equal(p.proc.exitCode, null, `${p.name} is still running`);
   });
 
   test('allium fetch refuses a consensus signed by another key, with a clear error', async () => {
@@ -165,29 +195,52 @@ describe('a testnet of a directory and 5 relay processes', () => {
     );
   });
 
-  test('an IPv6 destination ([::1]) is reached through the network', async () => {
+  test('an IPv6 destination ([::1]) is reached through the network', { skip: NO_IPV6 }, async () => {
     const v6 = await startHttpServer(files, '::1');
     try {
-      const { stdout } = await run('curl', [
-        '-sS',
-        '--fail',
-        '--max-time',
-        '60',
-        '--socks5-hostname',
-        socks(),
-        `http://[::1]:${v6.port}/hello`,
-      ]);
+      const { stdout } = await curlViaSocks(socks(), `http://[::1]:${v6.port}/hello`);
       assert.equal(stdout, files['/hello'].toString());
     } finally {
       await v6.close();
     }
   });
 
-  test('different SOCKS credentials get different circuits (different source ports at the exit side)', async () => {
-    const before = web.peers.length;
-    await run('curl', ['-sS', '--fail', '--socks5-hostname', `alice:x@${socks()}`, `${web.url}/hello`]);
-    await run('curl', ['-sS', '--fail', '--socks5-hostname', `bob:y@${socks()}`, `${web.url}/hello`]);
-    assert.equal(web.peers.length, before + 2);
+  test('SOCKS credentials isolate: two users get two circuits, and one user the same circuit for every stream', async () => {
+    // Three connections held open at once, so the client's dashboard lists each stream on its circuit:
+    // alice to A, bob to B, alice again to C.
+    const holders = await Promise.all([holdServer(), holdServer(), holdServer()]);
+    const who = [
+      { username: 'alice', password: 'x' },
+      { username: 'bob', password: 'y' },
+      { username: 'alice', password: 'x' },
+    ];
+    const sockets: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        sockets.push(
+          await socksConnect({
+            proxyHost: tn.socksHost,
+            proxyPort: tn.socksPort,
+            host: '127.0.0.1',
+            port: holders[i].port,
+            ...who[i],
+          }),
+        );
+      }
+      const targets = holders.map((h) => `127.0.0.1:${h.port}`);
+      const circuitOf = await waitFor('the dashboard lists all three streams', async () => {
+        const { circuits } = (await (await fetch(`${dashboard()}/api/circuits`)).json()) as {
+          circuits: { serial: number; streams: { target: string }[] }[];
+        };
+        const found = targets.map((t) => circuits.find((c) => c.streams.some((s) => s.target === t))?.serial);
+        return found.every((s) => s !== undefined) ? (found as number[]) : null;
+      });
+      assert.notEqual(circuitOf[1], circuitOf[0], 'bob shares a circuit with alice');
+      assert.equal(circuitOf[2], circuitOf[0], "alice's second stream went on another circuit");
+    } finally {
+      for (const s of sockets) s.destroy();
+      for (const h of holders) h.close();
+    }
   });
 });
 
@@ -203,40 +256,26 @@ describe('a testnet whose exit does not allow loopback destinations', () => {
     await web?.close();
   });
 
-  test('a name that resolves to 127.0.0.1 is refused by the exit: SOCKS "not allowed by ruleset"', async () => {
-    await assert.rejects(
-      run('curl', [
-        '-sS',
-        '--max-time',
-        '30',
-        '-v',
-        '--socks5-hostname',
-        `${tn.socksHost}:${tn.socksPort}`,
-        `http://localhost:${web.port}/hello`,
-      ]),
+  /** curl through the SOCKS port must fail with the SOCKS reply "not allowed by ruleset" (2). */
+  const refusedByRuleset = (url: string) =>
+    assert.rejects(
+      curlViaSocks(`${tn.socksHost}:${tn.socksPort}`, url, {
+        maxTimeS: 30,
+        failOnHttpError: false,
+        args: ['-v'],
+      }),
       (err: Error & { stderr: string }) => {
         assert.match(err.stderr, /\(2\)|not allowed by ruleset/i);
         return true;
       },
     );
+
+  test('a name that resolves to 127.0.0.1 is refused by the exit: SOCKS "not allowed by ruleset"', async () => {
+    await refusedByRuleset(`http://localhost:${web.port}/hello`);
     assert.equal(web.peers.length, 0, 'the web server was never contacted');
   });
 
   test('a loopback literal is refused the same way', async () => {
-    await assert.rejects(
-      run('curl', [
-        '-sS',
-        '--max-time',
-        '30',
-        '-v',
-        '--socks5-hostname',
-        `${tn.socksHost}:${tn.socksPort}`,
-        `http://127.0.0.1:${web.port}/hello`,
-      ]),
-      (err: Error & { stderr: string }) => {
-        assert.match(err.stderr, /\(2\)|not allowed by ruleset/i);
-        return true;
-      },
-    );
+    await refusedByRuleset(`http://127.0.0.1:${web.port}/hello`);
   });
 });

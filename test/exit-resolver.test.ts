@@ -3,16 +3,16 @@
 // need no query at all.
 import assert from 'node:assert/strict';
 import { pbkdf2 } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { StreamError } from '../src/core/stream-mux.js';
 import { ExitResolver, parseHosts } from '../src/net/exit-resolver.js';
 import { EndReason } from '../src/wire/constants.js';
 import { type DnsServer, startDnsServer } from './helpers/dns-server.js';
+import { tempDir } from './helpers/temp.js';
 
-const hostsFile = join(mkdtempSync(join(tmpdir(), 'allium-hosts-')), 'hosts');
+const hostsFile = join(tempDir('hosts'), 'hosts');
 writeFileSync(
   hostsFile,
   '# test\n127.0.0.1 localhost web.internal\n::1 localhost ip6-localhost\nbogus line\n',

@@ -4,13 +4,9 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { isOrigin } from '../src/crypto/backward-layer.js';
-import { type CircuitHopCrypto, circuitHopCrypto, wrapForward } from '../src/crypto/forward-onion.js';
-import { ntorClientFinish, ntorClientStart } from '../src/crypto/ntor.js';
-import { connectLink, type Link } from '../src/net/link.js';
+import { ntorClientStart } from '../src/crypto/ntor.js';
 import type { Relay } from '../src/relay/relay.js';
-import type { Cell } from '../src/wire/cell.js';
-import { decodeCreated, decodeDestroy, encodeCreate } from '../src/wire/cell-bodies.js';
+import { decodeDestroy } from '../src/wire/cell-bodies.js';
 import {
   CellCommand,
   DestroyReason,
@@ -18,9 +14,10 @@ import {
   MAX_EXTENDS_PER_CIRCUIT,
   RelayCommand,
 } from '../src/wire/constants.js';
-import { encodeRelayMessage, readRelayHeader, relayData } from '../src/wire/relay-cell.js';
 import { decodeTruncated, encodeExtend } from '../src/wire/relay-messages.js';
 import { type InProcessNetwork, startNetwork } from './helpers/network.js';
+import { createHop, rawLink } from './helpers/raw-client.js';
+import { waitFor } from './helpers/wait.js';
 
 let network: InProcessNetwork;
 
@@ -30,67 +27,6 @@ before(async () => {
 after(async () => {
   await network?.stop();
 });
-
-async function until(what: string, cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** A hostile client's raw link to `relay`, with the cells that come back sorted by circuit. */
-async function rawClient(relay: Relay) {
-  const link = await connectLink({
-    host: '127.0.0.1',
-    port: relay.port,
-    relayId: relay.id,
-    me: { identity: null },
-  });
-  const inbox = new Map<number, Cell[]>();
-  link.on({
-    cells: (cells) => {
-      for (const c of cells) {
-        if (c.circId === 0) continue;
-        const q = inbox.get(c.circId) ?? [];
-        q.push(c);
-        inbox.set(c.circId, q);
-      }
-    },
-  });
-  const next = async (circId: number): Promise<Cell> => {
-    await until(`a cell on circuit ${circId}`, () => (inbox.get(circId)?.length ?? 0) > 0);
-    return inbox.get(circId)!.shift()!;
-  };
-  const pending = (circId: number) => inbox.get(circId)?.length ?? 0;
-  return { link, next, pending };
-}
-
-/** A one-hop circuit to `relay` by ntor: the hostile client's handle on the middle. */
-async function oneHop(
-  c: Awaited<ReturnType<typeof rawClient>>,
-  circId: number,
-  relay: Relay,
-): Promise<CircuitHopCrypto> {
-  const { onionskin, state } = ntorClientStart(relay.id, relay.onionKey.publicKey);
-  c.link.send(circId, CellCommand.CREATE, encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin));
-  const created = await c.next(circId);
-  assert.equal(created.command, CellCommand.CREATED);
-  return circuitHopCrypto(ntorClientFinish(state, decodeCreated(created.body).hdata), { firstHop: true });
-}
-
-function sendToHop(
-  link: Link,
-  circId: number,
-  hop: CircuitHopCrypto,
-  command: number,
-  data: Buffer,
-  early = false,
-) {
-  const cellCommand = early ? CellCommand.RELAY_EARLY : CellCommand.RELAY;
-  const { body } = wrapForward([hop.forward], encodeRelayMessage(command, 0, data), cellCommand);
-  link.send(circId, cellCommand, body);
-}
 
 function extendTo(relay: Relay, address: string, port: number): Buffer {
   return encodeExtend({
@@ -102,14 +38,6 @@ function extendTo(relay: Relay, address: string, port: number): Buffer {
   });
 }
 
-/** The relay message a backward cell from the one hop carries. */
-function fromHop(hop: CircuitHopCrypto, cell: Cell): { command: number; data: Buffer } {
-  assert.equal(cell.command, CellCommand.RELAY, `a relay cell, not command ${cell.command}`);
-  const back = hop.backward.peel(cell.body);
-  assert.ok(isOrigin(back), 'a cell from the hop itself');
-  return { command: readRelayHeader(back).command, data: relayData(back) };
-}
-
 test("an EXTEND naming an honest relay's id at a black-hole address does not hold up honest EXTENDs to it", async () => {
   const [exit, entry, middle] = network.relays;
   // Accepts TCP and never answers: the middle's link handshake to it waits for its timeout.
@@ -119,19 +47,12 @@ test("an EXTEND naming an honest relay's id at a black-hole address does not hol
     held.push(s);
   });
   await new Promise<void>((r) => blackHole.listen(0, '127.0.0.1', () => r()));
-  const hostile = await rawClient(middle);
+  const hostile = await rawLink(middle);
   try {
-    const hop = await oneHop(hostile, 0x80000101, middle);
+    const hop = await createHop(hostile, middle, 0x80000101);
     const holePort = (blackHole.address() as net.AddressInfo).port;
-    sendToHop(
-      hostile.link,
-      0x80000101,
-      hop,
-      RelayCommand.EXTEND,
-      extendTo(exit, '127.0.0.1', holePort),
-      true,
-    );
-    await until('the middle to dial the black hole', () => held.length > 0);
+    hop.send(RelayCommand.EXTEND, 0, extendTo(exit, '127.0.0.1', holePort), CellCommand.RELAY_EARLY);
+    await waitFor('the middle dials the black hole', () => held.length > 0);
 
     // An honest client's circuit through the same middle to that relay, while the poisoned attempt hangs.
     const byId = (id: string) => network.client.currentConsensus!.relays.find((r) => r.id === id)!;
@@ -139,7 +60,7 @@ test("an EXTEND naming an honest relay's id at a black-hole address does not hol
       path: [byId(entry.idHex), byId(middle.idHex), byId(exit.idHex)],
     });
     assert.equal(circ.confirmedHops, 3, 'the honest circuit reached the relay the black hole claimed to be');
-    assert.equal(hostile.pending(0x80000101), 0, 'the poisoned EXTEND is still waiting on the black hole');
+    assert.equal(hostile.untaken(0x80000101), 0, 'the poisoned EXTEND is still waiting on the black hole');
     assert.ok(
       held.some((s) => !s.destroyed),
       'the black hole still holds the connection',
@@ -148,38 +69,35 @@ test("an EXTEND naming an honest relay's id at a black-hole address does not hol
 
     // Cut off, the black hole fails only the circuit that named it.
     for (const s of held) s.destroy();
-    const answer = fromHop(hop, await hostile.next(0x80000101));
+    const answer = hop.read(await hop.take());
     assert.equal(answer.command, RelayCommand.TRUNCATED);
     assert.equal(decodeTruncated(answer.data).reason, DestroyReason.CONNECTFAILED);
   } finally {
-    hostile.link.close();
+    hostile.close();
     blackHole.close();
   }
 });
 
 test(`TRUNCATE-then-EXTEND past ${MAX_EXTENDS_PER_CIRCUIT} EXTENDs destroys the circuit`, async () => {
   const [exit, , middle] = network.relays;
-  const hostile = await rawClient(middle);
-  const circId = 0x80000201;
+  const hostile = await rawLink(middle);
   try {
-    const hop = await oneHop(hostile, circId, middle);
+    const hop = await createHop(hostile, middle, 0x80000201);
+    const extend = () =>
+      hop.send(RelayCommand.EXTEND, 0, extendTo(exit, '127.0.0.1', exit.port), CellCommand.RELAY_EARLY);
     for (let i = 0; i < MAX_EXTENDS_PER_CIRCUIT; i++) {
-      sendToHop(hostile.link, circId, hop, RelayCommand.EXTEND, extendTo(exit, '127.0.0.1', exit.port), true);
-      assert.equal(
-        fromHop(hop, await hostile.next(circId)).command,
-        RelayCommand.EXTENDED,
-        `EXTEND ${i + 1}`,
-      );
-      sendToHop(hostile.link, circId, hop, RelayCommand.TRUNCATE, Buffer.alloc(0));
-      const truncated = fromHop(hop, await hostile.next(circId));
+      extend();
+      assert.equal(hop.read(await hop.take()).command, RelayCommand.EXTENDED, `EXTEND ${i + 1}`);
+      hop.send(RelayCommand.TRUNCATE, 0, Buffer.alloc(0));
+      const truncated = hop.read(await hop.take());
       assert.equal(truncated.command, RelayCommand.TRUNCATED);
       assert.equal(decodeTruncated(truncated.data).reason, DestroyReason.REQUESTED);
     }
-    sendToHop(hostile.link, circId, hop, RelayCommand.EXTEND, extendTo(exit, '127.0.0.1', exit.port), true);
-    const last = await hostile.next(circId);
+    extend();
+    const last = await hop.take();
     assert.equal(last.command, CellCommand.DESTROY, 'one EXTEND too many destroys the circuit');
     assert.equal(decodeDestroy(last.body).reason, DestroyReason.PROTOCOL);
   } finally {
-    hostile.link.close();
+    hostile.close();
   }
 });

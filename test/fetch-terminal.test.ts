@@ -2,40 +2,32 @@
 // off; Ctrl-C in the middle of a download gives both back and says what is left of the file.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CLI_PATH, Testnet } from '../src/testnet/testnet.js';
+import { missingCommands, skipUnlessAvailable } from './helpers/requirements.js';
+import { tempDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
 const HIDE_CURSOR = '\x1b[?25l';
 const SHOW_CURSOR = '\x1b[?25h';
 const WRAP_OFF = '\x1b[?7l';
 const WRAP_ON = '\x1b[?7h';
 
-const hasTmux = spawnSync('tmux', ['-V']).status === 0;
+const skip = skipUnlessAvailable(missingCommands('tmux'));
 const socket = `allium-test-${process.pid}`;
 const tmux = (...args: string[]) => execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' });
-
-async function until<T>(what: string, f: () => T | undefined | null | false, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 let tn: Testnet;
 let web: Server;
 let tmp = '';
 
 before(async () => {
-  if (!hasTmux && process.env.CI !== 'true') return;
-  tmp = mkdtempSync(join(tmpdir(), 'allium-tty-'));
+  if (skip) return;
+  tmp = tempDir('tty');
   tn = await Testnet.start({ relays: 3, exits: 1, client: false });
   // A body that never finishes in time: 64 KiB every 100 ms of an announced 1 GiB.
   web = createServer((_req, res) => {
@@ -55,7 +47,7 @@ after(async () => {
 });
 
 test('Ctrl-C during a fetch restores the cursor and line wrapping, and says what is left of the file', {
-  skip: !hasTmux && process.env.CI !== 'true' ? 'tmux is not installed' : false,
+  skip,
 }, async () => {
   const raw = join(tmp, 'terminal.raw');
   const out = join(tmp, 'big.bin');
@@ -66,13 +58,27 @@ test('Ctrl-C during a fetch restores the cursor and line wrapping, and says what
   // As a user runs it from a clone: plain node, no runtime flags (the command relaunches itself).
   const cmd = `${process.execPath} ${CLI_PATH} fetch ${url} --directory ${tn.directoryUrl} --directory-key ${tn.directoryKey} -o ${out}; echo "exit=$?"`;
   tmux('send-keys', '-t', 'fetch', cmd, 'Enter');
-  await until('the progress bar', () => existsSync(raw) && readFileSync(raw, 'latin1').includes(HIDE_CURSOR));
-  await until('some of the body', () => existsSync(out) && readFileSync(out).length > 0);
-  tmux('send-keys', '-t', 'fetch', 'C-c');
-  const text = await until('the fetch to end', () => {
-    const t = existsSync(raw) ? readFileSync(raw, 'latin1') : '';
-    return /exit=\d+/.test(t) && t;
+  await waitFor(
+    'the progress bar',
+    () => existsSync(raw) && readFileSync(raw, 'latin1').includes(HIDE_CURSOR),
+    {
+      timeoutMs: 30_000,
+      everyMs: 100,
+    },
+  );
+  await waitFor('some of the body', () => existsSync(out) && readFileSync(out).length > 0, {
+    timeoutMs: 30_000,
+    everyMs: 100,
   });
+  tmux('send-keys', '-t', 'fetch', 'C-c');
+  const text = await waitFor(
+    'the fetch to end',
+    () => {
+      const t = existsSync(raw) ? readFileSync(raw, 'latin1') : '';
+      return /exit=\d+/.test(t) && t;
+    },
+    { timeoutMs: 30_000, everyMs: 100 },
+  );
   assert.match(text, /exit=130/);
   assert.ok(text.includes(WRAP_OFF), 'the bar turned wrapping off (else this test proves nothing)');
   assert.ok(

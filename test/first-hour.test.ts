@@ -2,16 +2,16 @@
 // the message names the flag or path and what to do, and it comes at once, not after a silent wait.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../src/cli/runtime-flags.js';
 import { connectLink } from '../src/net/link.js';
 import { CLI_PATH, Testnet } from '../src/testnet/testnet.js';
-import { AlliumProcess, freePort } from './helpers/allium-process.js';
+import { AlliumProcess, directoryArgs, freePort, relayArgs } from './helpers/allium-process.js';
+import { tempDir } from './helpers/temp.js';
 
 /** The client's old silent wait before an error: every message here must come well before it. */
 const OLD_WAIT_MS = 30_000;
@@ -64,7 +64,7 @@ async function takenPort(): Promise<{ port: number; close(): Promise<void> }> {
   return { port: (s.address() as net.AddressInfo).port, close: () => new Promise((r) => s.close(() => r())) };
 }
 
-const tmp = mkdtempSync(join(tmpdir(), 'allium-first-hour-'));
+const tmp = tempDir('first-hour');
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('flag mistakes: named at once, without the whole help', () => {
@@ -133,13 +133,7 @@ describe('ports, paths and keys: the flag or path, and what to do', () => {
         ),
       );
       assert.doesNotMatch(d.stderr, /listen EADDRINUSE/);
-      const dir = await AlliumProcess.start('dir', [
-        'directory',
-        '--data-dir',
-        join(tmp, 'd-ok'),
-        '--port',
-        '0',
-      ]);
+      const dir = await AlliumProcess.start('dir', directoryArgs(join(tmp, 'd-ok')));
       try {
         const r = await allium([
           'relay',
@@ -200,7 +194,7 @@ describe('ports, paths and keys: the flag or path, and what to do', () => {
 
   test('a directory key others can read is refused, as a relay key is', async () => {
     const dataDir = join(tmp, 'd-mode');
-    const first = await AlliumProcess.start('dir', ['directory', '--data-dir', dataDir, '--port', '0']);
+    const first = await AlliumProcess.start('dir', directoryArgs(dataDir));
     await first.kill();
     chmodSync(join(dataDir, 'directory-key'), 0o644);
     const r = await allium(['directory', '--data-dir', dataDir, '--port', '0']);
@@ -232,24 +226,12 @@ describe('a directory that is down or wrong', () => {
   });
 
   test('a relay given a --directory-key that does not match refuses to start, and says so once', async () => {
-    const dir = await AlliumProcess.start('dir', [
-      'directory',
-      '--data-dir',
-      join(tmp, 'd-key'),
-      '--port',
-      '0',
-    ]);
+    const dir = await AlliumProcess.start('dir', directoryArgs(join(tmp, 'd-key')));
     try {
       const wrong = Buffer.alloc(32, 9).toString('base64');
-      const r = await allium([
-        'relay',
-        '--directory',
-        dir.ready.url,
-        '--directory-key',
-        wrong,
-        '--data-dir',
-        join(tmp, 'r-key'),
-      ]);
+      const r = await allium(
+        relayArgs({ directory: dir.ready.url, key: wrong, dataDir: join(tmp, 'r-key') }),
+      );
       assert.notEqual(r.code, 0);
       assert.doesNotMatch(r.stdout, /^ready/m);
       const said = r.stderr.match(/does not sign with the --directory-key given/g) ?? [];
@@ -342,15 +324,7 @@ describe('an exit that cannot connect', () => {
 
   test('a relay keeps its port across restarts, and stops within 5 s of SIGTERM', async () => {
     const dataDir = join(tmp, 'r-keep');
-    const args = [
-      'relay',
-      '--directory',
-      tn.directoryUrl,
-      '--directory-key',
-      tn.directoryKey,
-      '--data-dir',
-      dataDir,
-    ];
+    const args = relayArgs({ directory: tn.directoryUrl, key: tn.directoryKey, dataDir });
     const a = await AlliumProcess.start('keep', args);
     assert.ok(a.running, a.log);
     const port = a.ready.port;
@@ -383,17 +357,12 @@ describe('an exit that cannot connect', () => {
 
   test('run as plain `node main.js`, a relay carries its runtime flags itself: no advice in its log', async () => {
     const r = await allium(
-      [
-        'relay',
-        '--directory',
-        tn.directoryUrl,
-        '--directory-key',
-        tn.directoryKey,
-        '--data-dir',
-        join(tmp, 'r-flags'),
-        '--log-level',
-        'info',
-      ],
+      relayArgs({
+        directory: tn.directoryUrl,
+        key: tn.directoryKey,
+        dataDir: join(tmp, 'r-flags'),
+        extra: ['--log-level', 'info'],
+      }),
       { flags: false, until: /relay listening/, env: { MALLOC_ARENA_MAX: '' } },
     );
     assert.match(r.stderr, /relay listening/);
@@ -413,13 +382,7 @@ test('`npm start` (the testnet demo) prints no hint it cannot keep: the network 
 });
 
 test('a client given the wrong --directory-key says so once, at once, with stderr not a terminal', async () => {
-  const dir = await AlliumProcess.start('dir', [
-    'directory',
-    '--data-dir',
-    join(tmp, 'd-wrong'),
-    '--port',
-    '0',
-  ]);
+  const dir = await AlliumProcess.start('dir', directoryArgs(join(tmp, 'd-wrong')));
   try {
     const wrong = Buffer.alloc(32, 5).toString('base64');
     const r = await allium([

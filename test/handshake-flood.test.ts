@@ -8,6 +8,7 @@ import { connectLink, type Link } from '../src/net/link.js';
 import { encodeCreate } from '../src/wire/cell-bodies.js';
 import { CellCommand, HandshakeType } from '../src/wire/constants.js';
 import { type InProcessNetwork, startNetwork } from './helpers/network.js';
+import { waitFor } from './helpers/wait.js';
 import { makeFiles, sha256, startHttpServer, type WebServer } from './helpers/web.js';
 
 let netw: InProcessNetwork;
@@ -61,9 +62,9 @@ test('a CREATE flood from 8 links goes to worker threads; a 10 MiB download thro
     }
     if (i % 50 === 49) await new Promise((r) => setImmediate(r));
   }
-  const deadline = Date.now() + 30_000;
-  while (created < links.length * perLink && Date.now() < deadline)
-    await new Promise((r) => setTimeout(r, 20));
+  await waitFor('every CREATE within the rate limits is answered', () => created >= links.length * perLink, {
+    timeoutMs: 30_000,
+  });
   const floodMs = performance.now() - t0;
   const body = await download;
   console.log(

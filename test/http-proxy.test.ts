@@ -2,15 +2,15 @@
 // processes: CONNECT tunnels, plain-HTTP forwarding, credentials as isolation keys, clear refusals.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { Testnet } from '../src/testnet/testnet.js';
 import { freePort } from './helpers/allium-process.js';
 import { type GitServer, startGitServer } from './helpers/git-server.js';
+import { tempDir } from './helpers/temp.js';
 import {
   makeCertificate,
   makeFiles,
@@ -34,7 +34,7 @@ describe('the HTTP proxy of a client process in a testnet', () => {
   let dashboard = '';
   const files = makeFiles();
   const tls = makeCertificate();
-  const out = mkdtempSync(join(tmpdir(), 'allium-proxy-'));
+  const out = tempDir('proxy');
 
   before(async () => {
     web = await startHttpServer(files);

@@ -20,6 +20,7 @@ import { CellCommand, DestroyReason, HandshakeType, RelayCommand } from '../src/
 import { encodeRelayMessage, readRelayHeader, relayData } from '../src/wire/relay-cell.js';
 import { decodeTruncated, encodeExtend } from '../src/wire/relay-messages.js';
 import { type InProcessNetwork, startNetwork } from './helpers/network.js';
+import { waitFor } from './helpers/wait.js';
 import { startHttpServer, type WebServer } from './helpers/web.js';
 
 let net: InProcessNetwork;
@@ -136,13 +137,7 @@ describe('a relay', () => {
     });
     const got: Cell[] = [];
     link.on({ cells: (cells) => got.push(...cells) });
-    const next = async (): Promise<Cell> => {
-      const deadline = Date.now() + 10_000;
-      while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      const cell = got.shift();
-      assert.ok(cell, 'an answer came');
-      return cell;
-    };
+    const next = (): Promise<Cell> => waitFor('an answer', () => got.shift());
     return { link, next };
   }
 

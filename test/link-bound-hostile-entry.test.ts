@@ -3,11 +3,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { connectLink, Link } from '../src/net/link.js';
+import { Link } from '../src/net/link.js';
 import type { Cell } from '../src/wire/cell.js';
 import { decodeDestroy, encodeCreate } from '../src/wire/cell-bodies.js';
 import { CellCommand, DestroyReason, HandshakeType } from '../src/wire/constants.js';
 import { type InProcessNetwork, startNetwork } from './helpers/network.js';
+import { rawLink } from './helpers/raw-client.js';
 
 let net: InProcessNetwork;
 
@@ -112,22 +113,10 @@ describe('a client whose entry does not confirm the link-bound first hop first',
 
 test('a relay refuses a link-bound CREATE that repeats an X already used on the link', async () => {
   const relay = net.relays[1];
-  const link = await connectLink({
-    host: '127.0.0.1',
-    port: relay.port,
-    relayId: relay.id,
-    me: { identity: null },
-  });
-  const got: Cell[] = [];
-  link.on({ cells: (cells) => got.push(...cells.filter((c) => c.circId !== 0)) });
-  const answer = async (circId: number, X: Buffer): Promise<Cell> => {
-    link.send(circId, CellCommand.CREATE, encodeCreate(HandshakeType.LINK_BOUND, X));
-    const deadline = Date.now() + 10_000;
-    while (!got.some((c) => c.circId === circId) && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 10));
-    const cell = got.find((c) => c.circId === circId);
-    assert.ok(cell, `an answer on circuit ${circId}`);
-    return cell;
+  const raw = await rawLink(relay);
+  const answer = (circId: number, X: Buffer): Promise<Cell> => {
+    raw.link.send(circId, CellCommand.CREATE, encodeCreate(HandshakeType.LINK_BOUND, X));
+    return raw.next(circId);
   };
   try {
     const X = randomBytes(32);
@@ -141,6 +130,6 @@ test('a relay refuses a link-bound CREATE that repeats an X already used on the 
       'a fresh X is not',
     );
   } finally {
-    link.close();
+    raw.close();
   }
 });

@@ -1,17 +1,22 @@
-// The bytes on every link, as captured by tcpdump on loopback, never contain the request or the response:
-// only the exit's connection to the web server (captured the same way, as a control) carries them.
+// The bytes on every link, as captured by tcpdump on loopback, never contain the destination (as the
+// BEGIN encodes it: port and host name), the request or the response: only the exit's connection to
+// the web server (captured the same way, as a control) carries the request and the response.
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { Testnet } from '../src/testnet/testnet.js';
+import { encodeBegin } from '../src/wire/relay-messages.js';
+import { curlViaSocks } from './helpers/curl.js';
+import { firstMissing, missingCommands, missingRoot, skipUnlessAvailable } from './helpers/requirements.js';
+import { tempDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 import { makeFiles, startHttpServer, type WebServer } from './helpers/web.js';
 
-const run = promisify(execFile);
-const canCapture = spawnSync('tcpdump', ['--version']).status === 0 && process.getuid?.() === 0;
+const skip = skipUnlessAvailable(firstMissing(missingRoot(), missingCommands('tcpdump')));
+/** A name the exit answers itself with 127.0.0.1 (RFC 6761): the destination, unlike any other bytes. */
+const DEST_HOST = 'allium-capture-probe-4b1e.localhost';
 
 function startCapture(file: string, filter: string): Promise<ChildProcess> {
   const p = spawn('tcpdump', ['-i', 'lo', '-U', '-s', '0', '-w', file, filter], {
@@ -40,10 +45,10 @@ function stopCapture(p: ChildProcess): Promise<void> {
 let tn: Testnet;
 let web: WebServer;
 const files = makeFiles();
-const dir = mkdtempSync(join(tmpdir(), 'allium-capture-'));
+const dir = tempDir('capture');
 
 before(async () => {
-  if (!canCapture) return;
+  if (skip) return;
   web = await startHttpServer(files);
   tn = await Testnet.start({ relays: 3, exits: 1 });
 });
@@ -53,7 +58,7 @@ after(async () => {
 });
 
 test('no plaintext on any link; the same capture sees it on the exit-to-web connection', {
-  skip: !canCapture && 'needs tcpdump and root',
+  skip,
 }, async () => {
   const relayPorts = tn.relays.map((r) => r.ready.port);
   const linkFile = join(dir, 'links.pcap');
@@ -62,25 +67,42 @@ test('no plaintext on any link; the same capture sees it on the exit-to-web conn
   const control = await startCapture(webFile, `tcp and port ${web.port}`);
   const path = '/random1m?request-marker-4b1e';
   files[path] = files['/random1m'];
-  await run('curl', [
-    '-sS',
-    '--fail',
-    '--max-time',
-    '60',
-    '--socks5-hostname',
-    `${tn.socksHost}:${tn.socksPort}`,
-    '-o',
-    join(dir, 'out'),
-    `${web.url}${path}`,
-  ]);
-  await new Promise((r) => setTimeout(r, 300));
+  await curlViaSocks(`${tn.socksHost}:${tn.socksPort}`, `http://${DEST_HOST}:${web.port}${path}`, {
+    output: join(dir, 'out'),
+  });
+  // tcpdump writes each packet as it sees it (-U): wait until the capture stops growing.
+  let size = -1;
+  await waitFor(
+    'the capture holds the whole transfer',
+    () => {
+      const now = statSync(linkFile).size;
+      const done = now > 1024 * 1024 && now === size;
+      size = now;
+      return done;
+    },
+    { everyMs: 100 },
+  );
   await stopCapture(links);
   await stopCapture(control);
   const linkBytes = readFileSync(linkFile);
   const webBytes = readFileSync(webFile);
   assert.ok(linkBytes.length > 1024 * 1024, 'the links carried the download');
 
-  const needles: Buffer[] = [Buffer.from('request-marker-4b1e'), Buffer.from(`127.0.0.1:${web.port}`)];
+  // The destination as the client's BEGIN carries it (port u16 | host), as text, and the bare name;
+  // the request line and samples of the response.
+  const destination = [
+    encodeBegin(DEST_HOST, web.port),
+    Buffer.from(`${DEST_HOST}:${web.port}`),
+    Buffer.from(DEST_HOST),
+  ];
+  for (const n of destination)
+    assert.ok(
+      !linkBytes.includes(n),
+      `a link carried the destination: ${JSON.stringify(n.toString('latin1'))}`,
+    );
+  // The name reached the web server in the Host header: the control sees it where it is in the clear.
+  assert.ok(webBytes.includes(Buffer.from(DEST_HOST)), 'control: the web connection carries the host name');
+  const needles: Buffer[] = [Buffer.from('request-marker-4b1e')];
   const body = files['/random1m'];
   for (let i = 0; i < 32; i++) {
     const at = Math.floor((i / 32) * (body.length - 64));

@@ -3,8 +3,6 @@
 // grace period, and no link outlives its certificate.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { IdentityKey, X25519Key } from '../src/crypto/keys.js';
@@ -16,28 +14,21 @@ import { Relay } from '../src/relay/relay.js';
 import type { Cell } from '../src/wire/cell.js';
 import { decodeCreated, encodeCreate } from '../src/wire/cell-bodies.js';
 import { CellCommand, HandshakeType } from '../src/wire/constants.js';
+import { tempDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
 let dir: string;
 let directory: Directory;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'allium-linkkeys-'));
+  dir = tempDir('linkkeys');
   directory = await Directory.start({ dataDir: join(dir, 'd'), reachabilityCheck: false });
 });
 after(async () => {
   await directory?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 // Certificates count whole seconds (rounded down), so the key lifetimes here are no shorter than 1.5 s.
-
-async function until(what: string, cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function clientLinkTo(relay: Relay): Promise<Link> {
   return connectLink({ host: '127.0.0.1', port: relay.port, relayId: relay.id, me: { identity: null } });
@@ -49,7 +40,7 @@ async function answersOn(link: Link, circId: number): Promise<void> {
   link.on({ cells: (cells) => got.push(...cells.filter((c) => c.circId === circId)) });
   const X = randomBytes(32);
   link.send(circId, CellCommand.CREATE, encodeCreate(HandshakeType.LINK_BOUND, X));
-  await until(`an answer on circuit ${circId}`, () => got.length > 0);
+  await waitFor(`an answer on circuit ${circId}`, () => got.length > 0, { timeoutMs: 30_000 });
   assert.equal(got[0].command, CellCommand.CREATED);
   assert.deepEqual(decodeCreated(got[0].body).hdata, linkBoundHop(link.linkSecret, X).confirm);
 }
@@ -85,7 +76,9 @@ test('a relay past its link key lifetime presents a new key; links made with the
     const old = await clientLinkTo(relay);
     links.push(old);
     const rotations = relay.stats.linkKeyRotations;
-    await until('a link key rotation', () => relay.stats.linkKeyRotations > rotations);
+    await waitFor('a link key rotation', () => relay.stats.linkKeyRotations > rotations, {
+      timeoutMs: 30_000,
+    });
     const fresh = await clientLinkTo(relay);
     links.push(fresh);
     assert.notDeepEqual(fresh.peerStaticKey, old.peerStaticKey, 'the relay presents a new link key');
@@ -114,7 +107,7 @@ test("a link closes when its relay's certificate expires, and links made later s
     old.on({
       close: (err) => (closedWith = (err as (Error & { code?: string }) | undefined)?.code ?? 'closed'),
     });
-    await until('the old link to close', () => old.isClosed);
+    await waitFor('the old link to close', () => old.isClosed, { timeoutMs: 30_000 });
     assert.ok(closedWith, 'the link closed');
     assert.ok(Date.now() >= old.expiresAt, 'it closed once its certificate had expired, not before');
     const later = await clientLinkTo(relay);
@@ -143,9 +136,9 @@ test('a link near its expiry stops taking new circuits before it closes', async 
   });
   try {
     assert.ok(link.takesNewCircuits, 'a fresh link takes circuits');
-    await until('the link to retire', () => !link.takesNewCircuits);
+    await waitFor('the link to retire', () => !link.takesNewCircuits, { timeoutMs: 30_000 });
     assert.ok(!link.isClosed, 'it is retired from new circuits while still open for the ones it has');
-    await until('the link to close at its expiry', () => link.isClosed);
+    await waitFor('the link to close at its expiry', () => link.isClosed, { timeoutMs: 30_000 });
   } finally {
     link.close();
     await listener.close();

@@ -6,14 +6,14 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { Testnet } from '../src/testnet/testnet.js';
+import { tempDir } from './helpers/temp.js';
 import { makeFiles, sha256, startHttpServer, type WebServer } from './helpers/web.js';
 
 const run = promisify(execFile);
@@ -104,7 +104,7 @@ describe('long round trips: a 40 ms delay line on every link', () => {
     });
     await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()));
     try {
-      const file = join(mkdtempSync(join(tmpdir(), 'allium-upload-')), 'body');
+      const file = join(tempDir('upload'), 'body');
       const body = randomBytes(10 * 1024 * 1024);
       writeFileSync(file, body);
       const url = `http://127.0.0.1:${(sink.address() as AddressInfo).port}/`;

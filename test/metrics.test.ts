@@ -2,13 +2,15 @@
 // byte counters must grow by at least the bytes downloaded. Also `allium fetch` stays quiet when piped.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { parseExposition } from '../src/core/prometheus.js';
 import { CLI_PATH, Testnet } from '../src/testnet/testnet.js';
+import { curlViaSocks } from './helpers/curl.js';
+import { tempDir } from './helpers/temp.js';
+import { sleep } from './helpers/wait.js';
 import { makeFiles, sha256, startHttpServer, type WebServer } from './helpers/web.js';
 
 const run = promisify(execFile);
@@ -25,7 +27,7 @@ describe('metrics endpoints of a testnet during a download', () => {
   let tn: Testnet;
   let web: WebServer;
   const files = makeFiles();
-  const out = mkdtempSync(join(tmpdir(), 'allium-metrics-'));
+  const out = tempDir('metrics');
 
   before(async () => {
     web = await startHttpServer(files);
@@ -60,19 +62,11 @@ describe('metrics endpoints of a testnet during a download', () => {
     // Slow enough (4 MB/s) that scrapes land during the download.
     const file = join(out, 'download');
     let finished = false;
-    const download = run('curl', [
-      '-sS',
-      '--fail',
-      '--max-time',
-      '120',
-      '--limit-rate',
-      '4M',
-      '--socks5-hostname',
-      `${tn.socksHost}:${tn.socksPort}`,
-      '-o',
-      file,
-      `${web.url}/random10m`,
-    ]).finally(() => {
+    const download = curlViaSocks(`${tn.socksHost}:${tn.socksPort}`, `${web.url}/random10m`, {
+      output: file,
+      maxTimeS: 120,
+      args: ['--limit-rate', '4M'],
+    }).finally(() => {
       finished = true;
     });
     const during: number[] = [];
@@ -81,7 +75,7 @@ describe('metrics endpoints of a testnet during a download', () => {
       const m = await scrape(endpoint('client'));
       during.push(clientIn(m) - clientIn(before.client));
       openStreamsSeen = Math.max(openStreamsSeen, m.get('allium_client_streams_open') ?? 0);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100); // scrapes spread over the download
     }
     await download;
     assert.equal(sha256(readFileSync(file)), sha256(files['/random10m']));

@@ -10,6 +10,7 @@ import type { Cell } from '../src/wire/cell.js';
 import { decodeCreated, decodeDestroy, encodeCreate } from '../src/wire/cell-bodies.js';
 import { CellCommand, DestroyReason, HandshakeType } from '../src/wire/constants.js';
 import { type InProcessNetwork, startNetwork } from './helpers/network.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const LIFETIME_MS = 5000;
 const GRACE_MS = 2000;
@@ -35,14 +36,6 @@ after(async () => {
   await netw?.stop();
 });
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** Sends `n` CREATEs naming `onionKey` at once; resolves with how many got CREATED (with keys that check out) and how many DESTROY(PROTOCOL). */
 async function creates(link: Link, onionKey: Buffer, n: number, firstCircId: number) {
   const got: Cell[] = [];
@@ -55,7 +48,7 @@ async function creates(link: Link, onionKey: Buffer, n: number, firstCircId: num
     states.set(firstCircId + i, state);
     link.send(firstCircId + i, CellCommand.CREATE, encodeCreate(HandshakeType.NTOR_X25519_SHA256, onionskin));
   }
-  await until('every CREATE is answered', () => got.length >= n);
+  await waitFor('every CREATE is answered', () => got.length >= n, { timeoutMs: 15_000 });
   let created = 0;
   let refused = 0;
   for (const c of got) {
@@ -86,17 +79,16 @@ test('the old onion key answers through its grace period and is refused after it
     me: { identity: null },
   });
 
-  await until(
-    'the relay rotates its onion key',
-    () => relay.stats.onionKeyRotations >= 1,
-    LIFETIME_MS + 5000,
-  );
+  await waitFor('the relay rotates its onion key', () => relay.stats.onionKeyRotations >= 1, {
+    timeoutMs: LIFETIME_MS + 5000,
+  });
   const rotatedAt = Date.now();
   const newKey = relay.onionKey.publicKey;
   assert.notDeepEqual(newKey, oldKey);
-  await until(
+  await waitFor(
     'the directory lists the new key',
     async () => (await publishedOnionKey()) === newKey.toString('base64'),
+    { timeoutMs: 15_000 },
   );
 
   // Within the grace period both keys answer, inline and on the worker thread.
@@ -106,7 +98,7 @@ test('the old onion key answers through its grace period and is refused after it
   assert.ok(Date.now() - rotatedAt < GRACE_MS, 'the checks above ran inside the grace period');
 
   // After it, only the new key does.
-  await new Promise((r) => setTimeout(r, Math.max(0, rotatedAt + GRACE_MS + 300 - Date.now())));
+  await sleep(Math.max(0, rotatedAt + GRACE_MS + 300 - Date.now())); // the grace period is a time
   assert.deepEqual(await creates(link, oldKey, 6, 0x80000300), { created: 0, refused: 6 });
   assert.deepEqual(await creates(link, newKey, 6, 0x80000400), { created: 6, refused: 0 });
   link.close();

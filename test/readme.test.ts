@@ -5,13 +5,13 @@
 // ones, and the README's local web server is the test's own.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from './helpers/temp.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const README = readFileSync(join(REPO, 'README.md'), 'utf8');
@@ -136,7 +136,7 @@ describe('the README, followed literally', { timeout: 240_000 }, () => {
   };
 
   before(async () => {
-    tmp = mkdtempSync(join(tmpdir(), 'allium-readme-'));
+    tmp = tempDir('readme');
     env = {
       ...process.env,
       PATH: `${join(tmp, 'prefix', 'bin')}:${process.env.PATH}`,

@@ -6,24 +6,18 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { DEFAULT_RECEIVE_BUDGET_CELLS } from '../src/core/receive-budget.js';
 import type { StreamMux } from '../src/core/stream-mux.js';
 import { streamGet } from '../src/net/http-fetch.js';
 import type { Relay } from '../src/relay/relay.js';
 import { CIRC_SENDME_INCREMENT, CIRC_WINDOW_MAX } from '../src/wire/constants.js';
 import { startNetwork } from './helpers/network.js';
-import { makeFiles, sha256, startHttpServer, type WebServer } from './helpers/web.js';
+import { sleep } from './helpers/wait.js';
+import { makeFiles, sha256, webServerForFile } from './helpers/web.js';
 
-let web: WebServer;
 const files = makeFiles();
-
-before(async () => {
-  web = await startHttpServer(files);
-});
-after(async () => {
-  await web?.close();
-});
+const site = webServerForFile(files);
 
 /** DATA cells the client has sent toward exits and not had acknowledged, over all its circuits. */
 function clientInFlight(client: unknown): number[] {
@@ -82,12 +76,12 @@ test('six downloads at once keep about one budget in flight toward the client, a
           samples.push(exitSent(exit) - clientReceived(netw.client));
           budget = Math.max(budget, netw.client.receiveBudgetCells());
         }
-        await new Promise((r) => setTimeout(r, 2));
+        await sleep(2); // sampling, not waiting for a state
       }
     })();
     const results = await Promise.all(
       Array.from({ length: downloads }, async (_, i) => {
-        const res = await streamGet(`${web.url}/random10m`, {
+        const res = await streamGet(`${site.server.url}/random10m`, {
           connect: (h, p) => netw.client.connect(h, p, { isolation: `download-${i}` }),
         });
         const chunks: Buffer[] = [];
@@ -141,7 +135,7 @@ test('six uploads at once keep about one budget in flight toward the exit, and a
           samples.push(clientInFlight(netw.client).reduce((a, b) => a + b, 0));
           budget = Math.max(budget, exitBudget(netw.relays[0]));
         }
-        await new Promise((r) => setTimeout(r, 2));
+        await sleep(2); // sampling, not waiting for a state
       }
     })();
     const digests = await Promise.all(

@@ -2,22 +2,14 @@
 // and one that cannot reach any directory gives up with a clear message after --directory-wait.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../src/cli/runtime-flags.js';
 import { CLI_PATH } from '../src/testnet/testnet.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { directoryArgs, freePort, relayArgs } from './helpers/allium-process.js';
+import { tempDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
 function run(args: string[]): { proc: ChildProcess; out: () => string; err: () => string } {
   // With the runtime flags, as the bin starts it: no relaunch, so a kill reaches the process itself.
@@ -32,44 +24,23 @@ function run(args: string[]): { proc: ChildProcess; out: () => string; err: () =
   return { proc, out: () => out, err: () => err };
 }
 
-async function until(pred: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!pred() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  return pred();
-}
-
 test('a relay started before the directory registers once the directory is up', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'allium-start-'));
+  const dir = tempDir('start');
   const port = await freePort();
-  const relay = run([
-    'relay',
-    '--directory',
-    `http://127.0.0.1:${port}`,
-    '--data-dir',
-    join(dir, 'r'),
-    '--nickname',
-    'early',
-    '--log-level',
-    'warn',
-  ]);
+  const relay = run(
+    relayArgs({
+      directory: `http://127.0.0.1:${port}`,
+      dataDir: join(dir, 'r'),
+      nickname: 'early',
+      extra: ['--log-level', 'warn'],
+    }),
+  );
   let directory: ReturnType<typeof run> | null = null;
   try {
-    assert.ok(
-      await until(() => /not answering yet/.test(relay.err()), 10_000),
-      'the relay says it is waiting',
-    );
-    directory = run([
-      'directory',
-      '--data-dir',
-      join(dir, 'd'),
-      '--port',
-      String(port),
-      '--log-level',
-      'warn',
-    ]);
-    assert.ok(
-      await until(() => relay.out().startsWith('ready '), 30_000),
-      `relay ready: ${relay.err().slice(-500)}`,
+    await waitFor('the relay says it is waiting', () => /not answering yet/.test(relay.err()));
+    directory = run(directoryArgs(join(dir, 'd'), port, ['--log-level', 'warn']));
+    await waitFor('the relay is ready', () => relay.out().startsWith('ready '), { timeoutMs: 30_000 }).catch(
+      (err: Error) => assert.fail(`${err.message}: ${relay.err().slice(-500)}`),
     );
     assert.match(relay.out(), /nickname=early/);
   } finally {
@@ -80,19 +51,15 @@ test('a relay started before the directory registers once the directory is up', 
 });
 
 test('a relay that reaches no directory within --directory-wait exits with a clear error', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'allium-start-'));
+  const dir = tempDir('start');
   const port = await freePort();
-  const relay = run([
-    'relay',
-    '--directory',
-    `http://127.0.0.1:${port}`,
-    '--data-dir',
-    join(dir, 'r'),
-    '--directory-wait',
-    '2',
-    '--log-level',
-    'warn',
-  ]);
+  const relay = run(
+    relayArgs({
+      directory: `http://127.0.0.1:${port}`,
+      dataDir: join(dir, 'r'),
+      extra: ['--directory-wait', '2', '--log-level', 'warn'],
+    }),
+  );
   try {
     const code = await new Promise<number | null>((resolve) => relay.proc.once('exit', resolve));
     assert.equal(code, 1);

@@ -1,13 +1,12 @@
 // The directory's status page as a person sees it: a testnet of real processes, the page loaded in headless
 // Chromium, every relay read back from the DOM, and a screenshot kept in test-artifacts/.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Testnet } from '../src/testnet/testnet.js';
-
-const CHROMIUM = '/usr/bin/chromium';
+import { CHROMIUM, missingChromium, skipUnlessAvailable } from './helpers/requirements.js';
 
 /** The little of the DOM the page function uses (the project compiles without the DOM lib). */
 interface El {
@@ -16,10 +15,7 @@ interface El {
   textContent: string | null;
 }
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `${CHROMIUM} is missing: install it (apt-get install -y chromium) to run the status-page browser test`;
-if (skip) console.log(`# SKIP status page in Chromium: ${skip}`);
+const skip = skipUnlessAvailable(missingChromium());
 
 describe('the directory status page in headless Chromium', { skip }, () => {
   let tn: Testnet;

@@ -2,13 +2,24 @@
 // required options may come from the file, and --help shows every option's default.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { CLI_PATH } from '../testnet/testnet.js';
 import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from './runtime-flags.js';
+
+/** Temporary directories of this file, removed after its tests. */
+const made: string[] = [];
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 const run = promisify(execFile);
 
@@ -23,7 +34,7 @@ async function allium(args: string[]): Promise<{ code: number; stdout: string; s
 }
 
 function configFile(json: unknown): string {
-  const dir = mkdtempSync(join(tmpdir(), 'allium-config-'));
+  const dir = tempDir('allium-config-');
   const file = join(dir, 'config.json');
   writeFileSync(file, typeof json === 'string' ? json : JSON.stringify(json));
   return file;
@@ -79,8 +90,8 @@ describe('--config FILE', () => {
   });
 
   test('the file sets options, and flags on the command line override it', async () => {
-    const a = mkdtempSync(join(tmpdir(), 'allium-cfg-a-'));
-    const b = mkdtempSync(join(tmpdir(), 'allium-cfg-b-'));
+    const a = tempDir('allium-cfg-a-');
+    const b = tempDir('allium-cfg-b-');
     const file = configFile({ dataDir: a, port: 0, relayTtl: 30, logLevel: 'warn', metrics: '127.0.0.1:0' });
     const fromFile = await directoryReady(['--config', file]);
     assert.match(fromFile, /metrics=127\.0\.0\.1:\d+/, 'metrics from the file');

@@ -37,7 +37,7 @@ export async function fetchOver(
   }
   // A streamed upload cannot be replayed on a redirect; anything else is read once into memory.
   const streamed = init?.body instanceof ReadableStream;
-  const body = request.body && !streamed ? Buffer.from(await request.arrayBuffer()) : null;
+  let body = request.body && !streamed ? Buffer.from(await request.arrayBuffer()) : null;
   let url = new URL(request.url);
   let method = request.method;
   const headers = new Headers(request.headers);
@@ -66,6 +66,7 @@ export async function fetchOver(
       throw new FetchError('ALLIUM_FETCH_URL', `redirected to an unsupported URL: ${next.href}`);
     if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
       method = method === 'HEAD' ? 'HEAD' : 'GET';
+      body = null;
       for (const h of [
         'content-type',
         'content-length',
@@ -149,6 +150,11 @@ async function once(
       opts.headersTimeoutMs ?? 60_000,
     );
     req.on('error', fail);
+    // Aborted while the stream was being opened: the listener above came too late to hear it.
+    if (signal?.aborted) {
+      onAbort();
+      return;
+    }
     req.once('response', (res) => {
       clearTimeout(timer);
       req.off('error', fail);

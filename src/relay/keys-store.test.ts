@@ -1,12 +1,23 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { loadOrCreateIdentity, loadOrCreateX25519 } from './keys-store.js';
 
+/** Temporary directories of this file, removed after its tests. */
+const made: string[] = [];
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 test('a relay keeps its identity across restarts, in a 0600 key file', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'allium-keys-'));
+  const dir = tempDir('allium-keys-');
   const a = loadOrCreateIdentity(dir);
   const b = loadOrCreateIdentity(dir);
   assert.deepEqual(a.publicKey, b.publicKey);
@@ -16,7 +27,7 @@ test('a relay keeps its identity across restarts, in a 0600 key file', () => {
 });
 
 test('a key file others can read is refused with a message saying how to fix it', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'allium-keys-'));
+  const dir = tempDir('allium-keys-');
   loadOrCreateIdentity(dir);
   chmodSync(join(dir, 'identity.key'), 0o644);
   assert.throws(

@@ -4,18 +4,30 @@ import {
   existsSync,
   mkdtempSync,
   readFileSync,
+  rmSync,
   statSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { X25519Key } from '../crypto/keys.js';
 import { OnionKeys } from './onion-keys.js';
 
+/** Temporary directories of this file, removed after its tests. */
+const made: string[] = [];
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 const policy = { lifetimeMs: 1000, graceMs: 400 };
-const fresh = () => mkdtempSync(join(tmpdir(), 'allium-onion-'));
+const fresh = () => tempDir('allium-onion-');
 
 test('the first start makes a key that survives a restart, in a file only the owner reads', () => {
   const dir = fresh();

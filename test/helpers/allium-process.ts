@@ -5,6 +5,7 @@ import net from 'node:net';
 import { promisify } from 'node:util';
 import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
 import { CLI_PATH } from '../../src/testnet/testnet.js';
+import { waitFor } from './wait.js';
 
 const run = promisify(execFile);
 
@@ -99,15 +100,13 @@ export class AlliumProcess {
   }
 
   /** Waits (bounded) for a log line matching `re`. */
-  async waitForLog(re: RegExp, timeoutMs = 10_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = this.lines.find((l) => re.test(l));
-      if (hit) return hit;
-      if (Date.now() > deadline)
-        throw new Error(`${this.name}: no log line matching ${re}:\n${this.log.slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  waitForLog(re: RegExp, timeoutMs = 10_000): Promise<string> {
+    return waitFor(`${this.name} logs a line matching ${re}`, () => this.lines.find((l) => re.test(l)), {
+      timeoutMs,
+      everyMs: 50,
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}:\n${this.log.slice(-3000)}`);
+    });
   }
 }
 
@@ -141,12 +140,34 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   return port;
 }
 
-/** Whether this machine can listen on ::1 (some containers have no IPv6 loopback). */
-export async function hasIPv6Loopback(): Promise<boolean> {
-  try {
-    await freePort('::1');
-    return true;
-  } catch {
-    return false;
-  }
+/** Directory flags for a flood test: no connect-back check, and any number of relays per address. */
+export const DIRECTORY_WITHOUT_LISTING_LIMITS = [
+  '--no-reachability-check',
+  '--max-relays-per-local-address',
+  '100000',
+];
+
+/** The arguments of `allium directory` keeping its data in `dataDir`, on `port` (0: any free one). */
+export function directoryArgs(dataDir: string, port = 0, extra: string[] = []): string[] {
+  return ['directory', '--data-dir', dataDir, '--port', String(port), ...extra];
+}
+
+/** The arguments of `allium relay` joining the directory at `directory` (its key, if given). */
+export function relayArgs(o: {
+  directory: string;
+  key?: string;
+  dataDir: string;
+  nickname?: string;
+  extra?: string[];
+}): string[] {
+  return [
+    'relay',
+    '--directory',
+    o.directory,
+    ...(o.key ? ['--directory-key', o.key] : []),
+    '--data-dir',
+    o.dataDir,
+    ...(o.nickname ? ['--nickname', o.nickname] : []),
+    ...(o.extra ?? []),
+  ];
 }

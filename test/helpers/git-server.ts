@@ -1,13 +1,14 @@
 // A local git "smart HTTP" server for the tests: `git http-backend` run as CGI by a tiny Node server
 // (HTTP or HTTPS), serving one bare repository with a known commit.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Peer, socketOwner, type TlsMaterial } from './web.js';
+import { tempDir } from './temp.js';
+import { notePeers, type Peer, type TlsMaterial } from './web.js';
 
 export interface GitServer {
   url: string;
@@ -29,7 +30,7 @@ const GIT_ENV = {
 
 /** A bare repository `repo.git` with one commit holding README.md (`content`). */
 function makeRepo(content: string): { root: string; head: string } {
-  const root = mkdtempSync(join(tmpdir(), 'allium-git-'));
+  const root = tempDir('git');
   const work = join(root, 'work');
   const env = { ...process.env, ...GIT_ENV };
   execFileSync('git', ['init', '-q', '-b', 'main', work], { env });
@@ -98,14 +99,7 @@ export function startGitServer(opts: { tls?: TlsMaterial; content: string }): Pr
   const server = opts.tls
     ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, cgi(root))
     : http.createServer(cgi(root));
-  const peers: Peer[] = [];
-  server.on('connection', (s) =>
-    peers.push({
-      address: s.remoteAddress ?? '',
-      port: s.remotePort ?? 0,
-      pid: socketOwner(s.remotePort ?? 0),
-    }),
-  );
+  const peers = notePeers(server);
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () => {
       const { port } = server.address() as AddressInfo;

@@ -1,11 +1,11 @@
 // A whole network in one process (directory, relays, client on 127.0.0.1), for tests that need to look
 // inside the relays. The process-based network is src/testnet/testnet.ts.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AlliumClient, type ClientOptions } from '../../src/client/client.js';
 import { Directory } from '../../src/directory/directory.js';
 import { Relay, type RelayOptions } from '../../src/relay/relay.js';
+import { tempDir } from './temp.js';
 
 export interface InProcessNetwork {
   directory: Directory;
@@ -25,7 +25,7 @@ export async function startNetwork(opts: {
   spareCircuits?: number;
   clientOptions?: Partial<ClientOptions>;
 }): Promise<InProcessNetwork> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'allium-test-'));
+  const dataDir = tempDir('test');
   const directory = await Directory.start({ dataDir: join(dataDir, 'directory') });
   const exits = opts.exits ?? Math.max(1, Math.floor(opts.relays / 2));
   const relays = await Promise.all(

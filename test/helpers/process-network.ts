@@ -2,8 +2,7 @@
 // its metrics, for the hostile-load tests (test/stress/): an attacker and a bystander run as
 // in-process clients that choose their paths, and the relays' memory and queues are read from
 // outside, as an operator would.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
 import { AlliumClient } from '../../src/client/client.js';
@@ -11,8 +10,9 @@ import type { ClientCircuit } from '../../src/client/client-circuit.js';
 import type { CircuitStream } from '../../src/core/stream-mux.js';
 import { streamGet } from '../../src/net/http-fetch.js';
 import type { ConsensusRelay } from '../../src/wire/directory-docs.js';
-import { AlliumProcess } from './allium-process.js';
-import { sha256 } from './web.js';
+import { AlliumProcess, directoryArgs, relayArgs as relayCommand } from './allium-process.js';
+import { tempDir } from './temp.js';
+import { type Files, sha256 } from './web.js';
 
 export const MiB = 1024 * 1024;
 
@@ -33,7 +33,7 @@ export interface ProcessNetwork {
 
 /** Starts the network; `relayArgs` go to every relay (limits under test). */
 export async function startProcessNetwork(relayArgs: string[] = []): Promise<ProcessNetwork> {
-  const root = mkdtempSync(join(tmpdir(), 'allium-stress-'));
+  const root = tempDir('stress');
   const procs: AlliumProcess[] = [];
   const clients: AlliumClient[] = [];
   const start = async (name: string, args: string[]) => {
@@ -47,39 +47,34 @@ export async function startProcessNetwork(relayArgs: string[] = []): Promise<Pro
     return p;
   };
   try {
-    const directory = await start('directory', [
+    const directory = await start(
       'directory',
-      '--data-dir',
-      join(root, 'directory'),
-      '--port',
-      '0',
-      '--log-level',
-      'warn',
-    ]);
+      directoryArgs(join(root, 'directory'), 0, ['--log-level', 'warn']),
+    );
     const url = directory.ready.url;
     const key = directory.ready.key;
     const relay = (nick: string, extra: string[]) =>
-      start(nick, [
-        'relay',
-        '--directory',
-        url,
-        '--directory-key',
-        key,
-        '--data-dir',
-        join(root, nick),
-        '--nickname',
+      start(
         nick,
-        '--port',
-        '0',
-        '--refresh',
-        '1',
-        '--metrics',
-        '127.0.0.1:0',
-        '--log-level',
-        'warn',
-        ...relayArgs,
-        ...extra,
-      ]);
+        relayCommand({
+          directory: url,
+          key,
+          dataDir: join(root, nick),
+          nickname: nick,
+          extra: [
+            '--port',
+            '0',
+            '--refresh',
+            '1',
+            '--metrics',
+            '127.0.0.1:0',
+            '--log-level',
+            'warn',
+            ...relayArgs,
+            ...extra,
+          ],
+        }),
+      );
     const [guard, middle, exit] = await Promise.all([
       relay('guard', []),
       relay('middle', []),
@@ -152,6 +147,26 @@ export async function buildCircuits(
     circuits.push(...(await Promise.all(Array.from({ length: batch }, () => client.buildCircuit({ path })))));
   }
   return circuits;
+}
+
+/**
+ * A user beside the attack: a client of its own, fetching /random1m of `web` again and again over
+ * one circuit on the network's path (guard, middle, exit). Returns it with that path.
+ */
+export async function startBystander(
+  netw: ProcessNetwork,
+  web: { url: string },
+  files: Files,
+): Promise<{ bystander: Bystander; path: ConsensusRelay[] }> {
+  const user = await netw.client();
+  const path = netw.path(user);
+  const bystander = new Bystander(
+    await user.buildCircuit({ path }),
+    web.url,
+    '/random1m',
+    files['/random1m'],
+  );
+  return { bystander, path };
 }
 
 export const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;

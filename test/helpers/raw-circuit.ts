@@ -12,16 +12,7 @@ import { decodeCreated, encodeCreate } from '../../src/wire/cell-bodies.js';
 import { CellCommand, HandshakeType, RelayCommand } from '../../src/wire/constants.js';
 import { encodeRelayMessage, readRelayHeader, relayData } from '../../src/wire/relay-cell.js';
 import { decodeExtended, encodeExtend } from '../../src/wire/relay-messages.js';
-
-const WAIT_MS = 30_000;
-
-async function until(what: string, cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { waitFor } from './wait.js';
 
 /** A backward cell with the layers peeled down to the hop that sent it (hop -1: none did). */
 export interface Received {
@@ -88,7 +79,10 @@ export async function rawClient(entry: Relay): Promise<RawClient> {
       assert.ok(path.length > 0 && path[0].id.equals(entry.id), 'a path that starts at the linked relay');
       const queued = queueOf(circId);
       const nextCell = async () => {
-        await until(`a cell on circuit ${circId}`, () => queued.length > 0);
+        await waitFor(`a cell on circuit ${circId.toString(16)}`, () => queued.length > 0, {
+          timeoutMs: 30_000,
+          everyMs: 5,
+        });
         return queued.shift()!;
       };
       const hops: CircuitHopCrypto[] = [];

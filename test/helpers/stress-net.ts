@@ -3,16 +3,17 @@
 // demand, and a bystander that keeps fetching a file by name through its own client, byte for byte.
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { DirectoryClient } from '../../src/net/directory-client.js';
 import { streamGet } from '../../src/net/http-fetch.js';
 import { socksConnect } from '../../src/net/socks-client.js';
-import { AlliumProcess } from './allium-process.js';
+import { AlliumProcess, directoryArgs, relayArgs } from './allium-process.js';
+import { tempDir } from './temp.js';
+import { waitFor } from './wait.js';
 
 export interface StressNet {
   root: string;
@@ -24,7 +25,7 @@ export interface StressNet {
 }
 
 export async function startStressNet(exitArgs: string[]): Promise<StressNet> {
-  const root = mkdtempSync(join(tmpdir(), 'allium-stress-'));
+  const root = tempDir('stress');
   const procs: AlliumProcess[] = [];
   const start = async (name: string, args: string[]) => {
     const p = await AlliumProcess.start(name, [...args, '--log-level', 'warn'], 60_000);
@@ -32,46 +33,38 @@ export async function startStressNet(exitArgs: string[]): Promise<StressNet> {
     if (!p.running) throw new Error(`${name} did not start:\n${p.log}`);
     return p;
   };
-  const directory = await start('directory', [
-    'directory',
-    '--data-dir',
-    join(root, 'directory'),
-    '--port',
-    '0',
-  ]);
+  const directory = await start('directory', directoryArgs(join(root, 'directory')));
   const relay = (nick: string, extra: string[]) =>
-    start(nick, [
-      'relay',
-      '--directory',
-      directory.ready.url,
-      '--directory-key',
-      directory.ready.key,
-      '--data-dir',
-      join(root, nick),
-      '--nickname',
+    start(
       nick,
-      ...extra,
-    ]);
+      relayArgs({
+        directory: directory.ready.url,
+        key: directory.ready.key,
+        dataDir: join(root, nick),
+        nickname: nick,
+        extra,
+      }),
+    );
   const [exit] = await Promise.all([
     relay('exit', ['--exit', '--allow-private', '--metrics', '127.0.0.1:0', ...exitArgs]),
     relay('mid1', []),
     relay('mid2', []),
   ]);
   // The directory lists a relay once it has checked it; clients need all three.
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const listed = await new DirectoryClient({
-      url: directory.ready.url,
-      directoryKey: Buffer.from(directory.ready.key, 'base64'),
-      timeoutMs: 5000,
-    })
-      .consensus()
-      .then((c) => c.relays.length)
-      .catch(() => 0);
-    if (listed >= 3) break;
-    if (Date.now() > deadline) throw new Error(`relays not listed (${listed} of 3)`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const dirClient = new DirectoryClient({
+    url: directory.ready.url,
+    directoryKey: Buffer.from(directory.ready.key, 'base64'),
+    timeoutMs: 5000,
+  });
+  await waitFor(
+    'the directory lists the three relays',
+    () =>
+      dirClient
+        .consensus()
+        .then((c) => c.relays.length >= 3)
+        .catch(() => false),
+    { timeoutMs: 30_000, everyMs: 200 },
+  );
   return {
     root,
     directory,

@@ -2,12 +2,13 @@
 // certificate made by the openssl command.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { tempDir } from './temp.js';
 
 export interface Peer {
   address: string;
@@ -58,7 +59,9 @@ export function socketOwner(port: number): number | null {
   return m ? Number(m[1]) : null;
 }
 
-function listen(server: http.Server, scheme: string, peers: Peer[], host = '127.0.0.1'): Promise<WebServer> {
+/** Every connection `server` accepts, with the process that made it, in order. */
+export function notePeers(server: http.Server): Peer[] {
+  const peers: Peer[] = [];
   server.on('connection', (s) =>
     peers.push({
       address: s.remoteAddress ?? '',
@@ -66,6 +69,11 @@ function listen(server: http.Server, scheme: string, peers: Peer[], host = '127.
       pid: socketOwner(s.remotePort ?? 0),
     }),
   );
+  return peers;
+}
+
+function listen(server: http.Server, scheme: string, host = '127.0.0.1'): Promise<WebServer> {
+  const peers = notePeers(server);
   return new Promise((resolve) => {
     server.listen({ port: 0, host, backlog: 511 }, () => {
       const { port } = server.address() as AddressInfo;
@@ -83,8 +91,20 @@ function listen(server: http.Server, scheme: string, peers: Peer[], host = '127.
   });
 }
 
+/** An HTTP server of `files` for the tests of one file: started before them, closed after. */
+export function webServerForFile(files: Files): { readonly server: WebServer } {
+  const holder = {} as { server: WebServer };
+  before(async () => {
+    holder.server = await startHttpServer(files);
+  });
+  after(async () => {
+    await holder.server?.close();
+  });
+  return holder;
+}
+
 export function startHttpServer(files: Files, host = '127.0.0.1'): Promise<WebServer> {
-  return listen(http.createServer(handler(files)), 'http', [], host);
+  return listen(http.createServer(handler(files)), 'http', host);
 }
 
 export interface TlsMaterial {
@@ -94,7 +114,7 @@ export interface TlsMaterial {
 }
 
 export function makeCertificate(): TlsMaterial {
-  const dir = mkdtempSync(join(tmpdir(), 'allium-cert-'));
+  const dir = tempDir('cert');
   const certPath = join(dir, 'cert.pem');
   const keyPath = join(dir, 'key.pem');
   execFileSync(
@@ -127,6 +147,5 @@ export function startHttpsServer(files: Files, tlsMaterial: TlsMaterial): Promis
   return listen(
     https.createServer({ cert: tlsMaterial.cert, key: tlsMaterial.key }, handler(files)),
     'https',
-    [],
   );
 }

@@ -10,7 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { cannotRunHosts, Hosts, sha256, skipUnlessCI } from './harness.js';
+import { skipUnlessAvailable } from '../helpers/requirements.js';
+import { cannotRunHosts, Hosts, sha256 } from './harness.js';
 
 const SETUP = fileURLToPath(new URL('../../../scripts/aarch64/setup.sh', import.meta.url));
 // relay1, the one relay that is no exit, is the x86 one: clients prefer non-exits as entry guards, so
@@ -29,7 +30,7 @@ function setUpArm64(): { node: string } | { reason: string } {
 }
 
 const setup = setUpArm64();
-const skip = skipUnlessCI('reason' in setup ? setup.reason : null);
+const skip = skipUnlessAvailable('reason' in setup ? setup.reason : null);
 const ELF_MACHINES: Record<number, string> = { 62: 'x86_64', 183: 'aarch64', 40: 'arm' };
 
 /** The architecture an ELF executable was built for, from e_machine in its header. */

@@ -2,16 +2,15 @@
 // hosts of scripts/netns/allium-netns.sh up and down, running commands in a host, and tcpdump
 // captures on a host's link.
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 export const SCRIPT = fileURLToPath(new URL('../../../scripts/netns/allium-netns.sh', import.meta.url));
 
-export const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { sha256 } from '../helpers/web.js';
 
 /** Why this machine cannot run the hosts, or null when it can. */
 export function cannotRunHosts(): string | null {
@@ -25,32 +24,6 @@ export function cannotRunHosts(): string | null {
   for (const cmd of ['curl', 'tcpdump', 'ss'])
     if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) return `${cmd} is not installed`;
   return null;
-}
-
-/**
- * The `skip` option for a host suite: the reason outside CI, so a developer's run says why it did
- * not run; under CI=true the reason becomes a failure, since CI runs as root with every tool.
- */
-export function skipUnlessCI(reason: string | null): string | false {
-  if (reason === null) return false;
-  if (process.env.CI === 'true') throw new Error(`CI=true, but this host test cannot run: ${reason}`);
-  return reason;
-}
-
-/** Polls `check` every `everyMs` until it returns a value, or throws `what` after `timeoutMs`. */
-export async function waitFor<T>(
-  what: string,
-  timeoutMs: number,
-  check: () => Promise<T | null> | T | null,
-  everyMs = 250,
-) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== null && v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(everyMs);
-  }
 }
 
 /** One harness: a set of hosts under one namespace prefix (`allium-` unless told otherwise). */
@@ -228,12 +201,11 @@ export class Capture {
     const c = new Capture(ns, filter);
     await waitFor(
       `tcpdump on ${host} listening`,
-      10_000,
       () => {
         if (c.proc.exitCode !== null) throw new Error(`tcpdump on ${host} exited: ${c.stderr}`);
-        return c.stderr.includes('listening on') ? true : null;
+        return c.stderr.includes('listening on');
       },
-      50,
+      { timeoutMs: 10_000, everyMs: 50 },
     );
     return c;
   }

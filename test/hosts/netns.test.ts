@@ -5,9 +5,11 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { cannotRunHosts, Hosts, sha256, skipUnlessCI, sleep, waitFor } from './harness.js';
+import { skipUnlessAvailable } from '../helpers/requirements.js';
+import { sleep, waitFor } from '../helpers/wait.js';
+import { cannotRunHosts, Hosts, sha256 } from './harness.js';
 
-const skip = skipUnlessCI(cannotRunHosts());
+const skip = skipUnlessAvailable(cannotRunHosts());
 const hosts = new Hosts();
 const inHost = (host: string, args: string[], timeoutMs?: number) => hosts.inHost(host, args, timeoutMs);
 
@@ -120,17 +122,21 @@ describe('the network on separate hosts (network namespaces)', { skip }, () => {
     const out = `${env.STATE}/slow`;
     // 8 MiB at 16 KiB per 20 ms: about 10 s, long enough to kill a relay in the middle of it.
     const dl = socksCurl('/slow?kib=8192&ms=20', out, 120);
-    const exitAddress = await waitFor('the download is running through an exit', 20_000, async () => {
-      if (!existsSync(out) || statSync(out).size === 0) return null;
-      const { stdout } = await inHost('web', ['ss', '-tnH', 'state', 'established', '( sport = :8080 )']);
-      const peers = stdout
-        .toString()
-        .trim()
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => l.trim().split(/\s+/).at(-1)!.replace(/:\d+$/, ''));
-      return peers.length === 1 ? peers[0] : null;
-    });
+    const exitAddress = await waitFor(
+      'the download is running through an exit',
+      async () => {
+        if (!existsSync(out) || statSync(out).size === 0) return null;
+        const { stdout } = await inHost('web', ['ss', '-tnH', 'state', 'established', '( sport = :8080 )']);
+        const peers = stdout
+          .toString()
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => l.trim().split(/\s+/).at(-1)!.replace(/:\d+$/, ''));
+        return peers.length === 1 ? peers[0] : null;
+      },
+      { timeoutMs: 20_000, everyMs: 250 },
+    );
     const victim = hostOf(exitAddress)!;
     assert.match(victim, /^relay\d+$/);
     const pids = hosts.pids(victim);
@@ -152,8 +158,10 @@ describe('the network on separate hosts (network namespaces)', { skip }, () => {
     assert.ok(statSync(out).size < 8192 * 1024, 'a partial body');
     t.diagnostic(`${victim} (exit) killed: curl failed after ${Date.now() - killedAt} ms: "${r.stderr}"`);
 
-    const goneAt = await waitFor(`${victim} leaves the consensus`, ttlMs + 10_000, async () =>
-      (await consensus()).some((x) => x.nickname === victim) ? null : Date.now(),
+    const goneAt = await waitFor(
+      `${victim} leaves the consensus`,
+      async () => ((await consensus()).some((x) => x.nickname === victim) ? null : Date.now()),
+      { timeoutMs: ttlMs + 10_000, everyMs: 250 },
     );
     t.diagnostic(
       `${victim} left the consensus ${goneAt - killedAt} ms after the kill (relay TTL ${ttlMs} ms)`,
@@ -161,12 +169,16 @@ describe('the network on separate hosts (network namespaces)', { skip }, () => {
 
     // The client must hold a consensus without the victim, or a new circuit may pick it again: its
     // debug log says when a new consensus arrives; builds without that log refetch every 30 s.
-    const knownAt = await waitFor('the client has a consensus without the dead relay', 40_000, () => {
-      const seen = clientLog().some(
-        (e) => e.msg === 'new consensus' && e.time >= goneAt && e.relays === relays.length - 1,
-      );
-      return seen || Date.now() > goneAt + 31_000 ? Date.now() : null;
-    });
+    const knownAt = await waitFor(
+      'the client has a consensus without the dead relay',
+      () => {
+        const seen = clientLog().some(
+          (e) => e.msg === 'new consensus' && e.time >= goneAt && e.relays === relays.length - 1,
+        );
+        return seen || Date.now() > goneAt + 31_000 ? Date.now() : null;
+      },
+      { timeoutMs: 40_000, everyMs: 250 },
+    );
     t.diagnostic(`the client learned it ${knownAt - goneAt} ms later`);
 
     const before = Date.now();
@@ -176,10 +188,14 @@ describe('the network on separate hosts (network namespaces)', { skip }, () => {
     assert.equal(next.code, 0, next.stderr);
     assert.match(readFileSync(`${env.STATE}/next`, 'utf8'), /RESPONSE-MARKER-7f3a/);
     // The request may ride a spare circuit; its replacement is built a moment later.
-    const fresh = await waitFor('a new circuit is built after the kill', 10_000, () => {
-      const built = builtCircuits(killedAt);
-      return built.length > 0 ? built : null;
-    });
+    const fresh = await waitFor(
+      'a new circuit is built after the kill',
+      () => {
+        const built = builtCircuits(killedAt);
+        return built.length > 0 ? built : null;
+      },
+      { timeoutMs: 10_000, everyMs: 250 },
+    );
     for (const c of fresh)
       assert.ok(!c.path!.includes(victim), `circuit ${c.circuit} goes through the dead ${victim}`);
     for (const p of atWeb.packets()) assert.notEqual(p.src, exitAddress);
@@ -205,8 +221,8 @@ describe('the network on separate hosts (network namespaces)', { skip }, () => {
       // silence, protocol §1.4), so wait for that rather than expect it after the requests.
       const closed = await waitFor(
         `the client tears down circuit ${current.circuit} through ${middle}`,
-        Math.max(0, cutAt + LINK_DEAD_WAIT_MS - Date.now()),
         () => clientLog().find((e) => e.msg === 'circuit closed' && e.circuit === current.circuit) ?? null,
+        { timeoutMs: Math.max(0, cutAt + LINK_DEAD_WAIT_MS - Date.now()), everyMs: 250 },
       );
       t.diagnostic(
         `circuit ${current.circuit} closed ${closed.time - cutAt} ms after the cut: ${closed.why}`,

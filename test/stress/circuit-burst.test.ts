@@ -14,14 +14,15 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import type { CircuitStream } from '../../src/core/stream-mux.js';
 import {
-  Bystander,
   buildCircuits,
   MiB,
   metricsOf,
   mib,
   rssOf,
+  startBystander,
   startProcessNetwork,
 } from '../helpers/process-network.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 import { makeFiles, startHttpServer } from '../helpers/web.js';
 
 /**
@@ -78,14 +79,7 @@ test('a burst of circuits all downloading at once through one middle kills no by
   const burst = await burstServer(files['/random1m']);
   const netw = await startProcessNetwork(['--max-link-queue', String(LINK_LIMIT)]);
   try {
-    const user = await netw.client();
-    const path = netw.path(user);
-    const bystander = new Bystander(
-      await user.buildCircuit({ path }),
-      web.url,
-      '/random1m',
-      files['/random1m'],
-    );
+    const { bystander, path } = await startBystander(netw, web, files);
     const attacker = await netw.client();
     const circuits = await buildCircuits(attacker, path, CIRCUITS);
     const streams = await Promise.all(circuits.map((c) => c.openStream('127.0.0.1', burst.port)));
@@ -100,21 +94,26 @@ test('a burst of circuits all downloading at once through one middle kills no by
       });
     }, 100);
     for (const s of streams) s.write('GET /burst HTTP/1.0\r\n\r\n');
-    const asked = Date.now() + 60_000;
-    while (burst.waiting < CIRCUITS && Date.now() < asked) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(burst.waiting, CIRCUITS, 'every request reached the web server');
+    await waitFor('every request reached the web server', () => burst.waiting >= CIRCUITS, {
+      timeoutMs: 60_000,
+    });
+    assert.equal(burst.waiting, CIRCUITS);
     process.kill(netw.middle.proc.pid!, 'SIGSTOP');
     burst.release();
-    await new Promise((r) => setTimeout(r, MIDDLE_PAUSE_MS));
+    await sleep(MIDDLE_PAUSE_MS); // the middle stays stopped this long
     process.kill(netw.middle.proc.pid!, 'SIGCONT');
     const deadline = Date.now() + 90_000;
     const read = await Promise.all(streams.map((s) => drain(s, deadline)));
     clearInterval(sampler);
     // The bystander finishes at least one more fetch after the burst.
     const after = bystander.times.length;
-    while (bystander.failure === null && bystander.times.length <= after && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(
+      'the bystander fetched again or failed',
+      () => bystander.failure !== null || bystander.times.length > after,
+      {
+        timeoutMs: Math.max(0, deadline - Date.now()),
+      },
+    ).catch(() => {});
     const times = await bystander.stop();
     const rssAfter = netw.relays.map(rssOf);
 

@@ -5,9 +5,7 @@
 // and verifies the consensus throughout; the directory's RSS, the latencies and the sizes are printed.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
 import { test } from 'node:test';
 import { openConsensusJson, signDescriptor } from '../../src/core/documents.js';
 import { IdentityKey } from '../../src/crypto/keys.js';
@@ -20,8 +18,13 @@ import {
   type RelayDescriptor,
   type SignedEnvelope,
 } from '../../src/wire/directory-docs.js';
-import { AlliumProcess } from '../helpers/allium-process.js';
+import {
+  AlliumProcess,
+  directoryArgs,
+  DIRECTORY_WITHOUT_LISTING_LIMITS as FLOODABLE,
+} from '../helpers/allium-process.js';
 import { makeTestRelay } from '../helpers/relay-fixtures.js';
+import { tempDir } from '../helpers/temp.js';
 
 const MiB = 1024 * 1024;
 
@@ -183,19 +186,11 @@ test('2,200 fake relays from one address: the per-address limit lists at most 32
 });
 
 test('with the per-address limit lifted, a flood fills the consensus budget: 503, and the consensus stays under its cap', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'allium-flood-'));
-  const dir = await AlliumProcess.start('directory', [
+  const dataDir = tempDir('flood');
+  const dir = await AlliumProcess.start(
     'directory',
-    '--data-dir',
-    dataDir,
-    '--port',
-    '0',
-    '--no-reachability-check',
-    '--max-relays-per-local-address',
-    '100000',
-    '--log-level',
-    'warn',
-  ]);
+    directoryArgs(dataDir, 0, [...FLOODABLE, '--log-level', 'warn']),
+  );
   try {
     assert.ok(dir.running, dir.log);
     const key = Buffer.from(dir.ready.key, 'base64');

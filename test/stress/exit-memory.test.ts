@@ -20,6 +20,7 @@ import {
   startStressNet,
   viaSocks,
 } from '../helpers/stress-net.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 const CIRCUITS = 4;
 const STREAMS_PER_CIRCUIT = 24;
@@ -44,14 +45,6 @@ async function startSink(): Promise<{ port: number; sockets: Set<net.Socket>; cl
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
-}
-
-async function until(check: () => Promise<boolean>, tries: number): Promise<boolean> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return false;
 }
 
 test('streams to destinations that never read: the exit holds what its limits say and frees it all', {
@@ -108,7 +101,7 @@ test('streams to destinations that never read: the exit holds what its limits sa
     const taken = new Map<Duplex, number>();
     let steady = 0;
     for (let i = 0; i < 160 && !(steady >= 8 && peakBuffered > 0); i++) {
-      await new Promise((r) => setTimeout(r, 250));
+      await sleep(250); // sampling the attack
       peakBuffered = Math.max(peakBuffered, await metric(exit, 'allium_relay_exit_buffered_bytes'));
       peakRss = Math.max(peakRss, rssOf(exit.proc.pid!));
       peakKernel = Math.max(peakKernel, kernelTcpBytes());
@@ -127,12 +120,13 @@ test('streams to destinations that never read: the exit holds what its limits sa
     await attacker.kill('SIGKILL');
     attackOver = true;
     const report = await during;
-    const freed = await until(
+    const freed = await waitFor(
+      'the exit holds nothing for the attack any more',
       async () =>
         (await metric(exit, 'allium_relay_exit_buffered_bytes')) === 0 &&
         (await metric(exit, 'allium_relay_streams_open')) === 0,
-      120,
-    );
+      { timeoutMs: 30_000, everyMs: 250 },
+    ).catch(() => false);
     const sinkLeft = sink.sockets.size;
     const leftBuffered = await metric(exit, 'allium_relay_exit_buffered_bytes');
     const leftStreams = await metric(exit, 'allium_relay_streams_open');

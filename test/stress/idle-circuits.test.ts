@@ -9,19 +9,13 @@ import { text } from 'node:stream/consumers';
 import { test } from 'node:test';
 import type { ClientCircuit } from '../../src/client/client-circuit.js';
 import { streamGet } from '../../src/net/http-fetch.js';
-import { Bystander, metricsOf, startProcessNetwork } from '../helpers/process-network.js';
+import { metricsOf, startBystander, startProcessNetwork } from '../helpers/process-network.js';
+import { waitFor } from '../helpers/wait.js';
 import { makeFiles, startHttpServer } from '../helpers/web.js';
 
 const KEYS = 30;
 const IDLE_CIRCUIT_S = 4;
-
-async function until(what: string, cond: () => Promise<boolean> | boolean, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const WAIT = { timeoutMs: 60_000, everyMs: 100 };
 
 test('circuits left without a stream are closed by the client, and by the relays for a client that forgets them', async () => {
   const files = makeFiles();
@@ -34,14 +28,7 @@ test('circuits left without a stream are closed by the client, and by the relays
       netw.relays.map(async (p) => (await metricsOf(p)).get('allium_relay_idle_circuits_closed_total') ?? 0),
     );
   try {
-    const user = await netw.client();
-    const path = netw.path(user);
-    const bystander = new Bystander(
-      await user.buildCircuit({ path }),
-      web.url,
-      '/random1m',
-      files['/random1m'],
-    );
+    const { bystander, path } = await startBystander(netw, web, files);
 
     // One request per isolation key, on a client whose circuits serve new streams for 1.5 s.
     const client = await netw.client({ circuitLifetimeMs: 1500, circuitIdleMs: 2000 });
@@ -54,10 +41,16 @@ test('circuits left without a stream are closed by the client, and by the relays
     console.log(
       `after ${KEYS} isolation keys: the client holds ${client.listCircuits().length} circuits, the relays ${await open()}`,
     );
-    await until('the client closed every circuit without a stream', () => client.listCircuits().length === 0);
+    await waitFor(
+      'the client closed every circuit without a stream',
+      () => client.listCircuits().length === 0,
+      WAIT,
+    );
     // Only the bystander's circuit is left at each relay, and no relay had to time one out.
-    await until('the relays hold only the bystander circuit', async () =>
-      (await open()).every((n) => n === 1),
+    await waitFor(
+      'the relays hold only the bystander circuit',
+      async () => (await open()).every((n) => n === 1),
+      WAIT,
     );
     assert.deepEqual(
       await idleClosed(),
@@ -71,8 +64,12 @@ test('circuits left without a stream are closed by the client, and by the relays
     const kept: ClientCircuit[] = [];
     for (let i = 0; i < 10; i++) kept.push(await forgetful.buildCircuit({ path }));
     console.log(`a forgetful client built ${kept.length} circuits: the relays hold ${await open()}`);
-    await until('the relays destroyed the idle circuits', async () => (await open()).every((n) => n === 1));
-    await until('the forgetful client heard of it', () => kept.every((c) => c.closed));
+    await waitFor(
+      'the relays destroyed the idle circuits',
+      async () => (await open()).every((n) => n === 1),
+      WAIT,
+    );
+    await waitFor('the forgetful client heard of it', () => kept.every((c) => c.closed), WAIT);
     const timedOut = await idleClosed();
     console.log(
       `the relays timed out ${timedOut} idle circuits (--idle-circuit-timeout ${IDLE_CIRCUIT_S} s)`,

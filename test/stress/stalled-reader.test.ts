@@ -9,14 +9,15 @@ import { test } from 'node:test';
 import type { CircuitStream } from '../../src/core/stream-mux.js';
 import type { Link } from '../../src/net/link.js';
 import {
-  Bystander,
   buildCircuits,
   MiB,
   metricsOf,
   mib,
   rssOf,
+  startBystander,
   startProcessNetwork,
 } from '../helpers/process-network.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 import { makeFiles, startHttpServer } from '../helpers/web.js';
 
 const CIRCUITS = 48;
@@ -33,14 +34,7 @@ test('a client that stops reading costs its guard at most its link limit, and ot
     String(STALL_S),
   ]);
   try {
-    const user = await netw.client();
-    const path = netw.path(user);
-    const bystander = new Bystander(
-      await user.buildCircuit({ path }),
-      web.url,
-      '/random1m',
-      files['/random1m'],
-    );
+    const { bystander, path } = await startBystander(netw, web, files);
     const attacker = await netw.client();
     const circuits = await buildCircuits(attacker, path, CIRCUITS);
     const streams: CircuitStream[] = await Promise.all(
@@ -73,12 +67,14 @@ test('a client that stops reading costs its guard at most its link limit, and ot
         closedAfterMs = Date.now() - t0;
         break;
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100); // sampling
     }
     const fetchesBefore = bystander.times.length;
-    while (bystander.failure === null && bystander.times.length <= fetchesBefore && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(
+      'the bystander fetched again or failed',
+      () => bystander.failure !== null || bystander.times.length > fetchesBefore,
+      { timeoutMs: Math.max(0, deadline - Date.now()) },
+    ).catch(() => {});
     const times = await bystander.stop();
     const guard = await metricsOf(netw.guard);
     const peak = Math.max(sampled, guard.get('allium_relay_link_queue_peak_bytes') ?? 0);

@@ -2,15 +2,19 @@
 // directory saving a state file of several MiB; the process is killed while a temporary file is being
 // written, three times. Each kill leaves that file behind; each restart removes it and loads the state.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { signDescriptor } from '../../src/core/documents.js';
 import { IdentityKey } from '../../src/crypto/keys.js';
 import type { SignedEnvelope } from '../../src/wire/directory-docs.js';
-import { AlliumProcess } from '../helpers/allium-process.js';
+import {
+  AlliumProcess,
+  directoryArgs,
+  DIRECTORY_WITHOUT_LISTING_LIMITS as FLOODABLE,
+} from '../helpers/allium-process.js';
 import { makeTestRelay } from '../helpers/relay-fixtures.js';
+import { tempDir } from '../helpers/temp.js';
 
 function bigDescriptor(i: number): SignedEnvelope {
   const identity = IdentityKey.generate();
@@ -25,24 +29,16 @@ function bigDescriptor(i: number): SignedEnvelope {
 const temps = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('relays.json.tmp-'));
 
 async function startDirectory(dataDir: string): Promise<AlliumProcess> {
-  const p = await AlliumProcess.start('directory', [
+  const p = await AlliumProcess.start(
     'directory',
-    '--data-dir',
-    dataDir,
-    '--port',
-    '0',
-    '--no-reachability-check',
-    '--max-relays-per-local-address',
-    '100000',
-    '--log-level',
-    'info',
-  ]);
+    directoryArgs(dataDir, 0, [...FLOODABLE, '--log-level', 'info']),
+  );
   assert.ok(p.running, p.log);
   return p;
 }
 
 test('kill -9 in the middle of a state save: the temporary file it leaves is removed at the next start', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'allium-crash-'));
+  const dataDir = tempDir('crash');
   try {
     let left = 0;
     for (let round = 0; round < 3; round++) {
