@@ -1,10 +1,18 @@
 // A client and its consensus (docs/directory.md): waiting at start until one lists enough relays and
 // an exit (saying what it waits for), and asking for a fresh one when a listed relay fails us.
 
+import { type AlliumCode, ErrorCode } from '../error-codes.js';
 import type { AlliumError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ClientError } from './client-error.js';
 import type { ConsensusKeeper } from './consensus-keeper.js';
+
+/** Refusals that waiting does not cure: a consensus forged, stale or older than one already seen. */
+const FINAL_REFUSALS: ReadonlySet<string> = new Set<AlliumCode>([
+  ErrorCode.CONSENSUS_SIGNATURE,
+  ErrorCode.CONSENSUS_EXPIRED,
+  ErrorCode.CONSENSUS_ROLLBACK,
+]);
 
 /** Least time between two consensus fetches caused by failures (a failing relay cannot make the client hammer the directory). */
 const FAILURE_REFRESH_MIN_MS = 5000;
@@ -32,7 +40,7 @@ export async function waitForConsensus(
       // A forged, stale or rolled-back consensus will not fix itself by waiting; without a cached
       // consensus to fall back on, say so now.
       const code = (err as AlliumError).code ?? '';
-      if (!keeper.current && /^ALLIUM_CONSENSUS_(SIGNATURE|EXPIRED|ROLLBACK)$/.test(code)) throw err;
+      if (!keeper.current && FINAL_REFUSALS.has(code)) throw err;
       // Say at once what is being waited for, not only when the wait is over.
       if (!keeper.current && !toldWaiting) {
         toldWaiting = true;

@@ -1,6 +1,9 @@
 // Implements docs/protocol.md §4.2 (streams) and §5 (flow control) for one circuit endpoint: the
 // client's end at its exit hop, or the exit's end. Streams are node Duplexes; the circuit below
 // is reached only through the `CircuitSender` it is given, so this file does no I/O.
+// Longer than 400 lines for a reason: a stream's Duplex, its two windows and the circuit window meet
+// in every read and write, so split apart they would share their state through setters; the window
+// arithmetic itself is in flow-control.ts.
 import { Duplex } from 'node:stream';
 import { type AlliumCode, AlliumError } from '../errors.js';
 import { EndReason, RELAY_DATA_MAX, RelayCommand, SENDME_CELL_MIN_PADDING } from '../wire/constants.js';

@@ -20,6 +20,7 @@ import {
   type LinkIdentity,
 } from '../core/link-handshake.js';
 import type { NoiseCipher } from '../crypto/noise.js';
+import { type AlliumCode, ErrorCode } from '../error-codes.js';
 import { type Cell, decodeFrameCells, writeCell } from '../wire/cell.js';
 import { CELL_LEN, CellCommand, MAX_CELLS_PER_FRAME } from '../wire/constants.js';
 import { encodeFrameLength, type FrameDecoder } from '../wire/frame-decoder.js';
@@ -53,10 +54,18 @@ const SOCKET_WATERMARK = 512 * 1024;
 /** Cells one flush takes at most when there is a backlog (1 MiB). */
 const FLUSH_BUDGET_CELLS = 256;
 
-/** Closing for one of these frees the queue at once: the peer is not reading it. */
-function isQueueOverflow(err: Error | undefined): boolean {
-  const code = (err as { code?: string } | undefined)?.code;
-  return code === 'ALLIUM_LINK_QUEUE' || code === 'ALLIUM_LINK_STALLED' || code === 'ALLIUM_RELAY_QUEUE_FULL';
+const QUEUE_OVERFLOW_CODES: ReadonlySet<string> = new Set<AlliumCode>([
+  ErrorCode.LINK_QUEUE,
+  ErrorCode.LINK_STALLED,
+  ErrorCode.RELAY_QUEUE_FULL,
+]);
+
+/**
+ * A link closed for its queue: the peer was not reading it (closing frees the queue at once), and a
+ * relay counts it as a limit rejection.
+ */
+export function isQueueOverflow(err: Error | undefined): boolean {
+  return QUEUE_OVERFLOW_CODES.has((err as { code?: string } | undefined)?.code ?? '');
 }
 
 /**

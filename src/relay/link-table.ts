@@ -6,7 +6,7 @@
 import type { RelayCells } from '../core/relay-cells.js';
 import { AlliumError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { connectLink, type Link, LinkError, type LinkIdentity } from '../net/link.js';
+import { connectLink, isQueueOverflow, type Link, LinkError, type LinkIdentity } from '../net/link.js';
 import { CELL_LEN, DestroyReason } from '../wire/constants.js';
 import type { ExitSide } from './exit.js';
 import type { RelayLimits } from './limits.js';
@@ -116,9 +116,7 @@ export class LinkTable {
   }
 
   private closed(link: Link, err?: Error): void {
-    const code = (err as AlliumError | undefined)?.code;
-    if (code === 'ALLIUM_LINK_QUEUE' || code === 'ALLIUM_LINK_STALLED' || code === 'ALLIUM_RELAY_QUEUE_FULL')
-      this.opts.stats.limitRejections++;
+    if (isQueueOverflow(err)) this.opts.stats.limitRejections++;
     this.idleSince.delete(link);
     this.closedLinksQueuePeak = Math.max(this.closedLinksQueuePeak, link.queuePeak);
     if (link.peerRelayId) {
