@@ -164,7 +164,10 @@ describe('fetchOver (the WHATWG fetch contract over streams)', () => {
     const manual = await fetchOver(`${a.origin}/to-page`, { redirect: 'manual' }, tcp());
     assert.equal(manual.status, 302);
     assert.equal(manual.headers.get('location'), '/page');
-    await assert.rejects(fetchOver(`${a.origin}/to-page`, { redirect: 'error' }, tcp()), TypeError);
+    await assert.rejects(
+      fetchOver(`${a.origin}/to-page`, { redirect: 'error' }, tcp()),
+      (e: FetchError) => e.code === 'ALLIUM_FETCH_REDIRECT_REFUSED',
+    );
     const conn = tcp();
     await assert.rejects(
       fetchOver(`${a.origin}/loop`, undefined, conn),
