@@ -89,6 +89,20 @@ program
     parsePositiveInt,
     32,
   )
+  .option(
+    '--authorities <file>',
+    'run as one authority of the set in this file (protocol.md §6.5): vote with the others and serve the consensus a majority signed',
+  )
+  .option(
+    '--voting-interval <seconds>',
+    'length of a voting period, the same at every authority',
+    parsePositiveInt,
+    60,
+  )
+  .option(
+    '--print-authority <nickname>',
+    "print this directory's entry for an authority set file (making its key if it has none) and exit; the URL is --host and --port",
+  )
   .addOption(metrics())
   .addOption(configOption())
   .addOption(logLevel())

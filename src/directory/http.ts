@@ -43,6 +43,20 @@ function parseId(params: unknown): string {
   return r.output.id;
 }
 
+const periodParams = v.object({ validAfter: v.pipe(v.string(), v.regex(/^[0-9]{1,16}$/)) });
+
+function parsePeriod(params: unknown): number {
+  const r = v.safeParse(periodParams, params);
+  if (!r.success) {
+    throw new DirectoryError(
+      'ALLIUM_HTTP_BAD_REQUEST',
+      400,
+      'a voting period is its start in Unix milliseconds',
+    );
+  }
+  return Number(r.output.validAfter);
+}
+
 /** Maps fastify's own errors (body parsing, limits) to our codes. */
 function fastifyErrorToBody(err: FastifyError): { status: number; code: AlliumCode; message: string } {
   switch (err.code) {
@@ -215,6 +229,12 @@ export function createHttpApp(
       .header('cache-control', 'no-cache')
       .send(service.consensusJson());
   });
+
+  app.get('/v1/authority/votes/:validAfter', (req) => service.authorityVotes(parsePeriod(req.params)));
+
+  app.get('/v1/authority/signature/:validAfter', (req) =>
+    service.authoritySignature(parsePeriod(req.params)),
+  );
 
   app.post('/v1/relays', async (req, reply) => {
     const { id } = await service.register(req.body, peerAddress(req.socket.remoteAddress));

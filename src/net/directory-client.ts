@@ -73,6 +73,12 @@ const relaySchema = v.object({
   onionKey: key32,
 });
 
+const votesSchema = v.object({
+  votes: v.pipe(v.array(v.unknown()), v.maxLength(64)),
+  current: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+});
+const signatureAnswerSchema = v.object({ digest: hex64, signature: v.unknown() });
+
 export class DirectoryClient {
   readonly url: string;
   private readonly directoryKey: Buffer | undefined;
@@ -148,6 +154,26 @@ export class DirectoryClient {
     const consensus = openConsensusJson(json, key, opts);
     const env = json as SignedEnvelope;
     return { consensus, envelope: { body: env.body, signature: env.signature } };
+  }
+
+  /**
+   * The votes an authority holds for the period starting at `validAfter` (its own and those it
+   * fetched from others), unverified: the caller opens each with the authority set (§6.7).
+   */
+  async authorityVotes(
+    validAfter: number,
+    maxBytes: number,
+  ): Promise<{ votes: unknown[]; current?: number }> {
+    const path = `/v1/authority/votes/${validAfter}`;
+    const json = await this.getJson(path, 'GET', undefined, maxBytes);
+    return this.validate(votesSchema, json, path);
+  }
+
+  /** The authority's signature of the consensus it computed for `validAfter`, and that body's SHA-256. */
+  async authoritySignature(validAfter: number): Promise<{ digest: string; signature: unknown }> {
+    const path = `/v1/authority/signature/${validAfter}`;
+    const json = await this.getJson(path, 'GET', undefined, MAX_SMALL_RESPONSE);
+    return this.validate(signatureAnswerSchema, json, path);
   }
 
   /** The directory's public key (GET /v1/key). For operators: clients should be configured with it instead. */
