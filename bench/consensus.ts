@@ -1,4 +1,4 @@
-// Issue 3's benchmark line (docs/protocol.md §6.3 at scale): a consensus of 5,000 relays: its size, the
+// The consensus benchmark line (docs/protocol.md §6.3 at scale): a consensus of 5,000 relays: its size, the
 // time to build and sign it, the time for a client to fetch it over HTTP and verify it, and the time for
 // the directory to start from a data directory holding that many relays (each record re-verified).
 // `node dist/bench/consensus.js [relays]` prints one line; bench/run.ts calls runConsensusBench().

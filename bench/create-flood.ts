@@ -1,4 +1,4 @@
-// Issue 5 "scale": does a flood of CREATEs stall relaying? In one process: 3 relays (so every circuit
+// Scale: does a flood of CREATEs stall relaying? In one process: 3 relays (so every circuit
 // crosses the flooded relay), a 10 MiB download timed alone and then while many links flood a
 // non-exit relay with CREATEs (each link within its own rate limit), once with every handshake on the
 // relaying thread and once with the worker thread taking what exceeds --inline-handshakes.

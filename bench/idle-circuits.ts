@@ -1,4 +1,4 @@
-// Issue 5 "scale": one relay holding N idle circuits; prints memory per circuit and CREATE throughput.
+// Scale: one relay holding N idle circuits; prints memory per circuit and CREATE throughput.
 // Run: node --expose-gc dist/bench/idle-circuits.js [circuits]
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

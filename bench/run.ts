@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --with-tor]`: issue 5's side-by-side benchmark. Direct loopback,
+// `npm run bench [-- --quick] [-- --with-tor]`: the side-by-side benchmark. Direct loopback,
 // an Allium testnet of separate processes and (with --with-tor) a private C Tor network are measured
 // in one run with the same curl and the same files; prints a table and writes JSON to bench-results/.
 import { execFileSync, spawn } from 'node:child_process';

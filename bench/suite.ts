@@ -1,4 +1,4 @@
-// The OnionPerf-style measurements of issue 5, run the same way over every path (direct loopback,
+// The OnionPerf-style measurements, run the same way over every path (direct loopback,
 // Allium, C Tor): curl fetches the same files from the same web server; only the proxy differs.
 import { statSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// A private C Tor test network on loopback for the side-by-side figures of issue 5: 3 directory
+// A private C Tor test network on loopback for the side-by-side figures (docs/performance.md): 3 directory
 // authorities (v3 keys from tor-gencert), relays and exits that accept 127.0.0.1, and one client
 // with a SOCKS port. Everything lives in a temporary directory removed by stop().
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';

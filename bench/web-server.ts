@@ -1,4 +1,4 @@
-// The benchmark's web server (issue 5), run as its own process so its CPU and memory are measured
+// The benchmark's web server, run as its own process so its CPU and memory are measured
 // apart from the bench driver. Serves every file of a directory from memory, plus an endless-ish
 // generated stream for the slow-reader line that honours backpressure.
 import { readdirSync, readFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Allium on separate hosts (issue 4): each host is a Linux network namespace with its own address on
+# Allium on separate hosts: each host is a Linux network namespace with its own address on
 # 10.77.0.0/24, joined by veth pairs to a bridge that lives in its own namespace (allium-br), the way
 # Raspberry Pis share a switch. The root namespace is never touched. Every role runs as its own
 # process in its host, started with the CLI a user types (`node dist/src/cli/main.js ...`).

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `web` host of the namespace harness (issue 4): serves the files of one directory, and /slow, a
+// The `web` host of the namespace harness: serves the files of one directory, and /slow, a
 // body trickled out slowly so a test can kill a relay while a download is running.
 // Usage: node web-server.mjs --host 10.77.0.200 --port 8080 --root DIR
 import { createReadStream, statSync } from 'node:fs';

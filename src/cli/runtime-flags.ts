@@ -2,21 +2,20 @@
 import { spawn } from 'node:child_process';
 /**
  * Node flags every Allium process runs with (the `allium` bin's shebang carries the same). A relay
- * keeps little on V8's heap (~10 MB) but moves hundreds of MB/s through short-lived Buffers. With
- * V8's defaults that made it start a full collection every few MB relayed: the old-generation limit
- * sits a few MB above the small live heap, V8 counts Buffer memory allocated since the last full
- * collection against it, and it starts marking early when the free room is smaller than the 16 MiB
- * young generation. A 1 MiB young generation and a floor under the old-generation limit stop that:
- * ~20-25% less CPU per byte at every relay. The floor was 48 MiB until release 0.3.0; 24 costs no
- * measurable CPU now that Buffers are released early, and leaves ~7 MiB less garbage at the peak
- * (docs/performance.md).
+ * keeps little on V8's heap but moves a great deal through short-lived Buffers. With V8's defaults
+ * that made it start a full collection every few MB relayed: the old-generation limit sits a few MB
+ * above the small live heap, V8 counts Buffer memory allocated since the last full collection
+ * against it, and it starts marking early when the free room is smaller than the 16 MiB young
+ * generation. A 1 MiB young generation and a floor under the old-generation limit stop that. The
+ * floor is the lowest that costs no CPU: what sits under it at the peak is garbage
+ * (docs/performance.md, "Runtime settings").
  */
 export const RUNTIME_NODE_FLAGS = ['--max-semi-space-size=1', '--initial-old-space-size=24'];
 
 /**
  * Environment for the same processes: two glibc malloc arenas instead of one per thread. Buffers
  * are allocated on the main thread and freed by V8's helper threads; with many arenas the freed
- * memory stays spread over them, and the busiest relay's peak RSS was ~20-40 MiB higher.
+ * memory stays spread over them and the busiest relay's peak RSS grows (docs/performance.md).
  */
 export const RUNTIME_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 

@@ -128,7 +128,7 @@ export class ClientCircuit {
     );
   }
 
-  /** Whether the exit takes the windows of release 0.4.0 (protocol §5): set by `build`. */
+  /** Whether the exit takes large windows (protocol §5): set by `build`. */
   private largeWindows = false;
 
   get exit(): ConsensusRelay {
@@ -165,7 +165,7 @@ export class ClientCircuit {
    * CREATE to the entry, then EXTEND to each further relay of `path`. With `linkBound` (and a path of
    * two or more) the entry's keys come from the link (§3.6): its CREATE needs no answer before the
    * first EXTEND, which goes out right behind it, one round trip to the entry sooner. With
-   * `largeWindows` (an exit of 0.4.0 or later) its SENDMEs may name windows past 4 MiB (§5).
+   * `largeWindows` (an exit that takes them) its SENDMEs may name windows past 4 MiB (§5).
    */
   async build(
     path: ConsensusRelay[],

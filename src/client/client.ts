@@ -41,7 +41,7 @@ export interface ClientOptions {
   pathLength?: number;
   /**
    * The entry's keys from the link's own handshake, so the first EXTEND follows the CREATE at once
-   * (protocol §3.6; entries of release 0.3.0 or later). Default true; false runs ntor with the entry too.
+   * (protocol §3.6; entries whose release takes it). Default true; false runs ntor with the entry too.
    */
   linkBoundFirstHop?: boolean;
   allowShortPaths?: boolean;
@@ -276,7 +276,7 @@ export class AlliumClient {
 
   /**
    * The largest windows named by the open circuits, in cells (§5): a circuit SENDME's, and a stream's
-   * grown as its application read. Past 1024 only with exits of 0.4.0 or later on long round trips.
+   * grown as its application read. Past 1024 only with exits that take large windows, on long round trips.
    */
   largestWindowsCells(): { circuit: number; stream: number } {
     const most = { circuit: 0, stream: 0 };
@@ -661,8 +661,8 @@ export class AlliumClient {
 
   /**
    * A stream got no answer, or its circuit broke under it. Silence means a relay on the path is gone:
-   * retire the circuit, or every later stream would wait out the same timeout on it (test/hosts: a
-   * cut middle relay cost each request 30 s). Which relay failed is unknown, so keep the guard and
+   * retire the circuit, or every later stream would wait out the same timeout on it (test/hosts cuts a
+   * middle relay). Which relay failed is unknown, so keep the guard and
    * avoid the rest of this path for a while.
    */
   private onStreamFailure(circ: ClientCircuit, err: Error): void {

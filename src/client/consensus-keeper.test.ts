@@ -3,9 +3,9 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { makeTestRelay } from '../../test/helpers/relay-fixtures.js';
 import { type OpenConsensusOptions, openConsensusJson, signConsensus } from '../core/documents.js';
 import { IdentityKey } from '../crypto/keys.js';
-import { makeTestRelay } from '../directory/test-fixtures.js';
 import { DirectoryClientError } from '../net/directory-client.js';
 import type { Consensus, SignedEnvelope } from '../wire/directory-docs.js';
 import {

@@ -6,8 +6,9 @@ import { CIRC_WINDOW_MAX, CIRC_WINDOW_MIN, LEGACY_CIRC_WINDOW_MAX } from '../wir
 import { WindowedMin } from './windowed-min.js';
 
 /**
- * Queueing delay a circuit may add before its receiver shrinks its window. 10 ms cost one download
- * ~10% here; 20 ms kept it, and held the wait beside eight other clients' downloads to ~60-100 ms.
+ * Queueing delay a circuit may add before its receiver shrinks its window: less cost one download
+ * its speed on one machine, more let the wait beside other clients' downloads drift
+ * (docs/performance.md, "Delay control").
  */
 export const QUEUE_DELAY_TARGET_MS = 20;
 
@@ -56,16 +57,16 @@ export class DelayControl {
    *
    * A circuit starts capped at 1024 cells, the most every release allows, and its cap grows by one
    * SENDME increment per SENDME (so it can double per round trip) while it shows no queue: a new
-   * circuit given a 16 MiB share at once sent a burst that queued for ~400 ms over 40 ms links.
+   * circuit given its whole share at once sends a burst that queues for several round trips.
    * A queue cuts the cap by 15%, at most once per least round trip: cut at every SENDME, a 4096-cell
    * window (64 SENDMEs a round trip) fell to the least before the first cut could show.
    *
    * `baseRttMs` is the link's base round trip timed another way (the last step of circuit builds, or
    * an exit's CONNECTED to first DATA), when known. Where it is shorter than the least round trip of
    * the SENDMEs, which happens when every circuit started under load and never saw the link quiet, a
-   * round trip's worth of samples spans only it. With the longer span, a 1 KiB request beside four
-   * other clients' downloads on one machine waited 81 ms (the median of nine runs' medians) against
-   * 75.5 (six runs; 0.4.0: 70 over nine).
+   * round trip's worth of samples spans only it: with the longer span, samples taken far apart
+   * under load read as one round trip, and a request beside other clients' downloads waited longer
+   * (docs/performance.md, "Links whose delay varies").
    */
   limit(
     circuit: object,
@@ -108,8 +109,8 @@ export class DelayControl {
    * or of its latest three if fewer did and those ended within four; else, with too few samples,
    * the smoothed one. Linux's TCP Vegas judges a round trip's worth of samples by their least in the
    * same way. A queue raises every sample, but a link whose delay varies raises some more than
-   * others, and the smoothed round trip took that for queue: with ~20 ms of jitter per link it cut
-   * every circuit to the smallest window.
+   * others, and the smoothed round trip took that for queue: with jitter of the order of the delay
+   * target per link it cut every circuit to the smallest window.
    */
   private roundTripNow(st: CircuitDelay, t: number, rtt: number): number {
     let n = 0;

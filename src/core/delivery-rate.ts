@@ -5,8 +5,8 @@
 export const RATE_SAMPLE_LIFETIME_MS = 20_000;
 
 /**
- * Samples are taken over at least this long: over 20 ms, cells a busy client handled in one burst
- * read as 600 MiB/s on a link that carried 80.
+ * Samples are taken over at least this long: over a few event-loop turns, the cells a busy client
+ * handled in one burst read as many times what the link carried.
  */
 export const RATE_MIN_INTERVAL_MS = 100;
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { makeTestRelay } from '../../test/helpers/relay-fixtures.js';
 import { IdentityKey } from '../crypto/keys.js';
-import { makeTestRelay } from '../directory/test-fixtures.js';
 import { type Consensus, type SignedEnvelope, serializeDescriptor } from '../wire/directory-docs.js';
 import {
   DocumentError,

@@ -184,7 +184,7 @@ function clampWindow(w: number): number {
  * window (and what waits for it at the receiver) where it started.
  */
 export interface StreamWindowGrowth {
-  /** The most the peer accepts: STREAM_WINDOW_MAX from an exit of 0.4.0 or later. */
+  /** The most the peer accepts: STREAM_WINDOW_MAX from an exit that takes large windows (§5). */
   largest: number;
   /** The base round trip of the circuit's path in ms (Infinity while unknown: no growth). */
   baseRttMs: () => number;

@@ -61,7 +61,7 @@ export class ReceiveBudget {
    * A round trip over a whole circuit on this link that no data of ours queued behind: the client
    * notes the last step of each build (EXTEND to the exit and back). Round trips timed from
    * SENDMEs would not do: circuits that start together queue their first windows behind each other,
-   * so even the least of those holds a queue (~60 ms for eight downloads on one machine).
+   * so even the least of those holds a queue.
    */
   noteBaseRtt(ms: number): void {
     if (ms > 0 && Number.isFinite(ms)) this.baseRtt.note(ms);

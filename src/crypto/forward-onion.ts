@@ -4,8 +4,8 @@
 // cells are kept Sphinx-style: each hop shifts out the tag it consumed and appends 16 zero bytes,
 // which the client accounts for in advance.
 import { timingSafeEqual } from 'node:crypto';
+import { Scratch } from '../buffers/scratch.js';
 import { CELL_BODY_LEN, CellCommand } from '../wire/constants.js';
-import { Scratch } from '../wire/scratch.js';
 import {
   type BackwardCellLayer,
   BackwardLayer,

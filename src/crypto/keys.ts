@@ -149,10 +149,11 @@ export class X25519Key {
 }
 
 /**
- * One ephemeral X25519 key made ahead of need: making one costs ~40 us, which a circuit handshake
- * would otherwise spend on its critical path at the client and at every relay. `take()` hands the
- * key out once (or makes one now if none is ready); `refill()` makes the next, for the caller to run
- * once the handshake's message is on its way. A key is never handed out twice.
+ * One ephemeral X25519 key made ahead of need: making one costs about as much as a shared secret,
+ * which a circuit handshake would otherwise spend on its critical path at the client and at every
+ * relay. `take()` hands the key out once (or makes one now if none is ready); `refill()` makes the
+ * next, for the caller to run once the handshake's message is on its way. A key is never handed out
+ * twice.
  */
 export class SpareEphemeralKey {
   private spare: X25519Key | null = null;

@@ -107,7 +107,7 @@ describe('link certificates', () => {
     assert.throws(() => verifyLinkCert(wrongDomain, link.publicKey, NOW), linkIdentity);
     assert.throws(() => verifyLinkCert(cert.subarray(0, 103), link.publicKey, NOW), linkIdentity);
     assert.throws(() => verifyLinkCert(Buffer.alloc(0), link.publicKey, NOW), linkIdentity);
-    // The format before 0.5.0 (no expiry) is named in the error.
+    // The older format (no expiry) is named in the error.
     const legacy = Buffer.concat([identity.publicKey, identity.sign('allium-link-cert-v1', link.publicKey)]);
     assert.throws(() => verifyLinkCert(legacy, link.publicKey, NOW), /before 0\.5\.0/);
   });

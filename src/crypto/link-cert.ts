@@ -4,7 +4,7 @@ import { type IdentityKey, relayIdOf, verifySignature } from './keys.js';
 
 export const LINK_CERT_DOMAIN = 'allium-link-cert-v2';
 export const LINK_CERT_LEN = 104;
-/** The format of releases before 0.5.0 (no expiry): named in the error a peer of one gets. */
+/** The format of older releases (no expiry, protocol §1.1): named in the error a peer of one gets. */
 const LEGACY_LINK_CERT_LEN = 96;
 /** A certificate may expire at most this far ahead of the verifier's clock (§1.1). */
 export const LINK_CERT_MAX_VALIDITY_MS = 31 * 24 * 3600_000;

@@ -117,8 +117,8 @@ function onionKeyExp(x: X25519Key, onionKey: Buffer): Buffer {
 
 /**
  * Client side, optional, between the two steps: computes EXP(B, x), which needs nothing from the
- * reply, so that ntorClientFinish is left with one X25519 instead of two (~40 us less on the
- * circuit's build path). A point that fails here fails the same way in ntorClientFinish.
+ * reply, so that ntorClientFinish is left with one X25519 instead of two on the circuit's
+ * build path. A point that fails here fails the same way in ntorClientFinish.
  */
 export function ntorClientPrecompute(state: NtorClientState): void {
   if (!(state instanceof ClientState) || !state.x || state.exp2) return;

@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { makeTestRelay } from '../../test/helpers/relay-fixtures.js';
 import { openSignedConsensus } from '../core/authority-documents.js';
 import { signDescriptor } from '../core/documents.js';
 import { DirectoryClient } from '../net/directory-client.js';
 import type { AuthorityConsensus, AuthoritySet } from '../wire/authority-docs.js';
 import { Directory } from './directory.js';
 import { DirectoryStore } from './store.js';
-import { makeTestRelay } from './test-fixtures.js';
 
 const INTERVAL_MS = 1000;
 const dirs: string[] = [];

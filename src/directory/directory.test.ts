@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { makeTestRelay } from '../../test/helpers/relay-fixtures.js';
 import { DocumentError, signDescriptor, signWithdraw } from '../core/documents.js';
 import { DirectoryClient, DirectoryClientError } from '../net/directory-client.js';
 import type { SignedEnvelope } from '../wire/directory-docs.js';
 import { Directory, type DirectoryOptions } from './directory.js';
-import { makeTestRelay } from './test-fixtures.js';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {

@@ -1,13 +1,13 @@
 // Implements docs/protocol.md §6 (the directory role): loads its data directory, serves the HTTP API,
 // expires relays that stop refreshing.
-import type { FastifyInstance } from 'fastify';
 import { authorityLabel } from '../core/authority-set.js';
 import { type Logger, silentLogger } from '../log.js';
 import type { HttpLimitStats } from '../net/http-limits.js';
+import { type HttpServerHandle, hostForUrl } from '../net/http-server.js';
 import type { AuthoritySet } from '../wire/authority-docs.js';
 import { loadOrCertifySigner } from './authority-keys.js';
 import { DirectoryError } from './errors.js';
-import { createHttpApp, type HttpServerLimits } from './http.js';
+import { type HttpServerLimits, serveDirectoryHttp } from './http.js';
 import { httpPeerApi } from './peer-api.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { linkReachabilityCheck, type ReachabilityCheck } from './reachability.js';
@@ -60,10 +60,6 @@ export const DEFAULT_RELAY_TTL_MS = 180_000;
 export const DEFAULT_CONSENSUS_FRESH_MS = 60_000;
 export const DEFAULT_CONSENSUS_VALID_MS = 3 * 3600_000;
 
-function urlHost(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
-}
-
 export class Directory {
   readonly url: string;
   readonly publicKey: Buffer;
@@ -74,7 +70,7 @@ export class Directory {
   rateLimiter: RateLimiter | null = null;
   /** What the HTTP port's timeouts and connection cap refused. */
   httpStats: HttpLimitStats = { refused: 0, timeouts: 0 };
-  private readonly app: FastifyInstance;
+  private readonly http: HttpServerHandle;
   /** The directory's state and counters (read by metrics and the status page). */
   readonly service: DirectoryService;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -83,13 +79,13 @@ export class Directory {
   private stopping: Promise<void> | null = null;
 
   private constructor(
-    app: FastifyInstance,
+    http: HttpServerHandle,
     service: DirectoryService,
     url: string,
     dataDir: string,
     sweepTimer: NodeJS.Timeout,
   ) {
-    this.app = app;
+    this.http = http;
     this.service = service;
     this.url = url;
     this.publicKey = service.key.publicKey;
@@ -152,12 +148,14 @@ export class Directory {
     });
     const rateLimiter = opts.rateLimit === false ? null : new RateLimiter(opts.rateLimit ?? {});
     const httpStats: HttpLimitStats = { refused: 0, timeouts: 0 };
-    const app = createHttpApp(service, log, { rateLimiter, server: opts.http, stats: httpStats });
     const host = opts.host ?? '127.0.0.1';
-    await app.listen({ host, port: opts.port ?? 0 });
-    const addr = app.server.address();
-    const port = addr !== null && typeof addr === 'object' ? addr.port : (opts.port ?? 0);
-    const url = `http://${urlHost(host)}:${port}`;
+    const http = await serveDirectoryHttp(
+      service,
+      log,
+      { host, port: opts.port ?? 0 },
+      { rateLimiter, server: opts.http, stats: httpStats },
+    );
+    const url = `http://${hostForUrl(host)}:${http.port}`;
 
     // Sweep often enough that a dead relay leaves within about 1/4 TTL after it expires.
     const sweepTimer = setInterval(() => service.sweep(), Math.min(Math.max(ttl / 4, 50), 10_000));
@@ -171,7 +169,7 @@ export class Directory {
       },
       'directory listening',
     );
-    const dir = new Directory(app, service, url, opts.dataDir, sweepTimer);
+    const dir = new Directory(http, service, url, opts.dataDir, sweepTimer);
     if (opts.authorities && self && signer) {
       const intervalMs = opts.votingIntervalMs ?? DEFAULT_VOTING_INTERVAL_MS;
       const voting = new AuthorityVoting({
@@ -205,7 +203,7 @@ export class Directory {
         clearInterval(this.sweepTimer);
         this.voting?.stop();
         try {
-          await this.app.close();
+          await this.http.close();
         } finally {
           await this.service.flush();
         }

@@ -2,14 +2,14 @@
 // byte budget, normalised entries, and 5xx for the directory's own failures.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { makeTestRelay } from '../../test/helpers/relay-fixtures.js';
 import { DocumentError, signDescriptor } from '../core/documents.js';
 import { silentLogger } from '../log.js';
 import type { RelayDescriptor } from '../wire/directory-docs.js';
 import { consensusEntryBytes, normalizeDescriptor, selectWithinBudget } from './consensus.js';
-import { createHttpApp } from './http.js';
+import { serveDirectoryHttp } from './http.js';
 import { Registry } from './registry.js';
 import type { DirectoryService } from './service.js';
-import { makeTestRelay } from './test-fixtures.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -160,13 +160,13 @@ describe('errors of the directory itself', () => {
         throw new DocumentError('ALLIUM_CONSENSUS_INVALID', 'consensus exceeds the 33554432-byte limit');
       },
     } as unknown as DirectoryService;
-    const app = createHttpApp(service, silentLogger);
+    const server = await serveDirectoryHttp(service, silentLogger, { host: '127.0.0.1', port: 0 });
     try {
-      const res = await app.inject({ method: 'GET', url: '/v1/consensus' });
-      assert.equal(res.statusCode, 500);
-      assert.equal(res.json().error.code, 'ALLIUM_INTERNAL');
+      const res = await fetch(`${server.url}v1/consensus`);
+      assert.equal(res.status, 500);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'ALLIUM_INTERNAL');
     } finally {
-      await app.close();
+      await server.close();
     }
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -67,6 +68,25 @@ function get(
   });
 }
 
+/** The first bytes answered to `bytes` sent from 127.0.0.1 (the request's body is never sent). */
+function rawAnswer(url: string, bytes: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: hostname, port: Number(port), localAddress: '127.0.0.1' });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error('no answer within 3 s: the server waited for the body'));
+    }, 3000);
+    s.on('connect', () => s.write(bytes));
+    s.once('data', (d) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(d.toString('latin1'));
+    });
+    s.on('error', reject);
+  });
+}
+
 describe('directory request rate limit (HTTP)', () => {
   const dirs: string[] = [];
   after(async () => {
@@ -89,9 +109,15 @@ describe('directory request rate limit (HTTP)', () => {
       const body = JSON.parse(refused.body) as { error: { code: string; message: string } };
       assert.equal(body.error.code, 'ALLIUM_HTTP_RATE_LIMITED');
       assert.match(body.error.message, /at most 0\.5 a second \(bursts of 3\)/);
+      // Refused before the body is read: headers announcing a body that never comes get their 429 at once.
+      const early = await rawAnswer(
+        dir.url,
+        'POST /v1/relays HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n',
+      );
+      assert.match(early, /^HTTP\/1\.1 429 [\s\S]*ALLIUM_HTTP_RATE_LIMITED/);
       // A client at another address is served.
       assert.equal((await get(`${dir.url}/v1/key`, '127.0.0.2')).status, 200);
-      assert.equal(dir.rateLimiter?.limited, 1);
+      assert.equal(dir.rateLimiter?.limited, 2);
     } finally {
       await dir.stop();
     }

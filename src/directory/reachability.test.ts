@@ -4,11 +4,11 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { makeTestRelay } from '../../test/helpers/relay-fixtures.js';
 import { signDescriptor } from '../core/documents.js';
 import { DirectoryClient, DirectoryClientError } from '../net/directory-client.js';
 import { Relay } from '../relay/relay.js';
 import { Directory } from './directory.js';
-import { makeTestRelay } from './test-fixtures.js';
 
 /** A port on 127.0.0.1 that nothing listens on (bound, then released). */
 async function unusedPort(): Promise<number> {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { makeTestRelay } from '../../test/helpers/relay-fixtures.js';
 import { signDescriptor, signWithdraw } from '../core/documents.js';
 import { DirectoryError } from './errors.js';
 import { PUBLISHED_WINDOW_MS, Registry } from './registry.js';
-import { makeTestRelay } from './test-fixtures.js';
 
 const T0 = 1_700_000_000_000;
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { makeTestRelay } from '../../test/helpers/relay-fixtures.js';
 import { signDescriptor } from '../core/documents.js';
 import type { Consensus } from '../wire/directory-docs.js';
 import { escapeHtml, formatBandwidth, formatDuration, renderStatusPage } from './status-page.js';
-import { makeTestRelay } from './test-fixtures.js';
 
 describe('status page', () => {
   it('escapes HTML metacharacters', () => {

@@ -3,12 +3,12 @@ import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { makeTestRelay } from '../../test/helpers/relay-fixtures.js';
 import { signDescriptor } from '../core/documents.js';
 import { writeFileAtomic } from '../storage/atomic-file.js';
 import { Directory } from './directory.js';
 import { DirectoryError } from './errors.js';
 import { DirectoryStore } from './store.js';
-import { makeTestRelay } from './test-fixtures.js';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {

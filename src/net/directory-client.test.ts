@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { makeTestRelay } from '../../test/helpers/relay-fixtures.js';
 import { DocumentError, signConsensus, signDescriptor, signWithdraw } from '../core/documents.js';
 import { IdentityKey } from '../crypto/keys.js';
-import { makeTestRelay } from '../directory/test-fixtures.js';
 import type { Consensus } from '../wire/directory-docs.js';
 import { DirectoryClient, type DirectoryClientError } from './directory-client.js';
 

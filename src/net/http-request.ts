@@ -1,6 +1,7 @@
 // A small HTTP(S) request with a deadline and a size cap, over node:http. The directory client uses it
 // instead of the global fetch(): fetch loads undici and its WebAssembly HTTP parser, which costs every
-// relay and client ~15 MB of resident memory for a handful of requests a minute.
+// relay and client more resident memory than the rest of its directory traffic justifies, for a
+// handful of requests a minute (docs/performance.md, "Runtime settings").
 import http from 'node:http';
 import https from 'node:https';
 import { type AlliumCode, AlliumError } from '../errors.js';

@@ -304,7 +304,7 @@ export class Link {
    */
   send(circId: number, command: number, body: Buffer): void {
     if (this.closed) return;
-    // A cell that will wait for the socket is copied out of its parent buffer (wire/cell-slabs.ts).
+    // A cell that will wait for the socket is copied out of its parent buffer (buffers/cell-slabs.ts).
     const waits = this.waitingDrain || this.scheduler.size >= FLUSH_BUDGET_CELLS;
     this.scheduler.push(circId, command, waits ? this.slabs.copy(body) : body);
     this.cellsOut++;

@@ -1,8 +1,8 @@
 // Moves a circuit stream's data into a socket like `readable.pipe(socket)`, and releases each chunk's
-// memory as soon as the socket has written it (wire/release.ts): data a slow reader leaves queued
+// memory as soon as the socket has written it (buffers/release.ts): data a slow reader leaves queued
 // is promoted out of V8's young generation, and would otherwise stay in RSS until a full collection.
 import type { Readable, Writable } from 'node:stream';
-import { releaseBuffer } from '../wire/release.js';
+import { releaseBuffer } from '../buffers/release.js';
 
 /**
  * Pipes `from` into `to` with backpressure and end propagation, as pipe() does. `from` must emit

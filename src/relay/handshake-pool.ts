@@ -1,5 +1,5 @@
 // Implements docs/protocol.md §3.2 (ntor, relay side) off the relaying thread under load. An answer
-// costs ~0.1 ms of CPU: a relay answers on its own thread while CREATEs come at a modest rate (no
+// costs two X25519 operations and a key derivation: a relay answers on its own thread while CREATEs come at a modest rate (no
 // thread hop on the circuit-build path), and hands them to worker threads once they come faster, so
 // a flood of CREATEs from many links slows circuit setup, not the cells of circuits already built.
 import { Worker } from 'node:worker_threads';

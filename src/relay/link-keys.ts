@@ -23,7 +23,7 @@ export const DEFAULT_LINK_KEY_POLICY: LinkKeyPolicy = {
   graceMs: 24 * 3600_000,
 };
 
-/** Where releases before 0.5.0 kept the one link key: removed at start (it is never used again). */
+/** Where older releases kept the one link key: removed at start (it is never used again). */
 const LEGACY_FILE = 'link.key';
 
 export class LinkKeys {

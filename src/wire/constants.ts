@@ -116,16 +116,16 @@ export const CIRC_WINDOW_START = 128;
 /** The windows a circuit SENDME may name. At least one increment, so a SENDME is always due. */
 export const CIRC_WINDOW_MIN = CIRC_SENDME_INCREMENT;
 /**
- * The most a receiver may let a sender have in flight past its last acknowledged cell (16 MiB,
- * since release 0.4.0). Over long round trips 4 MiB per round trip held one download (~25 MiB/s
- * over 40 ms links).
+ * The most a receiver may let a sender have in flight past its last acknowledged cell (16 MiB):
+ * over long round trips, LEGACY_CIRC_WINDOW_MAX per round trip held one download well below what the
+ * path carries (docs/performance.md, "Windows past 4 MiB").
  */
 export const CIRC_WINDOW_MAX = 4096;
-/** The most a client or exit before release 0.4.0 accepts in a circuit SENDME (4 MiB): none is named more. */
+/** The most a client or exit without large windows (§5) accepts in a circuit SENDME (4 MiB): none is named more. */
 export const LEGACY_CIRC_WINDOW_MAX = 1024;
-/** A stream's window at its start, and the most a peer before release 0.4.0 lets it reach. */
+/** A stream's window at its start, and the most a peer without large windows (§5) lets it reach. */
 export const STREAM_WINDOW_START = 1024;
-/** The most a stream's receiver may let its window grow to with extra SENDMEs (16 MiB, since 0.4.0). */
+/** The most a stream's receiver may let its window grow to with extra SENDMEs (16 MiB). */
 export const STREAM_WINDOW_MAX = 4096;
 export const STREAM_SENDME_INCREMENT = 128;
 

@@ -53,7 +53,7 @@ function checkLen(n: number, what: string): void {
 
 // ---- BEGIN: port(u16) | host [| 0x00 | flags(u8)] ----
 
-/** BEGIN flags (§4.2): a client of 0.4.0 or later sends them, only to exits of 0.4.0 or later. */
+/** BEGIN flags (§4.2): a client that has them sends them only to exits whose release reads them. */
 export const BeginFlag = {
   /** The client takes circuit SENDMEs naming up to 4096 cells and stream windows up to 4096 (§5). */
   LARGE_WINDOWS: 1,
@@ -62,11 +62,11 @@ export const BeginFlag = {
 export interface Begin {
   host: string;
   port: number;
-  /** 0 when the BEGIN carries none (every client before 0.4.0). Unknown bits are ignored. */
+  /** 0 when the BEGIN carries none (a client of an older release). Unknown bits are ignored. */
   flags: number;
 }
 
-/** `flags` other than 0 add the trailer that exits before 0.4.0 refuse (a NUL is not a host byte). */
+/** `flags` other than 0 add the trailer that older exits refuse (a NUL is not a host byte). */
 export function encodeBegin(host: string, port: number, flags = 0): Buffer {
   if (typeof host === 'string' && host.length > MAX_HOST_LEN) {
     throw tooLarge(`BEGIN host is ${host.length} bytes; at most ${MAX_HOST_LEN}`);

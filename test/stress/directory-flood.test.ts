@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { openConsensusJson, signDescriptor } from '../../src/core/documents.js';
 import { IdentityKey } from '../../src/crypto/keys.js';
-import { makeTestRelay } from '../../src/directory/test-fixtures.js';
 import { DirectoryClient } from '../../src/net/directory-client.js';
 import { Testnet } from '../../src/testnet/testnet.js';
 import {
@@ -22,6 +21,7 @@ import {
   type SignedEnvelope,
 } from '../../src/wire/directory-docs.js';
 import { AlliumProcess } from '../helpers/allium-process.js';
+import { makeTestRelay } from '../helpers/relay-fixtures.js';
 
 const MiB = 1024 * 1024;
 

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { signDescriptor } from '../../src/core/documents.js';
 import { IdentityKey } from '../../src/crypto/keys.js';
-import { makeTestRelay } from '../../src/directory/test-fixtures.js';
 import type { SignedEnvelope } from '../../src/wire/directory-docs.js';
 import { AlliumProcess } from '../helpers/allium-process.js';
+import { makeTestRelay } from '../helpers/relay-fixtures.js';
 
 function bigDescriptor(i: number): SignedEnvelope {
   const identity = IdentityKey.generate();

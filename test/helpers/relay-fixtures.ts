@@ -1,6 +1,6 @@
-// Test support for docs/protocol.md §6: makes well-formed relay identities and descriptors.
-import { IdentityKey, X25519Key } from '../crypto/keys.js';
-import type { RelayDescriptor } from '../wire/directory-docs.js';
+// Relay identities and descriptors a directory accepts (docs/protocol.md §6), for tests.
+import { IdentityKey, X25519Key } from '../../src/crypto/keys.js';
+import type { RelayDescriptor } from '../../src/wire/directory-docs.js';
 
 export interface TestRelay {
   identity: IdentityKey;
