@@ -28,6 +28,8 @@ function exchange(port: number, bytes: string, ms = 3000): Promise<{ text: strin
 const LIMIT = 1024;
 /** More than the kernel's socket buffers on both ends hold, so a client that reads nothing stalls it. */
 const BIG = 'x'.repeat(64 * 1024 * 1024);
+/** More than one write takes, so the answer is still being written when the next request arrives. */
+const MEDIUM = 'm'.repeat(8 * 1024 * 1024);
 
 describe('serveHttp', () => {
   let server: HttpServerHandle;
@@ -52,6 +54,7 @@ describe('serveHttp', () => {
         }
         if (req.path === '/throw') throw new Error('handler fault');
         if (req.path === '/big') return { status: 200, type: 'text/plain', body: BIG };
+        if (req.path === '/medium') return { status: 200, type: 'text/plain', body: MEDIUM };
         if (req.path === '/slow') {
           await new Promise((r) => setTimeout(r, 2500));
           return { status: 200, type: 'text/plain', body: 'late\n' };
@@ -160,6 +163,20 @@ describe('serveHttp', () => {
     // A handler slower than that timeout still gets its answer through.
     const res = await fetch(`${server.url}slow`);
     assert.equal(await res.text(), 'late\n');
+  });
+
+  it('answers a request that arrives while the answer before it is still being written', async () => {
+    // Two requests in one write: the second is handled while the 8 MiB answer to the first is on its
+    // way, and its answer follows that one on the same connection.
+    const both = await exchange(
+      server.port,
+      'GET /medium HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+      10_000,
+    );
+    assert.ok(both.closed, 'the server closed after the second answer');
+    assert.equal(both.text.match(/HTTP\/1\.1 200 /g)?.length, 2, 'two answers');
+    assert.ok(both.text.endsWith('\r\n\r\nhello\n'), 'the second answer came after the first, whole');
+    assert.ok(both.text.includes(MEDIUM), 'the first answer came whole');
   });
 
   it('rejects with node\u2019s own error when the port is taken', async () => {

@@ -141,8 +141,11 @@ export function serveHttp(opts: HttpServerOptions): Promise<HttpServerHandle> {
     httpLimits(opts.limits),
     (req, res) => {
       const send = (r: HttpResponseOut) => {
-        // The request timed out (answered 408 on the socket) or the client left meanwhile.
-        if (res.headersSent || res.destroyed || !res.socket?.writable) return;
+        // The request timed out (answered 408 on the socket) or the client left meanwhile. The
+        // connection is the request's socket: an answer queued behind one still being written (the
+        // client sent its next request before the last bytes were acknowledged) has none of its own yet.
+        const socket = req.socket;
+        if (res.headersSent || res.destroyed || !socket.writable) return;
         const headers: Record<string, string> = {
           ...opts.headers,
           ...r.headers,
@@ -152,7 +155,7 @@ export function serveHttp(opts: HttpServerOptions): Promise<HttpServerHandle> {
         if (r.close) headers.connection = 'close';
         // Counts from here: node replaces it with the keep-alive timeout once the answer is written,
         // and destroys the connection if it fires first.
-        if (opts.stalledReaderTimeoutMs) res.socket.setTimeout(opts.stalledReaderTimeoutMs);
+        if (opts.stalledReaderTimeoutMs) socket.setTimeout(opts.stalledReaderTimeoutMs);
         res.writeHead(r.status, headers);
         res.end(r.body);
       };

@@ -76,13 +76,6 @@ export async function startDnsServer(opts: {
     }
     return answer(q, opts.answers[q.name]);
   };
-  const udp = dgram.createSocket('udp4');
-  udp.on('message', (msg, from) => {
-    const out = reply(msg);
-    if (out) udp.send(out, from.port, from.address);
-  });
-  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
-  const port = udp.address().port;
   const conns = new Set<net.Socket>();
   const tcp = net.createServer((s) => {
     conns.add(s);
@@ -102,17 +95,39 @@ export async function startDnsServer(opts: {
       }
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    tcp.once('error', reject);
-    tcp.listen(port, '127.0.0.1', () => resolve());
-  });
+  // UDP and TCP on one port number: the UDP port is the kernel's choice, and another process may
+  // hold that number for TCP, so take another pair then (bounded).
+  let udp: dgram.Socket | null = null;
+  let port = 0;
+  for (let attempt = 0; udp === null; attempt++) {
+    const u = dgram.createSocket('udp4');
+    u.on('message', (msg, from) => {
+      const out = reply(msg);
+      if (out) u.send(out, from.port, from.address);
+    });
+    await new Promise<void>((resolve) => u.bind(0, '127.0.0.1', resolve));
+    port = u.address().port;
+    const listened = await new Promise<Error | null>((resolve) => {
+      tcp.once('error', resolve);
+      tcp.listen(port, '127.0.0.1', () => {
+        tcp.off('error', resolve);
+        resolve(null);
+      });
+    });
+    if (!listened) udp = u;
+    else {
+      u.close();
+      if (attempt >= 20) throw listened;
+    }
+  }
   return {
     address: `127.0.0.1:${port}`,
     stats,
     close: async () => {
       for (const s of conns) s.destroy();
       await new Promise<void>((r) => tcp.close(() => r()));
-      await new Promise<void>((r) => udp.close(() => r()));
+      const bound = udp as dgram.Socket;
+      await new Promise<void>((r) => bound.close(() => r()));
     },
   };
 }
