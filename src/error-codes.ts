@@ -223,9 +223,10 @@ export const ERROR_CATALOGUE = {
   // ---- Consensus and descriptors ----
   ALLIUM_CONSENSUS_SIGNATURE: {
     area: 'documents',
-    meaning: 'the consensus is unsigned, or not signed by the `--directory-key` given',
+    meaning:
+      'the consensus is unsigned, not signed by the `--directory-key` given, or signed by fewer than a strict majority of the `--authorities` set ("2 of 5 signatures; need 3 (...)" names each one missing and why)',
     remedy:
-      "copy the key again from the directory's `ready ... key=` line or status page; a directory whose data dir was wiped has a new key",
+      "copy the key again from the directory's `ready ... key=` line or status page (a directory whose data dir was wiped has a new key); with a set, check that it is the authorities' current file, and read the authorities' status pages for the signatures they could not collect",
   },
   ALLIUM_CONSENSUS_EXPIRED: {
     area: 'documents',

@@ -1,12 +1,10 @@
-import { readFile } from 'node:fs/promises';
-import { openAuthoritySet } from '../core/authority-set.js';
 import { Directory } from '../directory/directory.js';
 import { directoryFamilies } from '../directory/metrics.js';
 import { DirectoryStore } from '../directory/store.js';
-import { AlliumError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { announceReady, keepAlive, onShutdown } from './lifecycle.js';
 import { serveMetrics } from './observability.js';
+import { readAuthoritySet } from './trust-flags.js';
 
 export async function runDirectory(o: {
   dataDir: string;
@@ -56,22 +54,6 @@ export async function runDirectory(o: {
     await dir.stop();
   });
   announceReady({ role: 'directory', url: dir.url, key: dir.publicKey.toString('base64'), ...metrics.ready });
-}
-
-async function readAuthoritySet(path: string) {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new AlliumError(
-      'ALLIUM_AUTHORITY_SET_INVALID',
-      `cannot read the authority set ${path}: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
-  }
-  return openAuthoritySet(text);
 }
 
 /** One line of JSON: this directory's entry in an authority set file (protocol.md §6.5). */

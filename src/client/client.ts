@@ -1,22 +1,25 @@
 // The client role: keeps a verified consensus, builds circuits through the network, and opens streams
 // on them. Different isolation keys (e.g. SOCKS credentials) never share a circuit.
 
+import { cacheUrlsOf } from '../core/consensus-caches.js';
+import type { ConsensusTrust } from '../core/consensus-trust.js';
 import { choosePath, exitMayAllow, PathError } from '../core/path-selection.js';
 import { DEFAULT_RECEIVE_BUDGET_CELLS, ReceiveBudgets } from '../core/receive-budget.js';
 import { type CircuitStream, StreamError } from '../core/stream-mux.js';
 import { randomFraction, randomIntBetween } from '../crypto/random.js';
 import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
-import { DirectoryClient } from '../net/directory-client.js';
+import { ConsensusSources } from '../net/consensus-sources.js';
 import { connectLink, type Link } from '../net/link.js';
 import { MIN_LARGE_WINDOW_VERSION, MIN_LINK_BOUND_VERSION, versionAtLeast } from '../version.js';
+import type { AuthoritySet } from '../wire/authority-docs.js';
 import {
   CIRC_ID_INITIATOR_BIT,
   DestroyReason,
   EndReason,
   MAX_LINK_BOUND_CREATES_PER_LINK,
 } from '../wire/constants.js';
-import type { Consensus, ConsensusRelay } from '../wire/directory-docs.js';
+import type { ConsensusView as Consensus, ConsensusRelay } from '../wire/directory-docs.js';
 import { CircuitError, ClientCircuit } from './client-circuit.js';
 import { ConsensusKeeper } from './consensus-keeper.js';
 import {
@@ -35,8 +38,13 @@ const RELAY_FAILURE_BACKOFF_MS = 60_000;
 const SPARE = '\u0000spare';
 
 export interface ClientOptions {
-  directoryUrl: string;
-  directoryKey: Buffer;
+  /** A single directory: its URL and key. Or, instead, `authorities`. */
+  directoryUrl?: string;
+  directoryKey?: Buffer;
+  /** The authority set: a consensus counts only when a strict majority of it signed it (§6.10). */
+  authorities?: AuthoritySet;
+  /** Caches (URLs) to ask for the consensus besides those the consensus lists (§6.11). */
+  caches?: string[];
   /** Relays per circuit, at least 3 unless `allowShortPaths` (tests). */
   pathLength?: number;
   /**
@@ -90,6 +98,18 @@ const DEFAULT_CIRCUIT_IDLE_MS = 60_000;
 
 export class ClientError extends AlliumError {}
 
+/** What the client's consensus must be signed by: the authority set, else the one directory's key. */
+function clientTrust(opts: ClientOptions): ConsensusTrust {
+  if (opts.authorities) return { kind: 'authorities', set: opts.authorities };
+  if (opts.directoryUrl === undefined || opts.directoryKey === undefined) {
+    throw new ClientError(
+      'ALLIUM_DIRECTORY_NO_KEY',
+      'a client needs the authority set (--authorities FILE), or a directory URL and its key (--directory, --directory-key)',
+    );
+  }
+  return { kind: 'directory', url: opts.directoryUrl.replace(/\/+$/, ''), key: opts.directoryKey };
+}
+
 /** Least time between two consensus fetches caused by failures (a failing relay cannot make the client hammer the directory). */
 const FAILURE_REFRESH_MIN_MS = 5000;
 
@@ -101,7 +121,8 @@ export class AlliumClient {
   private spareBuilds = 0;
   private refillTimer: NodeJS.Timeout | null = null;
   private retireTimer: NodeJS.Timeout | null = null;
-  private readonly directory: DirectoryClient;
+  /** Where the consensus comes from: caches first, then the authorities or the directory. */
+  readonly sources: ConsensusSources;
   private readonly links = new Map<string, Promise<Link>>();
   private readonly circuitsByLink = new Map<Link, Map<number, ClientCircuit>>();
   /** Link-bound first hops built on each link so far. */
@@ -126,11 +147,17 @@ export class AlliumClient {
   private constructor(private readonly opts: ClientOptions) {
     this.budgets = new ReceiveBudgets(opts.receiveBudgetCells ?? DEFAULT_RECEIVE_BUDGET_CELLS);
     this.pathBias = new PathBias(opts.pathBias);
-    this.directory = new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey });
     this.log = opts.logger ?? silentLogger;
+    const trust = clientTrust(opts);
+    const caches = opts.caches ?? [];
+    this.sources = new ConsensusSources({
+      trust,
+      caches: () => [...caches, ...cacheUrlsOf(this.keeper.current)],
+      logger: this.log,
+    });
     this.keeper = new ConsensusKeeper({
-      source: this.directory,
-      directoryKey: opts.directoryKey,
+      source: this.sources,
+      trust,
       dataDir: opts.dataDir,
       logger: this.log,
     });

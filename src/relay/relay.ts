@@ -1,6 +1,7 @@
 // Implements docs/protocol.md §2-§4 for a relay: answers CREATE, extends circuits, forwards cells both
 // ways, propagates DESTROY, and (as an exit) carries streams to the destination.
 
+import type { ConsensusTrust } from '../core/consensus-trust.js';
 import { ExitPolicy, isPrivateAddress } from '../core/exit-policy.js';
 import { DEFAULT_RECEIVE_BUDGET_CELLS, ReceiveBudgets } from '../core/receive-budget.js';
 import { StreamError, StreamMux } from '../core/stream-mux.js';
@@ -13,6 +14,7 @@ import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
 import { ExitResolver } from '../net/exit-resolver.js';
 import { connectLink, type Link, LinkError, LinkListener } from '../net/link.js';
+import type { AuthoritySet } from '../wire/authority-docs.js';
 import type { Cell } from '../wire/cell.js';
 import {
   decodeCreate,
@@ -42,6 +44,7 @@ import {
 import { decodeRelayMessage, writeRelayBody } from '../wire/relay-cell.js';
 import { decodeExtend, encodeEnd, encodeExtended, encodeTruncated } from '../wire/relay-messages.js';
 import { Scratch } from '../wire/scratch.js';
+import { ConsensusCache } from './consensus-cache.js';
 import { beginExitStream, ExitBuffers, type ExitContext } from './exit-streams.js';
 import { HandshakePool, type HandshakeResult } from './handshake-pool.js';
 import { loadOrCreateIdentity } from './keys-store.js';
@@ -50,13 +53,23 @@ import { DEFAULT_LINK_KEY_POLICY, type LinkKeyPolicy, LinkKeys } from './link-ke
 import { DEFAULT_ONION_KEY_POLICY, type OnionKeyPolicy, OnionKeys } from './onion-keys.js';
 import { readStoredPort, storePort } from './port-store.js';
 import { publishedExitPolicy } from './private-ranges.js';
-import { DirectoryRegistration } from './registration.js';
+import { DirectoryRegistration, type RegistrationTarget } from './registration.js';
 import { type CircuitSide, RelayCircuit } from './relay-circuit.js';
 
 export interface RelayOptions {
   dataDir: string;
-  directoryUrl: string;
+  /** A single directory to register with. Or, instead, `authorities`. */
+  directoryUrl?: string;
   directoryKey?: Buffer;
+  /** Register with every authority of this set (protocol §6.5); its consensus is the set's. */
+  authorities?: AuthoritySet;
+  /**
+   * Serve the consensus as a cache on this port (0: any free one) at --host, and name it in the
+   * descriptor (protocol §6.11). Unset: no cache.
+   */
+  cachePort?: number;
+  /** How often at most the cache fetches the consensus (default DEFAULT_CACHE_REFRESH_MS). */
+  cacheRefreshMs?: number;
   nickname: string;
   host?: string;
   port?: number;
@@ -95,6 +108,18 @@ export interface RelayOptions {
     direction: 'forward' | 'backward',
     from: { peerRelayId: Buffer | null; command?: number; own?: boolean },
   ) => void;
+}
+
+function relayTrust(opts: RelayOptions): ConsensusTrust | null {
+  if (opts.authorities) return { kind: 'authorities', set: opts.authorities };
+  if (opts.directoryUrl === undefined) {
+    throw new AlliumError(
+      'ALLIUM_RELAY_OPTIONS',
+      'a relay registers with a directory (--directory URL) or with the authorities of a set (--authorities FILE)',
+    );
+  }
+  if (opts.directoryKey === undefined) return null;
+  return { kind: 'directory', url: opts.directoryUrl.replace(/\/+$/, ''), key: opts.directoryKey };
 }
 
 /** Where runs of cells are joined for one cipher call, and where outgoing cells are sealed. */
@@ -141,6 +166,9 @@ export class Relay {
   private readonly publishedPolicy: string[];
   private readonly log: Logger;
   private readonly registration: DirectoryRegistration;
+  /** What the consensus must be signed by (null: a single directory without a configured key). */
+  private readonly trust: ConsensusTrust | null;
+  private cache: ConsensusCache | null = null;
   readonly limits: RelayLimits;
   private readonly createBuckets = new WeakMap<Link, TokenBucket>();
   /** Every X a link-bound CREATE carried on each link (§3.6: a repeated one is refused). */
@@ -198,8 +226,15 @@ export class Relay {
       threads: this.limits.handshakeThreads,
       inlinePerSecond: this.limits.inlineHandshakesPerSecond,
     });
+    this.trust = relayTrust(opts);
+    const targets: RegistrationTarget[] = opts.authorities
+      ? opts.authorities.authorities.map((authority) => ({
+          client: new DirectoryClient({ url: authority.url, trust: this.trust ?? undefined }),
+          authority,
+        }))
+      : [{ client: new DirectoryClient({ url: opts.directoryUrl ?? '', directoryKey: opts.directoryKey }) }];
     this.registration = new DirectoryRegistration(
-      new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey }),
+      targets,
       {
         identity: this.identity,
         onionPublicKey: () => this.onionKeys.current.publicKey,
@@ -209,10 +244,11 @@ export class Relay {
         exitPolicy: this.publishedPolicy,
         bandwidth: opts.bandwidth ?? 100 * 1024 * 1024,
         family: opts.family,
+        cachePort: () => this.cache?.port,
       },
       this.log,
       opts.refreshMs ?? 60_000,
-      opts.directoryKey !== undefined,
+      !opts.authorities && opts.directoryKey !== undefined,
     );
     this.exitContext = {
       policy: this.policy,
@@ -239,8 +275,32 @@ export class Relay {
     await relay.maintainOnionKeys();
     await relay.listen();
     relay.scheduleLinkKeys();
+    if (opts.cachePort !== undefined) await relay.startCache(opts.cachePort);
     await relay.registration.registerFirst(opts.directoryWaitMs ?? 120_000);
     return relay;
+  }
+
+  private async startCache(port: number): Promise<void> {
+    if (!this.trust) {
+      throw new AlliumError(
+        'ALLIUM_RELAY_OPTIONS',
+        'a consensus cache (--cache-port) checks what it serves: give --directory-key, or --authorities',
+      );
+    }
+    this.cache = await ConsensusCache.start({
+      trust: this.trust,
+      host: this.opts.host ?? '127.0.0.1',
+      port,
+      dataDir: this.opts.dataDir,
+      logger: this.log.child({ part: 'cache' }),
+      refreshMs: this.opts.cacheRefreshMs,
+    });
+    this.log.info({ port: this.cache.port }, 'serving the consensus as a cache');
+  }
+
+  /** The port of the consensus cache, when the relay runs one. */
+  get cachePort(): number | undefined {
+    return this.cache?.port;
   }
 
   /** The onion key CREATEs name now (the one in the relay's current descriptor). */
@@ -397,10 +457,12 @@ export class Relay {
     // A service manager waits at most a few seconds (docs/deploy.md): the withdrawal gets two, and
     // the listener's close (which waits for every connection) runs while the links are being closed.
     await Promise.race([this.registration.withdraw(), new Promise((r) => setTimeout(r, 2000).unref())]);
+    const cacheClosing = this.cache?.stop();
     const closing = this.listener?.close();
     for (const link of [...this.circuits.keys()]) link.close();
     await this.handshakes.close();
     await closing;
+    await cacheClosing;
   }
 
   // ---- links ----

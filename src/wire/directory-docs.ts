@@ -49,6 +49,8 @@ export interface RelayDescriptor {
   published: number;
   /** Relay ids (hex) of relays run by the same operator; paths avoid two relays that list each other. */
   family?: string[];
+  /** The port at `address` where this relay serves the consensus over HTTP (a cache, §6.11). */
+  cachePort?: number;
 }
 
 export interface ConsensusRelay extends RelayDescriptor {
@@ -64,6 +66,12 @@ export interface Consensus {
   directoryKey: string;
   relays: ConsensusRelay[];
 }
+
+/**
+ * What a client builds circuits from, however it was signed: by one directory key (§6.3) or by a
+ * majority of the authorities (§6.8-§6.10).
+ */
+export type ConsensusView = Omit<Consensus, 'directoryKey'>;
 
 export interface WithdrawBody {
   id: string;
@@ -150,6 +158,7 @@ const descriptorShape = {
       v.maxLength(MAX_FAMILY_MEMBERS, `must list at most ${MAX_FAMILY_MEMBERS} relays`),
     ),
   ),
+  cachePort: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535))),
 };
 
 // Unknown fields are dropped rather than refused, so a later protocol minor version can add fields
@@ -314,5 +323,6 @@ export function descriptorFields(d: RelayDescriptor): RelayDescriptor {
     published: d.published,
     // Only when present, so descriptors without a family serialise (and sign) as before.
     ...(d.family ? { family: [...d.family] } : {}),
+    ...(d.cachePort !== undefined ? { cachePort: d.cachePort } : {}),
   };
 }
