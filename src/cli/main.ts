@@ -346,8 +346,20 @@ program
 
 program
   .command('testnet')
-  .description('start a directory, N relays and a client as separate processes on 127.0.0.1')
+  .description('start directory authorities, N relays and a client as separate processes on 127.0.0.1')
   .option('--relays <n>', 'number of relays (>= 3)', parsePositiveInt, 5)
+  .option(
+    '--authorities <n>',
+    'directory authorities (1-15), each its own process; the consensus needs a strict majority of them (1: a single directory)',
+    parsePositiveInt,
+    3,
+  )
+  .option(
+    '--voting-interval <seconds>',
+    "the authorities' voting period (a new consensus every period)",
+    parsePositiveInt,
+    2,
+  )
   .option('--exits <n>', 'how many of them are exits (default: about half, at least 1)', parsePositiveInt)
   .option(
     '--socks <host:port>',

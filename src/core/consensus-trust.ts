@@ -7,7 +7,7 @@ import {
 } from '../wire/authority-docs.js';
 import { type ConsensusView, parseConsensusBody, type SignedEnvelope } from '../wire/directory-docs.js';
 import { openSignedConsensus } from './authority-documents.js';
-import { authorityLabel } from './authority-set.js';
+import { authorityLabel, singleAuthoritySet } from './authority-set.js';
 import { DocumentError, type OpenConsensusOptions, openConsensusJson } from './documents.js';
 
 /** What a client or relay trusts: one directory's key, or a set of authorities. */
@@ -34,6 +34,16 @@ export function describeTrust(trust: ConsensusTrust): string {
   return `the ${trust.set.authorities.length} authorities (${names})`;
 }
 
+/** A document of detached signatures (§6.9) rather than one directory's envelope (§6.3). */
+function hasSignatureList(json: unknown): boolean {
+  return (
+    json !== null &&
+    typeof json === 'object' &&
+    Array.isArray((json as { signatures?: unknown }).signatures) &&
+    (json as { signature?: unknown }).signature === undefined
+  );
+}
+
 /**
  * Opens a consensus as it came off the network: signatures first (the configured key, or a strict
  * majority of the authorities over exactly the body), then the body, its validity window and the
@@ -44,6 +54,14 @@ export function openTrustedConsensus(
   trust: ConsensusTrust,
   opts: OpenConsensusOptions = {},
 ): TrustedConsensus {
+  if (trust.kind === 'directory' && hasSignatureList(json)) {
+    // An authority named as a single directory is the set of one (§6.5): its own signature counts.
+    return openTrustedConsensus(
+      json,
+      { kind: 'authorities', set: singleAuthoritySet(trust.url, trust.key) },
+      opts,
+    );
+  }
   if (trust.kind === 'directory') {
     const consensus = openConsensusJson(json, trust.key, opts);
     const env = json as SignedEnvelope;
@@ -64,6 +82,9 @@ export function expiredConsensusTimes(
 ): { serial: number; validUntil: number } {
   const body = (json as { body?: unknown }).body;
   if (typeof body !== 'string') throw new DocumentError('ALLIUM_CONSENSUS_INVALID', 'consensus has no body');
-  const c = trust.kind === 'directory' ? parseConsensusBody(body) : parseAuthorityConsensusBody(body);
+  const c =
+    trust.kind === 'directory' && !hasSignatureList(json)
+      ? parseConsensusBody(body)
+      : parseAuthorityConsensusBody(body);
   return { serial: c.serial, validUntil: c.validUntil };
 }
