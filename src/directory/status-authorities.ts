@@ -10,8 +10,14 @@ function iso(ms: number): string {
 export function renderAuthoritiesSection(s: VotingStatus): string {
   const rows = s.authorities
     .map((a) => {
+      const differs = [
+        a.vote.leftOut
+          ? `${a.vote.leftOut} of its relays not in the consensus (fewer than ${s.majority} authorities voted for them)`
+          : '',
+        a.vote.lacking ? `lacks ${a.vote.lacking} relays the consensus lists` : '',
+      ].filter(Boolean);
       const vote = a.vote.held
-        ? `held (${a.vote.relays ?? 0} relays)${a.vote.problem ? `; ${a.vote.problem}` : ''}`
+        ? `held (${a.vote.relays ?? 0} relays)${differs.length ? `; disagrees: ${differs.join('; ')}` : ''}${a.vote.problem ? `; ${a.vote.problem}` : ''}`
         : `missing: ${a.vote.problem ?? 'not fetched yet'}`;
       const sig = a.signature.held
         ? 'held'
@@ -23,7 +29,7 @@ export function renderAuthoritiesSection(s: VotingStatus): string {
         `<td class="nick">${escapeHtml(a.nickname)}${a.self ? ' (this one)' : ''}</td>` +
         `<td class="id"><code title="${escapeHtml(a.id)}">${escapeHtml(a.id.slice(0, 16))}…</code></td>` +
         `<td class="url"><code>${escapeHtml(a.url)}</code></td>` +
-        `<td class="vote${a.vote.held ? '' : ' missing'}">${escapeHtml(vote)}</td>` +
+        `<td class="vote${a.vote.held ? '' : ' missing'}${differs.length ? ' differs' : ''}">${escapeHtml(vote)}</td>` +
         `<td class="signature${a.signature.held ? '' : ' missing'}">${escapeHtml(sig)}</td>` +
         '</tr>'
       );

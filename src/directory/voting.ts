@@ -77,7 +77,17 @@ export interface AuthorityRow {
   id: string;
   url: string;
   self: boolean;
-  vote: { held: boolean; relays?: number; problem?: string };
+  vote: {
+    held: boolean;
+    relays?: number;
+    problem?: string;
+    /**
+     * Where the vote differs from the consensus computed: relays it lists that fewer than a majority
+     * voted for (left out), and listed relays it lacks (it dropped or never checked them).
+     */
+    leftOut?: number;
+    lacking?: number;
+  };
   signature: { held: boolean; problem?: string };
 }
 
@@ -95,6 +105,15 @@ export interface VotingStatus {
 
 const KEEP_PERIODS = 4;
 
+function voteDifference(vote: Vote, listed: ReadonlySet<string>): { leftOut: number; lacking: number } {
+  const voted = new Set(vote.relays.map((r) => r.id));
+  let leftOut = 0;
+  for (const id of voted) if (!listed.has(id)) leftOut++;
+  let lacking = 0;
+  for (const id of listed) if (!voted.has(id)) lacking++;
+  return { leftOut, lacking };
+}
+
 export class AuthorityVoting {
   private readonly o: VotingOptions;
   private readonly clock: () => number;
@@ -103,6 +122,7 @@ export class AuthorityVoting {
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
   private stopped = false;
+  private readonly saidDifference = new Map<string, { leftOut: number; lacking: number }>();
 
   constructor(opts: VotingOptions) {
     this.o = opts;
@@ -261,7 +281,21 @@ export class AuthorityVoting {
         },
         'consensus computed',
       );
+      const listed = new Set(consensus.relays.map((r) => r.id));
       for (const a of this.others()) {
+        const held = p.votes.get(a.id);
+        const d = held ? voteDifference(held.vote, listed) : null;
+        const said = this.saidDifference.get(a.id);
+        // Said when it changes, not every period: a standing disagreement is one line in the log.
+        if (d && (d.leftOut !== said?.leftOut || d.lacking !== said?.lacking)) {
+          this.saidDifference.set(a.id, d);
+          if (d.leftOut > 0 || d.lacking > 0) {
+            this.o.logger.warn(
+              { authority: authorityLabel(a), notListed: d.leftOut, lacking: d.lacking },
+              'an authority votes for relays no majority lists, or lacks listed ones: they are left out of (or kept in) the consensus by the majority rule',
+            );
+          }
+        }
         const why = p.voteProblems.get(a.id);
         if (!consensus.authorities.includes(a.id)) {
           this.o.logger.warn(
@@ -394,6 +428,7 @@ export class AuthorityVoting {
   status(): VotingStatus {
     const now = this.clock();
     const p = this.periods.get(this.periodStart(now)) ?? [...this.periods.values()].at(-1);
+    const listed = p?.computed ? new Set(p.computed.consensus.relays.map((r) => r.id)) : null;
     const served = this.served();
     return {
       validAfter: p?.validAfter ?? this.periodStart(now),
@@ -412,6 +447,7 @@ export class AuthorityVoting {
       servedValidAfter: served?.consensus.validAfter ?? null,
       authorities: this.o.set.authorities.map((a) => {
         const vote = p?.votes.get(a.id);
+        const differs = vote && listed ? voteDifference(vote.vote, listed) : {};
         return {
           nickname: a.nickname,
           id: a.id,
@@ -421,6 +457,7 @@ export class AuthorityVoting {
             held: vote !== undefined,
             relays: vote?.vote.relays.length,
             problem: p?.voteProblems.get(a.id),
+            ...differs,
           },
           signature: { held: p?.signatures.has(a.id) ?? false, problem: p?.signatureProblems.get(a.id) },
         };
