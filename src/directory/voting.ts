@@ -399,14 +399,14 @@ export class AuthorityVoting {
   }
 
   /**
-   * The consensus to serve: the newest one a majority signed, with every signature held; else the
-   * newest computed (clients refuse it and say what is missing); null before the first.
+   * The consensus to serve: the newest one a majority signed, with every signature held; null before
+   * the first (one with fewer signatures is not served: no client would accept it, and a client
+   * starting up would take the refusal for a forgery).
    */
   served(): { json: string; consensus: AuthorityConsensus } | null {
-    const computed = [...this.periods.values()]
-      .filter((p) => p.computed)
-      .sort((a, b) => b.validAfter - a.validAfter);
-    const p = computed.find((q) => q.signatures.size >= this.needed) ?? computed[0];
+    const p = [...this.periods.values()]
+      .filter((q) => q.computed && q.signatures.size >= this.needed)
+      .sort((a, b) => b.validAfter - a.validAfter)[0];
     if (!p?.computed) return null;
     if (p.json === null) {
       const signatures = this.o.set.authorities
@@ -417,12 +417,18 @@ export class AuthorityVoting {
     return { json: p.json, consensus: p.computed.consensus };
   }
 
-  /** Why nothing is served: the newest period that failed to compute a consensus says. */
+  /** Why nothing is served: the newest period says (too few votes, or too few signatures yet). */
   unavailableReason(): string {
-    const failed = [...this.periods.values()]
-      .filter((p) => p.computeProblem)
+    const newest = [...this.periods.values()]
+      .filter((p) => p.computeProblem || p.computed)
       .sort((a, b) => b.validAfter - a.validAfter)[0];
-    return failed?.computeProblem ?? 'the authorities are still voting';
+    if (!newest) return 'the authorities are still voting';
+    if (newest.computeProblem) return newest.computeProblem;
+    const n = this.o.set.authorities.length;
+    const missing = this.others()
+      .filter((a) => !newest.signatures.has(a.id))
+      .map((a) => `${authorityLabel(a)}: ${newest.signatureProblems.get(a.id) ?? 'not fetched yet'}`);
+    return `the consensus of the period from ${new Date(newest.validAfter).toISOString()} has ${newest.signatures.size} of ${n} signatures; need ${this.needed} (${missing.join('; ')})`;
   }
 
   status(): VotingStatus {
