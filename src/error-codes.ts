@@ -57,6 +57,13 @@ export const ERROR_CATALOGUE = {
     remedy:
       'give the key a value its flag would take (the key `dataDir` is the flag `--data-dir`); see configuration.md',
   },
+  ALLIUM_AUTHORITY_SET_INVALID: {
+    area: 'config',
+    meaning:
+      'the authority set (`--authorities FILE`) does not parse, repeats an authority, or gives an id that is not SHA-256 of its identity key',
+    remedy:
+      "copy the set file again from the authorities' operators; protocol.md §6.5 gives its fields, and the message names the wrong one",
+  },
   ALLIUM_LISTEN: {
     area: 'config',
     meaning:
@@ -216,9 +223,10 @@ export const ERROR_CATALOGUE = {
   // ---- Consensus and descriptors ----
   ALLIUM_CONSENSUS_SIGNATURE: {
     area: 'documents',
-    meaning: 'the consensus is unsigned, or not signed by the `--directory-key` given',
+    meaning:
+      'the consensus is unsigned, not signed by the `--directory-key` given, or signed by fewer than a strict majority of the `--authorities` set ("2 of 5 signatures; need 3 (...)" names each one missing and why)',
     remedy:
-      "copy the key again from the directory's `ready ... key=` line or status page; a directory whose data dir was wiped has a new key",
+      "copy the key again from the directory's `ready ... key=` line or status page (a directory whose data dir was wiped has a new key); with a set, check that it is the authorities' current file, and read the authorities' status pages for the signatures they could not collect",
   },
   ALLIUM_CONSENSUS_EXPIRED: {
     area: 'documents',
@@ -236,6 +244,32 @@ export const ERROR_CATALOGUE = {
     meaning: 'the consensus does not parse (not JSON, a field missing or of the wrong type)',
     remedy:
       'check that the URL is a directory of this release; clients keep their cached consensus meanwhile',
+  },
+  ALLIUM_CONSENSUS_TOO_FEW_VOTES: {
+    area: 'documents',
+    meaning:
+      'an authority holds votes from fewer than a strict majority of the configured authorities for this period, so it computes no consensus',
+    remedy:
+      "the authority's status page and log name the votes missing and why (unreachable, clock off, bad signature); bring those authorities back, or fix the links between them",
+  },
+  ALLIUM_CERTIFICATE_INVALID: {
+    area: 'documents',
+    meaning:
+      "an authority's signing-key certificate does not parse, is not signed by its identity key, or is outside its validity window",
+    remedy:
+      "the authority's operator certifies a fresh signing key (protocol.md §6.6); check the clocks of the authority and this machine",
+  },
+  ALLIUM_VOTE_INVALID: {
+    area: 'documents',
+    meaning:
+      'a vote does not parse, comes from an authority not in the configured set, or names another authority than its certificate',
+    remedy: 'check that every authority runs this release with the same authority set file',
+  },
+  ALLIUM_VOTE_SIGNATURE: {
+    area: 'documents',
+    meaning: "a vote's signature does not verify with the signing key its certificate names",
+    remedy:
+      "the vote was altered on its way or signed with another key; the authority's operator should look into it",
   },
   ALLIUM_ENVELOPE_INVALID: {
     area: 'documents',

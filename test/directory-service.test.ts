@@ -13,7 +13,7 @@ import { IdentityKey } from '../src/crypto/keys.js';
 import { DirectoryClient } from '../src/net/directory-client.js';
 import { streamGet } from '../src/net/http-fetch.js';
 import { socksConnect } from '../src/net/socks-client.js';
-import { type Consensus, parseConsensusBody } from '../src/wire/directory-docs.js';
+import { type ConsensusView, parseConsensusBody } from '../src/wire/directory-docs.js';
 import {
   AlliumProcess,
   directoryArgs,
@@ -64,7 +64,7 @@ describe('the directory as a service (directory, relays and clients as processes
     procs.push(p);
     return p;
   };
-  const consensus = (minSerial?: number): Promise<Consensus> =>
+  const consensus = (minSerial?: number): Promise<ConsensusView> =>
     new DirectoryClient({ url, directoryKey: Buffer.from(key, 'base64'), timeoutMs: 5000 }).consensus({
       minSerial,
     });

@@ -96,7 +96,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
         assert.match(consensus, /127\.0\.2\.\d/);
       }
       const kids = children(proc.pid!);
-      assert.equal(kids.length, 7, 'directory + 5 relays + client');
+      assert.equal(kids.length, 9, '3 authorities + 5 relays + client');
       const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
       proc.kill(signal);
       assert.equal(await exited, 0);

@@ -15,6 +15,7 @@ import {
   parseReceiveBudget,
 } from './options.js';
 import { followLauncher, relaunchWithRuntimeFlags } from './runtime-flags.js';
+import { parseCacheUrls } from './trust-flags.js';
 
 // Each command loads only its own role: a relay never loads the directory's HTTP server, which keeps
 // its memory and start-up time down.
@@ -89,6 +90,20 @@ program
     parsePositiveInt,
     32,
   )
+  .option(
+    '--authorities <file>',
+    'run as one authority of the set in this file (protocol.md §6.5): vote with the others and serve the consensus a majority signed',
+  )
+  .option(
+    '--voting-interval <seconds>',
+    'length of a voting period, the same at every authority',
+    parsePositiveInt,
+    60,
+  )
+  .option(
+    '--print-authority <nickname>',
+    "print this directory's entry for an authority set file (making its key if it has none) and exit; the URL is --host and --port",
+  )
   .addOption(metrics())
   .addOption(configOption())
   .addOption(logLevel())
@@ -97,8 +112,21 @@ program
 program
   .command('relay')
   .description('run a relay (add --exit to let streams leave the network here)')
-  .requiredOption('--directory <url>', 'directory URL, e.g. http://127.0.0.1:7000', parseDirectoryUrl)
+  .option(
+    '--directory <url>',
+    'directory URL, e.g. http://127.0.0.1:7000 (or --authorities)',
+    parseDirectoryUrl,
+  )
   .option('--directory-key <base64>', "the directory's public key (verifies the consensus)", parseKey)
+  .option(
+    '--authorities <file>',
+    'register with every directory authority of the set in this file (protocol.md §6.5), instead of --directory',
+  )
+  .option(
+    '--cache-port <port>',
+    'also serve the consensus as a cache on this port at --host (0: any free port), named in the descriptor',
+    parsePort,
+  )
   .option('--data-dir <dir>', 'where keys live (kept across restarts)', './allium-relay')
   .option('--nickname <name>', 'a name shown in the consensus', 'relay')
   .option('--host <host>', 'address to listen on', '127.0.0.1')
@@ -233,8 +261,17 @@ program
 program
   .command('client')
   .description('run a client with a SOCKS5 proxy')
-  .requiredOption('--directory <url>', 'directory URL', parseDirectoryUrl)
-  .requiredOption('--directory-key <base64>', "the directory's public key", parseKey)
+  .option('--directory <url>', 'directory URL (or --authorities)', parseDirectoryUrl)
+  .option('--directory-key <base64>', "the directory's public key", parseKey)
+  .option(
+    '--authorities <file>',
+    'the directory authorities (a set file, protocol.md §6.5): accept a consensus only when a strict majority of them signed it; instead of --directory',
+  )
+  .option(
+    '--cache <urls>',
+    'comma-separated consensus caches to ask besides those the consensus lists, e.g. http://127.0.0.1:7100',
+    parseCacheUrls,
+  )
   .option('--socks <host:port>', 'SOCKS5 listen address', parseHostPort, parseHostPort('127.0.0.1:9050'))
   .option(
     '--socks-optimistic <host:port>',
@@ -280,8 +317,17 @@ program
   .command('fetch')
   .description('GET a URL through the network and write the body to stdout or a file')
   .argument('<url>', 'http:// or https:// URL')
-  .requiredOption('--directory <url>', 'directory URL', parseDirectoryUrl)
-  .requiredOption('--directory-key <base64>', "the directory's public key", parseKey)
+  .option('--directory <url>', 'directory URL (or --authorities)', parseDirectoryUrl)
+  .option('--directory-key <base64>', "the directory's public key", parseKey)
+  .option(
+    '--authorities <file>',
+    'the directory authorities (a set file, protocol.md §6.5): accept a consensus only when a strict majority of them signed it; instead of --directory',
+  )
+  .option(
+    '--cache <urls>',
+    'comma-separated consensus caches to ask besides those the consensus lists, e.g. http://127.0.0.1:7100',
+    parseCacheUrls,
+  )
   .option('-o, --output <file>', 'write the body here instead of stdout')
   .option('--cacert <file>', 'extra CA certificate (PEM) to trust for https')
   .option('--path-length <n>', 'relays per circuit (>= 3)', parsePositiveInt, 3)
@@ -300,8 +346,20 @@ program
 
 program
   .command('testnet')
-  .description('start a directory, N relays and a client as separate processes on 127.0.0.1')
+  .description('start directory authorities, N relays and a client as separate processes on 127.0.0.1')
   .option('--relays <n>', 'number of relays (>= 3)', parsePositiveInt, 5)
+  .option(
+    '--authorities <n>',
+    'directory authorities (1-15), each its own process; the consensus needs a strict majority of them (1: a single directory)',
+    parsePositiveInt,
+    3,
+  )
+  .option(
+    '--voting-interval <seconds>',
+    "the authorities' voting period (a new consensus every period)",
+    parsePositiveInt,
+    2,
+  )
   .option('--exits <n>', 'how many of them are exits (default: about half, at least 1)', parsePositiveInt)
   .option(
     '--socks <host:port>',

@@ -5,10 +5,13 @@ import { announceReady, keepAlive, onShutdown } from './lifecycle.js';
 import { receiveBudgetCells } from './options.js';
 import { checkPortFlags } from './port-flags.js';
 import { runtimeFlagsAdvice } from './runtime-flags.js';
+import { resolveTrust } from './trust-flags.js';
 
 export async function runClient(o: {
-  directory: string;
-  directoryKey: Buffer;
+  directory?: string;
+  directoryKey?: Buffer;
+  authorities?: string;
+  cache?: string[];
   socks: { host: string; port: number };
   socksOptimistic?: { host: string; port: number };
   httpProxyOptimistic?: { host: string; port: number };
@@ -35,8 +38,8 @@ export async function runClient(o: {
     ['--metrics', o.metrics],
   ]);
   const client = await AlliumClient.start({
-    directoryUrl: o.directory,
-    directoryKey: o.directoryKey,
+    ...(await resolveTrust(o, true)),
+    caches: o.cache,
     pathLength: o.pathLength,
     receiveBudgetCells: receiveBudgetCells(o.receiveBudget),
     linkBoundFirstHop: o.linkBoundFirstHop,

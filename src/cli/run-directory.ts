@@ -1,8 +1,10 @@
 import { Directory } from '../directory/directory.js';
 import { directoryFamilies } from '../directory/metrics.js';
+import { DirectoryStore } from '../directory/store.js';
 import { createLogger } from '../log.js';
 import { announceReady, keepAlive, onShutdown } from './lifecycle.js';
 import { serveMetrics } from './observability.js';
+import { readAuthoritySet } from './trust-flags.js';
 
 export async function runDirectory(o: {
   dataDir: string;
@@ -18,7 +20,15 @@ export async function runDirectory(o: {
   maxRelaysPerLocalAddress: number;
   metrics?: { host: string; port: number };
   logLevel: string;
+  authorities?: string;
+  votingInterval?: number;
+  printAuthority?: string;
 }) {
+  if (o.printAuthority !== undefined) {
+    await printAuthority(o.dataDir, o.printAuthority, o.host, o.port);
+    return;
+  }
+  const authorities = o.authorities === undefined ? undefined : await readAuthoritySet(o.authorities);
   const logger = createLogger({ level: o.logLevel, name: 'directory' });
   keepAlive(logger);
   const dir = await Directory.start({
@@ -34,6 +44,8 @@ export async function runDirectory(o: {
       maxRelaysPerAddress: o.maxRelaysPerAddress,
       maxRelaysPerLocalAddress: o.maxRelaysPerLocalAddress,
     },
+    authorities,
+    votingIntervalMs: o.votingInterval === undefined ? undefined : o.votingInterval * 1000,
     logger,
   });
   const metrics = await serveMetrics(o.metrics, () => directoryFamilies(dir));
@@ -42,4 +54,20 @@ export async function runDirectory(o: {
     await dir.stop();
   });
   announceReady({ role: 'directory', url: dir.url, key: dir.publicKey.toString('base64'), ...metrics.ready });
+}
+
+/** One line of JSON: this directory's entry in an authority set file (protocol.md §6.5). */
+async function printAuthority(dataDir: string, nickname: string, host: string, port: number): Promise<void> {
+  const store = new DirectoryStore(dataDir);
+  await store.init();
+  const { key } = await store.loadOrCreateKey();
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  process.stdout.write(
+    `${JSON.stringify({
+      nickname,
+      id: key.id.toString('hex'),
+      identityKey: key.publicKey.toString('base64'),
+      url: `http://${urlHost}:${port}`,
+    })}\n`,
+  );
 }

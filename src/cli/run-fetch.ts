@@ -5,12 +5,15 @@ import { AlliumClient } from '../client/client.js';
 import { createLogger } from '../log.js';
 import { streamGet } from '../net/http-fetch.js';
 import { humanBytes, progressStream, restoreTerminal } from './progress.js';
+import { resolveTrust } from './trust-flags.js';
 
 export async function runFetch(
   url: string,
   o: {
-    directory: string;
-    directoryKey: Buffer;
+    directory?: string;
+    directoryKey?: Buffer;
+    authorities?: string;
+    cache?: string[];
     output?: string;
     cacert?: string;
     pathLength: number;
@@ -29,8 +32,8 @@ export async function runFetch(
   // A path that cannot be written is said before the network is asked anything.
   if (o.output) checkOutputDir(o.output);
   const client = await AlliumClient.start({
-    directoryUrl: o.directory,
-    directoryKey: o.directoryKey,
+    ...(await resolveTrust(o, true)),
+    caches: o.cache,
     pathLength: o.pathLength,
     dataDir: o.dataDir,
     logger,

@@ -4,10 +4,13 @@ import { Relay } from '../relay/relay.js';
 import { announceReady, keepAlive, onShutdown } from './lifecycle.js';
 import { serveMetrics } from './observability.js';
 import { runtimeFlagsAdvice } from './runtime-flags.js';
+import { resolveTrust } from './trust-flags.js';
 
 export async function runRelay(o: {
-  directory: string;
+  directory?: string;
   directoryKey?: Buffer;
+  authorities?: string;
+  cachePort?: number;
   dataDir: string;
   nickname: string;
   host: string;
@@ -58,8 +61,8 @@ export async function runRelay(o: {
       : [];
   const relay = await Relay.start({
     dataDir: o.dataDir,
-    directoryUrl: o.directory,
-    directoryKey: o.directoryKey,
+    ...(await resolveTrust(o, false)),
+    cachePort: o.cachePort,
     nickname: o.nickname,
     host: o.host,
     port: o.port,
@@ -112,6 +115,7 @@ export async function runRelay(o: {
     address: relay.address,
     port: relay.port,
     exit: relay.isExit ? 1 : 0,
+    ...(relay.cachePort !== undefined ? { cache: `${relay.address}:${relay.cachePort}` } : {}),
     ...metrics.ready,
   });
 }

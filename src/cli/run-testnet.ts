@@ -9,6 +9,8 @@ import { hostPortArg, progressLine, usageLines } from './testnet-progress.js';
 
 export async function runTestnet(o: {
   relays: number;
+  authorities: number;
+  votingInterval: number;
   exits?: number;
   socks: { host: string; port: number };
   dataDir?: string;
@@ -31,11 +33,14 @@ export async function runTestnet(o: {
     ['--socks-optimistic', o.socksOptimistic],
     ['--http-proxy-optimistic', o.httpProxyOptimistic],
   ]);
-  say(`starting a directory, ${o.relays} relays and a client...`);
+  const dirs = o.authorities === 1 ? 'a directory' : `${o.authorities} directory authorities`;
+  say(`starting ${dirs}, ${o.relays} relays and a client...`);
   let up = 0;
   const t0 = performance.now();
   const net = await Testnet.start({
     relays: o.relays,
+    authorities: o.authorities,
+    votingIntervalSeconds: o.votingInterval,
     exits: o.exits,
     socks: o.socks,
     dataDir: o.dataDir,
@@ -53,7 +58,7 @@ export async function runTestnet(o: {
       ...(o.httpProxyOptimistic ? ['--http-proxy-optimistic', hostPortArg(o.httpProxyOptimistic)] : []),
       ...(o.metrics ? ['--metrics', '127.0.0.1:0'] : []),
     ],
-    onReady: (p) => say(progressLine(p, o.relays + 2, ++up, performance.now() - t0)),
+    onReady: (p) => say(progressLine(p, o.relays + o.authorities + 1, ++up, performance.now() - t0)),
   });
   onShutdown(() => net.stop());
   const socks = `${net.socksHost}:${net.socksPort}`;
@@ -62,6 +67,7 @@ export async function runTestnet(o: {
     socks,
     directory: net.directoryUrl,
     key: net.directoryKey,
+    ...(net.authoritiesFile ? { authorities: net.authoritiesFile } : {}),
     ...(client.http ? { http: client.http } : {}),
     ...(client.socksOptimistic ? { socksOptimistic: client.socksOptimistic } : {}),
     ...(client.httpOptimistic ? { httpOptimistic: client.httpOptimistic } : {}),
@@ -74,8 +80,14 @@ export async function runTestnet(o: {
       `  every link to a relay holds data ${o.linkDelay} ms${jitter} each way (a circuit round trip: ~${6 * o.linkDelay} ms${jitter ? ' and more' : ''})`,
     );
   }
-  say(`  directory: ${net.directoryUrl} (status page in a browser)`);
-  say(`  directory key: ${net.directoryKey}`);
+  if (net.authoritiesFile) {
+    for (const a of net.authorities) say(`  authority: ${a.ready.url} (status page in a browser)`);
+    say(`  authority set: ${net.authoritiesFile} (give it as --authorities to relays and clients)`);
+    say(`  first authority's key: ${net.directoryKey} (for --directory ${net.directoryUrl} --directory-key)`);
+  } else {
+    say(`  directory: ${net.directoryUrl} (status page in a browser)`);
+    say(`  directory key: ${net.directoryKey}`);
+  }
   // The demo stops the network once it has fetched its page: hints to use it would not work.
   for (const line of usageLines(client, { hints: !o.demo })) say(line);
   if (o.demo) {

@@ -6,16 +6,19 @@
 //   client-circuit.ts one circuit (its build and receive path are core/circuit-build.ts and
 //                     core/circuit-receive.ts)
 
+import { cacheUrlsOf } from '../core/consensus-caches.js';
+import type { ConsensusTrust } from '../core/consensus-trust.js';
 import { PathError } from '../core/path-selection.js';
 import { DEFAULT_RECEIVE_BUDGET_CELLS, ReceiveBudgets } from '../core/receive-budget.js';
 import { type CircuitStream, StreamError } from '../core/stream-mux.js';
 import type { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
-import { DirectoryClient } from '../net/directory-client.js';
+import { ConsensusSources } from '../net/consensus-sources.js';
 import type { Link } from '../net/link.js';
 import { MIN_LARGE_WINDOW_VERSION, MIN_LINK_BOUND_VERSION, versionAtLeast } from '../version.js';
+import type { AuthoritySet } from '../wire/authority-docs.js';
 import { DestroyReason, EndReason } from '../wire/constants.js';
-import type { Consensus, ConsensusRelay } from '../wire/directory-docs.js';
+import type { ConsensusView as Consensus, ConsensusRelay } from '../wire/directory-docs.js';
 import { CircuitPool } from './circuit-pool.js';
 import { CircuitError, ClientCircuit } from './client-circuit.js';
 import { ClientError } from './client-error.js';
@@ -26,8 +29,13 @@ import type { GuardBias, PathBiasOptions } from './path-bias.js';
 import { PathChoice } from './path-choice.js';
 
 export interface ClientOptions {
-  directoryUrl: string;
-  directoryKey: Buffer;
+  /** A single directory: its URL and key. Or, instead, `authorities`. */
+  directoryUrl?: string;
+  directoryKey?: Buffer;
+  /** The authority set: a consensus counts only when a strict majority of it signed it (§6.10). */
+  authorities?: AuthoritySet;
+  /** Caches (URLs) to ask for the consensus besides those the consensus lists (§6.11). */
+  caches?: string[];
   /** Relays per circuit, at least 3 unless `allowShortPaths` (tests). */
   pathLength?: number;
   /**
@@ -76,11 +84,24 @@ export interface ConnectOptions {
 
 export { ClientError } from './client-error.js';
 
+/** What the client's consensus must be signed by: the authority set, else the one directory's key. */
+function clientTrust(opts: ClientOptions): ConsensusTrust {
+  if (opts.authorities) return { kind: 'authorities', set: opts.authorities };
+  if (opts.directoryUrl === undefined || opts.directoryKey === undefined) {
+    throw new ClientError(
+      'ALLIUM_DIRECTORY_NO_KEY',
+      'a client needs the authority set (--authorities FILE), or a directory URL and its key (--directory, --directory-key)',
+    );
+  }
+  return { kind: 'directory', url: opts.directoryUrl.replace(/\/+$/, ''), key: opts.directoryKey };
+}
+
 export class AlliumClient {
   private readonly keeper: ConsensusKeeper;
   /** A fresh consensus after a listed relay failed us, at most every few seconds. */
   private readonly failureRefresh: FailureRefresh;
-  private readonly directory: DirectoryClient;
+  /** Where the consensus comes from: caches first, then the authorities or the directory. */
+  readonly sources: ConsensusSources;
   private readonly entries = new EntryLinks();
   private readonly pool: CircuitPool;
   private readonly paths: PathChoice;
@@ -99,11 +120,17 @@ export class AlliumClient {
 
   private constructor(private readonly opts: ClientOptions) {
     this.budgets = new ReceiveBudgets(opts.receiveBudgetCells ?? DEFAULT_RECEIVE_BUDGET_CELLS);
-    this.directory = new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey });
     this.log = opts.logger ?? silentLogger;
+    const trust = clientTrust(opts);
+    const caches = opts.caches ?? [];
+    this.sources = new ConsensusSources({
+      trust,
+      caches: () => [...caches, ...cacheUrlsOf(this.keeper.current)],
+      logger: this.log,
+    });
     this.keeper = new ConsensusKeeper({
-      source: this.directory,
-      directoryKey: opts.directoryKey,
+      source: this.sources,
+      trust,
       dataDir: opts.dataDir,
       logger: this.log,
     });

@@ -56,7 +56,7 @@ class FakeDirectory implements ConsensusSource {
       throw new DirectoryClientError('ALLIUM_DIRECTORY_UNREACHABLE', 'cannot reach the directory (test)');
     }
     const consensus = openConsensusJson(this.envelope, directoryKey.publicKey, opts);
-    return { consensus, envelope: this.envelope };
+    return { consensus, document: this.envelope };
   }
 }
 

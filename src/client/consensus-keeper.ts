@@ -4,23 +4,27 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  DEFAULT_CONSENSUS_SKEW_MS,
-  type OpenConsensusOptions,
-  openConsensusJson,
-} from '../core/documents.js';
+  type ConsensusTrust,
+  expiredConsensusTimes,
+  openTrustedConsensus,
+  type TrustedConsensus,
+} from '../core/consensus-trust.js';
+import { DEFAULT_CONSENSUS_SKEW_MS, type OpenConsensusOptions } from '../core/documents.js';
 import { randomFraction } from '../crypto/random.js';
 import { type AlliumCode, AlliumError, ErrorCode } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { writeFileAtomic } from '../storage/atomic-file.js';
-import { type Consensus, parseConsensusBody, type SignedEnvelope } from '../wire/directory-docs.js';
+import type { ConsensusView } from '../wire/directory-docs.js';
 
 /** Where a client keeps the last consensus it verified, inside its data directory. */
 export const CONSENSUS_CACHE_FILE = 'cached-consensus.json';
 
-/** What the keeper fetches from: DirectoryClient has this shape. */
+/** What the keeper fetches from: DirectoryClient and ConsensusSources have this shape. */
 export interface ConsensusSource {
   readonly url: string;
-  fetchConsensus(opts: OpenConsensusOptions): Promise<{ consensus: Consensus; envelope: SignedEnvelope }>;
+  /** Names the source in messages (default: "the directory at URL"). */
+  readonly description?: string;
+  fetchConsensus(opts: OpenConsensusOptions): Promise<TrustedConsensus>;
 }
 
 /** No usable consensus (none yet, or the last one expired). Code ALLIUM_CLIENT_NO_CONSENSUS. */
@@ -36,7 +40,10 @@ const CONSENSUS_REFUSALS: ReadonlySet<AlliumCode> = new Set([
 
 export interface ConsensusKeeperOptions {
   source: ConsensusSource;
-  directoryKey: Buffer;
+  /** What a consensus (the cached one too) must be signed by. */
+  trust?: ConsensusTrust;
+  /** Shorthand for a trust of one directory: the key that signs the consensus of `source.url`. */
+  directoryKey?: Buffer;
   /** Cache the last verified consensus here (created mode 0700); none when absent. */
   dataDir?: string;
   logger?: Logger;
@@ -46,6 +53,11 @@ export interface ConsensusKeeperOptions {
   minRetryMs?: number;
   /** Default 60 s. */
   maxRetryMs?: number;
+  /**
+   * Fetch at least this often while all is well (default: only as the fresh window says). A cache
+   * sets it, so that what it serves trails the authorities by at most this much.
+   */
+  maxRefreshMs?: number;
   now?: () => number;
   random?: () => number;
 }
@@ -59,7 +71,7 @@ const MAX_REFRESH_INTERVAL_MS = 30 * 60_000;
  * Past that point (the directory handed back the same consensus, or it came from the cache), polls
  * again after a quarter to a half of the window.
  */
-export function refreshDelay(c: Consensus, now: number, minMs: number, random: () => number): number {
+export function refreshDelay(c: ConsensusView, now: number, minMs: number, random: () => number): number {
   const window = Math.max(0, c.freshUntil - c.validAfter);
   const target = c.validAfter + window * (0.5 + 0.4 * random());
   const wait = target > now ? target - now : window * (0.25 + 0.25 * random());
@@ -83,19 +95,20 @@ function describe(err: unknown): string {
 
 export class ConsensusKeeper {
   private readonly source: ConsensusSource;
-  private readonly key: Buffer;
+  private readonly trust: ConsensusTrust;
   private readonly cachePath: string | null;
   private readonly log: Logger;
   private readonly skewMs: number;
   private readonly minRetryMs: number;
   private readonly maxRetryMs: number;
+  private readonly maxRefreshMs: number;
   private readonly clock: () => number;
   private readonly random: () => number;
   /** The newest consensus verified, even once it has expired (the error message names it). */
-  private held: Consensus | null = null;
+  private held: ConsensusView | null = null;
   /** Serials below this are a rollback: the highest serial ever verified, cache included. */
   private floor: number | undefined;
-  private inFlight: Promise<Consensus> | null = null;
+  private inFlight: Promise<ConsensusView> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private failures = 0;
   private expiryReported = false;
@@ -106,21 +119,35 @@ export class ConsensusKeeper {
   lastError: Error | null = null;
   /** Time of the last successful fetch (ms), 0 if none. */
   lastFetchAt = 0;
+  /** The signed document of the newest consensus held, as checked (a cache serves it as is). */
+  document: TrustedConsensus['document'] | null = null;
 
   constructor(opts: ConsensusKeeperOptions) {
     this.source = opts.source;
-    this.key = opts.directoryKey;
+    const trust =
+      opts.trust ??
+      (opts.directoryKey
+        ? ({ kind: 'directory', url: opts.source.url, key: opts.directoryKey } as const)
+        : null);
+    if (!trust) {
+      throw new ConsensusKeeperError(
+        'ALLIUM_DIRECTORY_NO_KEY',
+        'no directory key or authority set is configured: a consensus cannot be verified without one',
+      );
+    }
+    this.trust = trust;
     this.cachePath = opts.dataDir ? join(opts.dataDir, CONSENSUS_CACHE_FILE) : null;
     this.log = opts.logger ?? silentLogger;
     this.skewMs = opts.skewMs ?? DEFAULT_CONSENSUS_SKEW_MS;
     this.minRetryMs = opts.minRetryMs ?? 1000;
     this.maxRetryMs = opts.maxRetryMs ?? 60_000;
+    this.maxRefreshMs = opts.maxRefreshMs ?? Number.POSITIVE_INFINITY;
     this.clock = opts.now ?? Date.now;
     this.random = opts.random ?? randomFraction;
   }
 
   /** The consensus to build circuits from: the newest verified one while it is valid, else null. */
-  get current(): Consensus | null {
+  get current(): ConsensusView | null {
     const c = this.held;
     if (!c) return null;
     const now = this.clock();
@@ -137,7 +164,7 @@ export class ConsensusKeeper {
    * validity window). A missing, damaged or foreign cache is ignored with a warning; an expired one
    * is not used, but its serial still counts against rollback.
    */
-  async load(): Promise<Consensus | null> {
+  async load(): Promise<ConsensusView | null> {
     const path = this.cachePath;
     if (!path) return null;
     let text: string;
@@ -157,8 +184,13 @@ export class ConsensusKeeper {
     }
     const now = this.clock();
     try {
-      const c = openConsensusJson(json, this.key, { now, skewMs: this.skewMs, minSerial: this.floor });
+      const { consensus: c, document } = openTrustedConsensus(json, this.trust, {
+        now,
+        skewMs: this.skewMs,
+        minSerial: this.floor,
+      });
       this.adopt(c);
+      this.document = document;
       this.log.info(
         { serial: c.serial, relays: c.relays.length, validUntil: iso(c.validUntil) },
         'loaded the cached consensus',
@@ -167,8 +199,8 @@ export class ConsensusKeeper {
     } catch (err) {
       const code = (err as AlliumError).code;
       if (code === ErrorCode.CONSENSUS_EXPIRED) {
-        // openConsensus checks the signature before the times, so this body is the directory's.
-        const c = parseConsensusBody((json as SignedEnvelope).body);
+        // The signatures are checked before the times, so this body is the directory's.
+        const c = expiredConsensusTimes(json, this.trust);
         if (c.validUntil < now) {
           this.floor = Math.max(this.floor ?? 0, c.serial);
           this.log.info(
@@ -187,7 +219,7 @@ export class ConsensusKeeper {
    * Fetches and verifies the consensus (rollback checked against the highest serial held), caches
    * it, and returns it. On failure keeps what it holds and throws.
    */
-  refresh(): Promise<Consensus> {
+  refresh(): Promise<ConsensusView> {
     if (!this.inFlight) {
       this.inFlight = this.fetchOnce().finally(() => {
         this.inFlight = null;
@@ -196,8 +228,8 @@ export class ConsensusKeeper {
     return this.inFlight;
   }
 
-  private async fetchOnce(): Promise<Consensus> {
-    let got: { consensus: Consensus; envelope: SignedEnvelope };
+  private async fetchOnce(): Promise<ConsensusView> {
+    let got: TrustedConsensus;
     try {
       got = await this.source.fetchConsensus({
         minSerial: this.floor,
@@ -223,7 +255,7 @@ export class ConsensusKeeper {
       }
       throw err;
     }
-    const { consensus, envelope } = got;
+    const { consensus, document } = got;
     // Another fetch may have won meanwhile; a lower serial now would still be a rollback.
     if (this.floor !== undefined && consensus.serial < this.floor) return this.held ?? consensus;
     const isNew = this.held?.serial !== consensus.serial;
@@ -232,23 +264,24 @@ export class ConsensusKeeper {
     this.lastFetchAt = this.clock();
     if (isNew) {
       this.log.debug({ serial: consensus.serial, relays: consensus.relays.length }, 'new consensus');
-      await this.save(envelope);
+      this.document = document;
+      await this.save(document);
     }
     return consensus;
   }
 
-  private adopt(c: Consensus): void {
+  private adopt(c: ConsensusView): void {
     this.held = c;
     this.floor = Math.max(this.floor ?? 0, c.serial);
     this.expiryReported = false;
   }
 
-  private async save(env: SignedEnvelope): Promise<void> {
+  private async save(doc: TrustedConsensus['document']): Promise<void> {
     const path = this.cachePath;
     if (!path) return;
     try {
       await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
-      await writeFileAtomic(path, `${JSON.stringify({ body: env.body, signature: env.signature })}\n`, 0o600);
+      await writeFileAtomic(path, `${JSON.stringify(doc)}\n`, 0o600);
     } catch (err) {
       // The cache only helps the next start: a full disk must not stop this one.
       this.log.warn({ path, err: (err as Error).message }, 'cannot cache the consensus');
@@ -259,7 +292,7 @@ export class ConsensusKeeper {
   start(): void {
     this.stopped = false;
     this.running = true;
-    this.schedule(this.held ? refreshDelay(this.held, this.clock(), this.minRetryMs, this.random) : 0);
+    this.schedule(this.held ? this.nextRefresh(this.held) : 0);
   }
 
   stop(): void {
@@ -267,6 +300,10 @@ export class ConsensusKeeper {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+  }
+
+  private nextRefresh(c: ConsensusView): number {
+    return Math.min(this.maxRefreshMs, refreshDelay(c, this.clock(), this.minRetryMs, this.random));
   }
 
   private schedule(ms: number): void {
@@ -283,7 +320,7 @@ export class ConsensusKeeper {
     try {
       const c = await this.refresh();
       this.failures = 0;
-      this.schedule(refreshDelay(c, this.clock(), this.minRetryMs, this.random));
+      this.schedule(this.nextRefresh(c));
     } catch (err) {
       this.failures++;
       this.log.debug({ err: describe(err), failures: this.failures }, 'consensus refresh failed');
@@ -295,19 +332,23 @@ export class ConsensusKeeper {
     }
   }
 
+  private get sourceName(): string {
+    return this.source.description ?? `the directory at ${this.source.url}`;
+  }
+
   /** The error to raise when a circuit is wanted and current is null: says why and what to check. */
   noConsensusError(): ConsensusKeeperError {
     const why = this.lastError ? ` (last attempt: ${this.lastError.message})` : '';
     if (this.held) {
       return new ConsensusKeeperError(
         'ALLIUM_CLIENT_NO_CONSENSUS',
-        `the consensus (serial ${this.held.serial}) expired at ${iso(this.held.validUntil)} and the directory at ` +
-          `${this.source.url} has not given a newer one${why}: no new circuits until it answers`,
+        `the consensus (serial ${this.held.serial}) expired at ${iso(this.held.validUntil)} and ` +
+          `${this.sourceName} ${this.trust.kind === 'authorities' ? 'have' : 'has'} not given a newer one${why}: no new circuits until a newer one comes`,
       );
     }
     return new ConsensusKeeperError(
       'ALLIUM_CLIENT_NO_CONSENSUS',
-      `no consensus yet from the directory at ${this.source.url}${why}`,
+      `no consensus yet from ${this.sourceName}${why}`,
     );
   }
 }

@@ -6,7 +6,7 @@
 import { choosePath, PathError } from '../core/path-selection.js';
 import { randomFraction } from '../crypto/random.js';
 import type { Logger } from '../log.js';
-import type { Consensus, ConsensusRelay } from '../wire/directory-docs.js';
+import type { ConsensusView as Consensus, ConsensusRelay } from '../wire/directory-docs.js';
 import {
   dropGuard,
   emptyGuards,

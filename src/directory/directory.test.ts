@@ -110,7 +110,7 @@ describe('Directory over HTTP', () => {
 
     const c = await client.consensus();
     assert.equal(c.network, 'allium');
-    assert.equal(c.directoryKey, dir.publicKey.toString('base64'));
+    assert.equal((c as { directoryKey?: string }).directoryKey, dir.publicKey.toString('base64'));
     assert.ok(c.validAfter <= Date.now() && c.freshUntil > Date.now() && c.validUntil > c.freshUntil);
     const byId = new Map(c.relays.map((r) => [r.id, r]));
     assert.deepEqual(byId.get(exit.descriptor.id)?.flags, ['Running', 'Exit']);

@@ -1,15 +1,20 @@
 // Implements docs/protocol.md §6 (the directory role): loads its data directory, serves the HTTP API,
 // expires relays that stop refreshing.
+import { authorityLabel } from '../core/authority-set.js';
 import { type Logger, silentLogger } from '../log.js';
 import type { HttpLimitStats } from '../net/http-limits.js';
 import { type HttpServerHandle, hostForUrl } from '../net/http-server.js';
+import type { AuthoritySet } from '../wire/authority-docs.js';
+import { loadOrCertifySigner } from './authority-keys.js';
 import { DirectoryError } from './errors.js';
 import { type HttpServerLimits, serveDirectoryHttp } from './http.js';
+import { httpPeerApi } from './peer-api.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { linkReachabilityCheck, type ReachabilityCheck } from './reachability.js';
 import { type ListingLimits, Registry } from './registry.js';
 import { DirectoryService } from './service.js';
 import { DirectoryStore } from './store.js';
+import { AuthorityVoting } from './voting.js';
 
 export interface DirectoryOptions {
   /** Holds directory-key (mode 0600, the 32-byte Ed25519 seed as hex) and relays.json. */
@@ -40,7 +45,16 @@ export interface DirectoryOptions {
   listing?: ListingLimits;
   /** Slow or stalled HTTP clients (defaults: DEFAULT_DIRECTORY_HTTP_LIMITS). */
   http?: Partial<HttpServerLimits>;
+  /**
+   * Run as one authority of this set (its identity key must be this directory's key): vote, compute
+   * the consensus with the others and serve it with their signatures (protocol.md §6.5-§6.9).
+   */
+  authorities?: AuthoritySet;
+  /** Length of a voting period (default DEFAULT_VOTING_INTERVAL_MS). */
+  votingIntervalMs?: number;
 }
+
+export const DEFAULT_VOTING_INTERVAL_MS = 60_000;
 
 export const DEFAULT_RELAY_TTL_MS = 180_000;
 export const DEFAULT_CONSENSUS_FRESH_MS = 60_000;
@@ -60,6 +74,8 @@ export class Directory {
   /** The directory's state and counters (read by metrics and the status page). */
   readonly service: DirectoryService;
   private readonly sweepTimer: NodeJS.Timeout;
+  /** Voting with the other authorities of the set, when started with one. */
+  voting: AuthorityVoting | null = null;
   private stopping: Promise<void> | null = null;
 
   private constructor(
@@ -104,6 +120,17 @@ export class Directory {
         0,
         `key file ${store.keyPath} is readable by others; run: chmod 600 ${store.keyPath}`,
       );
+    const self = opts.authorities?.authorities.find((a) => a.id === key.id.toString('hex'));
+    if (opts.authorities && !self) {
+      throw new DirectoryError(
+        'ALLIUM_AUTHORITY_SET_INVALID',
+        0,
+        `this directory's identity key (id ${key.id.toString('hex')}, in ${store.keyPath}) is not in the authority set: ` +
+          'add it to the set file (`allium directory --print-authority` prints its entry), or start with the data directory of one of its authorities',
+      );
+    }
+    const signer = opts.authorities ? await loadOrCertifySigner(opts.dataDir, key, Date.now()) : null;
+    if (signer?.renewed) log.info('certified a new signing key');
     const state = await store.loadState();
     const registry = new Registry(ttl, opts.listing);
     registry.load(state);
@@ -143,6 +170,27 @@ export class Directory {
       'directory listening',
     );
     const dir = new Directory(http, service, url, opts.dataDir, sweepTimer);
+    if (opts.authorities && self && signer) {
+      const intervalMs = opts.votingIntervalMs ?? DEFAULT_VOTING_INTERVAL_MS;
+      const voting = new AuthorityVoting({
+        set: opts.authorities,
+        self: self.id,
+        signer: signer.signer,
+        intervalMs,
+        freshMs,
+        validMs,
+        relays: (now) => service.voteRelays(now),
+        peers: httpPeerApi(Math.max(500, Math.min(10_000, Math.floor(intervalMs / 4)))),
+        logger: log,
+      });
+      service.voting = voting;
+      dir.voting = voting;
+      voting.start();
+      log.info(
+        { authority: authorityLabel(self), authorities: opts.authorities.authorities.length, intervalMs },
+        'voting with the other authorities',
+      );
+    }
     dir.rateLimiter = rateLimiter;
     dir.httpStats = httpStats;
     return dir;
@@ -153,6 +201,7 @@ export class Directory {
     if (!this.stopping) {
       this.stopping = (async () => {
         clearInterval(this.sweepTimer);
+        this.voting?.stop();
         try {
           await this.http.close();
         } finally {

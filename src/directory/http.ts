@@ -38,6 +38,20 @@ function parseId(params: Record<string, string>): string {
   return r.output;
 }
 
+const periodParam = v.pipe(v.string(), v.regex(/^[0-9]{1,16}$/));
+
+function parsePeriod(params: Record<string, string>): number {
+  const r = v.safeParse(periodParam, params.validAfter);
+  if (!r.success) {
+    throw new DirectoryError(
+      'ALLIUM_HTTP_BAD_REQUEST',
+      400,
+      'a voting period is its start in Unix milliseconds',
+    );
+  }
+  return Number(r.output);
+}
+
 function json(status: number, value: unknown, headers?: Record<string, string>): HttpResponseOut {
   return { status, type: 'application/json; charset=utf-8', body: JSON.stringify(value), headers };
 }
@@ -145,6 +159,16 @@ function routes(service: DirectoryService): Route<Handler>[] {
         body: service.consensusJson(),
         headers: { 'cache-control': 'no-cache' },
       }),
+    },
+    {
+      method: 'GET',
+      path: '/v1/authority/votes/:validAfter',
+      handler: (_req, params) => json(200, service.authorityVotes(parsePeriod(params))),
+    },
+    {
+      method: 'GET',
+      path: '/v1/authority/signature/:validAfter',
+      handler: (_req, params) => json(200, service.authoritySignature(parsePeriod(params))),
     },
     {
       method: 'POST',

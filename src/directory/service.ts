@@ -5,13 +5,20 @@ import type { IdentityKey } from '../crypto/keys.js';
 import { ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { MIN_RELAY_VERSION, versionAtLeast } from '../version.js';
-import type { Consensus } from '../wire/directory-docs.js';
-import { buildConsensus, type ConsensusTiming, nextSerial, selectWithinBudget } from './consensus.js';
+import type { Consensus, ConsensusRelay } from '../wire/directory-docs.js';
+import {
+  buildConsensus,
+  type ConsensusTiming,
+  consensusEntry,
+  nextSerial,
+  selectWithinBudget,
+} from './consensus.js';
 import { DirectoryError } from './errors.js';
 import type { ReachabilityCheck } from './reachability.js';
 import type { Registry, RelayRecord } from './registry.js';
 import { renderStatusPage } from './status-page.js';
 import type { DirectoryStore } from './store.js';
+import type { AuthorityVoting } from './voting.js';
 
 export type { ReachabilityCheck } from './reachability.js';
 
@@ -127,6 +134,14 @@ export interface DirectoryServiceOptions extends ConsensusTiming {
   now?: () => number;
 }
 
+function notAnAuthority(): DirectoryError {
+  return new DirectoryError(
+    'ALLIUM_HTTP_NOT_FOUND',
+    404,
+    'this directory is not one authority of a set (started without --authorities): it neither votes nor signs with others',
+  );
+}
+
 export class DirectoryService {
   readonly key: IdentityKey;
   readonly publicKeyB64: string;
@@ -139,6 +154,8 @@ export class DirectoryService {
   private readonly clock: () => number;
   private serial: number;
   private cache: CachedConsensus | null = null;
+  /** Set when this directory is one authority of a set: the consensus is then the voted one (§6.8). */
+  voting: AuthorityVoting | null = null;
   /** Counters for the metrics endpoint (docs/metrics.md). */
   readonly stats = {
     registrations: { new: 0, changed: 0, refreshed: 0, unreachable: 0 },
@@ -324,7 +341,46 @@ export class DirectoryService {
 
   consensusJson(): string {
     this.stats.consensusFetches++;
+    if (this.voting) {
+      const served = this.voting.served();
+      if (!served) {
+        throw new DirectoryError(
+          'ALLIUM_CONSENSUS_UNAVAILABLE',
+          503,
+          `no consensus yet: ${this.voting.unavailableReason()}; see the status page`,
+        );
+      }
+      return served.json;
+    }
     return this.current().json;
+  }
+
+  /** GET /v1/authority/votes/:validAfter: the votes this authority holds for that period. */
+  authorityVotes(validAfter: number): { votes: unknown[]; current: number } {
+    if (!this.voting) throw notAnAuthority();
+    return this.voting.votesFor(validAfter);
+  }
+
+  /** GET /v1/authority/signature/:validAfter: its signature of the consensus it computed then. */
+  authoritySignature(validAfter: number): { digest: string; signature: unknown } {
+    if (!this.voting) throw notAnAuthority();
+    const sig = this.voting.signatureFor(validAfter);
+    if (!sig) {
+      throw new DirectoryError(
+        'ALLIUM_CONSENSUS_UNAVAILABLE',
+        404,
+        `this authority has computed no consensus for the period from ${new Date(validAfter).toISOString()}`,
+      );
+    }
+    return sig;
+  }
+
+  /** What this authority votes for (§6.7): the relays it checked itself, within the size budget. */
+  voteRelays(now: number): ConsensusRelay[] {
+    const { listed } = selectWithinBudget(this.registry.live(now), this.registry.relaysBudget);
+    return listed
+      .map((r) => consensusEntry(r.descriptor, r.flags))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   liveRelays(): RelayRecord[] {
@@ -334,6 +390,7 @@ export class DirectoryService {
   statusHtml(): string {
     const { consensus } = this.current();
     return renderStatusPage({
+      voting: this.voting?.status(),
       relays: this.liveRelays(),
       consensus,
       directoryId: this.directoryId,

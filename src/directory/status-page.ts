@@ -2,6 +2,8 @@
 import type { Consensus } from '../wire/directory-docs.js';
 import { isExitDescriptor } from './consensus.js';
 import type { RelayRecord } from './registry.js';
+import { renderAuthoritiesSection } from './status-authorities.js';
+import type { VotingStatus } from './voting.js';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -50,6 +52,8 @@ export interface StatusPageInput {
   /** Shown in the header when known. */
   relayTtlMs?: number;
   reachabilityCheck?: boolean;
+  /** This directory is one authority of a set: its votes and signatures of the current period. */
+  voting?: VotingStatus;
 }
 
 function timeCell(id: string, label: string, t: number, now: number): string {
@@ -141,6 +145,7 @@ ${timeCell('fresh-until', 'Fresh until', consensus.freshUntil, now)}
 ${timeCell('valid-until', 'Valid until', consensus.validUntil, now)}
 <dt>Relays</dt><dd id="relay-count">${relays.length} relays, ${exits} ${exits === 1 ? 'exit' : 'exits'}${stale ? ' <span class="stale">(rebuilt on the next request)</span>' : ''}</dd>
 </dl>
+${input.voting ? renderAuthoritiesSection(input.voting) : ''}
 <h2>Relays</h2>
 <table id="relays">
 <thead><tr><th>Nickname</th><th>Id</th><th>Address</th><th>Exit</th><th>Bandwidth</th><th>Uptime</th><th>Last seen</th><th>Version</th></tr></thead>

@@ -162,7 +162,7 @@ describe('DirectoryClient against a scripted server', () => {
     const c = await client().consensus();
     assert.equal(c.serial, 5);
     const fetched = await client().fetchConsensus();
-    assert.deepEqual(fetched.envelope, good);
+    assert.deepEqual(fetched.document, good);
 
     const docFail = async (code: string, opts = {}) =>
       assert.rejects(client().consensus(opts), (err: unknown) => {

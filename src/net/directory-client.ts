@@ -1,11 +1,12 @@
 // Implements docs/protocol.md §6.4 and docs/directory-api.md (client side): talks to the directory over HTTP.
 // Every response is size-capped and validated; a consensus is only returned once openConsensus accepts it.
 import * as v from 'valibot';
-import { DocumentError, type OpenConsensusOptions, openConsensusJson } from '../core/documents.js';
+import { type ConsensusTrust, openTrustedConsensus, type TrustedConsensus } from '../core/consensus-trust.js';
+import { DocumentError, type OpenConsensusOptions } from '../core/documents.js';
 import { relayIdOf } from '../crypto/keys.js';
 import { type AlliumCode, AlliumError, ErrorCode } from '../errors.js';
 import {
-  type Consensus,
+  type ConsensusView,
   isBase64OfLength,
   isIPAddress,
   MAX_CONSENSUS_BYTES,
@@ -73,14 +74,26 @@ const relaySchema = v.object({
   onionKey: key32,
 });
 
+const votesSchema = v.object({
+  votes: v.pipe(v.array(v.unknown()), v.maxLength(64)),
+  current: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+});
+const signatureAnswerSchema = v.object({ digest: hex64, signature: v.unknown() });
+
 export class DirectoryClient {
   readonly url: string;
-  private readonly directoryKey: Buffer | undefined;
+  private readonly trust: ConsensusTrust | undefined;
   private readonly timeoutMs: number;
 
-  constructor(opts: { url: string; directoryKey?: Buffer; timeoutMs?: number }) {
+  /**
+   * `trust` checks the consensus fetched from `url` (an authority, the directory or a cache);
+   * `directoryKey` alone means the directory at `url` signs it.
+   */
+  constructor(opts: { url: string; directoryKey?: Buffer; trust?: ConsensusTrust; timeoutMs?: number }) {
     this.url = opts.url.replace(/\/+$/, '');
-    this.directoryKey = opts.directoryKey;
+    this.trust =
+      opts.trust ??
+      (opts.directoryKey ? { kind: 'directory', url: this.url, key: opts.directoryKey } : undefined);
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_DIRECTORY_TIMEOUT_MS;
   }
 
@@ -120,17 +133,15 @@ export class DirectoryClient {
     return r;
   }
 
-  /** Fetches and verifies the consensus (signature, validity, rollback against opts.minSerial). */
-  async consensus(opts: OpenConsensusOptions = {}): Promise<Consensus> {
+  /** Fetches and verifies the consensus (signatures, validity, rollback against opts.minSerial). */
+  async consensus(opts: OpenConsensusOptions = {}): Promise<ConsensusView> {
     return (await this.fetchConsensus(opts)).consensus;
   }
 
-  /** Like consensus(), and also returns the verified envelope so a caller can cache it on disk. */
-  async fetchConsensus(
-    opts: OpenConsensusOptions = {},
-  ): Promise<{ consensus: Consensus; envelope: SignedEnvelope }> {
-    const key = this.directoryKey;
-    if (!key) {
+  /** Like consensus(), and also returns the verified document so a caller can cache or serve it. */
+  async fetchConsensus(opts: OpenConsensusOptions = {}): Promise<TrustedConsensus> {
+    const trust = this.trust;
+    if (!trust) {
       throw new DirectoryClientError(
         'ALLIUM_DIRECTORY_NO_KEY',
         'no directory public key is configured: a consensus cannot be verified without one',
@@ -145,9 +156,27 @@ export class DirectoryClient {
         cause: err,
       });
     }
-    const consensus = openConsensusJson(json, key, opts);
-    const env = json as SignedEnvelope;
-    return { consensus, envelope: { body: env.body, signature: env.signature } };
+    return openTrustedConsensus(json, trust, opts);
+  }
+
+  /**
+   * The votes an authority holds for the period starting at `validAfter` (its own and those it
+   * fetched from others), unverified: the caller opens each with the authority set (§6.7).
+   */
+  async authorityVotes(
+    validAfter: number,
+    maxBytes: number,
+  ): Promise<{ votes: unknown[]; current?: number }> {
+    const path = `/v1/authority/votes/${validAfter}`;
+    const json = await this.getJson(path, 'GET', undefined, maxBytes);
+    return this.validate(votesSchema, json, path);
+  }
+
+  /** The authority's signature of the consensus it computed for `validAfter`, and that body's SHA-256. */
+  async authoritySignature(validAfter: number): Promise<{ digest: string; signature: unknown }> {
+    const path = `/v1/authority/signature/${validAfter}`;
+    const json = await this.getJson(path, 'GET', undefined, MAX_SMALL_RESPONSE);
+    return this.validate(signatureAnswerSchema, json, path);
   }
 
   /** The directory's public key (GET /v1/key). For operators: clients should be configured with it instead. */

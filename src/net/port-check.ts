@@ -10,3 +10,19 @@ export function checkListenable(host: string, port: number): Promise<void> {
     server.listen({ host, port, exclusive: true }, () => server.close(() => resolve()));
   });
 }
+
+/**
+ * A port on `host` that was free a moment ago, for a process started next that must be named before
+ * it listens (an authority's URL goes into the set every authority reads at start).
+ */
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen({ host, port: 0, exclusive: true }, () => {
+      const addr = server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -7,6 +7,7 @@
 //   key-schedule.ts       onion and link key rotation
 // This class wires them to the listener, the handshake pool and the directory.
 
+import type { ConsensusTrust } from '../core/consensus-trust.js';
 import { ExitPolicy } from '../core/exit-policy.js';
 import { RelayCells, type RelayCellsHost } from '../core/relay-cells.js';
 import type { CircuitEntry, RelayCircuit } from '../core/relay-circuit.js';
@@ -18,7 +19,9 @@ import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DirectoryClient } from '../net/directory-client.js';
 import { type Link, LinkListener } from '../net/link.js';
+import type { AuthoritySet } from '../wire/authority-docs.js';
 import type { Cell } from '../wire/cell.js';
+import { ConsensusCache } from './consensus-cache.js';
 import { ExitSide } from './exit.js';
 import { extendCircuit } from './extend.js';
 import { HandshakePool } from './handshake-pool.js';
@@ -30,12 +33,22 @@ import { LinkTable } from './link-table.js';
 import { DEFAULT_ONION_KEY_POLICY, type OnionKeyPolicy, OnionKeys } from './onion-keys.js';
 import { readStoredPort, storePort } from './port-store.js';
 import { publishedExitPolicy } from './private-ranges.js';
-import { DirectoryRegistration } from './registration.js';
+import { DirectoryRegistration, type RegistrationTarget } from './registration.js';
 
 export interface RelayOptions {
   dataDir: string;
-  directoryUrl: string;
+  /** A single directory to register with. Or, instead, `authorities`. */
+  directoryUrl?: string;
   directoryKey?: Buffer;
+  /** Register with every authority of this set (protocol §6.5); its consensus is the set's. */
+  authorities?: AuthoritySet;
+  /**
+   * Serve the consensus as a cache on this port (0: any free one) at --host, and name it in the
+   * descriptor (protocol §6.11). Unset: no cache.
+   */
+  cachePort?: number;
+  /** How often at most the cache fetches the consensus (default DEFAULT_CACHE_REFRESH_MS). */
+  cacheRefreshMs?: number;
   nickname: string;
   host?: string;
   port?: number;
@@ -72,6 +85,18 @@ export interface RelayOptions {
   inspect?: CellInspector;
 }
 
+function relayTrust(opts: RelayOptions): ConsensusTrust | null {
+  if (opts.authorities) return { kind: 'authorities', set: opts.authorities };
+  if (opts.directoryUrl === undefined) {
+    throw new AlliumError(
+      'ALLIUM_RELAY_OPTIONS',
+      'a relay registers with a directory (--directory URL) or with the authorities of a set (--authorities FILE)',
+    );
+  }
+  if (opts.directoryKey === undefined) return null;
+  return { kind: 'directory', url: opts.directoryUrl.replace(/\/+$/, ''), key: opts.directoryKey };
+}
+
 export class Relay implements RelayCellsHost {
   readonly identity: IdentityKey;
   private readonly onionKeys: OnionKeys;
@@ -84,6 +109,9 @@ export class Relay implements RelayCellsHost {
   private readonly publishedPolicy: string[];
   private readonly log: Logger;
   private readonly registration: DirectoryRegistration;
+  /** What the consensus must be signed by (null: a single directory without a configured key). */
+  private readonly trust: ConsensusTrust | null;
+  private cache: ConsensusCache | null = null;
   readonly limits: RelayLimits;
   /** Answers CREATEs: on this thread at a modest rate, on worker threads past it. */
   readonly handshakes: HandshakePool;
@@ -133,8 +161,15 @@ export class Relay implements RelayCellsHost {
       threads: this.limits.handshakeThreads,
       inlinePerSecond: this.limits.inlineHandshakesPerSecond,
     });
+    this.trust = relayTrust(opts);
+    const targets: RegistrationTarget[] = opts.authorities
+      ? opts.authorities.authorities.map((authority) => ({
+          client: new DirectoryClient({ url: authority.url, trust: this.trust ?? undefined }),
+          authority,
+        }))
+      : [{ client: new DirectoryClient({ url: opts.directoryUrl ?? '', directoryKey: opts.directoryKey }) }];
     this.registration = new DirectoryRegistration(
-      new DirectoryClient({ url: opts.directoryUrl, directoryKey: opts.directoryKey }),
+      targets,
       {
         identity: this.identity,
         onionPublicKey: () => this.onionKeys.current.publicKey,
@@ -144,10 +179,11 @@ export class Relay implements RelayCellsHost {
         exitPolicy: this.publishedPolicy,
         bandwidth: opts.bandwidth ?? 100 * 1024 * 1024,
         family: opts.family,
+        cachePort: () => this.cache?.port,
       },
       this.log,
       opts.refreshMs ?? 60_000,
-      opts.directoryKey !== undefined,
+      !opts.authorities && opts.directoryKey !== undefined,
     );
     this.keys = new KeySchedule({
       onionKeys: this.onionKeys,
@@ -192,8 +228,32 @@ export class Relay implements RelayCellsHost {
     await relay.keys.maintainOnionKeys();
     await relay.listen();
     relay.keys.scheduleLinkKeys();
+    if (opts.cachePort !== undefined) await relay.startCache(opts.cachePort);
     await relay.registration.registerFirst(opts.directoryWaitMs ?? 120_000);
     return relay;
+  }
+
+  private async startCache(port: number): Promise<void> {
+    if (!this.trust) {
+      throw new AlliumError(
+        'ALLIUM_RELAY_OPTIONS',
+        'a consensus cache (--cache-port) checks what it serves: give --directory-key, or --authorities',
+      );
+    }
+    this.cache = await ConsensusCache.start({
+      trust: this.trust,
+      host: this.opts.host ?? '127.0.0.1',
+      port,
+      dataDir: this.opts.dataDir,
+      logger: this.log.child({ part: 'cache' }),
+      refreshMs: this.opts.cacheRefreshMs,
+    });
+    this.log.info({ port: this.cache.port }, 'serving the consensus as a cache');
+  }
+
+  /** The port of the consensus cache, when the relay runs one. */
+  get cachePort(): number | undefined {
+    return this.cache?.port;
   }
 
   /** The onion key CREATEs name now (the one in the relay's current descriptor). */
@@ -301,10 +361,12 @@ export class Relay implements RelayCellsHost {
     // A service manager waits at most a few seconds (docs/deploy.md): the withdrawal gets two, and
     // the listener's close (which waits for every connection) runs while the links are being closed.
     await Promise.race([this.registration.withdraw(), new Promise((r) => setTimeout(r, 2000).unref())]);
+    const cacheClosing = this.cache?.stop();
     const closing = this.listener?.close();
     this.links.closeAll();
     await this.handshakes.close();
     await closing;
+    await cacheClosing;
   }
 
   // ---- what the cell handling asks of the relay (RelayCellsHost) ----

@@ -1,13 +1,14 @@
-// A whole network on this machine: a directory, N relays and a client, each a separate OS process
-// started with the same CLI a user would type.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+// A whole network on this machine: a directory (or a set of directory authorities), N relays and a
+// client, each a separate OS process started with the same CLI a user would type.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../cli/runtime-flags.js';
 import { AlliumError } from '../errors.js';
 import { type DelayLine, startDelayLine } from '../net/delay-line.js';
+import { freePort } from '../net/port-check.js';
 import { socksConnect } from '../net/socks-client.js';
 
 export class TestnetError extends AlliumError {}
@@ -16,6 +17,15 @@ export const CLI_PATH = fileURLToPath(new URL('../cli/main.js', import.meta.url)
 
 export interface TestnetOptions {
   relays: number;
+  /**
+   * Directory authorities (default 1: a single directory). With more, each is its own process
+   * voting every `votingIntervalSeconds`, and relays and the client are given the set's file.
+   */
+  authorities?: number;
+  /** The authorities' voting period (default 2 s: a consensus forms within seconds). */
+  votingIntervalSeconds?: number;
+  /** Relays also serve the consensus as caches (default: with more than one authority). */
+  caches?: boolean;
   exits?: number;
   socks?: { host: string; port: number };
   dataDir?: string;
@@ -127,12 +137,15 @@ function startProcess(
 }
 
 export class Testnet {
+  /** The first authority's (or the directory's) URL and identity key. */
   directoryUrl = '';
   directoryKey = '';
+  /** The authority set file given to every process, when there is more than one authority. */
+  authoritiesFile = '';
+  readonly authorities: ProcessInfo[] = [];
   socksHost = '127.0.0.1';
   socksPort = 0;
   readonly relays: ProcessInfo[] = [];
-  private directory: ProcessInfo | null = null;
   private clientProc: ProcessInfo | null = null;
   private readonly delayLines: DelayLine[] = [];
   private ownsDataDir = false;
@@ -152,6 +165,10 @@ export class Testnet {
 
   static async start(opts: TestnetOptions): Promise<Testnet> {
     if (opts.relays < 3) throw new TestnetError('ALLIUM_TESTNET_RELAYS', 'a testnet needs at least 3 relays');
+    const n = opts.authorities ?? 1;
+    if (!Number.isInteger(n) || n < 1 || n > 15) {
+      throw new TestnetError('ALLIUM_TESTNET_RELAYS', 'a testnet has 1 to 15 directory authorities');
+    }
     const t = new Testnet(opts);
     t.startedAt = performance.now();
     try {
@@ -170,28 +187,62 @@ export class Testnet {
 
   private async boot(): Promise<void> {
     const o = this.opts;
-    this.directory = await startProcess(
-      'directory',
-      [
+    const dirArgs = [
+      '--log-level',
+      this.logLevel,
+      '--relay-ttl',
+      String(o.relayTtlSeconds ?? 180),
+      // Every relay of a test network registers from, and listens on, this machine's loopback.
+      '--max-relays-per-local-address',
+      String(Math.max(32, o.relays)),
+      ...(o.directoryArgs ?? []),
+    ];
+    const n = o.authorities ?? 1;
+    let trustArgs: string[];
+    if (n === 1) {
+      const dir = await startProcess(
         'directory',
-        '--data-dir',
-        join(this.dataDir, 'directory'),
-        '--port',
-        '0',
-        '--log-level',
-        this.logLevel,
-        '--relay-ttl',
-        String(o.relayTtlSeconds ?? 180),
-        // Every relay of a test network registers from, and listens on, this machine's loopback.
-        '--max-relays-per-local-address',
-        String(Math.max(32, o.relays)),
-        ...(o.directoryArgs ?? []),
-      ],
-      o.onLog,
-    );
-    o.onReady?.(this.directory);
-    this.directoryUrl = this.directory.ready.url;
-    this.directoryKey = this.directory.ready.key;
+        ['directory', '--data-dir', join(this.dataDir, 'directory'), '--port', '0', ...dirArgs],
+        o.onLog,
+      );
+      this.authorities.push(dir);
+      o.onReady?.(dir);
+      this.directoryUrl = dir.ready.url;
+      this.directoryKey = dir.ready.key;
+      trustArgs = ['--directory', this.directoryUrl, '--directory-key', this.directoryKey];
+    } else {
+      this.authoritiesFile = await this.writeAuthoritySet(n);
+      const started = await Promise.allSettled(
+        Array.from({ length: n }, (_, i) =>
+          startProcess(
+            `authority${i + 1}`,
+            [
+              'directory',
+              '--data-dir',
+              join(this.dataDir, `authority${i + 1}`),
+              '--port',
+              String(this.authorityPorts[i]),
+              '--authorities',
+              this.authoritiesFile,
+              '--voting-interval',
+              String(o.votingIntervalSeconds ?? 2),
+              ...dirArgs,
+            ],
+            o.onLog,
+          ).then((p) => {
+            o.onReady?.(p);
+            return p;
+          }),
+        ),
+      );
+      for (const r of started) if (r.status === 'fulfilled') this.authorities.push(r.value);
+      const failed = started.find((r) => r.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      this.directoryUrl = this.authorities[0].ready.url;
+      this.directoryKey = this.authorities[0].ready.key;
+      trustArgs = ['--authorities', this.authoritiesFile];
+    }
+    const caches = o.caches ?? n > 1;
     const exits = Math.min(o.relays, o.exits ?? Math.max(1, Math.floor(o.relays / 2)));
     const starts: Promise<ProcessInfo>[] = [];
     const delayMs = o.linkDelayMs ?? 0;
@@ -224,10 +275,9 @@ export class Testnet {
       }
       const args = [
         'relay',
-        '--directory',
-        this.directoryUrl,
-        '--directory-key',
-        this.directoryKey,
+        ...trustArgs,
+        // Behind a delay line the relay's advertised address is the line's, where no cache listens.
+        ...(caches && delayArgs.length === 0 ? ['--cache-port', '0'] : []),
         '--data-dir',
         join(this.dataDir, nickname),
         '--nickname',
@@ -257,10 +307,7 @@ export class Testnet {
       'client',
       [
         'client',
-        '--directory',
-        this.directoryUrl,
-        '--directory-key',
-        this.directoryKey,
+        ...trustArgs,
         '--socks',
         `${socks.host.includes(':') ? `[${socks.host}]` : socks.host}:${socks.port}`,
         '--log-level',
@@ -284,12 +331,43 @@ export class Testnet {
     return this.clientProc?.proc ?? null;
   }
 
+  /** The directory, or the first authority. */
   get directoryProcess(): ChildProcess | null {
-    return this.directory?.proc ?? null;
+    return this.authorities[0]?.proc ?? null;
   }
 
   get processes(): ProcessInfo[] {
-    return [this.directory, ...this.relays, this.clientProc].filter((p): p is ProcessInfo => p !== null);
+    return [...this.authorities, ...this.relays, this.clientProc].filter((p): p is ProcessInfo => p !== null);
+  }
+
+  private authorityPorts: number[] = [];
+
+  /**
+   * Makes each authority's key (`allium directory --print-authority`) on a port free now, and writes
+   * the set every process is given.
+   */
+  private async writeAuthoritySet(n: number): Promise<string> {
+    const entries: unknown[] = [];
+    for (let i = 0; i < n; i++) {
+      const port = await freePort('127.0.0.1');
+      this.authorityPorts.push(port);
+      const { stdout } = await runCli([
+        'directory',
+        '--data-dir',
+        join(this.dataDir, `authority${i + 1}`),
+        '--port',
+        String(port),
+        '--print-authority',
+        `auth${i + 1}`,
+      ]);
+      entries.push(JSON.parse(stdout.trim()));
+    }
+    const file = join(this.dataDir, 'authorities.json');
+    writeFileSync(
+      file,
+      `${JSON.stringify({ format: 'allium-authorities', version: 1, authorities: entries }, null, 2)}\n`,
+    );
+    return file;
   }
 
   /** Stops every process (SIGTERM, then SIGKILL after 3 s) and removes a temporary data directory. */
@@ -313,6 +391,27 @@ export class Testnet {
     for (const line of this.delayLines.splice(0)) await line.close();
     if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
   }
+}
+
+/** One short `allium` command (no ready line), its output. */
+function runCli(args: string[]): Promise<{ stdout: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [CLI_PATH, ...args],
+      { env: { ...RUNTIME_ENV, ...process.env }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        if (err) {
+          reject(
+            new TestnetError(
+              'ALLIUM_TESTNET_EXIT',
+              `allium ${args[0]} failed: ${stderr.slice(-2000) || err.message}`,
+            ),
+          );
+        } else resolve({ stdout });
+      },
+    );
+  });
 }
 
 function splitHostPort(s: string): [string, number] {

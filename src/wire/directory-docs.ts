@@ -49,6 +49,8 @@ export interface RelayDescriptor {
   published: number;
   /** Relay ids (hex) of relays run by the same operator; paths avoid two relays that list each other. */
   family?: string[];
+  /** The port at `address` where this relay serves the consensus over HTTP (a cache, §6.11). */
+  cachePort?: number;
 }
 
 export interface ConsensusRelay extends RelayDescriptor {
@@ -64,6 +66,12 @@ export interface Consensus {
   directoryKey: string;
   relays: ConsensusRelay[];
 }
+
+/**
+ * What a client builds circuits from, however it was signed: by one directory key (§6.3) or by a
+ * majority of the authorities (§6.8-§6.10).
+ */
+export type ConsensusView = Omit<Consensus, 'directoryKey'>;
 
 export interface WithdrawBody {
   id: string;
@@ -116,15 +124,15 @@ export function isBase64OfLength(s: string, len: number): boolean {
   return b.length === len && b.toString('base64') === s;
 }
 
-const HEX64_RE = /^[0-9a-f]{64}$/;
-const NICKNAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
+export const HEX64_RE = /^[0-9a-f]{64}$/;
+export const NICKNAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
 // Printable ASCII only: version strings end up in logs and the status page.
 const VERSION_RE = /^[\x21-\x7e]{1,64}$/;
 const FLAG_RE = /^[A-Za-z][A-Za-z0-9]{0,31}$/;
 // ms timestamps: non-negative integers a double holds exactly.
-const timestamp = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
+export const timestamp = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
 
-const key32 = (what: string) =>
+export const key32 = (what: string) =>
   v.pipe(
     v.string(),
     v.check((s) => isBase64OfLength(s, 32), `must be base64 of a 32-byte ${what}`),
@@ -150,13 +158,14 @@ const descriptorShape = {
       v.maxLength(MAX_FAMILY_MEMBERS, `must list at most ${MAX_FAMILY_MEMBERS} relays`),
     ),
   ),
+  cachePort: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535))),
 };
 
 // Unknown fields are dropped rather than refused, so a later protocol minor version can add fields
 // without old directories rejecting its descriptors (the signature covers the body text anyway).
 const descriptorSchema = v.object(descriptorShape);
 
-const consensusRelaySchema = v.object({
+export const consensusRelaySchema = v.object({
   ...descriptorShape,
   flags: v.pipe(
     v.array(v.pipe(v.string(), v.regex(FLAG_RE, 'must be a short alphanumeric flag'))),
@@ -197,7 +206,7 @@ const consensusSchema = v.pipe(
 );
 
 /** One step of an issue path, in the shape valibot reports its own. */
-function issuePath(input: unknown, key: string | number): v.IssuePathItem {
+export function issuePath(input: unknown, key: string | number): v.IssuePathItem {
   const container = input as Record<string | number, unknown>;
   return Array.isArray(input)
     ? { type: 'array', origin: 'value', input: input as unknown[], key: key as number, value: container[key] }
@@ -232,7 +241,7 @@ export function describeIssues(issues: readonly v.BaseIssue<unknown>[] | undefin
   return { field: path.length > 0 ? path.join('.') : '(document)', text: issue ? issue.message : 'invalid' };
 }
 
-function validate<const S extends v.GenericSchema>(
+export function validate<const S extends v.GenericSchema>(
   schema: S,
   value: unknown,
   code: AlliumCode,
@@ -244,7 +253,7 @@ function validate<const S extends v.GenericSchema>(
   throw new DirectoryDocError(code, `${what}: field "${field}" ${text}`, field);
 }
 
-function parseJsonBody(body: string, maxBytes: number, code: AlliumCode, what: string): unknown {
+export function parseJsonBody(body: string, maxBytes: number, code: AlliumCode, what: string): unknown {
   if (typeof body !== 'string') throw new DirectoryDocError(code, `${what}: the body must be a JSON string`);
   // Every UTF-16 code unit takes at least one UTF-8 byte, so the length test alone rejects huge
   // inputs without Buffer.byteLength walking them.
@@ -314,5 +323,6 @@ export function descriptorFields(d: RelayDescriptor): RelayDescriptor {
     published: d.published,
     // Only when present, so descriptors without a family serialise (and sign) as before.
     ...(d.family ? { family: [...d.family] } : {}),
+    ...(d.cachePort !== undefined ? { cachePort: d.cachePort } : {}),
   };
 }

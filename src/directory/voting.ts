@@ -1,0 +1,473 @@
+// Implements docs/protocol.md §6.7-§6.9 at an authority (docs/directory.md "Several authorities"):
+// each voting period it signs its vote, gathers the others' (from every authority, which pass on
+// what they hold), computes the consensus by the rule of §6.8, signs it, gathers the others'
+// signatures of the same bytes, and serves the newest consensus that a majority signed. Why a vote
+// or signature is missing is kept for the status page and the log.
+import {
+  type AuthoritySigner,
+  consensusBodyText,
+  consensusSignatureProblem,
+  openVote,
+  signConsensusBody,
+  signVote,
+} from '../core/authority-documents.js';
+import { authorityLabel, majorityOf } from '../core/authority-set.js';
+import { computeConsensus } from '../core/consensus-rule.js';
+import { sha256 } from '../crypto/keys.js';
+import type { Logger } from '../log.js';
+import {
+  type AuthorityConsensus,
+  type AuthorityEntry,
+  type AuthoritySet,
+  type ConsensusSignature,
+  parseConsensusSignature,
+  type Vote,
+  type VoteDocument,
+} from '../wire/authority-docs.js';
+import type { ConsensusRelay } from '../wire/directory-docs.js';
+
+/** How an authority asks another for votes and signatures (DirectoryClient over HTTP). */
+export interface PeerApi {
+  votes(peer: AuthorityEntry, validAfter: number): Promise<{ votes: unknown[]; current?: number }>;
+  /** Null when the peer has computed no consensus for that period. */
+  signature(peer: AuthorityEntry, validAfter: number): Promise<{ digest: string; signature: unknown } | null>;
+}
+
+export interface VotingOptions {
+  set: AuthoritySet;
+  /** This authority's id. */
+  self: string;
+  signer: AuthoritySigner;
+  /** Length of a voting period (ms); periods start at multiples of it since the epoch. */
+  intervalMs: number;
+  /** What this authority proposes for freshUntil - validAfter and validUntil - validAfter (ms). */
+  freshMs: number;
+  validMs: number;
+  /** The relays this authority checked itself, with their flags, in id order. */
+  relays: (now: number) => ConsensusRelay[];
+  peers: PeerApi;
+  logger: Logger;
+  now?: () => number;
+}
+
+interface ComputedConsensus {
+  consensus: AuthorityConsensus;
+  body: string;
+  digest: string;
+}
+
+/** Everything one authority holds about one period. */
+interface Period {
+  validAfter: number;
+  votes: Map<string, { doc: VoteDocument; vote: Vote }>;
+  voteProblems: Map<string, string>;
+  computed: ComputedConsensus | null;
+  /** Why no consensus was computed (too few votes), when so. */
+  computeProblem: string | null;
+  signatures: Map<string, ConsensusSignature>;
+  signatureProblems: Map<string, string>;
+  /** The served JSON, remade when a signature arrives. */
+  json: string | null;
+  reported: boolean;
+}
+
+/** One authority's view of one period, for the status page. */
+export interface AuthorityRow {
+  nickname: string;
+  id: string;
+  url: string;
+  self: boolean;
+  vote: {
+    held: boolean;
+    relays?: number;
+    problem?: string;
+    /**
+     * Where the vote differs from the consensus computed: relays it lists that fewer than a majority
+     * voted for (left out), and listed relays it lacks (it dropped or never checked them).
+     */
+    leftOut?: number;
+    lacking?: number;
+  };
+  signature: { held: boolean; problem?: string };
+}
+
+export interface VotingStatus {
+  validAfter: number;
+  majority: number;
+  configured: number;
+  computed: { serial: number; relays: number; digest: string; votes: number } | null;
+  computeProblem: string | null;
+  signatures: number;
+  /** The period of the consensus served now, if any. */
+  servedValidAfter: number | null;
+  authorities: AuthorityRow[];
+}
+
+const KEEP_PERIODS = 4;
+
+function voteDifference(vote: Vote, listed: ReadonlySet<string>): { leftOut: number; lacking: number } {
+  const voted = new Set(vote.relays.map((r) => r.id));
+  let leftOut = 0;
+  for (const id of voted) if (!listed.has(id)) leftOut++;
+  let lacking = 0;
+  for (const id of listed) if (!voted.has(id)) lacking++;
+  return { leftOut, lacking };
+}
+
+export class AuthorityVoting {
+  private readonly o: VotingOptions;
+  private readonly clock: () => number;
+  private readonly periods = new Map<number, Period>();
+  private readonly needed: number;
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+  private stopped = false;
+  private readonly saidDifference = new Map<string, { leftOut: number; lacking: number }>();
+
+  constructor(opts: VotingOptions) {
+    this.o = opts;
+    this.clock = opts.now ?? Date.now;
+    this.needed = majorityOf(opts.set.authorities.length);
+  }
+
+  periodStart(now: number): number {
+    return Math.floor(now / this.o.intervalMs) * this.o.intervalMs;
+  }
+
+  /** Works through the schedule on a timer until stop(). */
+  start(): void {
+    this.stopped = false;
+    const step = Math.max(50, Math.floor(this.o.intervalMs / 10));
+    const run = () => {
+      if (this.stopped) return;
+      void this.tick().finally(() => {
+        if (this.stopped) return;
+        this.timer = setTimeout(run, step);
+        this.timer.unref();
+      });
+    };
+    run();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /**
+   * One step: the vote of the current period, then the votes missing (until all are held or half
+   * the period has gone), then the consensus, then the signatures missing.
+   */
+  async tick(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      const now = this.clock();
+      const p = this.period(this.periodStart(now));
+      if (!p.computed && !p.computeProblem) {
+        await this.gatherVotes(p);
+        const deadline = p.validAfter + this.o.intervalMs / 2;
+        if (p.votes.size === this.o.set.authorities.length || this.clock() >= deadline) this.compute(p);
+      }
+      if (p.computed && p.signatures.size < this.o.set.authorities.length) await this.gatherSignatures(p);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private period(validAfter: number): Period {
+    let p = this.periods.get(validAfter);
+    if (p) return p;
+    for (const old of this.periods.values()) this.report(old);
+    p = {
+      validAfter,
+      votes: new Map(),
+      voteProblems: new Map(),
+      computed: null,
+      computeProblem: null,
+      signatures: new Map(),
+      signatureProblems: new Map(),
+      json: null,
+      reported: false,
+    };
+    this.periods.set(validAfter, p);
+    while (this.periods.size > KEEP_PERIODS) this.periods.delete(Math.min(...this.periods.keys()));
+    const now = this.clock();
+    const vote: Vote = {
+      network: 'allium',
+      authority: this.o.self,
+      validAfter,
+      freshUntil: validAfter + Math.max(this.o.freshMs, 2 * this.o.intervalMs),
+      validUntil: validAfter + Math.max(this.o.validMs, this.o.freshMs, 2 * this.o.intervalMs),
+      relays: this.o.relays(now),
+    };
+    p.votes.set(this.o.self, { doc: signVote(this.o.signer, vote), vote });
+    return p;
+  }
+
+  private others(): AuthorityEntry[] {
+    return this.o.set.authorities.filter((a) => a.id !== this.o.self);
+  }
+
+  private async gatherVotes(p: Period): Promise<void> {
+    const missing = this.others().filter((a) => !p.votes.has(a.id));
+    // Ask every authority still missing a vote; each answers with every vote it holds, so a vote
+    // reaches us through any authority that could fetch it.
+    await Promise.all(
+      this.others().map(async (peer) => {
+        if (missing.length === 0) return;
+        let answer: { votes: unknown[]; current?: number };
+        try {
+          answer = await this.o.peers.votes(peer, p.validAfter);
+        } catch (err) {
+          if (!p.votes.has(peer.id)) p.voteProblems.set(peer.id, `unreachable: ${(err as Error).message}`);
+          return;
+        }
+        for (const json of answer.votes) this.takeVote(p, json);
+        if (!p.votes.has(peer.id) && !p.voteProblems.has(peer.id)) {
+          const theirs = answer.current;
+          p.voteProblems.set(
+            peer.id,
+            theirs !== undefined && theirs !== p.validAfter
+              ? `no vote for this period: its period starts at ${new Date(theirs).toISOString()}, ours at ${new Date(p.validAfter).toISOString()} (check its clock)`
+              : 'no vote for this period yet',
+          );
+        }
+      }),
+    );
+  }
+
+  private takeVote(p: Period, json: unknown): void {
+    let vote: Vote;
+    try {
+      vote = openVote(json, this.o.set, { now: this.clock() });
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error).message }, 'refused a vote');
+      return;
+    }
+    if (vote.validAfter !== p.validAfter) return;
+    const held = p.votes.get(vote.authority);
+    if (held) {
+      if (held.doc.body !== (json as VoteDocument).body) {
+        p.voteProblems.set(vote.authority, 'signed two different votes for this period: kept the first');
+      }
+      return;
+    }
+    p.votes.set(vote.authority, { doc: json as VoteDocument, vote });
+    p.voteProblems.delete(vote.authority);
+  }
+
+  private compute(p: Period): void {
+    const ids = this.o.set.authorities.map((a) => a.id);
+    try {
+      const { consensus, ignored } = computeConsensus({
+        authorities: ids,
+        votes: [...p.votes.values()].map((v) => v.vote),
+        validAfter: p.validAfter,
+      });
+      for (const i of ignored) p.voteProblems.set(i.authority, i.reason);
+      const body = consensusBodyText(consensus);
+      const digest = sha256(Buffer.from(body, 'utf8')).toString('hex');
+      p.computed = { consensus, body, digest };
+      p.signatures.set(this.o.self, signConsensusBody(this.o.signer, body));
+      p.json = null;
+      this.o.logger.info(
+        {
+          serial: consensus.serial,
+          relays: consensus.relays.length,
+          votes: consensus.authorities.length,
+          digest,
+        },
+        'consensus computed',
+      );
+      const listed = new Set(consensus.relays.map((r) => r.id));
+      for (const a of this.others()) {
+        const held = p.votes.get(a.id);
+        const d = held ? voteDifference(held.vote, listed) : null;
+        const said = this.saidDifference.get(a.id);
+        // Said when it changes, not every period: a standing disagreement is one line in the log.
+        if (d && (d.leftOut !== said?.leftOut || d.lacking !== said?.lacking)) {
+          this.saidDifference.set(a.id, d);
+          if (d.leftOut > 0 || d.lacking > 0) {
+            this.o.logger.warn(
+              { authority: authorityLabel(a), notListed: d.leftOut, lacking: d.lacking },
+              'an authority votes for relays no majority lists, or lacks listed ones: they are left out of (or kept in) the consensus by the majority rule',
+            );
+          }
+        }
+        const why = p.voteProblems.get(a.id);
+        if (!consensus.authorities.includes(a.id)) {
+          this.o.logger.warn(
+            { authority: authorityLabel(a), reason: why ?? 'no vote' },
+            "computed the consensus without this authority's vote",
+          );
+        }
+      }
+    } catch (err) {
+      p.computeProblem = (err as Error).message;
+      this.o.logger.error(
+        { validAfter: p.validAfter, missing: this.describeMissingVotes(p) },
+        `no consensus for this period: ${p.computeProblem}`,
+      );
+    }
+  }
+
+  private describeMissingVotes(p: Period): string[] {
+    return this.others()
+      .filter((a) => !p.votes.has(a.id) || p.voteProblems.has(a.id))
+      .map((a) => `${authorityLabel(a)}: ${p.voteProblems.get(a.id) ?? 'no vote'}`);
+  }
+
+  private async gatherSignatures(p: Period): Promise<void> {
+    const computed = p.computed as ComputedConsensus;
+    await Promise.all(
+      this.others()
+        .filter((peer) => !p.signatures.has(peer.id))
+        .map(async (peer) => {
+          let answer: { digest: string; signature: unknown } | null;
+          try {
+            answer = await this.o.peers.signature(peer, p.validAfter);
+          } catch (err) {
+            p.signatureProblems.set(peer.id, `unreachable: ${(err as Error).message}`);
+            return;
+          }
+          if (answer === null) {
+            p.signatureProblems.set(peer.id, 'has computed no consensus for this period (yet)');
+            return;
+          }
+          if (answer.digest !== computed.digest) {
+            p.signatureProblems.set(
+              peer.id,
+              `computed a different consensus (SHA-256 ${answer.digest.slice(0, 16)}..., ours ${computed.digest.slice(0, 16)}...): it holds other votes`,
+            );
+            return;
+          }
+          let sig: ConsensusSignature;
+          try {
+            sig = parseConsensusSignature(answer.signature);
+          } catch (err) {
+            p.signatureProblems.set(peer.id, `sent a malformed signature: ${(err as Error).message}`);
+            return;
+          }
+          const why = consensusSignatureProblem(sig, computed.body, peer, { now: this.clock() });
+          if (why !== null) {
+            p.signatureProblems.set(peer.id, why);
+            return;
+          }
+          p.signatures.set(peer.id, sig);
+          p.signatureProblems.delete(peer.id);
+          p.json = null;
+        }),
+    );
+  }
+
+  /** Logs, once per period when it is over, the signatures that never came and why. */
+  private report(p: Period): void {
+    if (p.reported || !p.computed) return;
+    p.reported = true;
+    const missing = this.others()
+      .filter((a) => !p.signatures.has(a.id))
+      .map((a) => `${authorityLabel(a)}: ${p.signatureProblems.get(a.id) ?? 'no signature'}`);
+    if (missing.length === 0) return;
+    const n = this.o.set.authorities.length;
+    const line = `${p.signatures.size} of ${n} signatures; need ${this.needed}`;
+    if (p.signatures.size >= this.needed)
+      this.o.logger.warn({ serial: p.validAfter, missing }, `consensus signed: ${line}`);
+    else
+      this.o.logger.error(
+        { serial: p.validAfter, missing },
+        `the consensus of this period never got a majority (${line}): clients keep the previous one`,
+      );
+  }
+
+  /** The votes held for a period (GET /v1/authority/votes/:validAfter), and the current period. */
+  votesFor(validAfter: number): { votes: VoteDocument[]; current: number } {
+    const p = this.periods.get(validAfter);
+    return {
+      votes: p ? [...p.votes.values()].map((v) => v.doc) : [],
+      current: this.periodStart(this.clock()),
+    };
+  }
+
+  /** This authority's signature of its consensus for a period, or null. */
+  signatureFor(validAfter: number): { digest: string; signature: ConsensusSignature } | null {
+    const p = this.periods.get(validAfter);
+    const sig = p?.signatures.get(this.o.self);
+    if (!p?.computed || !sig) return null;
+    return { digest: p.computed.digest, signature: sig };
+  }
+
+  /**
+   * The consensus to serve: the newest one a majority signed, with every signature held; null before
+   * the first (one with fewer signatures is not served: no client would accept it, and a client
+   * starting up would take the refusal for a forgery).
+   */
+  served(): { json: string; consensus: AuthorityConsensus } | null {
+    const p = [...this.periods.values()]
+      .filter((q) => q.computed && q.signatures.size >= this.needed)
+      .sort((a, b) => b.validAfter - a.validAfter)[0];
+    if (!p?.computed) return null;
+    if (p.json === null) {
+      const signatures = this.o.set.authorities
+        .map((a) => p.signatures.get(a.id))
+        .filter((s): s is ConsensusSignature => s !== undefined);
+      p.json = JSON.stringify({ body: p.computed.body, signatures });
+    }
+    return { json: p.json, consensus: p.computed.consensus };
+  }
+
+  /** Why nothing is served: the newest period says (too few votes, or too few signatures yet). */
+  unavailableReason(): string {
+    const newest = [...this.periods.values()]
+      .filter((p) => p.computeProblem || p.computed)
+      .sort((a, b) => b.validAfter - a.validAfter)[0];
+    if (!newest) return 'the authorities are still voting';
+    if (newest.computeProblem) return newest.computeProblem;
+    const n = this.o.set.authorities.length;
+    const missing = this.others()
+      .filter((a) => !newest.signatures.has(a.id))
+      .map((a) => `${authorityLabel(a)}: ${newest.signatureProblems.get(a.id) ?? 'not fetched yet'}`);
+    return `the consensus of the period from ${new Date(newest.validAfter).toISOString()} has ${newest.signatures.size} of ${n} signatures; need ${this.needed} (${missing.join('; ')})`;
+  }
+
+  status(): VotingStatus {
+    const now = this.clock();
+    const p = this.periods.get(this.periodStart(now)) ?? [...this.periods.values()].at(-1);
+    const listed = p?.computed ? new Set(p.computed.consensus.relays.map((r) => r.id)) : null;
+    const served = this.served();
+    return {
+      validAfter: p?.validAfter ?? this.periodStart(now),
+      majority: this.needed,
+      configured: this.o.set.authorities.length,
+      computed: p?.computed
+        ? {
+            serial: p.computed.consensus.serial,
+            relays: p.computed.consensus.relays.length,
+            digest: p.computed.digest,
+            votes: p.computed.consensus.authorities.length,
+          }
+        : null,
+      computeProblem: p?.computeProblem ?? null,
+      signatures: p?.signatures.size ?? 0,
+      servedValidAfter: served?.consensus.validAfter ?? null,
+      authorities: this.o.set.authorities.map((a) => {
+        const vote = p?.votes.get(a.id);
+        const differs = vote && listed ? voteDifference(vote.vote, listed) : {};
+        return {
+          nickname: a.nickname,
+          id: a.id,
+          url: a.url,
+          self: a.id === this.o.self,
+          vote: {
+            held: vote !== undefined,
+            relays: vote?.vote.relays.length,
+            problem: p?.voteProblems.get(a.id),
+            ...differs,
+          },
+          signature: { held: p?.signatures.has(a.id) ?? false, problem: p?.signatureProblems.get(a.id) },
+        };
+      }),
+    };
+  }
+}
