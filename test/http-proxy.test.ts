@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -22,6 +23,24 @@ import {
 } from './helpers/web.js';
 
 const run = promisify(execFile);
+
+/** Sends CONNECT `authority` to the proxy at `proxyUrl` and returns all it answers until it closes. */
+function rawConnect(proxyUrl: string, authority: string): Promise<string> {
+  const { hostname, port } = new URL(proxyUrl);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const s = net.connect(Number(port), hostname, () =>
+      s.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`),
+    );
+    const timer = setTimeout(() => s.destroy(new Error('no answer within 60 s')), 60_000);
+    s.on('data', (c) => chunks.push(c));
+    s.on('error', reject);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    });
+  });
+}
 
 describe('the HTTP proxy of a client process in a testnet', () => {
   let tn: Testnet;
@@ -236,8 +255,10 @@ describe('the HTTP proxy of a client process in a testnet', () => {
         (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
         (e) => e as { code: number; stdout: string; stderr: string },
       );
-    const usual = await viaTunnel(proxy);
-    assert.match(usual.stderr, /502/, usual.stderr);
+    // The plain proxy's answer, read off the socket: curl sometimes reports a CONNECT answered and
+    // closed within a few ms as a failed getpeername() instead of printing the status.
+    const usual = await rawConnect(proxy, `127.0.0.1:${closed}`);
+    assert.match(usual, /^HTTP\/1\.1 502 /, usual);
     const early = await viaTunnel(optimisticProxy);
     assert.notEqual(early.code, 0, 'curl fails');
     assert.match(early.stdout, /^HTTP\/1\.1 200 Connection Established/, 'the tunnel was answered at once');

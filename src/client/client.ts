@@ -5,9 +5,9 @@
 //   circuit-pool.ts   the open circuits by isolation key, spares, retiring unused ones
 //   client-circuit.ts one circuit (its build and receive path are core/circuit-build.ts and
 //                     core/circuit-receive.ts)
+//   client-options.ts what a client is started with, and whom it trusts for the consensus
 
 import { cacheUrlsOf } from '../core/consensus-caches.js';
-import type { ConsensusTrust } from '../core/consensus-trust.js';
 import { PathError } from '../core/path-selection.js';
 import { DEFAULT_RECEIVE_BUDGET_CELLS, ReceiveBudgets } from '../core/receive-budget.js';
 import { type CircuitStream, StreamError } from '../core/stream-mux.js';
@@ -16,85 +16,20 @@ import { type Logger, silentLogger } from '../log.js';
 import { ConsensusSources } from '../net/consensus-sources.js';
 import type { Link } from '../net/link.js';
 import { MIN_LARGE_WINDOW_VERSION, MIN_LINK_BOUND_VERSION, versionAtLeast } from '../version.js';
-import type { AuthoritySet } from '../wire/authority-docs.js';
 import { DestroyReason, EndReason } from '../wire/constants.js';
 import type { ConsensusView as Consensus, ConsensusRelay } from '../wire/directory-docs.js';
 import { CircuitPool } from './circuit-pool.js';
 import { CircuitError, ClientCircuit } from './client-circuit.js';
 import { ClientError } from './client-error.js';
+import { type ClientOptions, type ConnectOptions, clientTrust } from './client-options.js';
 import { ConsensusKeeper } from './consensus-keeper.js';
 import { FailureRefresh, waitForConsensus } from './consensus-wait.js';
 import { EntryLinks } from './entry-links.js';
-import type { GuardBias, PathBiasOptions } from './path-bias.js';
+import type { GuardBias } from './path-bias.js';
 import { PathChoice } from './path-choice.js';
 
-export interface ClientOptions {
-  /** A single directory: its URL and key. Or, instead, `authorities`. */
-  directoryUrl?: string;
-  directoryKey?: Buffer;
-  /** The authority set: a consensus counts only when a strict majority of it signed it (§6.10). */
-  authorities?: AuthoritySet;
-  /** Caches (URLs) to ask for the consensus besides those the consensus lists (§6.11). */
-  caches?: string[];
-  /** Relays per circuit, at least 3 unless `allowShortPaths` (tests). */
-  pathLength?: number;
-  /**
-   * The entry's keys from the link's own handshake, so the first EXTEND follows the CREATE at once
-   * (protocol §3.6; entries whose release takes it). Default true; false runs ntor with the entry too.
-   */
-  linkBoundFirstHop?: boolean;
-  allowShortPaths?: boolean;
-  /**
-   * A circuit takes new streams for this long after it was built (Tor: 10 minutes); once past it
-   * and without a stream, it is closed.
-   */
-  circuitLifetimeMs?: number;
-  /** A circuit that carried no stream for this long is closed (default 1 minute); spares are kept. */
-  circuitIdleMs?: number;
-  /** Consensus wait at start: keep asking until it lists this many relays. */
-  minRelays?: number;
-  startTimeoutMs?: number;
-  /**
-   * Circuits built ahead of need (default 2), so a stream with a new isolation key does not wait for
-   * a build. A spare is never used before it is handed to one isolation key.
-   */
-  spareCircuits?: number;
-  /** Caches the last verified consensus here, so a restart rides out a directory outage. */
-  dataDir?: string;
-  /**
-   * DATA cells in flight toward this client per entry link, shared by its circuits (protocol §5.1;
-   * default 512, 2 MiB): more lets one download run faster on a long path, less keeps queues short.
-   */
-  receiveBudgetCells?: number;
-  /** Thresholds of path-bias accounting per entry guard (src/client/path-bias.ts; defaults after Tor's). */
-  pathBias?: PathBiasOptions;
-  logger?: Logger;
-}
-
-export interface ConnectOptions {
-  /** Streams with different isolation keys never share a circuit. */
-  isolation?: string;
-  /**
-   * Resolve at once with a stream whose writes go right behind the BEGIN (one round trip saved
-   * for a request known up front); the exit's answer settles `stream.connected`, and a refusal
-   * fails the stream. Only the circuit choice is retried, never the stream.
-   */
-  optimistic?: boolean;
-}
-
 export { ClientError } from './client-error.js';
-
-/** What the client's consensus must be signed by: the authority set, else the one directory's key. */
-function clientTrust(opts: ClientOptions): ConsensusTrust {
-  if (opts.authorities) return { kind: 'authorities', set: opts.authorities };
-  if (opts.directoryUrl === undefined || opts.directoryKey === undefined) {
-    throw new ClientError(
-      'ALLIUM_DIRECTORY_NO_KEY',
-      'a client needs the authority set (--authorities FILE), or a directory URL and its key (--directory, --directory-key)',
-    );
-  }
-  return { kind: 'directory', url: opts.directoryUrl.replace(/\/+$/, ''), key: opts.directoryKey };
-}
+export type { ClientOptions, ConnectOptions } from './client-options.js';
 
 export class AlliumClient {
   private readonly keeper: ConsensusKeeper;
