@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import { test } from 'node:test';
 import { openConsensusJson, signDescriptor } from '../../src/core/documents.js';
 import { IdentityKey } from '../../src/crypto/keys.js';
@@ -66,6 +67,30 @@ function fakeDescriptor(i: number, opts: { rules: boolean }): SignedEnvelope {
   return signDescriptor(identity, descriptor);
 }
 
+/**
+ * POSTs a JSON body on a connection of its own, closed after the answer. An attacker has no use for
+ * keep-alive, and a kept connection that the directory closes after its idle timeout just as the
+ * next request goes out (the client's timer late on a busy machine) would fail the request for a
+ * reason that is not the directory's.
+ */
+function postOnNewConnection(url: string, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method: 'POST', agent: false, headers: { 'content-type': 'application/json', connection: 'close' } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 interface FloodResult {
   statuses: Map<string, number>;
   consensusFetches: number;
@@ -91,12 +116,8 @@ async function flood(
   const poster = async () => {
     while (next < envelopes.length && full < (opts.stopAfterFull ?? Number.POSITIVE_INFINITY)) {
       const env = envelopes[next++];
-      const res = await fetch(`${url}/v1/relays`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(env),
-      });
-      const body = (await res.json()) as { error?: { code: string } };
+      const res = await postOnNewConnection(`${url}/v1/relays`, JSON.stringify(env));
+      const body = JSON.parse(res.body) as { error?: { code: string } };
       const k = `${res.status} ${body.error?.code ?? 'listed'}`;
       statuses.set(k, (statuses.get(k) ?? 0) + 1);
       if (res.status === 503) full++;
