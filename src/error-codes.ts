@@ -15,6 +15,7 @@ export const ERROR_AREAS = {
   circuit: 'Circuits, handshakes and cells',
   path: 'Choosing a path',
   stream: 'Streams and exits',
+  onion: 'Onion services',
   fetch: '`allium fetch` and the library',
   testnet: 'Test networks and their SOCKS client',
 } as const;
@@ -709,6 +710,29 @@ export const ERROR_CATALOGUE = {
     area: 'stream',
     meaning: 'after the client ended a stream, the destination neither read nor answered; the exit reset it',
     remedy: 'nothing: a destination that stopped reading',
+  },
+
+  // ---- Onion services ----
+  ALLIUM_ONION_ADDRESS: {
+    area: 'onion',
+    meaning:
+      'a `.allium` address is malformed: not 56 letters a-z and digits 2-7 before `.allium`, or not base32',
+    remedy: 'copy the whole address the service printed at start (56 characters, then `.allium`)',
+  },
+  ALLIUM_ONION_ADDRESS_CHECKSUM: {
+    area: 'onion',
+    meaning: "a `.allium` address's checksum does not match its key: a character was mistyped or lost",
+    remedy: 'copy the address again from the service; one changed character makes another address',
+  },
+  ALLIUM_ONION_ADDRESS_VERSION: {
+    area: 'onion',
+    meaning: 'a `.allium` address names an address version this release does not know',
+    remedy: 'upgrade Allium, or ask the service for an address of version 1',
+  },
+  ALLIUM_ONION_ADDRESS_KEY: {
+    area: 'onion',
+    meaning: 'a `.allium` address has a valid checksum but its key is not a usable Ed25519 public key',
+    remedy: 'the address was made by hand or by broken software; ask the service for its address again',
   },
 
   // ---- `allium fetch` and the library ----

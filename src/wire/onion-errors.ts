@@ -1,0 +1,20 @@
+// Implements docs/protocol.md §8 (the one error type of onion service addresses, descriptors and
+// introductions, shared by wire, crypto and core so a caller matches one class).
+import { AlliumError } from '../errors.js';
+
+export type OnionErrorCode =
+  | 'ALLIUM_ONION_ADDRESS'
+  | 'ALLIUM_ONION_ADDRESS_CHECKSUM'
+  | 'ALLIUM_ONION_ADDRESS_VERSION'
+  | 'ALLIUM_ONION_ADDRESS_KEY';
+
+/**
+ * A refused onion address, descriptor or introduction. Bytes that do not parse at all are a
+ * WireError instead (as for every other message); this says what was wrong with bytes that did.
+ */
+export class OnionError extends AlliumError {
+  declare readonly code: OnionErrorCode;
+  constructor(code: OnionErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
