@@ -770,7 +770,8 @@ export const ERROR_CATALOGUE = {
   },
   ALLIUM_ONION_INTRODUCE_REPLAY: {
     area: 'onion',
-    meaning: 'an INTRODUCE2 repeated the key of one the service already answered through that introduction point',
+    meaning:
+      'an INTRODUCE2 repeated the key of one the service already answered through that introduction point',
     remedy: 'a replay (by the introduction point or someone who recorded it); the service drops it',
   },
   ALLIUM_ONION_INTRO_EXHAUSTED: {
@@ -782,7 +783,8 @@ export const ERROR_CATALOGUE = {
     area: 'onion',
     meaning:
       "the service's answer at the rendezvous point did not prove the key of its descriptor (or held an unusable key)",
-    remedy: 'a relay on the path forged or changed the answer; the client tries again with a new rendezvous point',
+    remedy:
+      'a relay on the path forged or changed the answer; the client tries again with a new rendezvous point',
   },
 
   // ---- `allium fetch` and the library ----
