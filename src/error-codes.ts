@@ -15,6 +15,7 @@ export const ERROR_AREAS = {
   circuit: 'Circuits, handshakes and cells',
   path: 'Choosing a path',
   stream: 'Streams and exits',
+  onion: 'Onion services',
   fetch: '`allium fetch` and the library',
   testnet: 'Test networks and their SOCKS client',
 } as const;
@@ -743,6 +744,81 @@ export const ERROR_CATALOGUE = {
     area: 'stream',
     meaning: 'after the client ended a stream, the destination neither read nor answered; the exit reset it',
     remedy: 'nothing: a destination that stopped reading',
+  },
+
+  // ---- Onion services ----
+  ALLIUM_ONION_ADDRESS: {
+    area: 'onion',
+    meaning:
+      'a `.allium` address is malformed: not 56 letters a-z and digits 2-7 before `.allium`, or not base32',
+    remedy: 'copy the whole address the service printed at start (56 characters, then `.allium`)',
+  },
+  ALLIUM_ONION_ADDRESS_CHECKSUM: {
+    area: 'onion',
+    meaning: "a `.allium` address's checksum does not match its key: a character was mistyped or lost",
+    remedy: 'copy the address again from the service; one changed character makes another address',
+  },
+  ALLIUM_ONION_ADDRESS_VERSION: {
+    area: 'onion',
+    meaning: 'a `.allium` address names an address version this release does not know',
+    remedy: 'upgrade Allium, or ask the service for an address of version 1',
+  },
+  ALLIUM_ONION_ADDRESS_KEY: {
+    area: 'onion',
+    meaning: 'a `.allium` address has a valid checksum but its key is not a usable Ed25519 public key',
+    remedy: 'the address was made by hand or by broken software; ask the service for its address again',
+  },
+  ALLIUM_ONION_DESCRIPTOR_SIGNATURE: {
+    area: 'onion',
+    meaning: "an onion service descriptor's signature does not verify under the key it names",
+    remedy: 'a tampered or forged descriptor; it is refused and the next store is asked',
+  },
+  ALLIUM_ONION_DESCRIPTOR_KEY: {
+    area: 'onion',
+    meaning: 'a store answered with a descriptor for another blinded key than the one asked for',
+    remedy: 'a misbehaving store; the client asks the next one',
+  },
+  ALLIUM_ONION_DESCRIPTOR_EXPIRED: {
+    area: 'onion',
+    meaning:
+      'an onion service descriptor has expired, or claims to live longer than descriptors may (3 hours)',
+    remedy: "check this machine's clock; a running service publishes a fresh descriptor every hour",
+  },
+  ALLIUM_ONION_DESCRIPTOR_DECRYPT: {
+    area: 'onion',
+    meaning:
+      "an onion service descriptor's inner layer does not decrypt for this address and period (tampered, or another service)",
+    remedy: 'a tampered descriptor; the client asks the next store',
+  },
+  ALLIUM_ONION_ESTABLISH_INTRO_AUTH: {
+    area: 'onion',
+    meaning:
+      'an ESTABLISH_INTRO was not signed by the key it names, or was made for another circuit; the introduction point refuses it',
+    remedy: 'a service of another release, or a replayed message; nothing to do at the relay',
+  },
+  ALLIUM_ONION_INTRODUCE_AUTH: {
+    area: 'onion',
+    meaning:
+      "an INTRODUCE2 failed its MAC or carried an unusable key: not made by a client that read the service's descriptor",
+    remedy: 'a forged or changed introduction; the service drops it',
+  },
+  ALLIUM_ONION_INTRODUCE_REPLAY: {
+    area: 'onion',
+    meaning:
+      'an INTRODUCE2 repeated the key of one the service already answered through that introduction point',
+    remedy: 'a replay (by the introduction point or someone who recorded it); the service drops it',
+  },
+  ALLIUM_ONION_INTRO_EXHAUSTED: {
+    area: 'onion',
+    meaning: 'an introduction point has taken all the introductions its replay cache can hold',
+    remedy: 'nothing: the service replaces that introduction point and publishes a new descriptor',
+  },
+  ALLIUM_ONION_RENDEZVOUS_AUTH: {
+    area: 'onion',
+    meaning:
+      "the service's answer at the rendezvous point did not prove the key of its descriptor (or held an unusable key)",
+    remedy:
+      'a relay on the path forged or changed the answer; the client tries again with a new rendezvous point',
   },
 
   // ---- `allium fetch` and the library ----

@@ -52,6 +52,20 @@ export const RelayCommand = {
   TRUNCATE: 8,
   TRUNCATED: 9,
   DROP: 10,
+  // Onion services (§8.5), with Tor's numbers so a reader of rend-spec-v3 knows them.
+  ESTABLISH_INTRO: 32,
+  ESTABLISH_RENDEZVOUS: 33,
+  INTRODUCE1: 34,
+  INTRODUCE2: 35,
+  RENDEZVOUS1: 36,
+  RENDEZVOUS2: 37,
+  INTRO_ESTABLISHED: 38,
+  RENDEZVOUS_ESTABLISHED: 39,
+  INTRODUCE_ACK: 40,
+  HS_DESC_STORE: 41,
+  HS_DESC_STORED: 42,
+  HS_DESC_FETCH: 43,
+  HS_DESC_FETCHED: 44,
 } as const;
 export type RelayCommand = (typeof RelayCommand)[keyof typeof RelayCommand];
 
