@@ -192,7 +192,13 @@ export class AuthorityVoting {
       reported: false,
     };
     this.periods.set(validAfter, p);
-    while (this.periods.size > KEEP_PERIODS) this.periods.delete(Math.min(...this.periods.keys()));
+    // The newest consensus a majority signed is kept past KEEP_PERIODS: while no newer one forms it
+    // is still served, until it expires.
+    const keep = this.newestSigned()?.validAfter;
+    for (let i = 0; i < KEEP_PERIODS + 2 && this.periods.size > KEEP_PERIODS; i++) {
+      const oldest = Math.min(...[...this.periods.keys()].filter((k) => k !== keep));
+      this.periods.delete(oldest);
+    }
     const now = this.clock();
     const vote: Vote = {
       network: 'allium',
@@ -404,8 +410,11 @@ export class AuthorityVoting {
    * starting up would take the refusal for a forgery).
    */
   served(): { json: string; consensus: AuthorityConsensus } | null {
+    const now = this.clock();
+    // An expired consensus is not served either: no client takes it, and the 503 instead says why
+    // no newer one formed.
     const p = [...this.periods.values()]
-      .filter((q) => q.computed && q.signatures.size >= this.needed)
+      .filter((q) => q.computed && q.signatures.size >= this.needed && q.computed.consensus.validUntil >= now)
       .sort((a, b) => b.validAfter - a.validAfter)[0];
     if (!p?.computed) return null;
     if (p.json === null) {
@@ -423,12 +432,28 @@ export class AuthorityVoting {
       .filter((p) => p.computeProblem || p.computed)
       .sort((a, b) => b.validAfter - a.validAfter)[0];
     if (!newest) return 'the authorities are still voting';
-    if (newest.computeProblem) return newest.computeProblem;
+    const expired = this.expiredNote();
+    if (newest.computeProblem) {
+      return `${expired}${newest.computeProblem} (${this.describeMissingVotes(newest).join('; ')})`;
+    }
     const n = this.o.set.authorities.length;
     const missing = this.others()
       .filter((a) => !newest.signatures.has(a.id))
       .map((a) => `${authorityLabel(a)}: ${newest.signatureProblems.get(a.id) ?? 'not fetched yet'}`);
-    return `the consensus of the period from ${new Date(newest.validAfter).toISOString()} has ${newest.signatures.size} of ${n} signatures; need ${this.needed} (${missing.join('; ')})`;
+    return `${expired}the consensus of the period from ${new Date(newest.validAfter).toISOString()} has ${newest.signatures.size} of ${n} signatures; need ${this.needed} (${missing.join('; ')})`;
+  }
+
+  private newestSigned(): Period | undefined {
+    return [...this.periods.values()]
+      .filter((q) => q.computed && q.signatures.size >= this.needed)
+      .sort((a, b) => b.validAfter - a.validAfter)[0];
+  }
+
+  /** "the last consensus expired at ...; " when one a majority signed is held but expired, else "". */
+  private expiredNote(): string {
+    const last = this.newestSigned();
+    if (!last?.computed || last.computed.consensus.validUntil >= this.clock()) return '';
+    return `the last consensus a majority signed expired at ${new Date(last.computed.consensus.validUntil).toISOString()}; `;
   }
 
   status(): VotingStatus {

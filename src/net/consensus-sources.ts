@@ -23,6 +23,8 @@ const REFUSALS: ReadonlySet<string> = new Set([
   ErrorCode.CONSENSUS_INVALID,
 ]);
 
+const OUTAGES: ReadonlySet<string> = new Set([ErrorCode.DIRECTORY_UNREACHABLE, ErrorCode.DIRECTORY_TIMEOUT]);
+
 export interface ConsensusSourcesOptions {
   trust: ConsensusTrust;
   /** Cache URLs known now (from the consensus held, and any configured); asked first. */
@@ -103,7 +105,12 @@ export class ConsensusSources {
     }
     // One source (a directory, no caches yet): its own error, as a single directory always gave.
     if (failures.length === 1) throw failures[0].err;
-    const telling = failures.find((f) => REFUSALS.has((f.err as AlliumError).code)) ?? failures[0];
+    // A refusal first; then a source that answered and said why it has none (an authority's 503
+    // names the missing votes or signatures), before one that could not be reached.
+    const telling =
+      failures.find((f) => REFUSALS.has((f.err as AlliumError).code)) ??
+      failures.find((f) => !OUTAGES.has((f.err as AlliumError).code)) ??
+      failures[0];
     const code = ((telling?.err as AlliumError | undefined)?.code ??
       ErrorCode.DIRECTORY_UNREACHABLE) as AlliumCode;
     const others = failures
