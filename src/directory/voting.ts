@@ -61,6 +61,8 @@ interface Period {
   validAfter: number;
   votes: Map<string, { doc: VoteDocument; vote: Vote }>;
   voteProblems: Map<string, string>;
+  /** Why an authority could not be asked directly this period (its vote may still come through others). */
+  unreachable: Map<string, string>;
   computed: ComputedConsensus | null;
   /** Why no consensus was computed (too few votes), when so. */
   computeProblem: string | null;
@@ -87,6 +89,8 @@ export interface AuthorityRow {
      */
     leftOut?: number;
     lacking?: number;
+    /** Why it could not be asked directly, when its vote came through another authority. */
+    indirect?: string;
   };
   signature: { held: boolean; problem?: string };
 }
@@ -184,6 +188,7 @@ export class AuthorityVoting {
       validAfter,
       votes: new Map(),
       voteProblems: new Map(),
+      unreachable: new Map(),
       computed: null,
       computeProblem: null,
       signatures: new Map(),
@@ -227,9 +232,12 @@ export class AuthorityVoting {
         try {
           answer = await this.o.peers.votes(peer, p.validAfter);
         } catch (err) {
-          if (!p.votes.has(peer.id)) p.voteProblems.set(peer.id, `unreachable: ${(err as Error).message}`);
+          const why = `unreachable: ${(err as Error).message}`;
+          p.unreachable.set(peer.id, why);
+          if (!p.votes.has(peer.id)) p.voteProblems.set(peer.id, why);
           return;
         }
+        p.unreachable.delete(peer.id);
         for (const json of answer.votes) this.takeVote(p, json);
         if (!p.votes.has(peer.id) && !p.voteProblems.has(peer.id)) {
           const theirs = answer.current;
@@ -339,14 +347,30 @@ export class AuthorityVoting {
             return;
           }
           if (answer === null) {
-            p.signatureProblems.set(peer.id, 'has computed no consensus for this period (yet)');
+            // An authority whose clock is off votes for another period, so signs none of ours.
+            const clock = p.voteProblems.get(peer.id);
+            p.signatureProblems.set(
+              peer.id,
+              clock?.includes('check its clock')
+                ? `has computed no consensus for this period: ${clock}`
+                : 'has computed no consensus for this period (yet)',
+            );
             return;
           }
           if (answer.digest !== computed.digest) {
-            p.signatureProblems.set(
-              peer.id,
-              `computed a different consensus (SHA-256 ${answer.digest.slice(0, 16)}..., ours ${computed.digest.slice(0, 16)}...): it holds other votes`,
-            );
+            const why = `signed a different consensus (SHA-256 ${answer.digest.slice(0, 16)}..., ours ${computed.digest.slice(0, 16)}...): it computed it from other votes, or signs what the votes do not say`;
+            if (p.signatureProblems.get(peer.id) !== why) {
+              this.o.logger.warn(
+                {
+                  authority: authorityLabel(peer),
+                  serial: p.validAfter,
+                  theirs: answer.digest,
+                  ours: computed.digest,
+                },
+                'an authority signed a different consensus for this period: its signature does not count for ours',
+              );
+            }
+            p.signatureProblems.set(peer.id, why);
             return;
           }
           let sig: ConsensusSignature;
@@ -488,6 +512,7 @@ export class AuthorityVoting {
             held: vote !== undefined,
             relays: vote?.vote.relays.length,
             problem: p?.voteProblems.get(a.id),
+            indirect: vote ? p?.unreachable.get(a.id) : undefined,
             ...differs,
           },
           signature: { held: p?.signatures.has(a.id) ?? false, problem: p?.signatureProblems.get(a.id) },
