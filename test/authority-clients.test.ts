@@ -15,6 +15,7 @@ import { cacheUrlsOf } from '../src/core/consensus-caches.js';
 import { openTrustedConsensus } from '../src/core/consensus-trust.js';
 import { Directory } from '../src/directory/directory.js';
 import { DirectoryStore } from '../src/directory/store.js';
+import { type AlliumError, createClient } from '../src/index.js';
 import { type Logger, silentLogger } from '../src/log.js';
 import { ConsensusSources } from '../src/net/consensus-sources.js';
 import { Relay } from '../src/relay/relay.js';
@@ -242,5 +243,37 @@ describe('relays and clients of three authorities', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('through the library: createClient({ authorities }) takes the set file and fetches a page', async () => {
+    const site = http.createServer((_req, res) => res.end('hello through the set\n'));
+    await new Promise<void>((r) => site.listen(0, '127.0.0.1', r));
+    const siteUrl = `http://127.0.0.1:${(site.address() as net.AddressInfo).port}/`;
+    const text = JSON.stringify({ format: 'allium-authorities', version: 1, ...set });
+    try {
+      for (const authorities of [text, set]) {
+        const client = await createClient({ authorities, startTimeoutMs: 10_000 });
+        try {
+          assert.equal(await (await client.fetch(siteUrl)).text(), 'hello through the set\n');
+          assert.equal(client.raw.currentConsensus?.relays.length, 3);
+        } finally {
+          await client.close();
+        }
+      }
+    } finally {
+      site.closeAllConnections();
+      await new Promise<void>((r) => site.close(() => r()));
+    }
+    await assert.rejects(
+      createClient({ authorities: set, directory: set.authorities[0].url }),
+      (e: AlliumError) => e.code === 'ALLIUM_CLIENT_OPTIONS',
+    );
+    const wrongId = {
+      authorities: set.authorities.map((a, i) => (i === 0 ? { ...a, id: '0'.repeat(64) } : a)),
+    };
+    await assert.rejects(
+      createClient({ authorities: wrongId }),
+      (e: AlliumError) => e.code === 'ALLIUM_AUTHORITY_SET_INVALID' && /authorities\.0/.test(e.message),
+    );
   });
 });
