@@ -208,6 +208,43 @@ describe('relays and clients of three authorities', () => {
     }
   });
 
+  it('a cache that lags (an older consensus than the one held) is passed over quietly, never taken', async () => {
+    const old = JSON.parse(goodText) as { body: string };
+    const oldSerial = (JSON.parse(old.body) as { serial: number }).serial;
+    const lagging = await fakeServer(() => goodText);
+    const lines: string[] = [];
+    try {
+      const sources = new ConsensusSources({
+        trust: { kind: 'authorities', set },
+        caches: () => [lagging.url],
+        logger: recordingLogger(lines),
+      });
+      // Bounded: a newer period's consensus (one a second) held by the client.
+      let held = 0;
+      for (let i = 0; i < 50 && held <= oldSerial; i++) {
+        const doc = await (await fetch(`${auths[0].url}/v1/consensus`)).json();
+        held = openTrustedConsensus(doc, { kind: 'authorities', set }).consensus.serial;
+        if (held <= oldSerial) await sleep(100);
+      }
+      assert.ok(held > oldSerial, 'the authorities moved on to a newer consensus');
+      const hits = lagging.hits;
+      const got = await sources.fetchConsensus({ minSerial: held });
+      assert.ok(lagging.hits > hits, 'the lagging cache was asked');
+      assert.ok(got.consensus.serial >= held, 'its older consensus was not taken');
+      assert.ok(
+        set.authorities.some((a) => a.url === sources.lastSource),
+        `from ${sources.lastSource}`,
+      );
+      assert.deepEqual(
+        lines.filter((l) => l.includes('refused')),
+        [],
+        'a lagging cache is not worth a warning each time',
+      );
+    } finally {
+      await lagging.close();
+    }
+  });
+
   it('a client refuses a consensus only one of three signed: "1 of 3 signatures; need 2"', async () => {
     const good = JSON.parse(goodText) as { body: string; signatures: unknown[] };
     const minority = JSON.stringify({ body: good.body, signatures: good.signatures.slice(0, 1) });
