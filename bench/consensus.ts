@@ -28,7 +28,10 @@ async function timed<T>(f: () => Promise<T> | T): Promise<[T, number]> {
 }
 
 /** Relays that look like real ones (half exits); addresses from 198.18.0.0/15, the benchmarking range. */
-function makeRelays(n: number, now: number): { descriptor: RelayDescriptor; envelope: SignedEnvelope }[] {
+export function makeRelays(
+  n: number,
+  now: number,
+): { descriptor: RelayDescriptor; envelope: SignedEnvelope }[] {
   const out: { descriptor: RelayDescriptor; envelope: SignedEnvelope }[] = [];
   for (let i = 0; i < n; i++) {
     const identity = IdentityKey.generate();

@@ -8,6 +8,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startAllium } from './allium-net.js';
+import { formatAuthoritiesBench, runAuthoritiesBench } from './authorities.js';
 import { runConsensusBench } from './consensus.js';
 import { describeCreateFlood, runCreateFloodBench } from './create-flood.js';
 import { BenchError } from './errors.js';
@@ -188,6 +189,8 @@ async function main(): Promise<void> {
 
   log('directory: a consensus of 5,000 relays (build + sign, fetch + verify)');
   const consensus = await runConsensusBench(5000);
+  log('authorities: votes and the consensus of 5,000 relays with 3 and with 9 authorities');
+  const authorities = [3, 9].map((n) => runAuthoritiesBench(5000, n));
   const idleCount = quick ? 2000 : 10_000;
   log(`relay: ${idleCount} idle circuits on one relay`);
   const idle = await runIdleCircuitsBench(idleCount);
@@ -233,6 +236,7 @@ async function main(): Promise<void> {
     ...(jitter ? [describeJitter(jitter)] : []),
     '',
     `consensus of 5,000 relays: ${(consensus.consensusBytes / 1e6).toFixed(2)} MB (${consensus.bytesPerRelay} B per relay); build + sign ${consensus.buildSignMs} ms; client fetch + verify ${consensus.fetchVerifyMs} ms`,
+    ...authorities.map(formatAuthoritiesBench),
     `idle circuits: one relay holding ${idle.circuits}: ${idle.rssBytesPerCircuit} B RSS per circuit (V8 heap ${idle.heapBytesPerCircuit} B); CREATEs answered at ${idle.createsPerSecond}/s`,
     describeCreateFlood(flood),
   );
@@ -253,7 +257,7 @@ async function main(): Promise<void> {
   const file = join(resultsDir, `bench-${stamp}${quick ? '-quick' : ''}${withTor ? '-tor' : ''}.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ machine, plan, elapsedSeconds: Math.round(elapsed * 10) / 10, direct: directResult, allium: alliumResult, tor: torResult, slowReader: slow, longRoundTrips: longRtt, jitteryLinks: jitter, torSettings, consensus, idleCircuits: idle, createFlood: flood }, null, 2)}\n`,
+    `${JSON.stringify({ machine, plan, elapsedSeconds: Math.round(elapsed * 10) / 10, direct: directResult, allium: alliumResult, tor: torResult, slowReader: slow, longRoundTrips: longRtt, jitteryLinks: jitter, torSettings, consensus, authorities, idleCircuits: idle, createFlood: flood }, null, 2)}\n`,
   );
   process.stdout.write(`results: ${file}\n`);
 

@@ -246,6 +246,13 @@ export const ERROR_CATALOGUE = {
     remedy:
       'check that the URL is a directory of this release; clients keep their cached consensus meanwhile',
   },
+  ALLIUM_VERIFY_INPUT: {
+    area: 'documents',
+    meaning:
+      '`allium directory verify` cannot read a file it was given (the consensus or the votes), or it is not JSON of the expected shape',
+    remedy:
+      'give the consensus as served (`{ "body", "signatures" }`) and the votes as a JSON array or as `GET /v1/authority/votes/:validAfter` answers them',
+  },
   ALLIUM_CONSENSUS_TOO_FEW_VOTES: {
     area: 'documents',
     meaning:

@@ -2,8 +2,15 @@
 import type { Duplex } from 'node:stream';
 import { AlliumClient, ClientError } from './client/client.js';
 import { type CircuitView, ClientMonitor } from './client/monitor.js';
+import { openAuthoritySet } from './core/authority-set.js';
 import { createLogger, type Logger } from './log.js';
 import { fetchOver } from './net/fetch.js';
+import {
+  AUTHORITY_SET_FORMAT,
+  AUTHORITY_SET_VERSION,
+  type AuthorityEntry,
+  type AuthoritySet,
+} from './wire/authority-docs.js';
 
 export { AlliumClient, ClientError } from './client/client.js';
 export type { CircuitView, StreamView } from './client/monitor.js';
@@ -12,10 +19,20 @@ export { type AlliumCode, AlliumError, ErrorCode } from './errors.js';
 export { FetchError } from './net/fetch.js';
 
 export interface CreateClientOptions {
-  /** The directory's URL, e.g. http://127.0.0.1:7000. */
-  directory: string;
+  /**
+   * The directory authorities: the set file's contents (protocol.md §6.5), as its JSON text or as
+   * the parsed object. A consensus counts only when a strict majority of them signed it. Instead of
+   * `directory` and `directoryKey`.
+   */
+  authorities?: string | { format?: string; version?: number; authorities: readonly AuthorityEntry[] };
+  /** Consensus caches to ask besides those the consensus lists, e.g. http://192.0.2.20:7100. */
+  caches?: string[];
+  /** A single directory's URL, e.g. http://127.0.0.1:7000 (or `authorities`). */
+  directory?: string;
   /** The directory's Ed25519 public key, base64 (as `allium directory` prints it) or 32 bytes. */
-  directoryKey: string | Uint8Array;
+  directoryKey?: string | Uint8Array;
+  /** Clock tolerance on the consensus's validity window (ms; default 60 s). */
+  consensusSkewMs?: number;
   /** Relays per circuit (default 3, at least 3). */
   pathLength?: number;
   /** Cache the last verified consensus here, so a restart rides out a directory outage. */
@@ -74,23 +91,46 @@ function decodeKey(k: string | Uint8Array): Buffer {
   return b;
 }
 
-/** Fetches and verifies the directory's consensus, then resolves with a client ready to use. */
-export async function createClient(opts: CreateClientOptions): Promise<Client> {
+/** The authority set, checked as a set file is (protocol.md §6.5); or the one directory and its key. */
+function clientTrust(
+  opts: CreateClientOptions,
+): { authorities: AuthoritySet } | { directoryUrl: string; directoryKey: Buffer } {
+  if (opts?.authorities !== undefined) {
+    if (opts.directory !== undefined || opts.directoryKey !== undefined) {
+      throw new ClientError(
+        'ALLIUM_CLIENT_OPTIONS',
+        'createClient takes either authorities, or directory and directoryKey: not both',
+      );
+    }
+    const a = opts.authorities;
+    const text =
+      typeof a === 'string'
+        ? a
+        : JSON.stringify({ format: AUTHORITY_SET_FORMAT, version: AUTHORITY_SET_VERSION, ...a });
+    return { authorities: openAuthoritySet(text) };
+  }
   if (!opts || typeof opts.directory !== 'string')
     throw new ClientError(
       'ALLIUM_CLIENT_OPTIONS',
-      'createClient needs { directory: URL, directoryKey: base64 }',
+      "createClient needs { authorities: the set file's contents } or { directory: URL, directoryKey: base64 }",
     );
   if (opts.directoryKey === undefined)
     throw new ClientError(
       'ALLIUM_CLIENT_DIRECTORY_KEY',
       'createClient needs directoryKey: the key `allium directory` (or `allium testnet`) prints as key=...',
     );
+  return { directoryUrl: opts.directory, directoryKey: decodeKey(opts.directoryKey) };
+}
+
+/** Fetches and verifies the consensus, then resolves with a client ready to use. */
+export async function createClient(opts: CreateClientOptions): Promise<Client> {
+  const trust = clientTrust(opts);
   const logger =
     typeof opts.logger === 'string' ? createLogger({ level: opts.logger, name: 'allium' }) : opts.logger;
   const raw = await AlliumClient.start({
-    directoryUrl: opts.directory,
-    directoryKey: decodeKey(opts.directoryKey),
+    ...trust,
+    caches: opts.caches,
+    consensusSkewMs: opts.consensusSkewMs,
     pathLength: opts.pathLength,
     dataDir: opts.dataDir,
     startTimeoutMs: opts.startTimeoutMs,

@@ -4,17 +4,15 @@
 // them, and the honest authorities' status pages report the disagreement).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { AlliumClient } from '../src/client/client.js';
-import { openTrustedConsensus } from '../src/core/consensus-trust.js';
 import { signDescriptor } from '../src/core/documents.js';
 import { DirectoryClient } from '../src/net/directory-client.js';
-import type { ConsensusView } from '../src/wire/directory-docs.js';
 import { type AlliumProcess, runAllium } from './helpers/allium-process.js';
 import {
   type AuthorityNetwork,
-  servedConsensus,
   startAuthorityNetwork,
+  statusPageMatching,
+  waitForConsensus,
 } from './helpers/authority-network.js';
 import { makeTestRelay } from './helpers/relay-fixtures.js';
 import { makeFiles, startHttpServer, type WebServer } from './helpers/web.js';
@@ -27,44 +25,6 @@ before(async () => {
 after(async () => {
   await web?.close();
 });
-
-/** Polls an authority (bounded) until it serves a consensus `ok` accepts. */
-async function waitForConsensus(
-  net: AuthorityNetwork,
-  index: number,
-  ok: (c: ConsensusView, signatures: number) => boolean,
-  timeoutMs = 40_000,
-): Promise<ConsensusView> {
-  const trust = { kind: 'authorities' as const, set: net.set };
-  const deadline = Date.now() + timeoutMs;
-  let last = 'nothing served';
-  while (Date.now() < deadline) {
-    const doc = await servedConsensus(net.set.authorities[index].url);
-    if (doc) {
-      try {
-        const { consensus } = openTrustedConsensus(doc, trust);
-        if (ok(consensus, doc.signatures.length)) return consensus;
-        last = `${consensus.relays.length} relays, ${doc.signatures.length} signatures`;
-      } catch (err) {
-        last = (err as Error).message;
-      }
-    }
-    await sleep(250);
-  }
-  throw new Error(`no such consensus from auth${index + 1} in ${timeoutMs} ms; last: ${last}`);
-}
-
-/** The status page of an authority, polled (bounded) until it matches `re`. */
-async function statusPageMatching(url: string, re: RegExp, timeoutMs = 15_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  let page = '';
-  while (Date.now() < deadline) {
-    page = await (await fetch(`${url}/`, { signal: AbortSignal.timeout(5000) })).text();
-    if (re.test(page)) return page;
-    await sleep(250);
-  }
-  return page;
-}
 
 describe('one authority of three down for the whole test', () => {
   let net: AuthorityNetwork;

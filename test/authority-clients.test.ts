@@ -15,6 +15,7 @@ import { cacheUrlsOf } from '../src/core/consensus-caches.js';
 import { openTrustedConsensus } from '../src/core/consensus-trust.js';
 import { Directory } from '../src/directory/directory.js';
 import { DirectoryStore } from '../src/directory/store.js';
+import { type AlliumError, createClient } from '../src/index.js';
 import { type Logger, silentLogger } from '../src/log.js';
 import { ConsensusSources } from '../src/net/consensus-sources.js';
 import { Relay } from '../src/relay/relay.js';
@@ -207,6 +208,43 @@ describe('relays and clients of three authorities', () => {
     }
   });
 
+  it('a cache that lags (an older consensus than the one held) is passed over quietly, never taken', async () => {
+    const old = JSON.parse(goodText) as { body: string };
+    const oldSerial = (JSON.parse(old.body) as { serial: number }).serial;
+    const lagging = await fakeServer(() => goodText);
+    const lines: string[] = [];
+    try {
+      const sources = new ConsensusSources({
+        trust: { kind: 'authorities', set },
+        caches: () => [lagging.url],
+        logger: recordingLogger(lines),
+      });
+      // Bounded: a newer period's consensus (one a second) held by the client.
+      let held = 0;
+      for (let i = 0; i < 50 && held <= oldSerial; i++) {
+        const doc = await (await fetch(`${auths[0].url}/v1/consensus`)).json();
+        held = openTrustedConsensus(doc, { kind: 'authorities', set }).consensus.serial;
+        if (held <= oldSerial) await sleep(100);
+      }
+      assert.ok(held > oldSerial, 'the authorities moved on to a newer consensus');
+      const hits = lagging.hits;
+      const got = await sources.fetchConsensus({ minSerial: held });
+      assert.ok(lagging.hits > hits, 'the lagging cache was asked');
+      assert.ok(got.consensus.serial >= held, 'its older consensus was not taken');
+      assert.ok(
+        set.authorities.some((a) => a.url === sources.lastSource),
+        `from ${sources.lastSource}`,
+      );
+      assert.deepEqual(
+        lines.filter((l) => l.includes('refused')),
+        [],
+        'a lagging cache is not worth a warning each time',
+      );
+    } finally {
+      await lagging.close();
+    }
+  });
+
   it('a client refuses a consensus only one of three signed: "1 of 3 signatures; need 2"', async () => {
     const good = JSON.parse(goodText) as { body: string; signatures: unknown[] };
     const minority = JSON.stringify({ body: good.body, signatures: good.signatures.slice(0, 1) });
@@ -242,5 +280,37 @@ describe('relays and clients of three authorities', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('through the library: createClient({ authorities }) takes the set file and fetches a page', async () => {
+    const site = http.createServer((_req, res) => res.end('hello through the set\n'));
+    await new Promise<void>((r) => site.listen(0, '127.0.0.1', r));
+    const siteUrl = `http://127.0.0.1:${(site.address() as net.AddressInfo).port}/`;
+    const text = JSON.stringify({ format: 'allium-authorities', version: 1, ...set });
+    try {
+      for (const authorities of [text, set]) {
+        const client = await createClient({ authorities, startTimeoutMs: 10_000 });
+        try {
+          assert.equal(await (await client.fetch(siteUrl)).text(), 'hello through the set\n');
+          assert.equal(client.raw.currentConsensus?.relays.length, 3);
+        } finally {
+          await client.close();
+        }
+      }
+    } finally {
+      site.closeAllConnections();
+      await new Promise<void>((r) => site.close(() => r()));
+    }
+    await assert.rejects(
+      createClient({ authorities: set, directory: set.authorities[0].url }),
+      (e: AlliumError) => e.code === 'ALLIUM_CLIENT_OPTIONS',
+    );
+    const wrongId = {
+      authorities: set.authorities.map((a, i) => (i === 0 ? { ...a, id: '0'.repeat(64) } : a)),
+    };
+    await assert.rejects(
+      createClient({ authorities: wrongId }),
+      (e: AlliumError) => e.code === 'ALLIUM_AUTHORITY_SET_INVALID' && /authorities\.0/.test(e.message),
+    );
   });
 });

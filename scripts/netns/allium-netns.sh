@@ -20,6 +20,10 @@
 # two harnesses with different prefixes and subnets can run at once; ALLIUM_NETNS_ARM64_NODE (an
 # aarch64 node binary, see scripts/aarch64/setup.sh) with ALLIUM_NETNS_ARM64_HOSTS (hosts that run
 # it, e.g. "relay2 relay3"): those roles run on aarch64 under emulation, the Raspberry Pi's processor.
+# ALLIUM_NETNS_AUTHORITIES (default 1: one directory on host dir): N > 1 runs N directory
+# authorities instead, each on its own host auth1..authN, with an authority set file given to every
+# relay and the client; relays serve as consensus caches (--cache-port 7100), the voting interval is
+# ALLIUM_NETNS_VOTING_INTERVAL (2 s) and the consensus is valid ALLIUM_NETNS_CONSENSUS_VALID (300 s).
 # Needs root, iproute2, and nftables for the filter (without `nft` it falls back to prohibit routes).
 set -euo pipefail
 
@@ -38,6 +42,12 @@ OWNER=${ALLIUM_NETNS_OWNER:-$PPID}
 LOCK=/run/lock/${NS_PREFIX}netns.lock
 ARM64_NODE=${ALLIUM_NETNS_ARM64_NODE:-}
 ARM64_HOSTS=" ${ALLIUM_NETNS_ARM64_HOSTS:-} "
+AUTHORITIES=${ALLIUM_NETNS_AUTHORITIES:-1}
+VOTING=${ALLIUM_NETNS_VOTING_INTERVAL:-2}
+VALID=${ALLIUM_NETNS_CONSENSUS_VALID:-300}
+CACHE_PORT=7100
+[[ $AUTHORITIES =~ ^[0-9]+$ ]] && [ "$AUTHORITIES" -ge 1 ] && [ "$AUTHORITIES" -le 15 ] ||
+  { echo "netns: ALLIUM_NETNS_AUTHORITIES must be 1-15" >&2; exit 1; }
 
 [[ $NS_PREFIX =~ ^[a-z0-9]+-$ ]] || { echo "netns: ALLIUM_NETNS_PREFIX must be lowercase letters or digits and a dash" >&2; exit 1; }
 BR_NS=${NS_PREFIX}br
@@ -48,7 +58,7 @@ WEB_PORT=8080
 SOCKS_PORT=9050
 
 # Only these names are ever created or deleted, so other namespaces on the machine are safe.
-STALE_RE="^${NS_PREFIX}(br|dir|relay[0-9]+|client|web)\$"
+STALE_RE="^${NS_PREFIX}(br|dir|auth[0-9]+|relay[0-9]+|client|web)\$"
 
 log() { echo "netns: $*" >&2; }
 die() {
@@ -59,14 +69,19 @@ die() {
 host_ip() {
   case $1 in
     dir) echo "$NET.2" ;;
+    auth*) echo "$NET.$((50 + ${1#auth}))" ;;
     relay*) echo "$NET.$((10 + ${1#relay}))" ;;
     client) echo "$NET.100" ;;
     web) echo "$NET.200" ;;
-    *) die "unknown host '$1' (hosts: dir relay1..relay$RELAYS client web)" ;;
+    *) die "unknown host '$1' (hosts: dir or auth1..authN, relay1..relay$RELAYS client web)" ;;
   esac
 }
 hosts() {
-  echo dir
+  if [ "$AUTHORITIES" = 1 ]; then
+    echo dir
+  else
+    for ((i = 1; i <= AUTHORITIES; i++)); do echo "auth$i"; done
+  fi
   for ((i = 1; i <= RELAYS; i++)); do echo "relay$i"; done
   echo client
   echo web
@@ -213,7 +228,9 @@ field() { sed -n "s/.* $1=\\([^ ]*\\).*/\\1/p" <<<" $2"; }
 
 # Count of relays in the directory's consensus, asked from the client host as the client will.
 consensus_relays() {
-  ip netns exec "${NS_PREFIX}client" curl -sS --max-time 5 "http://$(host_ip dir):$DIR_PORT/v1/consensus" |
+  local first=dir
+  [ "$AUTHORITIES" = 1 ] || first=auth1
+  ip netns exec "${NS_PREFIX}client" curl -sS --max-time 5 "http://$(host_ip $first):$DIR_PORT/v1/consensus" |
     "$NODE" -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(JSON.parse(s).body).relays.length)}catch{console.log(0)}})'
 }
 
@@ -246,18 +263,47 @@ up() {
   # A short fresh window makes clients refetch the consensus within seconds, so they learn soon that
   # a relay is gone (older builds have no such option).
   if "$NODE" "$CLI" directory --help | grep -q -- --consensus-fresh; then dir_extra=(--consensus-fresh "$FRESH"); fi
-  start dir dir "$NODE" "$CLI" directory --data-dir "$STATE/data/dir" --host "$dir_ip" --port "$DIR_PORT" \
-    --relay-ttl "$TTL" "${dir_extra[@]}"
-  ready=$(wait_ready dir 20)
-  key=$(field key "$ready")
-  url=$(field url "$ready")
+  # How relays and the client are told whom to trust: the one directory, or the authority set.
+  local trust=()
+  if [ "$AUTHORITIES" = 1 ]; then
+    start dir dir "$NODE" "$CLI" directory --data-dir "$STATE/data/dir" --host "$dir_ip" --port "$DIR_PORT" \
+      --relay-ttl "$TTL" "${dir_extra[@]}"
+    ready=$(wait_ready dir 20)
+    key=$(field key "$ready")
+    url=$(field url "$ready")
+    trust=(--directory "$url" --directory-key "$key")
+  else
+    # Every authority's entry (its key made now), in one set file that every role is given.
+    local entries=() set_file="$STATE/authorities.json" a
+    for ((a = 1; a <= AUTHORITIES; a++)); do
+      entries+=("$("$NODE" "$CLI" directory --data-dir "$STATE/data/auth$a" --host "$(host_ip "auth$a")" \
+        --port "$DIR_PORT" --print-authority "auth$a")")
+    done
+    (
+      IFS=,
+      echo "{\"format\":\"allium-authorities\",\"version\":1,\"authorities\":[${entries[*]}]}"
+    ) >"$set_file"
+    for ((a = 1; a <= AUTHORITIES; a++)); do
+      start "auth$a" "auth$a" "$NODE" "$CLI" directory --data-dir "$STATE/data/auth$a" --host "$(host_ip "auth$a")" \
+        --port "$DIR_PORT" --authorities "$set_file" --voting-interval "$VOTING" --consensus-valid "$VALID" \
+        --relay-ttl "$TTL" --log-level info "${dir_extra[@]}"
+    done
+    for ((a = 1; a <= AUTHORITIES; a++)); do
+      ready=$(wait_ready "auth$a" 20)
+      [ "$a" = 1 ] && key=$(field key "$ready") && url=$(field url "$ready")
+      echo "AUTH_auth$a=$(field url "$ready")" >>"$STATE/env"
+    done
+    echo "AUTHORITIES_FILE=$set_file" >>"$STATE/env"
+    trust=(--authorities "$set_file")
+  fi
 
   # Relays get no --address: each learns its own from the directory's whoami. --host 0.0.0.0 listens
   # on the host's address; exits need --allow-private because the test subnet is a private range.
   for ((i = 1; i <= RELAYS; i++)); do
     local extra=()
     is_exit "relay$i" && extra=(--exit --allow-private)
-    start "relay$i" "relay$i" "$(node_for "relay$i")" "$CLI" relay --directory "$url" --directory-key "$key" \
+    [ "$AUTHORITIES" = 1 ] || extra+=(--cache-port "$CACHE_PORT")
+    start "relay$i" "relay$i" "$(node_for "relay$i")" "$CLI" relay "${trust[@]}" \
       --data-dir "$STATE/data/relay$i" --nickname "relay$i" --host 0.0.0.0 --port "$RELAY_PORT" \
       --refresh "$REFRESH" "${extra[@]}"
   done
@@ -282,7 +328,7 @@ up() {
   [ "$n" = "$RELAYS" ] || die "the consensus lists $n of $RELAYS relays after 20 s"
 
   # Debug level: the client logs each circuit's path, which the test uses to find entries and middles.
-  start client client "$NODE" "$CLI" client --directory "$url" --directory-key "$key" \
+  start client client "$NODE" "$CLI" client "${trust[@]}" \
     --socks "127.0.0.1:$SOCKS_PORT" --log-level debug
   wait_ready client 40 >/dev/null
 

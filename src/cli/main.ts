@@ -29,13 +29,17 @@ const runRelay = lazy(async () => (await import('./run-relay.js')).runRelay);
 const runClient = lazy(async () => (await import('./run-client.js')).runClient);
 const runFetch = lazy(async () => (await import('./run-fetch.js')).runFetch);
 const runTestnet = lazy(async () => (await import('./run-testnet.js')).runTestnet);
+const runDirectoryVerify = lazy(async () => (await import('./run-verify.js')).runDirectoryVerify);
 
 const program = new Command();
 program
   .name('allium')
   .description('Allium: a small onion-routing network (directory, relays, clients)')
   .version(ALLIUM_VERSION)
-  .showHelpAfterError('(run the command with --help for every option)');
+  .showHelpAfterError('(run the command with --help for every option)')
+  // So that a command's options before a subcommand (`directory ... verify`) are the command's, and
+  // after it the subcommand's; the program itself has only --version and --help.
+  .enablePositionalOptions();
 
 const metrics = () =>
   new Option(
@@ -48,7 +52,7 @@ const logLevel = () =>
     .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info');
 
-program
+const directoryCommand = program
   .command('directory')
   .description('run a directory: relays register with it, clients fetch its signed consensus')
   .option('--data-dir <dir>', 'where the directory key and relay records live', './allium-directory')
@@ -108,6 +112,25 @@ program
   .addOption(configOption())
   .addOption(logLevel())
   .action(runDirectory);
+
+directoryCommand.enablePositionalOptions();
+directoryCommand
+  .command('verify')
+  .description(
+    "recompute an authority set's consensus from the published votes by the rule of protocol.md §6.8 and say whether it matches (exit status 1 when not)",
+  )
+  .requiredOption('--authorities <file>', 'the authority set (protocol.md §6.5)')
+  .option(
+    '--from <url>',
+    'fetch the consensus and its votes from this authority (default: the first of the set)',
+    parseDirectoryUrl,
+  )
+  .option('--consensus <file>', 'read the consensus ({ body, signatures }) from this file instead')
+  .option(
+    '--votes <file>',
+    'read the votes from this file instead: a JSON array of votes, or { "votes": [...] }',
+  )
+  .action(runDirectoryVerify);
 
 program
   .command('relay')

@@ -46,6 +46,11 @@ export interface ClientOptions {
   receiveBudgetCells?: number;
   /** Thresholds of path-bias accounting per entry guard (src/client/path-bias.ts; defaults after Tor's). */
   pathBias?: PathBiasOptions;
+  /**
+   * Clock tolerance on the consensus's validity window (ms; default 60 s): how far this host's clock
+   * may be off the authorities'. It also lets a consensus be used this long past its validUntil.
+   */
+  consensusSkewMs?: number;
   logger?: Logger;
 }
 

@@ -68,6 +68,7 @@ export class AlliumClient {
       trust,
       dataDir: opts.dataDir,
       logger: this.log,
+      skewMs: opts.consensusSkewMs,
     });
     this.failureRefresh = new FailureRefresh(this.keeper);
     this.pathLength = opts.pathLength ?? 3;

@@ -52,6 +52,8 @@ export interface DirectoryOptions {
   authorities?: AuthoritySet;
   /** Length of a voting period (default DEFAULT_VOTING_INTERVAL_MS). */
   votingIntervalMs?: number;
+  /** This authority's clock (default Date.now): tests run one whose clock is off. */
+  now?: () => number;
 }
 
 export const DEFAULT_VOTING_INTERVAL_MS = 60_000;
@@ -129,7 +131,9 @@ export class Directory {
           'add it to the set file (`allium directory --print-authority` prints its entry), or start with the data directory of one of its authorities',
       );
     }
-    const signer = opts.authorities ? await loadOrCertifySigner(opts.dataDir, key, Date.now()) : null;
+    const signer = opts.authorities
+      ? await loadOrCertifySigner(opts.dataDir, key, (opts.now ?? Date.now)())
+      : null;
     if (signer?.renewed) log.info('certified a new signing key');
     const state = await store.loadState();
     const registry = new Registry(ttl, opts.listing);
@@ -143,6 +147,7 @@ export class Directory {
       logger: log,
       freshMs,
       validMs,
+      now: opts.now,
       reachabilityCheck:
         opts.reachabilityCheck === false ? undefined : (opts.reachabilityCheck ?? linkReachabilityCheck()),
     });
@@ -182,6 +187,7 @@ export class Directory {
         relays: (now) => service.voteRelays(now),
         peers: httpPeerApi(Math.max(500, Math.min(10_000, Math.floor(intervalMs / 4)))),
         logger: log,
+        now: opts.now,
       });
       service.voting = voting;
       dir.voting = voting;

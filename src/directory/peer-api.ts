@@ -6,7 +6,7 @@ import { type AuthorityEntry, MAX_AUTHORITIES, MAX_VOTE_BYTES } from '../wire/au
 import type { PeerApi } from './voting.js';
 
 /** Every authority's vote, JSON-escaped once more inside the answer, bounds an answer's size. */
-const MAX_VOTES_ANSWER = MAX_AUTHORITIES * (2 * MAX_VOTE_BYTES + 8192);
+export const MAX_VOTES_ANSWER = MAX_AUTHORITIES * (2 * MAX_VOTE_BYTES + 8192);
 
 export function httpPeerApi(timeoutMs: number): PeerApi {
   const clients = new Map<string, DirectoryClient>();

@@ -347,7 +347,7 @@ export class DirectoryService {
         throw new DirectoryError(
           'ALLIUM_CONSENSUS_UNAVAILABLE',
           503,
-          `no consensus yet: ${this.voting.unavailableReason()}; see the status page`,
+          `no valid consensus: ${this.voting.unavailableReason()}; see the status page`,
         );
       }
       return served.json;

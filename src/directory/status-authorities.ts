@@ -17,7 +17,7 @@ export function renderAuthoritiesSection(s: VotingStatus): string {
         a.vote.lacking ? `lacks ${a.vote.lacking} relays the consensus lists` : '',
       ].filter(Boolean);
       const vote = a.vote.held
-        ? `held (${a.vote.relays ?? 0} relays)${differs.length ? `; disagrees: ${differs.join('; ')}` : ''}${a.vote.problem ? `; ${a.vote.problem}` : ''}`
+        ? `held (${a.vote.relays ?? 0} relays)${a.vote.indirect ? `, passed on by another authority (${a.vote.indirect})` : ''}${differs.length ? `; disagrees: ${differs.join('; ')}` : ''}${a.vote.problem ? `; ${a.vote.problem}` : ''}`
         : `missing: ${a.vote.problem ?? 'not fetched yet'}`;
       const sig = a.signature.held
         ? 'held'

@@ -61,6 +61,8 @@ interface Period {
   validAfter: number;
   votes: Map<string, { doc: VoteDocument; vote: Vote }>;
   voteProblems: Map<string, string>;
+  /** Why an authority could not be asked directly this period (its vote may still come through others). */
+  unreachable: Map<string, string>;
   computed: ComputedConsensus | null;
   /** Why no consensus was computed (too few votes), when so. */
   computeProblem: string | null;
@@ -87,6 +89,8 @@ export interface AuthorityRow {
      */
     leftOut?: number;
     lacking?: number;
+    /** Why it could not be asked directly, when its vote came through another authority. */
+    indirect?: string;
   };
   signature: { held: boolean; problem?: string };
 }
@@ -184,6 +188,7 @@ export class AuthorityVoting {
       validAfter,
       votes: new Map(),
       voteProblems: new Map(),
+      unreachable: new Map(),
       computed: null,
       computeProblem: null,
       signatures: new Map(),
@@ -192,7 +197,13 @@ export class AuthorityVoting {
       reported: false,
     };
     this.periods.set(validAfter, p);
-    while (this.periods.size > KEEP_PERIODS) this.periods.delete(Math.min(...this.periods.keys()));
+    // The newest consensus a majority signed is kept past KEEP_PERIODS: while no newer one forms it
+    // is still served, until it expires.
+    const keep = this.newestSigned()?.validAfter;
+    for (let i = 0; i < KEEP_PERIODS + 2 && this.periods.size > KEEP_PERIODS; i++) {
+      const oldest = Math.min(...[...this.periods.keys()].filter((k) => k !== keep));
+      this.periods.delete(oldest);
+    }
     const now = this.clock();
     const vote: Vote = {
       network: 'allium',
@@ -221,9 +232,12 @@ export class AuthorityVoting {
         try {
           answer = await this.o.peers.votes(peer, p.validAfter);
         } catch (err) {
-          if (!p.votes.has(peer.id)) p.voteProblems.set(peer.id, `unreachable: ${(err as Error).message}`);
+          const why = `unreachable: ${(err as Error).message}`;
+          p.unreachable.set(peer.id, why);
+          if (!p.votes.has(peer.id)) p.voteProblems.set(peer.id, why);
           return;
         }
+        p.unreachable.delete(peer.id);
         for (const json of answer.votes) this.takeVote(p, json);
         if (!p.votes.has(peer.id) && !p.voteProblems.has(peer.id)) {
           const theirs = answer.current;
@@ -333,14 +347,30 @@ export class AuthorityVoting {
             return;
           }
           if (answer === null) {
-            p.signatureProblems.set(peer.id, 'has computed no consensus for this period (yet)');
+            // An authority whose clock is off votes for another period, so signs none of ours.
+            const clock = p.voteProblems.get(peer.id);
+            p.signatureProblems.set(
+              peer.id,
+              clock?.includes('check its clock')
+                ? `has computed no consensus for this period: ${clock}`
+                : 'has computed no consensus for this period (yet)',
+            );
             return;
           }
           if (answer.digest !== computed.digest) {
-            p.signatureProblems.set(
-              peer.id,
-              `computed a different consensus (SHA-256 ${answer.digest.slice(0, 16)}..., ours ${computed.digest.slice(0, 16)}...): it holds other votes`,
-            );
+            const why = `signed a different consensus (SHA-256 ${answer.digest.slice(0, 16)}..., ours ${computed.digest.slice(0, 16)}...): it computed it from other votes, or signs what the votes do not say`;
+            if (p.signatureProblems.get(peer.id) !== why) {
+              this.o.logger.warn(
+                {
+                  authority: authorityLabel(peer),
+                  serial: p.validAfter,
+                  theirs: answer.digest,
+                  ours: computed.digest,
+                },
+                'an authority signed a different consensus for this period: its signature does not count for ours',
+              );
+            }
+            p.signatureProblems.set(peer.id, why);
             return;
           }
           let sig: ConsensusSignature;
@@ -404,8 +434,11 @@ export class AuthorityVoting {
    * starting up would take the refusal for a forgery).
    */
   served(): { json: string; consensus: AuthorityConsensus } | null {
+    const now = this.clock();
+    // An expired consensus is not served either: no client takes it, and the 503 instead says why
+    // no newer one formed.
     const p = [...this.periods.values()]
-      .filter((q) => q.computed && q.signatures.size >= this.needed)
+      .filter((q) => q.computed && q.signatures.size >= this.needed && q.computed.consensus.validUntil >= now)
       .sort((a, b) => b.validAfter - a.validAfter)[0];
     if (!p?.computed) return null;
     if (p.json === null) {
@@ -423,12 +456,28 @@ export class AuthorityVoting {
       .filter((p) => p.computeProblem || p.computed)
       .sort((a, b) => b.validAfter - a.validAfter)[0];
     if (!newest) return 'the authorities are still voting';
-    if (newest.computeProblem) return newest.computeProblem;
+    const expired = this.expiredNote();
+    if (newest.computeProblem) {
+      return `${expired}${newest.computeProblem} (${this.describeMissingVotes(newest).join('; ')})`;
+    }
     const n = this.o.set.authorities.length;
     const missing = this.others()
       .filter((a) => !newest.signatures.has(a.id))
       .map((a) => `${authorityLabel(a)}: ${newest.signatureProblems.get(a.id) ?? 'not fetched yet'}`);
-    return `the consensus of the period from ${new Date(newest.validAfter).toISOString()} has ${newest.signatures.size} of ${n} signatures; need ${this.needed} (${missing.join('; ')})`;
+    return `${expired}the consensus of the period from ${new Date(newest.validAfter).toISOString()} has ${newest.signatures.size} of ${n} signatures; need ${this.needed} (${missing.join('; ')})`;
+  }
+
+  private newestSigned(): Period | undefined {
+    return [...this.periods.values()]
+      .filter((q) => q.computed && q.signatures.size >= this.needed)
+      .sort((a, b) => b.validAfter - a.validAfter)[0];
+  }
+
+  /** "the last consensus expired at ...; " when one a majority signed is held but expired, else "". */
+  private expiredNote(): string {
+    const last = this.newestSigned();
+    if (!last?.computed || last.computed.consensus.validUntil >= this.clock()) return '';
+    return `the last consensus a majority signed expired at ${new Date(last.computed.consensus.validUntil).toISOString()}; `;
   }
 
   status(): VotingStatus {
@@ -463,6 +512,7 @@ export class AuthorityVoting {
             held: vote !== undefined,
             relays: vote?.vote.relays.length,
             problem: p?.voteProblems.get(a.id),
+            indirect: vote ? p?.unreachable.get(a.id) : undefined,
             ...differs,
           },
           signature: { held: p?.signatures.has(a.id) ?? false, problem: p?.signatureProblems.get(a.id) },

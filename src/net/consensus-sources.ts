@@ -23,6 +23,8 @@ const REFUSALS: ReadonlySet<string> = new Set([
   ErrorCode.CONSENSUS_INVALID,
 ]);
 
+const OUTAGES: ReadonlySet<string> = new Set([ErrorCode.DIRECTORY_UNREACHABLE, ErrorCode.DIRECTORY_TIMEOUT]);
+
 export interface ConsensusSourcesOptions {
   trust: ConsensusTrust;
   /** Cache URLs known now (from the consensus held, and any configured); asked first. */
@@ -90,8 +92,15 @@ export class ConsensusSources {
       } catch (err) {
         failures.push({ ...source, err: err as Error });
         const code = (err as AlliumError).code;
-        // Said here only when another source follows; the caller reports the last failure.
-        if (REFUSALS.has(code) && i < order.length - 1) {
+        // Said here only when another source follows; the caller reports the last failure. A cache
+        // behind the consensus held (it fetches every few seconds; a network's first periods move
+        // faster) is refused as a rollback but is no fault worth a warning.
+        if (source.cache && code === ErrorCode.CONSENSUS_ROLLBACK && i < order.length - 1) {
+          this.log.debug(
+            { from: source.url, err: (err as Error).message },
+            'a cache lags: asking the next source',
+          );
+        } else if (REFUSALS.has(code) && i < order.length - 1) {
           this.log.warn(
             { from: source.url, code, err: (err as Error).message },
             source.cache
@@ -103,7 +112,12 @@ export class ConsensusSources {
     }
     // One source (a directory, no caches yet): its own error, as a single directory always gave.
     if (failures.length === 1) throw failures[0].err;
-    const telling = failures.find((f) => REFUSALS.has((f.err as AlliumError).code)) ?? failures[0];
+    // A refusal first; then a source that answered and said why it has none (an authority's 503
+    // names the missing votes or signatures), before one that could not be reached.
+    const telling =
+      failures.find((f) => REFUSALS.has((f.err as AlliumError).code)) ??
+      failures.find((f) => !OUTAGES.has((f.err as AlliumError).code)) ??
+      failures[0];
     const code = ((telling?.err as AlliumError | undefined)?.code ??
       ErrorCode.DIRECTORY_UNREACHABLE) as AlliumCode;
     const others = failures

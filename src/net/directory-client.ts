@@ -159,6 +159,18 @@ export class DirectoryClient {
     return openTrustedConsensus(json, trust, opts);
   }
 
+  /** The consensus document as served, unverified (for `allium directory verify`, which checks it). */
+  async consensusDocument(): Promise<unknown> {
+    const text = await this.request('/v1/consensus', 'GET', undefined, MAX_CONSENSUS_RESPONSE);
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new DocumentError('ALLIUM_CONSENSUS_INVALID', 'the directory sent a consensus that is not JSON', {
+        cause: err,
+      });
+    }
+  }
+
   /**
    * The votes an authority holds for the period starting at `validAfter` (its own and those it
    * fetched from others), unverified: the caller opens each with the authority set (§6.7).

@@ -4,9 +4,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Directory } from '../../src/directory/directory.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { openTrustedConsensus } from '../../src/core/consensus-trust.js';
+import { Directory, type DirectoryOptions } from '../../src/directory/directory.js';
 import { DirectoryStore } from '../../src/directory/store.js';
 import type { AuthoritySet } from '../../src/wire/authority-docs.js';
+import type { ConsensusView } from '../../src/wire/directory-docs.js';
 import { AlliumProcess, freePort } from './allium-process.js';
 
 export type AuthorityRole = 'process' | 'down' | 'hostile';
@@ -29,6 +32,15 @@ export async function startAuthorityNetwork(opts: {
   exits: number;
   /** Run once the hostile authority listens, before any relay starts. */
   hostile?: (dir: Directory) => Promise<void>;
+  /** Options of the hostile Directory (e.g. a clock that is off). */
+  hostileOptions?: Partial<DirectoryOptions>;
+  /** Added to every authority process's arguments (e.g. --consensus-valid). */
+  authorityArgs?: string[];
+  /**
+   * The set authority i is given, instead of the set everyone else holds (same ids and keys, say
+   * another URL for a peer it must not reach).
+   */
+  setFor?: (i: number, set: AuthoritySet) => AuthoritySet;
 }): Promise<AuthorityNetwork> {
   const root = mkdtempSync(join(tmpdir(), 'allium-authorities-'));
   const set: AuthoritySet = { authorities: [] };
@@ -48,6 +60,12 @@ export async function startAuthorityNetwork(opts: {
   }
   const setFile = join(root, 'authorities.json');
   writeFileSync(setFile, JSON.stringify({ format: 'allium-authorities', version: 1, ...set }));
+  const setFileOf = (i: number): string => {
+    if (!opts.setFor) return setFile;
+    const file = join(root, `authorities-of-auth${i + 1}.json`);
+    writeFileSync(file, JSON.stringify({ format: 'allium-authorities', version: 1, ...opts.setFor(i, set) }));
+    return file;
+  };
   const net: AuthorityNetwork = {
     root,
     set,
@@ -69,10 +87,11 @@ export async function startAuthorityNetwork(opts: {
           const dir = await Directory.start({
             dataDir,
             port: ports[i],
-            authorities: set,
+            authorities: opts.setFor ? opts.setFor(i, set) : set,
             votingIntervalMs: VOTING_INTERVAL_SECONDS * 1000,
             // It lists whatever it likes.
             reachabilityCheck: false,
+            ...opts.hostileOptions,
           });
           await opts.hostile?.(dir);
           return dir;
@@ -84,11 +103,12 @@ export async function startAuthorityNetwork(opts: {
           '--port',
           String(ports[i]),
           '--authorities',
-          setFile,
+          setFileOf(i),
           '--voting-interval',
           String(VOTING_INTERVAL_SECONDS),
           '--log-level',
           'info',
+          ...(opts.authorityArgs ?? []),
         ]);
         if (!p.running) throw new Error(`auth${i + 1} exited at start:\n${p.log.slice(-3000)}`);
         return p;
@@ -136,4 +156,51 @@ export async function servedConsensus(url: string): Promise<{ body: string; sign
   } catch {
     return null;
   }
+}
+
+/** Polls an authority (bounded) until it serves a consensus `ok` accepts. */
+export async function waitForConsensus(
+  net: AuthorityNetwork,
+  index: number,
+  ok: (c: ConsensusView, signatures: number) => boolean,
+  timeoutMs = 40_000,
+): Promise<ConsensusView> {
+  const trust = { kind: 'authorities' as const, set: net.set };
+  const deadline = Date.now() + timeoutMs;
+  let last = 'nothing served';
+  while (Date.now() < deadline) {
+    const doc = await servedConsensus(net.set.authorities[index].url);
+    if (doc) {
+      try {
+        const { consensus } = openTrustedConsensus(doc, trust);
+        if (ok(consensus, doc.signatures.length)) return consensus;
+        last = `${consensus.relays.length} relays, ${doc.signatures.length} signatures`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+    }
+    await sleep(250);
+  }
+  throw new Error(`no such consensus from auth${index + 1} in ${timeoutMs} ms; last: ${last}`);
+}
+
+/** The status page of an authority, polled (bounded) until it matches `re`. */
+export async function statusPageMatching(url: string, re: RegExp, timeoutMs = 15_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let page = '';
+  while (Date.now() < deadline) {
+    try {
+      page = await (await fetch(`${url}/`, { signal: AbortSignal.timeout(5000) })).text();
+    } catch (err) {
+      page = `(no page: ${(err as Error).message})`;
+    }
+    if (re.test(page)) return page;
+    await sleep(250);
+  }
+  return page;
+}
+
+/** The status page's row of one authority (the line naming its id). */
+export function authorityRow(page: string, id: string): string {
+  return page.split('\n').find((l) => l.includes(`data-authority-id="${id}"`)) ?? '';
 }

@@ -69,7 +69,7 @@ export class Hosts {
 
   /** Namespaces of this prefix still on the machine. */
   leftovers(): string[] {
-    const re = new RegExp(`^${this.prefix}(br|dir|relay\\d+|client|web)\\b`);
+    const re = new RegExp(`^${this.prefix}(br|dir|auth\\d+|relay\\d+|client|web)\\b`);
     return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
       .stdout.split('\n')
       .filter((l) => re.test(l));
