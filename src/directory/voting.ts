@@ -4,7 +4,6 @@
 // signatures of the same bytes, and serves the newest consensus that a majority signed. Why a vote
 // or signature is missing is kept for the status page and the log.
 import {
-  type AuthoritySigner,
   consensusBodyText,
   consensusSignatureProblem,
   openVote,
@@ -14,109 +13,22 @@ import {
 import { authorityLabel, majorityOf } from '../core/authority-set.js';
 import { computeConsensus } from '../core/consensus-rule.js';
 import { sha256 } from '../crypto/keys.js';
-import type { Logger } from '../log.js';
 import {
   type AuthorityConsensus,
   type AuthorityEntry,
-  type AuthoritySet,
   type ConsensusSignature,
   parseConsensusSignature,
   type Vote,
   type VoteDocument,
 } from '../wire/authority-docs.js';
-import type { ConsensusRelay } from '../wire/directory-docs.js';
+import type { VotingOptions } from './voting-options.js';
+import type { ComputedConsensus, Period } from './voting-period.js';
+import { type VotingStatus, voteDifference, votingStatus } from './voting-status.js';
 
-/** How an authority asks another for votes and signatures (DirectoryClient over HTTP). */
-export interface PeerApi {
-  votes(peer: AuthorityEntry, validAfter: number): Promise<{ votes: unknown[]; current?: number }>;
-  /** Null when the peer has computed no consensus for that period. */
-  signature(peer: AuthorityEntry, validAfter: number): Promise<{ digest: string; signature: unknown } | null>;
-}
-
-export interface VotingOptions {
-  set: AuthoritySet;
-  /** This authority's id. */
-  self: string;
-  signer: AuthoritySigner;
-  /** Length of a voting period (ms); periods start at multiples of it since the epoch. */
-  intervalMs: number;
-  /** What this authority proposes for freshUntil - validAfter and validUntil - validAfter (ms). */
-  freshMs: number;
-  validMs: number;
-  /** The relays this authority checked itself, with their flags, in id order. */
-  relays: (now: number) => ConsensusRelay[];
-  peers: PeerApi;
-  logger: Logger;
-  now?: () => number;
-}
-
-interface ComputedConsensus {
-  consensus: AuthorityConsensus;
-  body: string;
-  digest: string;
-}
-
-/** Everything one authority holds about one period. */
-interface Period {
-  validAfter: number;
-  votes: Map<string, { doc: VoteDocument; vote: Vote }>;
-  voteProblems: Map<string, string>;
-  /** Why an authority could not be asked directly this period (its vote may still come through others). */
-  unreachable: Map<string, string>;
-  computed: ComputedConsensus | null;
-  /** Why no consensus was computed (too few votes), when so. */
-  computeProblem: string | null;
-  signatures: Map<string, ConsensusSignature>;
-  signatureProblems: Map<string, string>;
-  /** The served JSON, remade when a signature arrives. */
-  json: string | null;
-  reported: boolean;
-}
-
-/** One authority's view of one period, for the status page. */
-export interface AuthorityRow {
-  nickname: string;
-  id: string;
-  url: string;
-  self: boolean;
-  vote: {
-    held: boolean;
-    relays?: number;
-    problem?: string;
-    /**
-     * Where the vote differs from the consensus computed: relays it lists that fewer than a majority
-     * voted for (left out), and listed relays it lacks (it dropped or never checked them).
-     */
-    leftOut?: number;
-    lacking?: number;
-    /** Why it could not be asked directly, when its vote came through another authority. */
-    indirect?: string;
-  };
-  signature: { held: boolean; problem?: string };
-}
-
-export interface VotingStatus {
-  validAfter: number;
-  majority: number;
-  configured: number;
-  computed: { serial: number; relays: number; digest: string; votes: number } | null;
-  computeProblem: string | null;
-  signatures: number;
-  /** The period of the consensus served now, if any. */
-  servedValidAfter: number | null;
-  authorities: AuthorityRow[];
-}
+export type { PeerApi, VotingOptions } from './voting-options.js';
+export type { AuthorityRow, VotingStatus } from './voting-status.js';
 
 const KEEP_PERIODS = 4;
-
-function voteDifference(vote: Vote, listed: ReadonlySet<string>): { leftOut: number; lacking: number } {
-  const voted = new Set(vote.relays.map((r) => r.id));
-  let leftOut = 0;
-  for (const id of voted) if (!listed.has(id)) leftOut++;
-  let lacking = 0;
-  for (const id of listed) if (!voted.has(id)) lacking++;
-  return { leftOut, lacking };
-}
 
 export class AuthorityVoting {
   private readonly o: VotingOptions;
@@ -483,41 +395,12 @@ export class AuthorityVoting {
   status(): VotingStatus {
     const now = this.clock();
     const p = this.periods.get(this.periodStart(now)) ?? [...this.periods.values()].at(-1);
-    const listed = p?.computed ? new Set(p.computed.consensus.relays.map((r) => r.id)) : null;
-    const served = this.served();
-    return {
-      validAfter: p?.validAfter ?? this.periodStart(now),
+    return votingStatus(p, {
+      set: this.o.set,
+      self: this.o.self,
       majority: this.needed,
-      configured: this.o.set.authorities.length,
-      computed: p?.computed
-        ? {
-            serial: p.computed.consensus.serial,
-            relays: p.computed.consensus.relays.length,
-            digest: p.computed.digest,
-            votes: p.computed.consensus.authorities.length,
-          }
-        : null,
-      computeProblem: p?.computeProblem ?? null,
-      signatures: p?.signatures.size ?? 0,
-      servedValidAfter: served?.consensus.validAfter ?? null,
-      authorities: this.o.set.authorities.map((a) => {
-        const vote = p?.votes.get(a.id);
-        const differs = vote && listed ? voteDifference(vote.vote, listed) : {};
-        return {
-          nickname: a.nickname,
-          id: a.id,
-          url: a.url,
-          self: a.id === this.o.self,
-          vote: {
-            held: vote !== undefined,
-            relays: vote?.vote.relays.length,
-            problem: p?.voteProblems.get(a.id),
-            indirect: vote ? p?.unreachable.get(a.id) : undefined,
-            ...differs,
-          },
-          signature: { held: p?.signatures.has(a.id) ?? false, problem: p?.signatureProblems.get(a.id) },
-        };
-      }),
-    };
+      validAfter: p?.validAfter ?? this.periodStart(now),
+      servedValidAfter: this.served()?.consensus.validAfter ?? null,
+    });
   }
 }
