@@ -92,13 +92,16 @@ export class ConsensusSources {
       } catch (err) {
         failures.push({ ...source, err: err as Error });
         const code = (err as AlliumError).code;
-        // Said here only when another source follows; the caller reports the last failure. A cache
-        // behind the consensus held (it fetches every few seconds; a network's first periods move
-        // faster) is refused as a rollback but is no fault worth a warning.
-        if (source.cache && code === ErrorCode.CONSENSUS_ROLLBACK && i < order.length - 1) {
+        // Said here only when another source follows; the caller reports the last failure. A source
+        // behind the consensus held is refused as a rollback but is no fault worth a warning: a
+        // cache fetches every few seconds, and an authority still serves the last period's consensus
+        // until a majority signed the next one.
+        if (code === ErrorCode.CONSENSUS_ROLLBACK && i < order.length - 1) {
           this.log.debug(
             { from: source.url, err: (err as Error).message },
-            'a cache lags: asking the next source',
+            source.cache
+              ? 'a cache lags: asking the next source'
+              : 'an authority lags: asking the next source',
           );
         } else if (REFUSALS.has(code) && i < order.length - 1) {
           this.log.warn(
