@@ -381,6 +381,39 @@ export const MUTATIONS = [
     test: 'src/net/fetch.test.ts',
     name: 'follows redirects',
   },
+  {
+    id: 'onion-messages-at-the-entry',
+    what: "a relay answers onion service messages on a circuit from a client's link (a one-hop circuit)",
+    edits: [
+      {
+        in: 'src/core/onion-relay.ts',
+        search: 'if (circ.firstHop || circ.next || circ.extending)',
+        replace: 'if (circ.next || circ.extending)',
+      },
+    ],
+    test: 'test/onion-relays.test.ts',
+    name: 'one-hop',
+  },
+  {
+    id: 'rendezvous-passes-without-its-layer',
+    what: "the rendezvous point passes a joined circuit's cell into the other without its backward layer there",
+    edits: [{ in: 'src/core/onion-relay.ts', search: 'other.crypto.backward.add(body)', replace: 'body' }],
+    test: 'src/core/onion-relay.test.ts',
+    name: 'joins the two circuits',
+  },
+  {
+    id: 'introduction-unbound',
+    what: 'an introduction point takes ESTABLISH_INTRO without checking it was made for this circuit',
+    edits: [
+      {
+        in: 'src/core/onion-relay.ts',
+        search: 'verifyEstablishIntro(m, circ.crypto.forward.circuitBinding());',
+        replace: '',
+      },
+    ],
+    test: 'src/core/onion-relay.test.ts',
+    name: 'another circuit',
+  },
 ];
 
 export const INSUITE = [

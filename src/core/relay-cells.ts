@@ -10,7 +10,8 @@
 //      any other goes on to the next hop (RELAY_EARLY counted).
 //   5. backwardCell: on toward the client.
 //   6. relayMessage: EXTEND (the rules here, the dialing at the host), TRUNCATE, BEGIN and stream
-//      messages (the host's exit side).
+//      messages (the host's exit side); onion service messages, and every message of a circuit that
+//      has a role in one, go to onion-relay.ts (§8.5), as do the cells a joined circuit passes on (§8.7).
 // Cells leave through each link's send(). What needs I/O or a relay's own resources (an ntor answer,
 // a link for an EXTEND, the exit's streams) goes to the host, whose answers come back as calls here.
 
@@ -33,6 +34,13 @@ import {
 } from '../wire/constants.js';
 import { decodeRelayMessage } from '../wire/relay-cell.js';
 import { encodeEnd, encodeExtended, encodeTruncated } from '../wire/relay-messages.js';
+import { DescriptorStore } from './descriptor-store.js';
+import {
+  DEFAULT_ONION_RELAY_LIMITS,
+  isOnionCommand,
+  OnionRelay,
+  type OnionRelayLimits,
+} from './onion-relay.js';
 import type { CellLink, CircuitEntry, RelayCircuit } from './relay-circuit.js';
 import { type CellInspector, RelayCircuitTable } from './relay-circuit-table.js';
 import { CreateHandling, type CreateLimits } from './relay-create.js';
@@ -82,6 +90,8 @@ export interface RelayCellsOptions {
   inspect?: CellInspector;
   /** The clock (ms) of CREATE rates and idle circuits. */
   now?: () => number;
+  /** The descriptors this relay stores (§8.4), and its bounds as introduction and rendezvous point. */
+  onion?: { store?: DescriptorStore; limits?: Partial<OnionRelayLimits> };
 }
 
 /** Where runs of cells are joined for one cipher call. */
@@ -108,6 +118,8 @@ export class RelayCells<L extends CellLink = CellLink> {
   private readonly inspect: CellInspector | undefined;
   private readonly creates: CreateHandling<L>;
   private readonly now: () => number;
+  /** The relay as descriptor store, introduction point and rendezvous point (§8.5). */
+  readonly onion: OnionRelay<L>;
 
   constructor(opts: RelayCellsOptions) {
     this.host = opts.host;
@@ -116,9 +128,19 @@ export class RelayCells<L extends CellLink = CellLink> {
     this.inspect = opts.inspect;
     this.now = opts.now ?? Date.now;
     this.table = new RelayCircuitTable<L>({
-      closing: (circ) => this.host.closing(circ),
+      closing: (circ) => {
+        if (circ.onion !== null) this.onion.closing(circ);
+        this.host.closing(circ);
+      },
       stats: opts.stats,
       inspect: opts.inspect,
+      now: this.now,
+    });
+    this.onion = new OnionRelay<L>({
+      table: this.table,
+      store: opts.onion?.store ?? new DescriptorStore(undefined, this.now),
+      limits: { ...DEFAULT_ONION_RELAY_LIMITS, ...opts.onion?.limits },
+      log: opts.log,
       now: this.now,
     });
     this.creates = new CreateHandling<L>({
@@ -286,7 +308,12 @@ export class RelayCells<L extends CellLink = CellLink> {
       return;
     }
     if (!circ.next) {
-      this.table.teardown(circ, DestroyReason.PROTOCOL, null);
+      // Past this hop there is only a circuit joined here (§8.7); otherwise nothing.
+      const role = circ.onion;
+      if (role?.kind === 'joined') {
+        this.onion.passJoined(circ, role.other, cell.command, opened.body);
+        this.stats.cellsOut++;
+      } else this.table.teardown(circ, DestroyReason.PROTOCOL, null);
       return;
     }
     if (cell.command === CellCommand.RELAY_EARLY && ++circ.earlyForwarded > MAX_RELAY_EARLY) {
@@ -316,6 +343,11 @@ export class RelayCells<L extends CellLink = CellLink> {
     tag: Buffer,
     early: boolean,
   ): void {
+    // A circuit with a role in an onion service carries only that role's messages (§8.5).
+    if (circ.onion !== null) {
+      this.onion.message(circ, command, data);
+      return;
+    }
     switch (command) {
       case RelayCommand.EXTEND:
         // Each EXTEND may cost a connection attempt: TRUNCATE-then-EXTEND gets MAX_EXTENDS_PER_CIRCUIT.
@@ -348,6 +380,7 @@ export class RelayCells<L extends CellLink = CellLink> {
         this.host.streamMessage(circ, command, streamId, data, tag);
         return;
       default:
+        if (isOnionCommand(command)) this.onion.message(circ, command, data);
         return; // DROP and unknown relay commands are ignored
     }
   }

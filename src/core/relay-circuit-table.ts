@@ -137,8 +137,8 @@ export class RelayCircuitTable<L extends CellLink = CellLink> {
   }
 
   /**
-   * Destroys circuits that carried no cell for `idleMs` (with a stream open at this hop, none is
-   * idle). Cell counts are compared with the previous pass, so relaying a cell costs nothing more.
+   * Destroys circuits that carried no cell for `idleMs` (with a stream open at this hop, or as an
+   * introduction point, none is idle). Cell counts are compared with the previous pass, so relaying a cell costs nothing more.
    */
   closeIdleCircuits(idleMs: number): void {
     const now = this.opts.now();
@@ -147,7 +147,8 @@ export class RelayCircuitTable<L extends CellLink = CellLink> {
       for (const { circ, side } of map.values()) {
         if (side !== 'prev') continue;
         const cells = circ.cellsForward + circ.cellsBackward;
-        if (cells !== circ.sweptCells || (circ.mux?.streams.size ?? 0) > 0) {
+        // An introduction circuit waits, silent, for clients it cannot foresee (§8.5): not idle.
+        if (cells !== circ.sweptCells || (circ.mux?.streams.size ?? 0) > 0 || circ.onion?.kind === 'intro') {
           circ.sweptCells = cells;
           circ.quietSince = now;
         } else if (now - circ.quietSince >= idleMs) idle.push(circ);

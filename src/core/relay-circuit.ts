@@ -1,6 +1,7 @@
 // Implements docs/protocol.md §3.4 (layers) at a relay: one circuit's two sides and its hop crypto.
 
 import type { CircuitHopCrypto } from '../crypto/forward-onion.js';
+import type { IntroRateLimiter } from './intro-rate-limiter.js';
 import type { StreamMux } from './stream-mux.js';
 
 /**
@@ -23,6 +24,20 @@ export interface CellLink {
   queuedCellsOf(circId: number): number;
 }
 
+/**
+ * What a circuit is to this relay as an onion service's introduction point, rendezvous point or its
+ * client (§8.5), once a message gave it a role; a circuit with a role carries nothing else.
+ */
+export type OnionRole =
+  /** A service's circuit registered for `key` (an auth key, hex), its INTRODUCE2s within `limiter`. */
+  | { kind: 'intro'; key: string; limiter: IntroRateLimiter }
+  /** A client's circuit that sent its one INTRODUCE1. */
+  | { kind: 'introduced' }
+  /** A client's circuit waiting under `cookie` (hex) for the service's RENDEZVOUS1. */
+  | { kind: 'rendezvous'; cookie: string }
+  /** Joined at this rendezvous point: cells for the hop past this one go to `other` (§8.7). */
+  | { kind: 'joined'; other: RelayCircuit };
+
 export interface CircuitSide {
   link: CellLink;
   circId: number;
@@ -40,6 +55,8 @@ export class RelayCircuit {
   closed = false;
   cellsForward = 0;
   cellsBackward = 0;
+  /** Its role in an onion service's introduction or rendezvous at this relay (§8.5), if any. */
+  onion: OnionRole | null = null;
   /** The idle sweep's view (RelayCells.idleCircuits): the cells it last counted, and since when none came. */
   sweptCells = 0;
 

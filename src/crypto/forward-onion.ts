@@ -14,6 +14,7 @@ import {
   randomPadding,
 } from './backward-layer.js';
 import { CryptoError, CryptoErrorCode, expectLength } from './errors.js';
+import { circuitBinding } from './intro-auth.js';
 import type { HopKeys } from './ntor.js';
 import { HopLayer } from './relay-crypto.js';
 
@@ -56,6 +57,14 @@ export type ForwardOpen =
 
 /** The forward direction of one hop: checks (relay) or makes (client) the per-hop tag of every cell. */
 export class ForwardLayer extends HopLayer {
+  /**
+   * The circuit binding of this hop (§8.6): a secret of the circuit's origin and this hop alone,
+   * which ESTABLISH_INTRO is MACed under so it cannot be replayed on another circuit.
+   */
+  circuitBinding(): Buffer {
+    return circuitBinding(this.macKey);
+  }
+
   /** mac(M, seq, command, x) for the next cell, advancing seq. */
   tag(x: Buffer, command: number): Buffer {
     const t = this.macAtSeq(commandByte(command), x);

@@ -12,7 +12,7 @@ const TWO_32 = 2 ** 32;
 export abstract class HopLayer {
   // One long-lived cipher: a cipher object per cell costs more than the AES itself (node20-notes).
   protected readonly ctr: Cipher;
-  private readonly macKey: Buffer;
+  protected readonly macKey: Buffer;
   protected seqNo = 0;
   private readonly seqBuf = Buffer.alloc(8);
 

@@ -1,10 +1,12 @@
 // Resource limits of a relay (docs/threat-model.md, "Flooding and resource exhaustion"): one hostile
 // peer may cost itself circuits, never the relay its memory or CPU.
 import os from 'node:os';
+import { DEFAULT_DESCRIPTOR_STORE_LIMITS } from '../core/descriptor-store.js';
+import { DEFAULT_ONION_RELAY_LIMITS, type OnionRelayLimits } from '../core/onion-relay.js';
 
 export { TokenBucket } from '../core/token-bucket.js';
 
-export interface RelayLimits {
+export interface RelayLimits extends OnionRelayLimits {
   /** Circuits one link may have open; more CREATEs get DESTROY(RESOURCELIMIT). */
   circuitsPerLink: number;
   /** Streams one circuit may have open at the exit; more BEGINs get END(RESOURCELIMIT). */
@@ -53,6 +55,10 @@ export interface RelayLimits {
   exitCircuitBufferBytes: number;
   /** Bytes an exit holds for all destinations together; past it the stream holding the most is closed. */
   exitBufferBytes: number;
+  /** Onion service descriptors this relay stores at most (§8.5); past it a new key's is answered FULL. */
+  onionDescriptors: number;
+  /** Descriptor bytes it stores at most. */
+  onionDescriptorBytes: number;
 }
 
 export const DEFAULT_RELAY_LIMITS: RelayLimits = {
@@ -73,6 +79,9 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   dnsTimeoutMs: 5000,
   exitCircuitBufferBytes: 4 * 1024 * 1024,
   exitBufferBytes: defaultExitBufferBytes(os.totalmem()),
+  onionDescriptors: DEFAULT_DESCRIPTOR_STORE_LIMITS.count,
+  onionDescriptorBytes: DEFAULT_DESCRIPTOR_STORE_LIMITS.bytes,
+  ...DEFAULT_ONION_RELAY_LIMITS,
 };
 
 /** A sixteenth of the machine's memory, at least 32 MiB and at most 256 MiB. */

@@ -207,12 +207,16 @@ export class LinkTable {
     this.opts.cells.releaseScratch();
   }
 
-  /** Closes links that carried no circuit for idleLinkMs, and circuits idle for idleCircuitMs. */
+  /**
+   * Closes links that carried no circuit for idleLinkMs, circuits idle for idleCircuitMs, and
+   * rendezvous circuits whose cookie waited too long; drops expired onion descriptors.
+   */
   private sweep(): void {
     const { cells, limits } = this.opts;
     this.enforceTotalQueue(true);
     const now = Date.now();
     cells.table.closeIdleCircuits(limits.idleCircuitMs);
+    cells.onion.sweep();
     this.giveBackMemory();
     for (const [link, map] of cells.table.circuits) {
       if (map.size > 0) {

@@ -4,11 +4,13 @@
 //   link-table.ts         the links, and the limits on what queues toward peers
 //   extend.ts             where an EXTEND leads, and the link to it
 //   exit.ts, exit-streams.ts   the exit's streams and BEGIN
+//   core/onion-relay.ts   descriptor store, introduction and rendezvous point (inside the cell handling)
 //   key-schedule.ts       onion and link key rotation
 //   relay-options.ts      what a relay is started with, and whom it trusts for the consensus
 // This class wires them to the listener, the handshake pool and the directory.
 
 import type { ConsensusTrust } from '../core/consensus-trust.js';
+import { DescriptorStore } from '../core/descriptor-store.js';
 import { ExitPolicy } from '../core/exit-policy.js';
 import { RelayCells, type RelayCellsHost } from '../core/relay-cells.js';
 import type { CircuitEntry, RelayCircuit } from '../core/relay-circuit.js';
@@ -56,6 +58,8 @@ export class Relay implements RelayCellsHost {
   /** Answers CREATEs: on this thread at a modest rate, on worker threads past it. */
   readonly handshakes: HandshakePool;
   private readonly cells: RelayCells<Link>;
+  /** The onion service descriptors this relay stores (protocol §8.4): blinded keys and ciphertext only. */
+  readonly descriptors: DescriptorStore;
   private readonly exit: ExitSide;
   private readonly links: LinkTable;
   readonly stats = {
@@ -136,12 +140,17 @@ export class Relay implements RelayCellsHost {
         if (this.registration.address) this.registration.refreshNow();
       },
     });
+    this.descriptors = new DescriptorStore({
+      count: this.limits.onionDescriptors,
+      bytes: this.limits.onionDescriptorBytes,
+    });
     this.cells = new RelayCells<Link>({
       host: this,
       limits: this.limits,
       stats: this.stats,
       log: this.log,
       inspect: opts.inspect,
+      onion: { store: this.descriptors, limits: this.limits },
     });
     this.exit = new ExitSide({
       policy: this.policy,

@@ -1,9 +1,10 @@
 // Fuzz targets for every decoder of docs/protocol.md (§1 links, §2 cells, §3 handshakes, §4 relay
-// messages, §6 directory documents, §7 exit policy) and the SOCKS5 step machine. Each target takes
+// messages, §6 directory documents, §7 exit policy, §8 onion services) and the SOCKS5 step machine. Each target takes
 // random and mutated-valid inputs and fails when the decoder throws anything but its typed error,
 // returns something outside its caps, or accepts a changed authenticated message.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { DescriptorStore } from '../../src/core/descriptor-store.js';
 import {
   DocumentError,
   openConsensusJson,
@@ -21,11 +22,15 @@ import {
   wrapForward,
   wrapForwardMany,
 } from '../../src/crypto/forward-onion.js';
+import { circuitBinding, signEstablishIntro, verifyEstablishIntro } from '../../src/crypto/intro-auth.js';
+import { blindSecret } from '../../src/crypto/key-blinding.js';
 import { IdentityKey, X25519Key } from '../../src/crypto/keys.js';
 import { linkBoundConfirmed, linkBoundHop } from '../../src/crypto/link-bound-hop.js';
 import { makeLinkCert, verifyLinkCertFor } from '../../src/crypto/link-cert.js';
 import { NoiseHandshake } from '../../src/crypto/noise.js';
 import { ntorClientFinish, ntorClientStart, ntorServerRespond } from '../../src/crypto/ntor.js';
+import { onionAddressOf, parseOnionAddress } from '../../src/crypto/onion-address.js';
+import { sealDescriptor } from '../../src/crypto/onion-descriptor.js';
 import { isolationFromAuth, parseAuthority } from '../../src/net/http-proxy-server.js';
 import { formatIp, parseIp } from '../../src/wire/bytes.js';
 import { decodeCell, decodeFrameCells, encodeCell } from '../../src/wire/cell.js';
@@ -60,6 +65,32 @@ import {
 } from '../../src/wire/directory-docs.js';
 import { WireError } from '../../src/wire/errors.js';
 import { encodeFrameLength, FrameDecoder } from '../../src/wire/frame-decoder.js';
+import { ONION_DESCRIPTOR_LEN } from '../../src/wire/onion-descriptor.js';
+import { OnionError } from '../../src/wire/onion-errors.js';
+import {
+  DescriptorStoreStatus,
+  decodeDescriptorFetch,
+  decodeDescriptorFetched,
+  decodeDescriptorStore,
+  decodeDescriptorStored,
+  decodeEstablishIntro,
+  decodeEstablishRendezvous,
+  decodeIntroduce,
+  decodeIntroduceAck,
+  decodeIntroducePlaintext,
+  decodeRendezvous1,
+  decodeRendezvous2,
+  encodeDescriptorFetch,
+  encodeDescriptorFetched,
+  encodeDescriptorStored,
+  encodeEstablishIntro,
+  encodeEstablishRendezvous,
+  encodeIntroduce,
+  encodeIntroduceAck,
+  encodeIntroducePlaintext,
+  encodeRendezvous1,
+  encodeRendezvous2,
+} from '../../src/wire/onion-messages.js';
 import {
   buildRelayBody,
   decodeRelayMessage,
@@ -885,6 +916,108 @@ const httpConnect: FuzzTarget = {
   },
 };
 
+// ---- §8 onion services: the relay messages a relay reads, ESTABLISH_INTRO's proofs, descriptors at a store ----
+
+const onionDecoders: ((d: Buffer) => unknown)[] = [
+  decodeEstablishIntro,
+  decodeIntroduce,
+  decodeIntroduceAck,
+  decodeEstablishRendezvous,
+  decodeRendezvous1,
+  decodeRendezvous2,
+  decodeDescriptorStore,
+  decodeDescriptorStored,
+  decodeDescriptorFetch,
+  decodeDescriptorFetched,
+  decodeIntroducePlaintext,
+];
+
+const onionKeys = lazy(() => {
+  const authKey = IdentityKey.fromSeed(Buffer.alloc(32, 0x44));
+  const mf = Buffer.alloc(32, 0x12);
+  const seed = Buffer.alloc(32, 0x55);
+  const now = 2_000_000_000;
+  const descriptor = sealDescriptor({
+    identityKey: IdentityKey.fromSeed(seed).publicKey,
+    blindedSecret: blindSecret(seed, { number: Math.floor(now / 86_400), length: 86_400 }),
+    revision: 7,
+    expires: now + 3600,
+    introPoints: [{ relayId: Buffer.alloc(32, 1), authKey: authKey.publicKey, encKey: Buffer.alloc(32, 2) }],
+    salt: Buffer.alloc(16, 3),
+  });
+  const establishIntro = encodeEstablishIntro(
+    signEstablishIntro(authKey, { rate: 25, burst: 200 }, circuitBinding(mf)),
+  );
+  return { authKey, mf, now, descriptor, establishIntro };
+});
+
+const onionMessages: FuzzTarget = {
+  name: 'onion service messages (ESTABLISH_INTRO, INTRODUCE, RENDEZVOUS, descriptor store and fetch)',
+  arbitrary: () => {
+    const k = onionKeys();
+    const seeds = fc.constantFrom(
+      k.establishIntro,
+      encodeIntroduce({
+        authKey: k.authKey.publicKey,
+        clientKey: Buffer.alloc(32, 5),
+        encrypted: Buffer.alloc(128, 6),
+        mac: Buffer.alloc(32, 7),
+      }),
+      encodeIntroduceAck(3),
+      encodeEstablishRendezvous(Buffer.alloc(32, 8)),
+      encodeRendezvous1(Buffer.alloc(32, 8), { serviceKey: Buffer.alloc(32, 9), auth: Buffer.alloc(32, 10) }),
+      encodeRendezvous2({ serviceKey: Buffer.alloc(32, 9), auth: Buffer.alloc(32, 10) }),
+      k.descriptor,
+      encodeDescriptorStored(DescriptorStoreStatus.NOT_NEWER),
+      encodeDescriptorFetch(Buffer.alloc(32, 11)),
+      encodeDescriptorFetched(k.descriptor),
+      encodeDescriptorFetched(null),
+      encodeIntroducePlaintext({ cookie: Buffer.alloc(32, 8), rendezvousId: Buffer.alloc(32, 12) }),
+    );
+    return fc.tuple(fc.nat(onionDecoders.length - 1), fc.oneof(mutated(seeds), randomBytes(1300)));
+  },
+  check(input) {
+    const [which, data] = input as [number, Buffer];
+    const decode = onionDecoders[which];
+    const r = refusesOnlyWith([WireError], () => decode(data));
+    if (r.ok && decode === decodeDescriptorFetched && r.value !== null) {
+      assert.equal((r.value as Buffer).length, ONION_DESCRIPTOR_LEN);
+    }
+    if (r.ok && decode === decodeEstablishIntro) {
+      // What an introduction point checks next: a changed message never passes both proofs.
+      const k = onionKeys();
+      const proofs = refusesOnlyWith([OnionError], () =>
+        verifyEstablishIntro(r.value as ReturnType<typeof decodeEstablishIntro>, circuitBinding(k.mf)),
+      );
+      if (proofs.ok) assert.deepEqual(data, k.establishIntro, 'a changed ESTABLISH_INTRO passed its proofs');
+    }
+  },
+};
+
+const onionStore: FuzzTarget = {
+  name: 'onion descriptors at a store (DescriptorStore.store, parseOnionAddress)',
+  arbitrary: () =>
+    fc.tuple(
+      mutationsOrNone,
+      randomBytes(ONION_DESCRIPTOR_LEN + 8),
+      fc.boolean(),
+      mutatedText(fc.constant(onionAddressOf(onionKeys().authKey.publicKey))),
+    ),
+  check(input) {
+    const [ms, junk, useJunk, address] = input as [Mutation[], Buffer, boolean, string];
+    const k = onionKeys();
+    const bytes = useJunk ? junk : ms.reduce(applyMutation, k.descriptor);
+    const store = new DescriptorStore({ count: 4, bytes: 8192 }, () => k.now * 1000);
+    // The store answers every input with a status, never a throw.
+    const status = refusesOnlyWith([], () => store.store(bytes));
+    if (!status.ok) return;
+    if (bytes.equals(k.descriptor)) assert.equal(status.value, DescriptorStoreStatus.STORED);
+    else assert.notEqual(status.value, DescriptorStoreStatus.STORED, 'a changed descriptor was stored');
+    const parsed = refusesOnlyWith([OnionError], () => parseOnionAddress(address));
+    if (parsed.ok) assert.equal(parsed.value.length, 32);
+  },
+};
+
 export const TARGETS: FuzzTarget[] = [
   cells,
   cellBodies,
@@ -902,6 +1035,8 @@ export const TARGETS: FuzzTarget[] = [
   signedDocuments,
   exitPolicy,
   ipLiterals,
+  onionMessages,
+  onionStore,
 ];
 
 export function targetByName(name: string): FuzzTarget {
