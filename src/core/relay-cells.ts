@@ -14,6 +14,8 @@
 //      has a role in one, go to onion-relay.ts (§8.5), as do the cells a joined circuit passes on (§8.7).
 // Cells leave through each link's send(). What needs I/O or a relay's own resources (an ntor answer,
 // a link for an EXTEND, the exit's streams) goes to the host, whose answers come back as calls here.
+// Just over 400 lines for a reason: the receive path above reads as one numbered pipeline, as
+// wireguard-go's receive.go does; its rules (CREATE, EXTEND, onion roles) are in their own modules.
 
 import { Scratch } from '../buffers/scratch.js';
 import { FORWARD_MARKER_LEN, type ForwardOpen } from '../crypto/forward-onion.js';

@@ -1,5 +1,7 @@
 // Implements docs/protocol.md §6 and docs/directory-api.md: the directory's behaviour behind the HTTP routes
 // (registration, withdrawal, lookups, the cached signed consensus, saving state).
+// Just over 400 lines for a reason: every route shares the relay records, the consensus cache and the
+// save schedule; the registry (with the listing limits), reachability and voting are modules of their own.
 import { signConsensus } from '../core/documents.js';
 import type { IdentityKey } from '../crypto/keys.js';
 import { ErrorCode } from '../errors.js';

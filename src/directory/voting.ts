@@ -3,6 +3,8 @@
 // what they hold), computes the consensus by the rule of §6.8, signs it, gathers the others'
 // signatures of the same bytes, and serves the newest consensus that a majority signed. Why a vote
 // or signature is missing is kept for the status page and the log.
+// Just over 400 lines for a reason: one period's steps share its state; what the voting is given, the
+// period's state and the status page's view of it are in voting-options, voting-period, voting-status.
 import {
   consensusBodyText,
   consensusSignatureProblem,

@@ -1,5 +1,7 @@
 // A whole network on this machine: a directory (or a set of directory authorities), N relays and a
 // client, each a separate OS process started with the same CLI a user would type.
+// Just over 400 lines for a reason: the start order (authorities, relays, client), the arguments each
+// process gets and the cleanup on a failed start depend on each other and read best in one place.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
