@@ -55,6 +55,23 @@ export interface RelayDescriptor {
 
 export interface ConsensusRelay extends RelayDescriptor {
   flags: string[] /* 'Running', 'Exit' */;
+  /** When the directory first listed the relay (ms): the onion-service ring leaves new relays off (§8.3). */
+  listedSince?: number;
+}
+
+/** One period's ring value (§8.3): 32 random bytes the directory drew, base64. */
+export interface RingValue {
+  period: number;
+  value: string;
+}
+
+/** The consensus's onion-service fields (§8.3). */
+export interface ConsensusOnion {
+  periodSeconds: number;
+  /** The current period's value, and from a quarter period before it starts, the next one's. */
+  ringValues: RingValue[];
+  /** Leave relays listed after a value's publication off that period's ring (off on test networks). */
+  onlyListedBeforeReveal: boolean;
 }
 
 export interface Consensus {
@@ -65,6 +82,8 @@ export interface Consensus {
   validUntil: number;
   directoryKey: string;
   relays: ConsensusRelay[];
+  /** Absent in a consensus from a directory older than onion services. */
+  onion?: ConsensusOnion;
 }
 
 /**
