@@ -828,6 +828,46 @@ export const ERROR_CATALOGUE = {
       'a relay on the path forged or changed the answer; the client tries again with a new rendezvous point',
   },
 
+  ALLIUM_ONION_NO_RING: {
+    area: 'onion',
+    meaning:
+      "the consensus carries no onion-service fields for this period (the directory's release predates onion services)",
+    remedy: 'upgrade the directory (or every authority) to a release that publishes them',
+  },
+  ALLIUM_ONION_DESCRIPTOR_NOT_FOUND: {
+    area: 'onion',
+    meaning: 'no store held a descriptor for this address: no such service, or it has not published (yet)',
+    remedy:
+      'check the address; a service just started needs a minute to publish; a stopped one disappears within hours',
+  },
+  ALLIUM_ONION_SERVICE_UNREACHABLE: {
+    area: 'onion',
+    meaning:
+      "none of the service's introduction points took the introduction: the service is down or has moved on",
+    remedy: 'the service is likely down; retry later, when it has published a fresh descriptor',
+  },
+  ALLIUM_ONION_RENDEZVOUS_FAILED: {
+    area: 'onion',
+    meaning: 'the circuit to the rendezvous point failed before the service came',
+    remedy: 'retry: a new rendezvous point is chosen',
+  },
+  ALLIUM_ONION_INTRODUCE_TIMEOUT: {
+    area: 'onion',
+    meaning: 'the introduction was passed on, but the service did not come to the rendezvous point in time',
+    remedy: 'the service is overloaded or failing; retry later',
+  },
+  ALLIUM_SERVICE_TARGET: {
+    area: 'onion',
+    meaning: 'the local address an onion service forwards to (`--to`) is not a valid host:port',
+    remedy: 'give `--to 127.0.0.1:8080` (host and port of the local server to publish)',
+  },
+  ALLIUM_SERVICE_KEY: {
+    area: 'onion',
+    meaning: "the onion service's key file is unreadable, the wrong size, or readable by others",
+    remedy:
+      'restore the key from a backup (it IS the address), or `chmod 600` it; delete it only to take a new address',
+  },
+
   // ---- `allium fetch` and the library ----
   ALLIUM_FETCH_URL: {
     area: 'fetch',

@@ -3,8 +3,15 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { StreamError } from '../core/stream-mux.js';
+import { AlliumError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
-import { encodeSocksReply, Socks5Handshake, SocksReply, socksReplyForEndReason } from '../wire/socks5.js';
+import {
+  encodeSocksReply,
+  Socks5Handshake,
+  SocksReply,
+  socksReplyForEndReason,
+  socksReplyForOnionCode,
+} from '../wire/socks5.js';
 import { spliceStream } from './splice-stream.js';
 
 export interface SocksRequest {
@@ -136,8 +143,12 @@ export class SocksServer {
           },
           (err: Error) => {
             this.failures++;
+            const onion = err instanceof AlliumError ? socksReplyForOnionCode(err.code) : null;
             const code =
-              err instanceof StreamError ? socksReplyForEndReason(err.endReason) : SocksReply.GENERAL_FAILURE;
+              onion ??
+              (err instanceof StreamError
+                ? socksReplyForEndReason(err.endReason)
+                : SocksReply.GENERAL_FAILURE);
             log.info(
               { code: (err as StreamError).code, reply: code },
               `SOCKS request failed: ${err.message}`,

@@ -9,6 +9,7 @@ import {
   type Socks5Step,
   SocksReply,
   socksReplyForEndReason,
+  socksReplyForOnionCode,
 } from './socks5.js';
 
 const numRuns = Number(process.env.FUZZ_RUNS ?? 200);
@@ -240,5 +241,28 @@ describe('socksReplyForEndReason', () => {
     for (const r of [EndReason.MISC, EndReason.DONE, EndReason.DESTROY, EndReason.INTERNAL, 0, 200]) {
       assert.equal(socksReplyForEndReason(r), SocksReply.GENERAL_FAILURE);
     }
+  });
+});
+
+describe('socksReplyForOnionCode', () => {
+  it("maps onion-service failures to Tor's extended replies (protocol §8.9)", () => {
+    const cases: [string, number][] = [
+      ['ALLIUM_ONION_ADDRESS', 0xf6],
+      ['ALLIUM_ONION_ADDRESS_CHECKSUM', 0xf6],
+      ['ALLIUM_ONION_ADDRESS_VERSION', 0xf6],
+      ['ALLIUM_ONION_ADDRESS_KEY', 0xf6],
+      ['ALLIUM_ONION_DESCRIPTOR_NOT_FOUND', 0xf0],
+      ['ALLIUM_ONION_NO_RING', 0xf0],
+      ['ALLIUM_ONION_DESCRIPTOR_SIGNATURE', 0xf1],
+      ['ALLIUM_ONION_DESCRIPTOR_EXPIRED', 0xf1],
+      ['ALLIUM_ONION_DESCRIPTOR_DECRYPT', 0xf1],
+      ['ALLIUM_ONION_DESCRIPTOR_KEY', 0xf1],
+      ['ALLIUM_ONION_SERVICE_UNREACHABLE', 0xf2],
+      ['ALLIUM_ONION_RENDEZVOUS_AUTH', 0xf3],
+      ['ALLIUM_ONION_RENDEZVOUS_FAILED', 0xf3],
+      ['ALLIUM_ONION_INTRODUCE_TIMEOUT', 0xf7],
+    ];
+    for (const [code, reply] of cases) assert.equal(socksReplyForOnionCode(code), reply, code);
+    assert.equal(socksReplyForOnionCode('ALLIUM_STREAM_REFUSED'), null);
   });
 });

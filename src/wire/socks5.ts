@@ -15,6 +15,13 @@ export const SocksReply = {
   TTL_EXPIRED: 6,
   COMMAND_NOT_SUPPORTED: 7,
   ADDRESS_TYPE_NOT_SUPPORTED: 8,
+  // Tor's extended replies for onion destinations (protocol §8.9), which programs print as numbers.
+  ONION_DESCRIPTOR_NOT_FOUND: 0xf0,
+  ONION_DESCRIPTOR_INVALID: 0xf1,
+  ONION_INTRO_FAILED: 0xf2,
+  ONION_RENDEZVOUS_FAILED: 0xf3,
+  ONION_ADDRESS_INVALID: 0xf6,
+  ONION_INTRO_TIMEOUT: 0xf7,
 } as const;
 export type SocksReply = (typeof SocksReply)[keyof typeof SocksReply];
 
@@ -85,6 +92,19 @@ export function socksReplyForEndReason(endReason: number): number {
     default:
       return SocksReply.GENERAL_FAILURE;
   }
+}
+
+/** The SOCKS reply for an onion-service failure's error code (§8.9), or null for other codes. */
+export function socksReplyForOnionCode(code: string): number | null {
+  if (code.startsWith('ALLIUM_ONION_ADDRESS')) return SocksReply.ONION_ADDRESS_INVALID;
+  if (code === 'ALLIUM_ONION_DESCRIPTOR_NOT_FOUND' || code === 'ALLIUM_ONION_NO_RING')
+    return SocksReply.ONION_DESCRIPTOR_NOT_FOUND;
+  if (code.startsWith('ALLIUM_ONION_DESCRIPTOR_')) return SocksReply.ONION_DESCRIPTOR_INVALID;
+  if (code === 'ALLIUM_ONION_SERVICE_UNREACHABLE') return SocksReply.ONION_INTRO_FAILED;
+  if (code === 'ALLIUM_ONION_RENDEZVOUS_AUTH' || code === 'ALLIUM_ONION_RENDEZVOUS_FAILED')
+    return SocksReply.ONION_RENDEZVOUS_FAILED;
+  if (code === 'ALLIUM_ONION_INTRODUCE_TIMEOUT') return SocksReply.ONION_INTRO_TIMEOUT;
+  return null;
 }
 
 type State = 'greeting' | 'auth' | 'request' | 'done';
