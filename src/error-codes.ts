@@ -538,6 +538,11 @@ export const ERROR_CATALOGUE = {
       'a circuit was destroyed (by a relay, a changed cell, or the client) while in use; its streams failed',
     remedy: 'a relay on the path went away or misbehaved; the client builds another circuit',
   },
+  ALLIUM_CIRCUIT_TIMEOUT: {
+    area: 'circuit',
+    meaning: 'the last relay of a circuit did not answer an onion service request in time',
+    remedy: 'nothing: another relay (store, introduction or rendezvous point) is tried',
+  },
   ALLIUM_CIRCUIT_CLOSED: {
     area: 'circuit',
     meaning: 'a stream was opened on a circuit that had already closed',

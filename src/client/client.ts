@@ -25,10 +25,14 @@ import { type ClientOptions, type ConnectOptions, clientTrust } from './client-o
 import { ConsensusKeeper } from './consensus-keeper.js';
 import { FailureRefresh, waitForConsensus } from './consensus-wait.js';
 import { EntryLinks } from './entry-links.js';
+import { OnionCircuit } from './onion-circuit.js';
 import type { GuardBias } from './path-bias.js';
 import { PathChoice } from './path-choice.js';
 
 export { ClientError } from './client-error.js';
+
+/** Onion service circuits are 3 hops whatever the client's path length (protocol §8). */
+export const ONION_PATH_LENGTH = 3;
 export type { ClientOptions, ConnectOptions } from './client-options.js';
 
 export class AlliumClient {
@@ -169,6 +173,8 @@ export class AlliumClient {
       target?: { host: string; port: number };
       exclude?: Set<string>;
       path?: ConsensusRelay[];
+      /** Ends at this relay instead of an exit, as an onion service circuit (§8) of ONION_PATH_LENGTH. */
+      lastHop?: ConsensusRelay;
     } = {},
   ): Promise<ClientCircuit> {
     if (this.closedFlag) throw new ClientError('ALLIUM_CLIENT_CLOSED', 'the client is closed');
@@ -176,7 +182,9 @@ export class AlliumClient {
     if (!consensus) throw this.keeper.noConsensusError();
     let path: ConsensusRelay[];
     try {
-      path = opts.path ?? this.paths.choose(consensus, opts);
+      path =
+        opts.path ??
+        this.paths.choose(consensus, opts.lastHop ? { ...opts, length: ONION_PATH_LENGTH } : opts);
     } catch (err) {
       // A relay may have become an exit since: ask the directory now rather than at the next refresh.
       this.failureRefresh.request();
@@ -197,10 +205,11 @@ export class AlliumClient {
         `cannot reach entry relay ${entry.nickname} at ${entry.address}:${entry.port}: ${(err as Error).message}`,
       );
     }
+    const Circuit = opts.lastHop ? OnionCircuit : ClientCircuit;
     const circ = this.entries.add(
       link,
       (circId) =>
-        new ClientCircuit(
+        new Circuit(
           link,
           circId,
           (c) => {
@@ -253,6 +262,23 @@ export class AlliumClient {
       'circuit built',
     );
     return circ;
+  }
+
+  /**
+   * A 3-hop circuit whose last hop is `last` (an introduction point, rendezvous point or store, §8),
+   * entering through a guard; `exclude`: relays not to take as entry or middle.
+   */
+  async buildOnionCircuit(
+    last: ConsensusRelay,
+    opts: { isolation?: string; exclude?: Set<string> } = {},
+  ): Promise<OnionCircuit> {
+    return (await this.buildCircuit({ ...opts, lastHop: last })) as OnionCircuit;
+  }
+
+  /** The entry guards of paths now (relay ids): an onion service's own roles avoid them. */
+  guardIds(): Set<string> {
+    const consensus = this.consensus;
+    return new Set(consensus ? this.currentGuards(consensus) : []);
   }
 
   /** Entry guards, brought up to date with each new consensus (path-choice.ts). */
