@@ -99,7 +99,13 @@ export function socksReplyForOnionCode(code: string): number | null {
   if (code.startsWith('ALLIUM_ONION_ADDRESS')) return SocksReply.ONION_ADDRESS_INVALID;
   if (code === 'ALLIUM_ONION_DESCRIPTOR_NOT_FOUND' || code === 'ALLIUM_ONION_NO_RING')
     return SocksReply.ONION_DESCRIPTOR_NOT_FOUND;
-  if (code.startsWith('ALLIUM_ONION_DESCRIPTOR_')) return SocksReply.ONION_DESCRIPTOR_INVALID;
+  if (
+    code === 'ALLIUM_ONION_DESCRIPTOR_SIGNATURE' ||
+    code === 'ALLIUM_ONION_DESCRIPTOR_KEY' ||
+    code === 'ALLIUM_ONION_DESCRIPTOR_EXPIRED' ||
+    code === 'ALLIUM_ONION_DESCRIPTOR_DECRYPT'
+  )
+    return SocksReply.ONION_DESCRIPTOR_INVALID;
   if (code === 'ALLIUM_ONION_SERVICE_UNREACHABLE') return SocksReply.ONION_INTRO_FAILED;
   if (code === 'ALLIUM_ONION_RENDEZVOUS_AUTH' || code === 'ALLIUM_ONION_RENDEZVOUS_FAILED')
     return SocksReply.ONION_RENDEZVOUS_FAILED;
