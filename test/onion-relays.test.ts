@@ -3,6 +3,7 @@
 // service's and a client's part played with the real onion service crypto, every cell over real links.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { parseExposition, renderFamilies } from '../src/core/prometheus.js';
 import { isOrigin } from '../src/crypto/backward-layer.js';
 import { type EndToEndLayers, endToEndLayers } from '../src/crypto/end-to-end-layer.js';
 import { FORWARD_MARKER_LEN, wrapForward } from '../src/crypto/forward-onion.js';
@@ -16,6 +17,7 @@ import { circuitBinding, signEstablishIntro } from '../src/crypto/intro-auth.js'
 import { blindPublicKey, blindSecret, subcredential } from '../src/crypto/key-blinding.js';
 import { IdentityKey, randomBytes, X25519Key } from '../src/crypto/keys.js';
 import { openDescriptor, sealDescriptor } from '../src/crypto/onion-descriptor.js';
+import { relayFamilies } from '../src/relay/metrics.js';
 import type { Cell } from '../src/wire/cell.js';
 import { decodeDestroy, encodeDestroy } from '../src/wire/cell-bodies.js';
 import { CellCommand, DestroyReason, RelayCommand } from '../src/wire/constants.js';
@@ -194,6 +196,24 @@ describe('relays for onion services, over a network', () => {
       encodeDestroy(DestroyReason.FINISHED),
     );
     assert.equal(await destroyReason(serviceSide), DestroyReason.DESTROYED);
+
+    // What an operator's scrape shows of it: the store's descriptor, the introduction point's one
+    // introduction, the rendezvous point's join.
+    const scrape = (i: number) => parseExposition(renderFamilies(relayFamilies(net.relays[i])));
+    assert.equal(scrape(2).get('allium_relay_onion_descriptors'), 1);
+    assert.equal(
+      scrape(2).get('allium_relay_onion_descriptor_requests_total{request="store",result="stored"}'),
+      1,
+    );
+    // Two: the client's fetch, and the test's own look at what the store holds.
+    assert.equal(
+      scrape(2).get('allium_relay_onion_descriptor_requests_total{request="fetch",result="found"}'),
+      2,
+    );
+    assert.equal(scrape(3).get('allium_relay_intro_points'), 1);
+    assert.equal(scrape(3).get('allium_relay_introductions_total{result="passed"}'), 1);
+    assert.equal(scrape(4).get('allium_relay_rendezvous_joined_total'), 1);
+    assert.equal(scrape(4).get('allium_relay_rendezvous_waiting'), 0);
   });
 
   it("refuses onion service messages on a one-hop circuit: the relay would see the sender's address", async () => {

@@ -155,6 +155,36 @@ export function addRelayCommand(program: Command, run: Parameters<Command['actio
       24,
     )
     .option(
+      '--max-onion-descriptors <n>',
+      'onion service descriptors this relay stores at most (past it a new one is answered FULL)',
+      parsePositiveInt,
+      4096,
+    )
+    .option(
+      '--max-onion-descriptor-bytes <bytes>',
+      'bytes of onion service descriptors this relay stores at most',
+      parsePositiveInt,
+      8 * 1024 * 1024,
+    )
+    .option(
+      '--max-intro-rate <n>',
+      'introductions per second one onion service may ask this relay to pass on, as introduction point (past it: refused)',
+      parsePositiveInt,
+      200,
+    )
+    .option(
+      '--max-intro-burst <n>',
+      'introductions one onion service may have passed on at once above --max-intro-rate',
+      parsePositiveInt,
+      1600,
+    )
+    .option(
+      '--max-rendezvous-cookies <n>',
+      'clients waiting for a service at this relay as rendezvous point at once (more are refused)',
+      parsePositiveInt,
+      4096,
+    )
+    .option(
       '--idle-link-timeout <seconds>',
       'close a link that carries no circuit for this long',
       parsePositiveInt,

@@ -46,6 +46,11 @@ export async function runRelay(o: {
   idleCircuitTimeout: number;
   onionKeyLifetime: number;
   onionKeyGrace: number;
+  maxOnionDescriptors: number;
+  maxOnionDescriptorBytes: number;
+  maxIntroRate: number;
+  maxIntroBurst: number;
+  maxRendezvousCookies: number;
 }) {
   const logger = createLogger({ level: o.logLevel, name: 'relay' });
   const advice = runtimeFlagsAdvice();
@@ -95,6 +100,11 @@ export async function runRelay(o: {
       ...(o.maxExitBuffer === undefined ? {} : { exitBufferBytes: o.maxExitBuffer }),
       linkStallMs: o.linkStallTimeout * 1000,
       idleCircuitMs: o.idleCircuitTimeout * 1000,
+      onionDescriptors: o.maxOnionDescriptors,
+      onionDescriptorBytes: o.maxOnionDescriptorBytes,
+      introRate: o.maxIntroRate,
+      introBurst: o.maxIntroBurst,
+      rendezvousCookies: o.maxRendezvousCookies,
     },
     dnsServers: o.dnsServer
       ?.split(',')

@@ -147,6 +147,62 @@ export function relayFamilies(relay: Relay): Family[] {
       collect: () => s.queueShedCircuits,
     },
     {
+      name: 'allium_relay_onion_descriptors',
+      help: 'Onion service descriptors this relay stores now (--max-onion-descriptors).',
+      type: 'gauge',
+      collect: () => relay.onionLoad().descriptorsHeld,
+    },
+    {
+      name: 'allium_relay_onion_descriptor_bytes',
+      help: 'Bytes of onion service descriptors this relay stores now (--max-onion-descriptor-bytes).',
+      type: 'gauge',
+      collect: () => relay.onionLoad().descriptorBytes,
+    },
+    {
+      name: 'allium_relay_onion_descriptor_requests_total',
+      help: 'HS_DESC_STORE and HS_DESC_FETCH answered, by outcome (a refused store: invalid, expired, not newer or full).',
+      type: 'counter',
+      collect: () => {
+        const d = relay.onionLoad().descriptors;
+        return [
+          { labels: { request: 'store', result: 'stored' }, value: d.stored },
+          { labels: { request: 'store', result: 'refused' }, value: d.refused },
+          { labels: { request: 'fetch', result: 'found' }, value: d.fetched },
+          { labels: { request: 'fetch', result: 'not_found' }, value: d.notFound },
+        ];
+      },
+    },
+    {
+      name: 'allium_relay_intro_points',
+      help: 'Onion services this relay serves as introduction point now (one circuit each).',
+      type: 'gauge',
+      collect: () => relay.onionLoad().introPoints,
+    },
+    {
+      name: 'allium_relay_introductions_total',
+      help: 'INTRODUCE1s passed on to a service (passed), and refused: unknown service, malformed, or past the rate (--max-intro-rate).',
+      type: 'counter',
+      collect: () => {
+        const o = relay.onionLoad();
+        return [
+          { labels: { result: 'passed' }, value: o.introductions },
+          { labels: { result: 'refused' }, value: o.introductionsRefused },
+        ];
+      },
+    },
+    {
+      name: 'allium_relay_rendezvous_waiting',
+      help: 'Clients waiting at this relay as rendezvous point for their service now (--max-rendezvous-cookies).',
+      type: 'gauge',
+      collect: () => relay.onionLoad().pendingCookies,
+    },
+    {
+      name: 'allium_relay_rendezvous_joined_total',
+      help: 'Client and service circuits this relay joined as rendezvous point.',
+      type: 'counter',
+      collect: () => relay.onionLoad().rendezvousJoined,
+    },
+    {
       name: 'allium_relay_idle_circuits_closed_total',
       help: 'Circuits destroyed after --idle-circuit-timeout without a cell.',
       type: 'counter',

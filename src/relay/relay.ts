@@ -272,6 +272,19 @@ export class Relay implements RelayCellsHost {
     return this.exit.load();
   }
 
+  /** The onion-service roles (§8.5): what they hold now and their counts since start. */
+  onionLoad() {
+    const onion = this.cells.onion;
+    return {
+      ...onion.counts,
+      introPoints: onion.introPoints,
+      pendingCookies: onion.pendingCookies,
+      descriptorsHeld: this.descriptors.size,
+      descriptorBytes: this.descriptors.bytes,
+      descriptors: this.descriptors.counts,
+    };
+  }
+
   private async listen(): Promise<void> {
     // Without a port of its own, the relay takes the one it had last time (clients may hold a
     // consensus listing it there); if another program took it meanwhile, any free one.

@@ -94,20 +94,18 @@ export function socksReplyForEndReason(endReason: number): number {
   }
 }
 
-/** A descriptor a store served was refused (§8.4): the client tried the next store and none did better. */
-const DESCRIPTOR_REFUSALS: ReadonlySet<string> = new Set([
-  'ALLIUM_ONION_DESCRIPTOR_SIGNATURE',
-  'ALLIUM_ONION_DESCRIPTOR_KEY',
-  'ALLIUM_ONION_DESCRIPTOR_EXPIRED',
-  'ALLIUM_ONION_DESCRIPTOR_DECRYPT',
-]);
-
 /** The SOCKS reply for an onion-service failure's error code (§8.9), or null for other codes. */
 export function socksReplyForOnionCode(code: string): number | null {
   if (code.startsWith('ALLIUM_ONION_ADDRESS')) return SocksReply.ONION_ADDRESS_INVALID;
   if (code === 'ALLIUM_ONION_DESCRIPTOR_NOT_FOUND' || code === 'ALLIUM_ONION_NO_RING')
     return SocksReply.ONION_DESCRIPTOR_NOT_FOUND;
-  if (DESCRIPTOR_REFUSALS.has(code)) return SocksReply.ONION_DESCRIPTOR_INVALID;
+  if (
+    code === 'ALLIUM_ONION_DESCRIPTOR_SIGNATURE' ||
+    code === 'ALLIUM_ONION_DESCRIPTOR_KEY' ||
+    code === 'ALLIUM_ONION_DESCRIPTOR_EXPIRED' ||
+    code === 'ALLIUM_ONION_DESCRIPTOR_DECRYPT'
+  )
+    return SocksReply.ONION_DESCRIPTOR_INVALID;
   if (code === 'ALLIUM_ONION_SERVICE_UNREACHABLE') return SocksReply.ONION_INTRO_FAILED;
   if (code === 'ALLIUM_ONION_RENDEZVOUS_AUTH' || code === 'ALLIUM_ONION_RENDEZVOUS_FAILED')
     return SocksReply.ONION_RENDEZVOUS_FAILED;
