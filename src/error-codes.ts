@@ -866,6 +866,17 @@ export const ERROR_CATALOGUE = {
     meaning: 'the local address an onion service forwards to (`--to`) is not a valid host:port',
     remedy: 'give `--to 127.0.0.1:8080` (host and port of the local server to publish)',
   },
+  ALLIUM_SERVICE_INTRO: {
+    area: 'onion',
+    meaning: 'an onion service could not bring up any introduction point (no relay took ESTABLISH_INTRO)',
+    remedy: 'check that the network has relays besides your guards; the service keeps trying',
+  },
+  ALLIUM_SERVICE_PUBLISH: {
+    area: 'onion',
+    meaning:
+      "an onion service's descriptor was not stored at any store of some replica of the ring: clients may not find it",
+    remedy: 'the stores are down or refused it; the service tries again at its next republish',
+  },
   ALLIUM_SERVICE_KEY: {
     area: 'onion',
     meaning: "the onion service's key file is unreadable, the wrong size, or readable by others",

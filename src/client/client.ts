@@ -26,6 +26,7 @@ import { ConsensusKeeper } from './consensus-keeper.js';
 import { FailureRefresh, waitForConsensus } from './consensus-wait.js';
 import { EntryLinks } from './entry-links.js';
 import { OnionCircuit } from './onion-circuit.js';
+import { isOnionHost, OnionConnector } from './onion-connect.js';
 import type { GuardBias } from './path-bias.js';
 import { PathChoice } from './path-choice.js';
 
@@ -56,6 +57,8 @@ export class AlliumClient {
   private closedFlag = false;
   /** What this client lets be in flight toward it, per entry link (protocol §5.1). */
   private readonly budgets: ReceiveBudgets<Link>;
+  /** Streams to onion services: descriptors, rendezvous, joined circuits (protocol §8). */
+  readonly onion: OnionConnector;
 
   private constructor(private readonly opts: ClientOptions) {
     this.budgets = new ReceiveBudgets(opts.receiveBudgetCells ?? DEFAULT_RECEIVE_BUDGET_CELLS);
@@ -89,6 +92,7 @@ export class AlliumClient {
       log: this.log,
       onGuardDropped: (id) => this.pool.retireGuard(id),
     });
+    this.onion = new OnionConnector(this, this.log);
     this.pool = new CircuitPool({
       pathLength: this.pathLength,
       circuitLifetimeMs: opts.circuitLifetimeMs,
@@ -301,6 +305,7 @@ export class AlliumClient {
    * exit's answer) failed.
    */
   async connect(host: string, port: number, opts: ConnectOptions = {}): Promise<CircuitStream> {
+    if (isOnionHost(host)) return this.connectOnion(host, port, opts);
     const isolation = opts.isolation ?? '';
     const target = { host, port };
     let lastErr: Error | null = null;
@@ -338,6 +343,19 @@ export class AlliumClient {
       lastErr?.message ?? 'connect failed',
       reason,
     );
+  }
+
+  /** A stream to an onion service (protocol §8): no exit, no DNS; the service is the far end. */
+  private async connectOnion(host: string, port: number, opts: ConnectOptions): Promise<CircuitStream> {
+    if (this.closedFlag) throw new ClientError('ALLIUM_CLIENT_CLOSED', 'the client is closed');
+    try {
+      const s = await this.onion.connect(host, port, opts);
+      this.stats.streamsOpened++;
+      return s;
+    } catch (err) {
+      this.stats.streamsFailed++;
+      throw err;
+    }
   }
 
   /**
