@@ -51,7 +51,7 @@ export class RingValues {
   constructor(
     readonly settings: OnionSettings,
     /** The CSPRNG (tests count its calls). */
-    private readonly random: (n: number) => Buffer = randomBytes,
+    readonly random: (n: number) => Buffer = randomBytes,
   ) {}
 
   load(stored: StoredRingValues | undefined): void {
@@ -111,6 +111,12 @@ export class RingValues {
       return { period: p.number, value: v.value };
     });
     return { onion: { ...this.settings, ringValues }, drew };
+  }
+
+  /** True when a consensus built at `now` would publish the ring values of the same periods as `c`. */
+  publishesSame(c: ConsensusView, now: number): boolean {
+    const held = (c.onion?.ringValues ?? []).map((r) => r.period).join(',');
+    return held === publishedRingPeriods(now, this.settings.periodSeconds).map((p) => p.number).join(',');
   }
 
   /** An authority's onion part of its vote for the period from `validAfter` (§6.7). */

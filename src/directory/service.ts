@@ -325,7 +325,8 @@ export class DirectoryService {
     this.sweep();
     const now = this.clock();
     const c = this.cache;
-    if (c && now < c.consensus.freshUntil) {
+    // A reveal or a new period (§8.3) changes what the consensus publishes: rebuilt then too.
+    if (c && now < c.consensus.freshUntil && this.ring.publishesSame(c.consensus, now)) {
       if (c.version === this.registry.version) return c;
       // A large consensus is rebuilt at most once per ten times its build took, so registrations
       // arriving between fetches cannot make every fetch pay for a rebuild (at most a tenth of the
