@@ -116,7 +116,12 @@ export class RingValues {
   /** True when a consensus built at `now` would publish the ring values of the same periods as `c`. */
   publishesSame(c: ConsensusView, now: number): boolean {
     const held = (c.onion?.ringValues ?? []).map((r) => r.period).join(',');
-    return held === publishedRingPeriods(now, this.settings.periodSeconds).map((p) => p.number).join(',');
+    return (
+      held ===
+      publishedRingPeriods(now, this.settings.periodSeconds)
+        .map((p) => p.number)
+        .join(',')
+    );
   }
 
   /** An authority's onion part of its vote for the period from `validAfter` (§6.7). */
