@@ -96,6 +96,16 @@ const directoryCommand = program
     60,
   )
   .option(
+    '--onion-period <seconds>',
+    'length of an onion-service period (protocol.md §8.3), 60 to 604800; the same at every authority of a set',
+    parsePositiveInt,
+    86_400,
+  )
+  .option(
+    '--onion-new-relays-on-ring',
+    'put relays on the onion-service ring of a period even when listed after its ring value was published (test networks, whose relays are all new); default: left off',
+  )
+  .option(
     '--print-authority <nickname>',
     "print this directory's entry for an authority set file (making its key if it has none) and exit; the URL is --host and --port",
   )

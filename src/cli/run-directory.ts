@@ -22,6 +22,8 @@ export async function runDirectory(o: {
   logLevel: string;
   authorities?: string;
   votingInterval?: number;
+  onionPeriod?: number;
+  onionNewRelaysOnRing?: boolean;
   printAuthority?: string;
 }) {
   if (o.printAuthority !== undefined) {
@@ -46,6 +48,8 @@ export async function runDirectory(o: {
     },
     authorities,
     votingIntervalMs: o.votingInterval === undefined ? undefined : o.votingInterval * 1000,
+    onionPeriodSeconds: o.onionPeriod,
+    onionOnlyListedBeforeReveal: o.onionNewRelaysOnRing !== true,
     logger,
   });
   const metrics = await serveMetrics(o.metrics, () => directoryFamilies(dir));

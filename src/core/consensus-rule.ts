@@ -4,6 +4,7 @@
 import type { AuthorityConsensus, Vote } from '../wire/authority-docs.js';
 import { type ConsensusRelay, descriptorFields } from '../wire/directory-docs.js';
 import { majorityOf } from './authority-set.js';
+import { combineListedSince, consensusOnion } from './consensus-onion.js';
 import { DocumentError } from './documents.js';
 
 /** Flags in the order a consensus lists them; any other flag follows, alphabetically. */
@@ -90,10 +91,12 @@ function combineEntries(entries: readonly ConsensusRelay[]): ConsensusRelay {
     .filter(([, n]) => 2 * n > entries.length)
     .map(([f]) => f)
     .sort(flagOrder);
+  const listedSince = combineListedSince(entries.map((e) => e.listedSince));
   return {
     ...descriptorFields(chosen),
     bandwidth: lowMedian(entries.map((e) => e.bandwidth)),
     flags,
+    ...(listedSince !== undefined ? { listedSince } : {}),
   };
 }
 
@@ -157,5 +160,7 @@ export function computeConsensus(inputs: ConsensusInputs): ConsensusOutcome {
     authorities: votes.map((v) => v.authority),
     relays,
   };
+  const onion = consensusOnion(votes, inputs.validAfter);
+  if (onion) consensus.onion = onion;
   return { consensus, ignored };
 }

@@ -57,6 +57,11 @@ function differences(signed: AuthorityConsensus, ours: AuthorityConsensus): stri
   if (extra.length) out.push(`lists ${extra.length} relays the votes do not: ${names(extra)}`);
   if (lacking.length) out.push(`lacks ${lacking.length} relays the votes list: ${names(lacking)}`);
   if (changed.length) out.push(`${changed.length} relays differ in their fields: ${names(changed)}`);
+  if (JSON.stringify(signed.onion) !== JSON.stringify(ours.onion)) {
+    out.push(
+      `the onion fields (§8.3) are ${JSON.stringify(signed.onion)}; the votes give ${JSON.stringify(ours.onion)}`,
+    );
+  }
   if (out.length === 0) out.push('the same fields, in other bytes');
   return out;
 }

@@ -33,3 +33,13 @@ export function revealLeadMs(p: Period): number {
 export function ringValueRevealMs(p: Period): number {
   return periodStartMs(p) - revealLeadMs(p);
 }
+
+/**
+ * The periods whose ring values a consensus of `timeMs` publishes (§8.3): its own period and, from
+ * the next one's reveal on, the next one.
+ */
+export function publishedRingPeriods(timeMs: number, lengthSeconds: number): Period[] {
+  const current = periodAt(timeMs, lengthSeconds);
+  const next = { number: current.number + 1, length: lengthSeconds };
+  return timeMs >= ringValueRevealMs(next) ? [current, next] : [current];
+}

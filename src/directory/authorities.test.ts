@@ -8,9 +8,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { makeTestRelay } from '../../test/helpers/relay-fixtures.js';
 import { openSignedConsensus } from '../core/authority-documents.js';
 import { signDescriptor } from '../core/documents.js';
+import { consensusPeriod, storesFor } from '../core/onion-ring.js';
+import { FETCH_SPREAD } from '../core/onion-stores.js';
 import { DirectoryClient } from '../net/directory-client.js';
 import type { AuthorityConsensus, AuthoritySet } from '../wire/authority-docs.js';
 import { Directory } from './directory.js';
+import { TEST_NETWORK_ONION_SETTINGS } from './ring-values.js';
 import { DirectoryStore } from './store.js';
 
 const INTERVAL_MS = 1000;
@@ -60,6 +63,8 @@ function startAuthority(set: AuthoritySet, dataDir: string, port: number): Promi
     reachabilityCheck: false,
     authorities: set,
     votingIntervalMs: INTERVAL_MS,
+    onionPeriodSeconds: TEST_NETWORK_ONION_SETTINGS.periodSeconds,
+    onionOnlyListedBeforeReveal: TEST_NETWORK_ONION_SETTINGS.onlyListedBeforeReveal,
   });
 }
 
@@ -136,6 +141,56 @@ describe('directory authorities (in one process, over real HTTP)', () => {
       assert.match(page, /10 of its relays not in the consensus \(fewer than 2 authorities voted for them\)/);
       assert.match(page, /<table id="authorities">/);
       for (const a of set.authorities) assert.match(page, new RegExp(`data-authority-id="${a.id}"`));
+    } finally {
+      await Promise.all(auths.map((a) => a.stop()));
+    }
+  });
+
+  it('three authorities serve the same onion fields, from which a client finds the stores, and keep the value across periods', async () => {
+    const { set, dataDirs, ports } = await makeAuthorities(3);
+    const auths = await Promise.all(dataDirs.map((d, i) => startAuthority(set, d, ports[i])));
+    try {
+      for (const a of auths) await registerAll(a);
+      const withStores = (c: AuthorityConsensus, s: string[]) =>
+        s.length === 3 && c.relays.length === 4 && c.relays.every((r) => r.listedSince !== undefined);
+      const got = await waitForConsensus(auths[0], set, withStores);
+      const onion = got.consensus.onion;
+      assert.ok(onion, 'the consensus carries onion fields');
+      assert.equal(onion.periodSeconds, TEST_NETWORK_ONION_SETTINGS.periodSeconds);
+      assert.equal(onion.onlyListedBeforeReveal, false);
+      const p = consensusPeriod(got.consensus);
+      assert.ok(p);
+      assert.ok(onion.ringValues.some((v) => v.period === p.number));
+      const stores = storesFor(got.consensus, Buffer.alloc(32, 9), p, FETCH_SPREAD);
+      assert.ok(
+        stores && stores.length === 2 && stores.flat().length === 4,
+        'every relay is a store of a 4-relay ring',
+      );
+      // Every authority signs and serves the same fields: the same body when the same period.
+      for (const a of auths.slice(1)) {
+        const other = await waitForConsensus(
+          a,
+          set,
+          (c, s) => withStores(c, s) && c.serial >= got.consensus.serial,
+        );
+        const theirs: string | undefined = other.consensus.onion?.ringValues.find(
+          (v) => v.period === p.number,
+        )?.value;
+        assert.equal(theirs, onion.ringValues.find((v) => v.period === p.number)?.value);
+      }
+      // A later voting period of the same onion period publishes the same value, even after an
+      // authority restarts (it keeps the value it saw signed, and its own contribution).
+      await auths[2].stop();
+      auths[2] = await startAuthority(set, dataDirs[2], ports[2]);
+      const later = await waitForConsensus(
+        auths[2],
+        set,
+        (c, s) => s.length === 3 && c.serial > got.consensus.serial + INTERVAL_MS,
+      );
+      const laterValue = later.consensus.onion?.ringValues.find((v) => v.period === p.number)?.value;
+      if (consensusPeriod(later.consensus)?.number === p.number || laterValue !== undefined) {
+        assert.equal(laterValue, onion.ringValues.find((v) => v.period === p.number)?.value);
+      }
     } finally {
       await Promise.all(auths.map((a) => a.stop()));
     }

@@ -3,6 +3,7 @@
 import { ExitPolicy, formatExitRule, parseExitPolicy } from '../core/exit-policy.js';
 import {
   type Consensus,
+  type ConsensusOnion,
   type ConsensusRelay,
   descriptorFields,
   MAX_CONSENSUS_BYTES,
@@ -18,7 +19,8 @@ export interface ConsensusTiming {
 
 /**
  * Bytes of the consensus body reserved for everything but the relay entries (network, serial, times,
- * key: about 200 bytes), so the entries may use the rest and the whole body still fits its cap.
+ * key: about 200 bytes; the onion fields, about 200 more), so the entries may use the rest and the
+ * whole body still fits its cap.
  */
 export const CONSENSUS_HEADER_RESERVE = 1024;
 
@@ -67,14 +69,24 @@ export function normalizeDescriptor(d: RelayDescriptor): RelayDescriptor {
   return out;
 }
 
-/** The descriptor's entry in the consensus (`flags`: relayFlags(d), when the caller has them already). */
-export function consensusEntry(d: RelayDescriptor, flags = relayFlags(d)): ConsensusRelay {
-  return { ...descriptorFields(d), flags: [...flags] };
+/**
+ * The descriptor's entry in the consensus (`flags`: relayFlags(d), when the caller has them already;
+ * `listedSince`: when the directory first listed it, §8.3).
+ */
+export function consensusEntry(
+  d: RelayDescriptor,
+  flags = relayFlags(d),
+  listedSince?: number,
+): ConsensusRelay {
+  return { ...descriptorFields(d), flags: [...flags], ...(listedSince !== undefined ? { listedSince } : {}) };
 }
 
-/** Bytes the relay's entry adds to the consensus body, its separating comma included. */
+/** The most `,"listedSince":N` adds to an entry (N a safe integer: 16 digits). */
+export const LISTED_SINCE_BYTES = ',"listedSince":'.length + 16;
+
+/** Bytes the relay's entry adds to the consensus body, its separating comma and listedSince included. */
 export function consensusEntryBytes(d: RelayDescriptor, flags = relayFlags(d)): number {
-  return Buffer.byteLength(JSON.stringify(consensusEntry(d, flags)), 'utf8') + 1;
+  return Buffer.byteLength(JSON.stringify(consensusEntry(d, flags)), 'utf8') + 1 + LISTED_SINCE_BYTES;
 }
 
 export interface ListedCandidate {
@@ -131,9 +143,13 @@ export function buildConsensus(
     now: number;
     directoryKey: string;
     flagsOf?: (d: RelayDescriptor) => string[] | undefined;
+    listedSinceOf?: (d: RelayDescriptor) => number | undefined;
+    onion?: ConsensusOnion;
   },
 ): Consensus {
-  const listed: ConsensusRelay[] = relays.map((d) => consensusEntry(d, opts.flagsOf?.(d) ?? relayFlags(d)));
+  const listed: ConsensusRelay[] = relays.map((d) =>
+    consensusEntry(d, opts.flagsOf?.(d) ?? relayFlags(d), opts.listedSinceOf?.(d)),
+  );
   return {
     network: 'allium',
     serial: opts.serial,
@@ -142,5 +158,6 @@ export function buildConsensus(
     validUntil: opts.now + opts.validMs,
     directoryKey: opts.directoryKey,
     relays: listed,
+    ...(opts.onion ? { onion: opts.onion } : {}),
   };
 }

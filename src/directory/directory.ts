@@ -5,6 +5,7 @@ import { type Logger, silentLogger } from '../log.js';
 import type { HttpLimitStats } from '../net/http-limits.js';
 import { type HttpServerHandle, hostForUrl } from '../net/http-server.js';
 import type { AuthoritySet } from '../wire/authority-docs.js';
+import { MAX_ONION_PERIOD_SECONDS, MIN_ONION_PERIOD_SECONDS } from '../wire/directory-docs.js';
 import { loadOrCertifySigner } from './authority-keys.js';
 import { DirectoryError } from './errors.js';
 import { type HttpServerLimits, serveDirectoryHttp } from './http.js';
@@ -12,6 +13,7 @@ import { httpPeerApi } from './peer-api.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { linkReachabilityCheck, type ReachabilityCheck } from './reachability.js';
 import { type ListingLimits, Registry } from './registry.js';
+import { DEFAULT_ONION_SETTINGS, RingValues } from './ring-values.js';
 import { DirectoryService } from './service.js';
 import { DirectoryStore } from './store.js';
 import { AuthorityVoting } from './voting.js';
@@ -54,6 +56,16 @@ export interface DirectoryOptions {
   votingIntervalMs?: number;
   /** This authority's clock (default Date.now): tests run one whose clock is off. */
   now?: () => number;
+  /**
+   * Length of an onion-service period in seconds (§8.3), MIN_ONION_PERIOD_SECONDS to
+   * MAX_ONION_PERIOD_SECONDS; default 86400. Test networks use a few minutes.
+   */
+  onionPeriodSeconds?: number;
+  /**
+   * Leave relays listed after a period's ring value was published off that period's ring (default
+   * true); test networks, whose relays are all new, turn it off.
+   */
+  onionOnlyListedBeforeReveal?: boolean;
 }
 
 export const DEFAULT_VOTING_INTERVAL_MS = 60_000;
@@ -109,6 +121,23 @@ export class Directory {
       );
     }
 
+    const onion = {
+      periodSeconds: opts.onionPeriodSeconds ?? DEFAULT_ONION_SETTINGS.periodSeconds,
+      onlyListedBeforeReveal:
+        opts.onionOnlyListedBeforeReveal ?? DEFAULT_ONION_SETTINGS.onlyListedBeforeReveal,
+    };
+    if (
+      !Number.isInteger(onion.periodSeconds) ||
+      onion.periodSeconds < MIN_ONION_PERIOD_SECONDS ||
+      onion.periodSeconds > MAX_ONION_PERIOD_SECONDS
+    ) {
+      throw new DirectoryError(
+        'ALLIUM_DIRECTORY_CONFIG',
+        0,
+        `the onion-service period must be whole seconds from ${MIN_ONION_PERIOD_SECONDS} to ${MAX_ONION_PERIOD_SECONDS}, got ${onion.periodSeconds}`,
+      );
+    }
+
     const store = new DirectoryStore(opts.dataDir);
     const leftovers = await store.init();
     if (leftovers > 0)
@@ -139,9 +168,12 @@ export class Directory {
     const registry = new Registry(ttl, opts.listing);
     registry.load(state);
 
+    const ring = new RingValues(onion);
+    ring.load(state.onion);
     const service = new DirectoryService({
       key,
       registry,
+      ring,
       store,
       serial: state.serial,
       logger: log,
@@ -151,6 +183,8 @@ export class Directory {
       reachabilityCheck:
         opts.reachabilityCheck === false ? undefined : (opts.reachabilityCheck ?? linkReachabilityCheck()),
     });
+    // Before anyone can fetch a consensus: the values it will publish are on disk first.
+    await service.prepareRingValues();
     const rateLimiter = opts.rateLimit === false ? null : new RateLimiter(opts.rateLimit ?? {});
     const httpStats: HttpLimitStats = { refused: 0, timeouts: 0 };
     const host = opts.host ?? '127.0.0.1';
@@ -185,6 +219,8 @@ export class Directory {
         freshMs,
         validMs,
         relays: (now) => service.voteRelays(now),
+        onion: (validAfter) => service.voteOnion(validAfter),
+        onSigned: (consensus) => service.keepSignedRingValues(consensus),
         peers: httpPeerApi(Math.max(500, Math.min(10_000, Math.floor(intervalMs / 4)))),
         logger: log,
         now: opts.now,

@@ -17,7 +17,7 @@ import {
 } from './consensus.js';
 import { DirectoryError } from './errors.js';
 import { isLoopback, rateKey } from './rate-limit.js';
-import type { LoadedState, StoredRelay, Tombstone } from './store.js';
+import type { ListedSince, LoadedState, StoredRelay, Tombstone } from './store.js';
 
 /** A descriptor's `published` must be this close to the directory's clock, so a captured one soon goes stale. */
 export const PUBLISHED_WINDOW_MS = 10 * 60_000;
@@ -26,6 +26,14 @@ export const PUBLISHED_WINDOW_MS = 10 * 60_000;
 export const DEFAULT_MAX_RELAYS_PER_ADDRESS = 2;
 /** Loopback and private addresses: a test network runs every relay on one such address. */
 export const DEFAULT_MAX_RELAYS_PER_LOCAL_ADDRESS = 32;
+
+/**
+ * How long the directory remembers when a relay that left was first listed (§8.3): one that comes back
+ * within this keeps its listedSince, so a restart or an outage does not take it off the onion ring.
+ */
+export const LISTED_SINCE_RETENTION_MS = 14 * 86_400_000;
+/** At most this many relays that left are remembered (the oldest departures are forgotten first). */
+export const MAX_REMEMBERED_GONE = 100_000;
 
 export interface ListingLimits {
   /** New relays listed per public address (IPv6: per /64), by advertised and by registering address. */
@@ -101,6 +109,8 @@ export class Registry {
   private versionCounter = 0;
   /** The sum of every held record's entryBytes. */
   private heldBytes = 0;
+  /** When each relay id was first listed, and when it left, if it did. */
+  private readonly since = new Map<string, { since: number; gone?: number }>();
   readonly maxRelaysPerAddress: number;
   readonly maxRelaysPerLocalAddress: number;
   readonly relaysBudget: number;
@@ -133,11 +143,18 @@ export class Registry {
     this.heldBytes += r.entryBytes;
   }
 
-  private remove(id: string): void {
+  private remove(id: string, now: number): void {
     const old = this.relays.get(id);
     if (!old) return;
     this.heldBytes -= old.entryBytes;
     this.relays.delete(id);
+    const s = this.since.get(id);
+    if (s) s.gone = now;
+  }
+
+  /** When relay `id` was first listed (ms), or undefined for a relay never listed. */
+  listedSince(id: string): number | undefined {
+    return this.since.get(id)?.since;
   }
 
   /** The per-address limit for `address`: loopback and private addresses have their own. */
@@ -207,6 +224,13 @@ export class Registry {
       });
     }
     for (const t of state.withdrawn) this.tombstones.set(t.id, t);
+    for (const l of state.listedSince ?? []) {
+      this.since.set(l.id, l.gone === undefined ? { since: l.since } : { since: l.since, gone: l.gone });
+    }
+    // A file from before listedSince was kept: the relays it holds were listed since firstSeen.
+    for (const r of state.relays) {
+      if (!this.since.has(r.descriptor.id)) this.since.set(r.descriptor.id, { since: r.firstSeen });
+    }
     this.versionCounter++;
   }
 
@@ -273,6 +297,9 @@ export class Registry {
       );
     }
     this.tombstones.delete(descriptor.id);
+    const since = this.since.get(descriptor.id);
+    if (since) delete since.gone;
+    else this.since.set(descriptor.id, { since: now });
     this.put({
       descriptor,
       envelope,
@@ -317,7 +344,7 @@ export class Registry {
           'sign a fresh one',
       );
     }
-    this.remove(id);
+    this.remove(id, now);
     // Refuse replays of descriptors older than the withdraw for as long as they could pass the clock window.
     this.tombstones.set(id, { id, published: w.published, expires: now + 2 * PUBLISHED_WINDOW_MS });
     this.versionCounter++;
@@ -349,17 +376,32 @@ export class Registry {
     const dropped: RelayRecord[] = [];
     for (const [id, r] of this.relays) {
       if (!this.isLive(r, now)) {
-        this.remove(id);
+        this.remove(id, now);
         dropped.push(r);
       }
     }
     for (const [id, t] of this.tombstones) if (t.expires <= now) this.tombstones.delete(id);
+    this.forgetGone(now);
     if (dropped.length > 0) this.versionCounter++;
     return dropped;
   }
 
+  /** Forgets relays gone longer than the retention, and the earliest-gone beyond the cap. */
+  private forgetGone(now: number): void {
+    const gone: [string, number][] = [];
+    for (const [id, s] of this.since) {
+      if (s.gone === undefined) continue;
+      if (now - s.gone > LISTED_SINCE_RETENTION_MS) this.since.delete(id);
+      else gone.push([id, s.gone]);
+    }
+    if (gone.length > MAX_REMEMBERED_GONE) {
+      gone.sort((a, b) => a[1] - b[1]);
+      for (const [id] of gone.slice(0, gone.length - MAX_REMEMBERED_GONE)) this.since.delete(id);
+    }
+  }
+
   /** What the store keeps. */
-  snapshot(): { relays: StoredRelay[]; withdrawn: Tombstone[] } {
+  snapshot(): { relays: StoredRelay[]; withdrawn: Tombstone[]; listedSince: ListedSince[] } {
     return {
       relays: [...this.relays.values()].map((r) => ({
         envelope: r.envelope,
@@ -368,6 +410,7 @@ export class Registry {
         ...(r.source ? { source: r.source } : {}),
       })),
       withdrawn: [...this.tombstones.values()],
+      listedSince: [...this.since].map(([id, s]) => ({ id, ...s })),
     };
   }
 }

@@ -7,7 +7,8 @@ import type { IdentityKey } from '../crypto/keys.js';
 import { ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { MIN_RELAY_VERSION, versionAtLeast } from '../version.js';
-import type { Consensus, ConsensusRelay } from '../wire/directory-docs.js';
+import type { VoteOnion } from '../wire/authority-docs.js';
+import type { Consensus, ConsensusRelay, ConsensusView } from '../wire/directory-docs.js';
 import {
   buildConsensus,
   type ConsensusTiming,
@@ -18,6 +19,7 @@ import {
 import { DirectoryError } from './errors.js';
 import type { ReachabilityCheck } from './reachability.js';
 import type { Registry, RelayRecord } from './registry.js';
+import { DEFAULT_ONION_SETTINGS, RingValues } from './ring-values.js';
 import { renderStatusPage } from './status-page.js';
 import type { DirectoryStore } from './store.js';
 import type { AuthorityVoting } from './voting.js';
@@ -128,6 +130,8 @@ class StateSaver {
 export interface DirectoryServiceOptions extends ConsensusTiming {
   key: IdentityKey;
   registry: Registry;
+  /** The onion-service ring values it draws and keeps (§8.3); default: DEFAULT_ONION_SETTINGS. */
+  ring?: RingValues;
   store: DirectoryStore;
   serial: number;
   logger: Logger;
@@ -149,6 +153,7 @@ export class DirectoryService {
   readonly publicKeyB64: string;
   readonly directoryId: string;
   private readonly registry: Registry;
+  private readonly ring: RingValues;
   private readonly log: Logger;
   private readonly timing: ConsensusTiming;
   private readonly reachabilityCheck: ReachabilityCheck | undefined;
@@ -173,6 +178,7 @@ export class DirectoryService {
     this.publicKeyB64 = opts.key.publicKey.toString('base64');
     this.directoryId = opts.key.id.toString('hex');
     this.registry = opts.registry;
+    this.ring = opts.ring ?? new RingValues(DEFAULT_ONION_SETTINGS);
     this.log = opts.logger;
     this.timing = { freshMs: opts.freshMs, validMs: opts.validMs };
     this.reachabilityCheck = opts.reachabilityCheck;
@@ -180,7 +186,8 @@ export class DirectoryService {
     this.clock = opts.now ?? Date.now;
     const store = opts.store;
     this.saver = new StateSaver(
-      () => store.saveState({ serial: this.serial, ...this.registry.snapshot() }),
+      () =>
+        store.saveState({ serial: this.serial, ...this.registry.snapshot(), onion: this.ring.snapshot() }),
       opts.saveDelayMs ?? 1000,
       (err) => this.log.error({ err }, 'could not save the directory state'),
     );
@@ -275,8 +282,34 @@ export class DirectoryService {
     };
   }
 
+  /**
+   * Draws the ring values of this period and the next ahead of their publication and saves them, so
+   * a restart publishes the same values (§8.3). Called at start and with every sweep.
+   */
+  prepareRingValues(): Promise<void> {
+    return this.ring.prepare(this.clock()) ? this.saver.now() : Promise.resolve();
+  }
+
+  /** A value drawn on the spot (prepare had not run: a clock that jumped) is saved at once. */
+  private saveDrawn(drew: boolean): void {
+    if (drew) this.saver.now().catch((err) => this.log.error({ err }, 'could not save the directory state'));
+  }
+
+  /** An authority's onion part of its vote for the period from `validAfter` (§6.7). */
+  voteOnion(validAfter: number): VoteOnion {
+    const { onion, drew } = this.ring.voteOnion(validAfter);
+    this.saveDrawn(drew);
+    return onion;
+  }
+
+  /** An authority keeps the ring values of a consensus a majority signed (§6.8 rule 7). */
+  keepSignedRingValues(consensus: ConsensusView): void {
+    this.saveDrawn(this.ring.keepSigned(consensus));
+  }
+
   /** Drops relays past their TTL; called on a timer and before every consensus build. */
   sweep(): void {
+    this.prepareRingValues().catch((err) => this.log.error({ err }, 'could not save the directory state'));
     const dropped = this.registry.sweep(this.clock());
     for (const r of dropped) {
       this.log.info(
@@ -292,7 +325,8 @@ export class DirectoryService {
     this.sweep();
     const now = this.clock();
     const c = this.cache;
-    if (c && now < c.consensus.freshUntil) {
+    // A reveal or a new period (§8.3) changes what the consensus publishes: rebuilt then too.
+    if (c && now < c.consensus.freshUntil && this.ring.publishesSame(c.consensus, now)) {
       if (c.version === this.registry.version) return c;
       // A large consensus is rebuilt at most once per ten times its build took, so registrations
       // arriving between fetches cannot make every fetch pay for a rebuild (at most a tenth of the
@@ -311,6 +345,8 @@ export class DirectoryService {
     }
     this.stats.consensusLeftOut = dropped.length;
     const flags = new Map(listed.map((r) => [r.descriptor, r.flags]));
+    const { onion, drew } = this.ring.consensusOnion(now);
+    this.saveDrawn(drew);
     const consensus = buildConsensus(
       listed.map((r) => r.descriptor),
       {
@@ -319,6 +355,8 @@ export class DirectoryService {
         now,
         directoryKey: this.publicKeyB64,
         flagsOf: (d) => flags.get(d),
+        listedSinceOf: (d) => this.registry.listedSince(d.id),
+        onion,
       },
     );
     let json: string;
@@ -381,7 +419,7 @@ export class DirectoryService {
   voteRelays(now: number): ConsensusRelay[] {
     const { listed } = selectWithinBudget(this.registry.live(now), this.registry.relaysBudget);
     return listed
-      .map((r) => consensusEntry(r.descriptor, r.flags))
+      .map((r) => consensusEntry(r.descriptor, r.flags, this.registry.listedSince(r.descriptor.id)))
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 

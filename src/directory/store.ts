@@ -6,8 +6,14 @@ import * as v from 'valibot';
 import { openDescriptor } from '../core/documents.js';
 import { IdentityKey } from '../crypto/keys.js';
 import { removeStaleTempFiles, writeFileAtomic } from '../storage/atomic-file.js';
-import { describeIssues, type RelayDescriptor, type SignedEnvelope } from '../wire/directory-docs.js';
+import {
+  describeIssues,
+  isBase64OfLength,
+  type RelayDescriptor,
+  type SignedEnvelope,
+} from '../wire/directory-docs.js';
 import { DirectoryError } from './errors.js';
+import type { StoredRingValues } from './ring-values.js';
 
 export const KEY_FILE = 'directory-key';
 export const STATE_FILE = 'relays.json';
@@ -30,10 +36,21 @@ export interface Tombstone {
   expires: number;
 }
 
+/** When a relay id was first listed (§8.3), kept a while after it leaves so a restart keeps its place. */
+export interface ListedSince {
+  id: string;
+  since: number;
+  /** When it stopped being listed; absent while it is. */
+  gone?: number;
+}
+
 export interface DirectoryState {
   serial: number;
   relays: StoredRelay[];
   withdrawn: Tombstone[];
+  /** Absent in files of directories older than onion services. */
+  listedSince?: ListedSince[];
+  onion?: StoredRingValues;
 }
 
 export interface LoadedRelay extends StoredRelay {
@@ -44,9 +61,19 @@ export interface LoadedState {
   serial: number;
   relays: LoadedRelay[];
   withdrawn: Tombstone[];
+  listedSince?: ListedSince[];
+  onion?: StoredRingValues;
 }
 
 const ms = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
+const ringValueSchema = v.object({
+  periodSeconds: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  period: ms,
+  value: v.pipe(
+    v.string(),
+    v.check((s) => isBase64OfLength(s, 32), 'must be base64 of 32 bytes'),
+  ),
+});
 const stateSchema = v.object({
   format: v.literal(STATE_FORMAT),
   version: v.literal(STATE_VERSION),
@@ -60,6 +87,13 @@ const stateSchema = v.object({
     }),
   ),
   withdrawn: v.array(v.object({ id: v.string(), published: ms, expires: ms })),
+  listedSince: v.optional(v.array(v.object({ id: v.string(), since: ms, gone: v.optional(ms) }))),
+  onion: v.optional(
+    v.object({
+      drawn: v.array(ringValueSchema),
+      signed: v.array(ringValueSchema),
+    }),
+  ),
 });
 
 function isNotFound(err: unknown): boolean {
@@ -181,7 +215,13 @@ export class DirectoryStore {
       }
       relays.push({ ...rec, descriptor });
     }
-    return { serial: r.output.serial, relays, withdrawn: r.output.withdrawn };
+    return {
+      serial: r.output.serial,
+      relays,
+      withdrawn: r.output.withdrawn,
+      listedSince: r.output.listedSince,
+      onion: r.output.onion,
+    };
   }
 
   async saveState(state: DirectoryState): Promise<void> {
@@ -191,6 +231,8 @@ export class DirectoryStore {
       serial: state.serial,
       relays: state.relays,
       withdrawn: state.withdrawn,
+      ...(state.listedSince ? { listedSince: state.listedSince } : {}),
+      ...(state.onion ? { onion: state.onion } : {}),
     };
     await writeFileAtomic(this.statePath, `${JSON.stringify(doc)}\n`, 0o600);
   }

@@ -2,7 +2,7 @@
 // lengths, the relays it checked, and how it asks its peers.
 import type { AuthoritySigner } from '../core/authority-documents.js';
 import type { Logger } from '../log.js';
-import type { AuthorityEntry, AuthoritySet } from '../wire/authority-docs.js';
+import type { AuthorityConsensus, AuthorityEntry, AuthoritySet, VoteOnion } from '../wire/authority-docs.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
 
 /** How an authority asks another for votes and signatures (DirectoryClient over HTTP). */
@@ -24,6 +24,10 @@ export interface VotingOptions {
   validMs: number;
   /** The relays this authority checked itself, with their flags, in id order. */
   relays: (now: number) => ConsensusRelay[];
+  /** Its onion part of the vote for the period from validAfter (§6.7, §8.3); none: votes carry none. */
+  onion?: (validAfter: number) => VoteOnion;
+  /** Told of each consensus once a majority signed it (it keeps the ring values, §6.8 rule 7). */
+  onSigned?: (consensus: AuthorityConsensus) => void;
   peers: PeerApi;
   logger: Logger;
   now?: () => number;

@@ -23,4 +23,6 @@ export interface Period {
   /** The served JSON, remade when a signature arrives. */
   json: string | null;
   reported: boolean;
+  /** VotingOptions.onSigned was called for its consensus. */
+  signedNoted: boolean;
 }

@@ -89,6 +89,7 @@ export class AuthorityVoting {
         if (p.votes.size === this.o.set.authorities.length || this.clock() >= deadline) this.compute(p);
       }
       if (p.computed && p.signatures.size < this.o.set.authorities.length) await this.gatherSignatures(p);
+      this.noteSigned(p);
     } finally {
       this.busy = false;
     }
@@ -109,6 +110,7 @@ export class AuthorityVoting {
       signatureProblems: new Map(),
       json: null,
       reported: false,
+      signedNoted: false,
     };
     this.periods.set(validAfter, p);
     // The newest consensus a majority signed is kept past KEEP_PERIODS: while no newer one forms it
@@ -127,6 +129,8 @@ export class AuthorityVoting {
       validUntil: validAfter + Math.max(this.o.validMs, this.o.freshMs, 2 * this.o.intervalMs),
       relays: this.o.relays(now),
     };
+    const onion = this.o.onion?.(validAfter);
+    if (onion) vote.onion = onion;
     p.votes.set(this.o.self, { doc: signVote(this.o.signer, vote), vote });
     return p;
   }
@@ -304,6 +308,13 @@ export class AuthorityVoting {
           p.json = null;
         }),
     );
+  }
+
+  /** Once a majority signed the period's consensus, says so once (its ring values are kept). */
+  private noteSigned(p: Period): void {
+    if (p.signedNoted || !p.computed || p.signatures.size < this.needed) return;
+    p.signedNoted = true;
+    this.o.onSigned?.(p.computed.consensus);
   }
 
   /** Logs, once per period when it is over, the signatures that never came and why. */

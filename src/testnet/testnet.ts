@@ -197,6 +197,10 @@ export class Testnet {
       // Every relay of a test network registers from, and listens on, this machine's loopback.
       '--max-relays-per-local-address',
       String(Math.max(32, o.relays)),
+      // Short onion-service periods, and every relay on the ring: they are all new (protocol.md §8.3).
+      '--onion-period',
+      '600',
+      '--onion-new-relays-on-ring',
       ...(o.directoryArgs ?? []),
     ];
     const n = o.authorities ?? 1;

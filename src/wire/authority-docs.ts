@@ -1,19 +1,25 @@
-// Implements docs/protocol.md §6.5-§6.9 (the authority set, signing-key certificates, votes and the
+// Implements docs/protocol.md §6.5-§6.9 and §8.3's vote and consensus fields (the authority set, signing-key certificates, votes and the
 // multi-signed consensus: shapes, size caps, canonical serialisation). Pure: no I/O, no crypto;
 // signatures and the id = SHA-256(identityKey) checks are in src/core/authority-documents.ts.
 import * as v from 'valibot';
 import {
+  type ConsensusOnion,
   type ConsensusRelay,
+  consensusOnionFields,
+  consensusOnionSchema,
+  consensusRelayFields,
   consensusRelaySchema,
   DirectoryDocError,
-  descriptorFields,
   HEX64_RE,
   issuePath,
   key32,
   MAX_CONSENSUS_BYTES,
   MAX_SIGNATURE_CHARS,
   NICKNAME_RE,
+  onionPeriodSecondsSchema,
   parseJsonBody,
+  type RingValue,
+  ringValuesSchema,
   type SignedEnvelope,
   timestamp,
   validate,
@@ -73,6 +79,21 @@ export interface Vote {
   validUntil: number;
   /** Sorted by id, no duplicates. */
   relays: ConsensusRelay[];
+  /** Its part in the consensus's onion-service fields (§6.7, §8.3); absent from older authorities. */
+  onion?: VoteOnion;
+}
+
+/**
+ * What an authority proposes for the onion fields: its settings, its own random contribution to each
+ * ring value the consensus publishes, and the values it already saw in a consensus a majority signed.
+ */
+export interface VoteOnion {
+  periodSeconds: number;
+  onlyListedBeforeReveal: boolean;
+  /** 32 bytes it drew for each period, the same in every vote of that period. */
+  contributions: RingValue[];
+  /** Ring values of those periods in the newest consensus a majority signed that it holds. */
+  ringValues: RingValue[];
 }
 
 /** A vote as it travels: the body, its signature by the signing key, and that key's certificate. */
@@ -93,6 +114,7 @@ export interface AuthorityConsensus {
   /** Ids of the authorities whose votes it was computed from, sorted. */
   authorities: string[];
   relays: ConsensusRelay[];
+  onion?: ConsensusOnion;
 }
 
 /** One authority's detached signature over a consensus body, with the certificate of its signing key. */
@@ -226,6 +248,14 @@ const voteSchema = v.pipe(
     freshUntil: timestamp,
     validUntil: timestamp,
     relays: v.array(consensusRelaySchema),
+    onion: v.optional(
+      v.object({
+        periodSeconds: onionPeriodSecondsSchema,
+        onlyListedBeforeReveal: v.boolean(),
+        contributions: ringValuesSchema,
+        ringValues: ringValuesSchema,
+      }),
+    ),
   }),
   v.rawCheck(({ dataset, addIssue }) => {
     if (!dataset.typed) return;
@@ -253,6 +283,7 @@ const authorityConsensusSchema = v.pipe(
       v.maxLength(MAX_AUTHORITIES),
     ),
     relays: v.array(consensusRelaySchema),
+    onion: v.optional(consensusOnionSchema),
   }),
   v.rawCheck(({ dataset, addIssue }) => {
     if (!dataset.typed) return;
@@ -352,7 +383,8 @@ export function serializeVote(vote: Vote): string {
     validAfter: vote.validAfter,
     freshUntil: vote.freshUntil,
     validUntil: vote.validUntil,
-    relays: vote.relays.map(relayEntry),
+    relays: vote.relays.map(consensusRelayFields),
+    ...(vote.onion ? { onion: voteOnionFields(vote.onion) } : {}),
   });
 }
 
@@ -370,7 +402,8 @@ export function serializeAuthorityConsensus(c: AuthorityConsensus): string {
     freshUntil: c.freshUntil,
     validUntil: c.validUntil,
     authorities: [...c.authorities],
-    relays: c.relays.map(relayEntry),
+    relays: c.relays.map(consensusRelayFields),
+    ...(c.onion ? { onion: consensusOnionFields(c.onion) } : {}),
   });
 }
 
@@ -382,8 +415,15 @@ export function parseConsensusSignature(json: unknown): ConsensusSignature {
   return validate(consensusSignatureSchema, json, 'ALLIUM_CONSENSUS_INVALID', 'consensus signature');
 }
 
-function relayEntry(r: ConsensusRelay): ConsensusRelay {
-  return { ...descriptorFields(r), flags: [...r.flags] };
+function voteOnionFields(o: VoteOnion): VoteOnion {
+  const sorted = (list: RingValue[]) =>
+    [...list].sort((a, b) => a.period - b.period).map((r) => ({ period: r.period, value: r.value }));
+  return {
+    periodSeconds: o.periodSeconds,
+    onlyListedBeforeReveal: o.onlyListedBeforeReveal,
+    contributions: sorted(o.contributions),
+    ringValues: sorted(o.ringValues),
+  };
 }
 
 export { DirectoryDocError };

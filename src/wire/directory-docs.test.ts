@@ -289,3 +289,163 @@ describe('parsers under random input (property)', () => {
     );
   });
 });
+
+describe('the consensus onion fields (§8.3)', () => {
+  const V1 = Buffer.alloc(32, 7).toString('base64');
+  const V2 = Buffer.alloc(32, 8).toString('base64');
+  const onion = (over: Partial<NonNullable<Consensus['onion']>> = {}): NonNullable<Consensus['onion']> => ({
+    periodSeconds: 86_400,
+    ringValues: [
+      { period: 20_000, value: V1 },
+      { period: 20_001, value: V2 },
+    ],
+    onlyListedBeforeReveal: true,
+    ...over,
+  });
+  const withOnion = (o: unknown, relayOver: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      ...consensus(),
+      relays: [{ ...descriptor(), flags: ['Running'], ...relayOver }],
+      onion: o,
+    });
+
+  it('accepts them, and a consensus without them as before', () => {
+    const c = consensus({
+      onion: onion(),
+      relays: [{ ...descriptor(), flags: ['Running'], listedSince: 5 }],
+    });
+    assert.deepEqual(parseConsensusBody(serializeConsensus(c)), c);
+    const plain = consensus();
+    assert.doesNotMatch(serializeConsensus(plain), /"onion"|listedSince/);
+    assert.deepEqual(parseConsensusBody(serializeConsensus(plain)), plain);
+  });
+
+  it('the serialisation, so the signature, covers them, in one canonical order', () => {
+    const c = consensus({
+      onion: onion(),
+      relays: [{ ...descriptor(), flags: ['Running'], listedSince: 5 }],
+    });
+    const text = serializeConsensus(c);
+    assert.match(text, /"listedSince":5/);
+    assert.match(text, /"onion":\{"periodSeconds":86400,"ringValues":\[\{"period":20000,/);
+    const reordered = consensus({
+      onion: {
+        onlyListedBeforeReveal: true,
+        ringValues: [...onion().ringValues].reverse(),
+        periodSeconds: 86_400,
+      },
+      relays: [{ listedSince: 5, ...descriptor(), flags: ['Running'] }],
+    });
+    assert.equal(serializeConsensus(reordered), text);
+    assert.notEqual(serializeConsensus({ ...c, onion: onion({ onlyListedBeforeReveal: false }) }), text);
+  });
+
+  it('refuses a period outside 60 s to a week, or not whole', () => {
+    for (const periodSeconds of [59, 0, -1, 7 * 86_400 + 1, 600.5, '600', null]) {
+      rejects(
+        () => parseConsensusBody(withOnion({ ...onion(), periodSeconds })),
+        'ALLIUM_CONSENSUS_INVALID',
+        'onion.periodSeconds',
+      );
+    }
+    for (const periodSeconds of [60, 600, 7 * 86_400]) {
+      assert.equal(
+        parseConsensusBody(withOnion({ ...onion(), periodSeconds })).onion?.periodSeconds,
+        periodSeconds,
+      );
+    }
+  });
+
+  it('refuses more than two ring values, a period twice, or a value not 32 bytes of base64', () => {
+    const three = [...onion().ringValues, { period: 20_002, value: V1 }];
+    rejects(() => parseConsensusBody(withOnion(onion({ ringValues: three }))), 'ALLIUM_CONSENSUS_INVALID');
+    const twice = [
+      { period: 3, value: V1 },
+      { period: 3, value: V2 },
+    ];
+    rejects(() => parseConsensusBody(withOnion(onion({ ringValues: twice }))), 'ALLIUM_CONSENSUS_INVALID');
+    for (const value of [
+      Buffer.alloc(31).toString('base64'),
+      Buffer.alloc(33).toString('base64'),
+      'not base64!',
+      V1.replace('=', ''),
+    ]) {
+      rejects(
+        () => parseConsensusBody(withOnion(onion({ ringValues: [{ period: 1, value }] }))),
+        'ALLIUM_CONSENSUS_INVALID',
+      );
+    }
+    for (const period of [-1, 1.5, '1']) {
+      rejects(
+        () => parseConsensusBody(withOnion({ ...onion(), ringValues: [{ period, value: V1 }] })),
+        'ALLIUM_CONSENSUS_INVALID',
+      );
+    }
+    assert.deepEqual(parseConsensusBody(withOnion(onion({ ringValues: [] }))).onion?.ringValues, []);
+  });
+
+  it('refuses a listedSince that is not a non-negative whole ms', () => {
+    for (const listedSince of [-1, 1.5, '5', null]) {
+      rejects(() => parseConsensusBody(withOnion(onion(), { listedSince })), 'ALLIUM_CONSENSUS_INVALID');
+    }
+  });
+
+  it('under random input: only DirectoryDocError, and valid fields always round-trip (property)', () => {
+    const b64 = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString('base64'));
+    const valid = fc.record({
+      periodSeconds: fc.integer({ min: 60, max: 7 * 86_400 }),
+      ringValues: fc.uniqueArray(fc.record({ period: fc.nat(), value: b64 }), {
+        maxLength: 2,
+        selector: (r) => r.period,
+      }),
+      onlyListedBeforeReveal: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(valid, fc.option(fc.nat(), { nil: undefined }), (o, listedSince) => {
+        const c = consensus({
+          onion: o,
+          relays: [
+            { ...descriptor(), flags: ['Running'], ...(listedSince === undefined ? {} : { listedSince }) },
+          ],
+        });
+        const back = parseConsensusBody(serializeConsensus(c));
+        assert.deepEqual(
+          back.onion?.ringValues,
+          [...o.ringValues]
+            .sort((a, b) => a.period - b.period)
+            .map((r) => ({ period: r.period, value: r.value })),
+        );
+        assert.equal(back.relays[0].listedSince, listedSince);
+        assert.equal(serializeConsensus(back), serializeConsensus(c));
+      }),
+      { numRuns },
+    );
+    const nearlyValid = fc.oneof(
+      valid.chain((o) =>
+        fc.tuple(fc.constantFrom(...Object.keys(o)), fc.anything()).map(([k, v]) => ({ ...o, [k]: v })),
+      ),
+      fc.anything(),
+      fc.array(fc.record({ period: fc.anything(), value: fc.oneof(b64, fc.string()) })).map((ringValues) => ({
+        ...onion(),
+        ringValues,
+      })),
+    );
+    fc.assert(
+      fc.property(nearlyValid, (o) => {
+        try {
+          const c = parseConsensusBody(withOnion(o));
+          // Whatever it took is within the rules.
+          if (c.onion) {
+            assert.ok(c.onion.ringValues.length <= 2);
+            assert.ok(c.onion.periodSeconds >= 60 && c.onion.periodSeconds <= 7 * 86_400);
+            assert.equal(new Set(c.onion.ringValues.map((r) => r.period)).size, c.onion.ringValues.length);
+            for (const r of c.onion.ringValues) assert.equal(Buffer.from(r.value, 'base64').length, 32);
+          }
+        } catch (err) {
+          if (!(err instanceof DirectoryDocError)) throw err;
+        }
+      }),
+      { numRuns },
+    );
+  });
+});

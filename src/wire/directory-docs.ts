@@ -1,4 +1,4 @@
-// Implements docs/protocol.md §6.1-§6.3 (directory document shapes and size caps). Pure: no I/O, no crypto;
+// Implements docs/protocol.md §6.1-§6.3 and §8.3's consensus fields (directory document shapes and size caps). Pure: no I/O, no crypto;
 // signatures are checked in src/core/documents.ts.
 import * as v from 'valibot';
 import { type AlliumCode, AlliumError } from '../errors.js';
@@ -12,6 +12,15 @@ export const MAX_SIGNATURE_CHARS = 256;
 export const MAX_EXIT_POLICY_RULES = 256;
 export const MAX_EXIT_POLICY_RULE_CHARS = 128;
 export const MAX_FAMILY_MEMBERS = 64;
+/**
+ * Onion-service period lengths a consensus may name (§8.3): a minute is the shortest a test network
+ * uses (a period must outlast a few consensus refreshes, or services and clients holding consensuses
+ * a minute apart would disagree on it), a week the longest any network should.
+ */
+export const MIN_ONION_PERIOD_SECONDS = 60;
+export const MAX_ONION_PERIOD_SECONDS = 7 * 86_400;
+/** The current period's ring value and, from its reveal on, the next one's. */
+export const MAX_RING_VALUES = 2;
 
 /** The domain string a document of `kind` is signed under (§6.1). */
 export type DocumentKind = 'descriptor' | 'consensus' | 'withdraw';
@@ -190,6 +199,35 @@ export const consensusRelaySchema = v.object({
     v.array(v.pipe(v.string(), v.regex(FLAG_RE, 'must be a short alphanumeric flag'))),
     v.maxLength(16),
   ),
+  listedSince: v.optional(timestamp),
+});
+
+/** `{ period, value }` entries, at most MAX_RING_VALUES, each period once (§8.3). */
+export const ringValuesSchema = v.pipe(
+  v.array(
+    v.object({
+      period: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)),
+      value: v.pipe(
+        v.string(),
+        v.check((s) => isBase64OfLength(s, 32), 'must be base64 of 32 bytes'),
+      ),
+    }),
+  ),
+  v.maxLength(MAX_RING_VALUES, `must have at most ${MAX_RING_VALUES} entries`),
+  v.check((list) => new Set(list.map((r) => r.period)).size === list.length, 'must name each period once'),
+);
+
+export const onionPeriodSecondsSchema = v.pipe(
+  v.number(),
+  v.integer(),
+  v.minValue(MIN_ONION_PERIOD_SECONDS, `must be at least ${MIN_ONION_PERIOD_SECONDS} seconds`),
+  v.maxValue(MAX_ONION_PERIOD_SECONDS, `must be at most ${MAX_ONION_PERIOD_SECONDS} seconds`),
+);
+
+export const consensusOnionSchema = v.object({
+  periodSeconds: onionPeriodSecondsSchema,
+  ringValues: ringValuesSchema,
+  onlyListedBeforeReveal: v.boolean(),
 });
 
 const consensusSchema = v.pipe(
@@ -201,6 +239,7 @@ const consensusSchema = v.pipe(
     validUntil: timestamp,
     directoryKey: key32('Ed25519 public key'),
     relays: v.array(consensusRelaySchema),
+    onion: v.optional(consensusOnionSchema),
   }),
   v.rawCheck(({ dataset, addIssue }) => {
     if (!dataset.typed) return;
@@ -319,8 +358,30 @@ export function serializeConsensus(c: Consensus): string {
     freshUntil: c.freshUntil,
     validUntil: c.validUntil,
     directoryKey: c.directoryKey,
-    relays: c.relays.map((r) => ({ ...descriptorFields(r), flags: [...r.flags] })),
+    relays: c.relays.map(consensusRelayFields),
+    // Only when present, so a consensus without onion fields serialises (and signs) as before.
+    ...(c.onion ? { onion: consensusOnionFields(c.onion) } : {}),
   });
+}
+
+/** A consensus entry's fields in canonical order: the descriptor's, its flags, then listedSince. */
+export function consensusRelayFields(r: ConsensusRelay): ConsensusRelay {
+  return {
+    ...descriptorFields(r),
+    flags: [...r.flags],
+    ...(r.listedSince !== undefined ? { listedSince: r.listedSince } : {}),
+  };
+}
+
+/** The onion fields in canonical order, ring values by increasing period. */
+export function consensusOnionFields(o: ConsensusOnion): ConsensusOnion {
+  return {
+    periodSeconds: o.periodSeconds,
+    ringValues: [...o.ringValues]
+      .sort((a, b) => a.period - b.period)
+      .map((r) => ({ period: r.period, value: r.value })),
+    onlyListedBeforeReveal: o.onlyListedBeforeReveal,
+  };
 }
 
 export function serializeWithdraw(w: WithdrawBody): string {

@@ -4,6 +4,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import net from 'node:net';
 import { promisify } from 'node:util';
 import { RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
+import { TEST_NETWORK_ONION_SETTINGS } from '../../src/directory/ring-values.js';
 import { CLI_PATH } from '../../src/testnet/testnet.js';
 import { waitFor } from './wait.js';
 
@@ -149,8 +150,15 @@ export const DIRECTORY_WITHOUT_LISTING_LIMITS = [
 
 /** The arguments of `allium directory` keeping its data in `dataDir`, on `port` (0: any free one). */
 export function directoryArgs(dataDir: string, port = 0, extra: string[] = []): string[] {
-  return ['directory', '--data-dir', dataDir, '--port', String(port), ...extra];
+  return ['directory', '--data-dir', dataDir, '--port', String(port), ...TEST_ONION_ARGS, ...extra];
 }
+
+/** A test network's onion-service settings (protocol.md §8.3) as `allium directory` flags. */
+export const TEST_ONION_ARGS = [
+  '--onion-period',
+  String(TEST_NETWORK_ONION_SETTINGS.periodSeconds),
+  '--onion-new-relays-on-ring',
+];
 
 /** The arguments of `allium relay` joining the directory at `directory` (its key, if given). */
 export function relayArgs(o: {

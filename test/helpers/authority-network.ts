@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openTrustedConsensus } from '../../src/core/consensus-trust.js';
 import { Directory, type DirectoryOptions } from '../../src/directory/directory.js';
+import { TEST_NETWORK_ONION_SETTINGS } from '../../src/directory/ring-values.js';
 import { DirectoryStore } from '../../src/directory/store.js';
 import type { AuthoritySet } from '../../src/wire/authority-docs.js';
 import type { ConsensusView } from '../../src/wire/directory-docs.js';
-import { AlliumProcess, freePort } from './allium-process.js';
+import { AlliumProcess, freePort, TEST_ONION_ARGS } from './allium-process.js';
 
 export type AuthorityRole = 'process' | 'down' | 'hostile';
 
@@ -91,6 +92,8 @@ export async function startAuthorityNetwork(opts: {
             votingIntervalMs: VOTING_INTERVAL_SECONDS * 1000,
             // It lists whatever it likes.
             reachabilityCheck: false,
+            onionPeriodSeconds: TEST_NETWORK_ONION_SETTINGS.periodSeconds,
+            onionOnlyListedBeforeReveal: TEST_NETWORK_ONION_SETTINGS.onlyListedBeforeReveal,
             ...opts.hostileOptions,
           });
           await opts.hostile?.(dir);
@@ -108,6 +111,7 @@ export async function startAuthorityNetwork(opts: {
           String(VOTING_INTERVAL_SECONDS),
           '--log-level',
           'info',
+          ...TEST_ONION_ARGS,
           ...(opts.authorityArgs ?? []),
         ]);
         if (!p.running) throw new Error(`auth${i + 1} exited at start:\n${p.log.slice(-3000)}`);

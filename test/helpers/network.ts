@@ -4,6 +4,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AlliumClient, type ClientOptions } from '../../src/client/client.js';
 import { Directory } from '../../src/directory/directory.js';
+import { TEST_NETWORK_ONION_SETTINGS } from '../../src/directory/ring-values.js';
 import { Relay, type RelayOptions } from '../../src/relay/relay.js';
 import { tempDir } from './temp.js';
 
@@ -26,7 +27,11 @@ export async function startNetwork(opts: {
   clientOptions?: Partial<ClientOptions>;
 }): Promise<InProcessNetwork> {
   const dataDir = tempDir('test');
-  const directory = await Directory.start({ dataDir: join(dataDir, 'directory') });
+  const directory = await Directory.start({
+    dataDir: join(dataDir, 'directory'),
+    onionPeriodSeconds: TEST_NETWORK_ONION_SETTINGS.periodSeconds,
+    onionOnlyListedBeforeReveal: TEST_NETWORK_ONION_SETTINGS.onlyListedBeforeReveal,
+  });
   const exits = opts.exits ?? Math.max(1, Math.floor(opts.relays / 2));
   const relays = await Promise.all(
     Array.from({ length: opts.relays }, (_, i) =>
