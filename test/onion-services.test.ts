@@ -1,0 +1,219 @@
+// Onion services end to end over a real in-process network (protocol §8): a service started with
+// createService in front of a local HTTP server, reached at its .allium address by the library's
+// client (fetch, connect) and through the SOCKS port, with the directory's own onion fields. Also the
+// ways it fails: a mistyped address, an address nobody serves, a service gone (and back), an
+// introduction point lost, an INTRODUCE2 replayed.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { IdentityKey } from '../src/crypto/keys.js';
+import { onionAddressOf } from '../src/crypto/onion-address.js';
+import type { AlliumError } from '../src/errors.js';
+import { type Client, createClient, createService, type OnionService } from '../src/index.js';
+import { SocksServer } from '../src/net/socks-server.js';
+import type { IntroPoint } from '../src/service/intro-points.js';
+import { DestroyReason } from '../src/wire/constants.js';
+import { SocksReply } from '../src/wire/socks5.js';
+import { type InProcessNetwork, startNetwork } from './helpers/network.js';
+import { waitFor } from './helpers/wait.js';
+
+const PAGE = Buffer.from('<html><body>an onion service, reached through the network</body></html>\n');
+
+let netw: InProcessNetwork;
+let web: http.Server;
+let webPort: number;
+let service: OnionService;
+let client: Client;
+const services: OnionService[] = [];
+
+/** GET /page answers PAGE; POST /echo answers with the body it receives, as it receives it. */
+function webServer(): http.Server {
+  return http.createServer((req, res) => {
+    if (req.url === '/page') {
+      res.writeHead(200, { 'content-type': 'text/html', 'content-length': PAGE.length });
+      res.end(PAGE);
+      return;
+    }
+    if (req.url === '/echo' && req.method === 'POST') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      req.pipe(res);
+      return;
+    }
+    res.writeHead(404).end();
+  });
+}
+
+async function startService(dataDir: string): Promise<OnionService> {
+  const s = await createService({
+    directory: netw.directory.url,
+    directoryKey: netw.directory.publicKey,
+    to: `127.0.0.1:${webPort}`,
+    dataDir,
+  });
+  services.push(s);
+  return s;
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    return (err as AlliumError).code ?? (err as Error).message;
+  }
+  return 'no error';
+}
+
+before(async () => {
+  netw = await startNetwork({ relays: 8, exits: 1 });
+  web = webServer();
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', () => r()));
+  webPort = (web.address() as net.AddressInfo).port;
+  service = await startService(join(netw.dataDir, 'service'));
+  await service.ready;
+  client = await createClient({ directory: netw.directory.url, directoryKey: netw.directory.publicKey });
+});
+
+after(async () => {
+  await client?.close();
+  for (const s of services) await s.close();
+  web?.close();
+  await netw?.stop();
+});
+
+describe('an onion service over the network', () => {
+  it('serves a page at its address, byte for byte, and a warm request reuses the joined circuit', async () => {
+    assert.match(service.address, /^[a-z2-7]{56}\.allium$/);
+    const res = await client.fetch(`http://${service.address}/page`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(Buffer.from(await res.arrayBuffer()), PAGE);
+    const rendezvous = client.raw.onion.counts.rendezvous;
+    // Any labels in front and any case name the same service.
+    const again = await client.fetch(`http://www.${service.address.toUpperCase()}/page`);
+    assert.deepEqual(Buffer.from(await again.arrayBuffer()), PAGE);
+    assert.equal(client.raw.onion.counts.rendezvous, rendezvous, 'no new rendezvous');
+    assert.equal(service.stats().streams >= 2, true);
+  });
+
+  it('carries 10 MiB each way, byte for byte', async () => {
+    const body = Buffer.alloc(10 * 1024 * 1024);
+    for (let i = 0; i < body.length; i += 4) body.writeUInt32LE((i * 2654435761) >>> 0, i);
+    const res = await client.fetch(`http://${service.address}/echo`, { method: 'POST', body });
+    assert.equal(res.status, 200);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for await (const chunk of res.body!) {
+      hash.update(chunk);
+      bytes += chunk.length;
+    }
+    assert.equal(bytes, body.length);
+    assert.equal(hash.digest('hex'), createHash('sha256').update(body).digest('hex'));
+  });
+
+  it('answers SOCKS with the onion codes: a mistyped address (0xF6), an address nobody serves (0xF0)', async () => {
+    const socks = await SocksServer.listen({
+      host: '127.0.0.1',
+      port: 0,
+      connect: (req) => client.raw.connect(req.host, req.port, { isolation: 'socks' }),
+    });
+    try {
+      const typo = service.address.startsWith('a')
+        ? `b${service.address.slice(1)}`
+        : `a${service.address.slice(1)}`;
+      assert.equal(await codeOf(client.connect(typo, 80)), 'ALLIUM_ONION_ADDRESS_CHECKSUM');
+      assert.equal(await socksReply(socks.port, typo), SocksReply.ONION_ADDRESS_INVALID);
+      const nobody = onionAddressOf(IdentityKey.generate().publicKey);
+      assert.equal(await codeOf(client.connect(nobody, 80)), 'ALLIUM_ONION_DESCRIPTOR_NOT_FOUND');
+      assert.equal(await socksReply(socks.port, nobody), SocksReply.ONION_DESCRIPTOR_NOT_FOUND);
+      assert.equal(await socksReply(socks.port, service.address), SocksReply.SUCCEEDED);
+    } finally {
+      await socks.close();
+    }
+  });
+
+  it('refuses a port it does not publish', async () => {
+    const refused = service.stats().streamsRefused;
+    assert.equal(await codeOf(client.connect(service.address, 81)), 'ALLIUM_STREAM_REFUSED');
+    assert.equal(service.stats().streamsRefused, refused + 1);
+  });
+
+  it('drops a replayed INTRODUCE2', async () => {
+    const { points, introductions } = service.internals;
+    const recorded: { point: IntroPoint; data: Buffer }[] = [];
+    for (const point of points!.active) {
+      const deliver = point.circuit.onUnexpected!;
+      point.circuit.onUnexpected = (command, data) => {
+        recorded.push({ point, data });
+        deliver(command, data);
+      };
+    }
+    const res = await client.fetch(`http://${service.address}/page`, { isolation: 'replay' });
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+    assert.equal(recorded.length, 1);
+    const before = introductions!.counts.joined;
+    assert.equal(await introductions!.introduce(recorded[0].point, recorded[0].data), 'replays');
+    assert.equal(introductions!.counts.replays, 1);
+    assert.equal(introductions!.counts.joined, before, 'no rendezvous circuit for the replay');
+  });
+
+  it('is still reached when an introduction point is lost, and replaces it', async () => {
+    const { points } = service.internals;
+    const lost = points!.active[0];
+    lost.circuit.destroy(DestroyReason.FINISHED, 'the test cut it');
+    // Clients that hold the descriptor naming the lost point go on to the others.
+    for (const isolation of ['lost-1', 'lost-2', 'lost-3']) {
+      const res = await client.fetch(`http://${service.address}/page`, { isolation });
+      assert.deepEqual(Buffer.from(await res.arrayBuffer()), PAGE);
+    }
+    await waitFor('the service replaced the lost introduction point', () =>
+      points!.active.length === 3 && !points!.active.includes(lost) ? true : null,
+    );
+    assert.equal(service.stats().introPointsLost, 1);
+  });
+
+  it('once closed, is unreachable for a client holding its descriptor; restarted from its data directory, it is back at the same address', async () => {
+    const address = service.address;
+    await service.close();
+    const relaysHold = () => netw.relays.reduce((n, r) => n + r.onionLoad().introPoints, 0);
+    await waitFor('the introduction points are gone at the relays', () => (relaysHold() === 0 ? true : null));
+    assert.equal(
+      await codeOf(client.connect(address, 80, { isolation: 'closed' })),
+      'ALLIUM_ONION_SERVICE_UNREACHABLE',
+    );
+
+    service = await startService(join(netw.dataDir, 'service'));
+    assert.equal(service.address, address, 'the same key, the same address');
+    await service.ready;
+    // The client's cached descriptor names the old points: refused, it fetches the new one.
+    const res = await client.fetch(`http://${address}/page`, { isolation: 'restarted' });
+    assert.deepEqual(Buffer.from(await res.arrayBuffer()), PAGE);
+  });
+});
+
+/** The SOCKS5 reply code for CONNECT to host:80 (no authentication). */
+function socksReply(port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    const name = Buffer.from(host);
+    const portBytes = Buffer.from([0, 80]);
+    s.on('connect', () =>
+      s.write(Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 3, name.length]), name, portBytes])),
+    );
+    let got = Buffer.alloc(0);
+    s.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      if (got.length >= 4) {
+        s.destroy();
+        resolve(got[3]);
+      }
+    });
+    s.on('error', reject);
+    setTimeout(() => {
+      s.destroy();
+      reject(new Error('no SOCKS reply'));
+    }, 30_000).unref();
+  });
+}
