@@ -9,13 +9,17 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { IdentityKey } from '../src/crypto/keys.js';
-import { onionAddressOf } from '../src/crypto/onion-address.js';
+import { consensusPeriod } from '../src/core/onion-ring.js';
+import { clientIntroduce } from '../src/crypto/hs-ntor.js';
+import { blindPublicKey, subcredential } from '../src/crypto/key-blinding.js';
+import { IdentityKey, randomBytes } from '../src/crypto/keys.js';
+import { onionAddressOf, parseOnionAddress } from '../src/crypto/onion-address.js';
 import type { AlliumError } from '../src/errors.js';
 import { type Client, createClient, createService, type OnionService } from '../src/index.js';
 import { SocksServer } from '../src/net/socks-server.js';
 import type { IntroPoint } from '../src/service/intro-points.js';
 import { DestroyReason } from '../src/wire/constants.js';
+import { encodeIntroduce } from '../src/wire/onion-messages.js';
 import { SocksReply } from '../src/wire/socks5.js';
 import { type InProcessNetwork, startNetwork } from './helpers/network.js';
 import { waitFor } from './helpers/wait.js';
@@ -159,19 +163,64 @@ describe('an onion service over the network', () => {
     assert.equal(introductions!.counts.joined, before, 'no rendezvous circuit for the replay');
   });
 
-  it('is still reached when an introduction point is lost, and replaces it', async () => {
+  it('drops a forged introduction, and one naming a rendezvous relay its consensus does not list', async () => {
+    const { points, introductions } = service.internals;
+    const point = points!.active[0];
+    const identityKey = parseOnionAddress(service.address);
+    const period = consensusPeriod(client.raw.currentConsensus!)!;
+    const sub = subcredential(identityKey, blindPublicKey(identityKey, period));
+    const introduce = (rendezvousId: Buffer, key = sub) =>
+      encodeIntroduce(
+        clientIntroduce({ authKey: point.authKey.publicKey, encKey: point.encKey.publicKey }, key, {
+          cookie: randomBytes(32),
+          rendezvousId,
+        }).message,
+      );
+    const counts = { ...introductions!.counts };
+    assert.equal(await introductions!.introduce(point, introduce(randomBytes(32))), 'unknownRelay');
+    assert.equal(
+      await introductions!.introduce(point, introduce(netw.relays[0].id, randomBytes(32))),
+      'refused',
+    );
+    assert.equal(introductions!.counts.unknownRelay, counts.unknownRelay + 1);
+    assert.equal(introductions!.counts.refused, counts.refused + 1);
+    assert.equal(introductions!.counts.joined, counts.joined);
+  });
+
+  it('is still reached when introduction points are lost, and replaces them', async () => {
     const { points } = service.internals;
-    const lost = points!.active[0];
-    lost.circuit.destroy(DestroyReason.FINISHED, 'the test cut it');
-    // Clients that hold the descriptor naming the lost point go on to the others.
-    for (const isolation of ['lost-1', 'lost-2', 'lost-3']) {
-      const res = await client.fetch(`http://${service.address}/page`, { isolation });
+    const [lost1, lost2] = points!.active;
+    lost1.circuit.destroy(DestroyReason.FINISHED, 'the test cut it');
+    lost2.circuit.destroy(DestroyReason.FINISHED, 'the test cut it');
+    const refusedAtRelays = () => netw.relays.reduce((n, r) => n + r.onionLoad().introductionsRefused, 0);
+    await waitFor('the relays dropped the lost points', () =>
+      netw.relays.some((r) => r.id.toString('hex') === lost1.relay.id && r.onionLoad().introPoints === 0)
+        ? true
+        : null,
+    );
+    // Clients holding the descriptor that names the lost points go on to the one left: connect until
+    // one tried a lost point first (each tries them in random order), all of them served.
+    const refused = refusedAtRelays();
+    const fetched = client.raw.onion.counts.descriptorsFetched;
+    for (let i = 0; i < 20 && refusedAtRelays() === refused; i++) {
+      const res = await client.fetch(`http://${service.address}/page`, { isolation: `lost-${i}` });
       assert.deepEqual(Buffer.from(await res.arrayBuffer()), PAGE);
     }
-    await waitFor('the service replaced the lost introduction point', () =>
-      points!.active.length === 3 && !points!.active.includes(lost) ? true : null,
+    assert.ok(
+      refusedAtRelays() > refused,
+      'a lost introduction point was tried, and refused the introduction',
     );
-    assert.equal(service.stats().introPointsLost, 1);
+    assert.equal(
+      client.raw.onion.counts.descriptorsFetched,
+      fetched,
+      'the cached descriptor served throughout',
+    );
+    await waitFor('the service replaced the lost introduction points', () =>
+      points!.active.length === 3 && !points!.active.includes(lost1) && !points!.active.includes(lost2)
+        ? true
+        : null,
+    );
+    assert.equal(service.stats().introPointsLost, 2);
   });
 
   it('once closed, is unreachable for a client holding its descriptor; restarted from its data directory, it is back at the same address', async () => {
