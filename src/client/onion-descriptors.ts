@@ -19,6 +19,8 @@ import type { OnionCircuit } from './onion-circuit.js';
 
 /** Addresses whose descriptor is kept at most; the oldest goes first. */
 const MAX_CACHED = 1024;
+/** No store is asked after this long (each is a circuit and an answer, each bounded on its own). */
+export const FETCH_DEADLINE_MS = 60_000;
 
 export interface OnionDescriptor {
   period: Period;
@@ -99,7 +101,12 @@ export async function fetchDescriptor(
   const stores = shuffled(replicas.flat());
   let refusal: AlliumError | null = null;
   let unreachable = 0;
+  const deadline = Date.now() + FETCH_DEADLINE_MS;
   for (const store of stores) {
+    if (Date.now() > deadline) {
+      unreachable++;
+      continue;
+    }
     let circuit: OnionCircuit | null = null;
     let fetched: Buffer | null;
     try {

@@ -24,6 +24,8 @@ import { ServiceStreams } from './service-streams.js';
 const CHANGE_DEBOUNCE_MS = 250;
 /** How often the consensus is looked at for a new period (or the next period's ring value). */
 const PERIOD_CHECK_MS = 30_000;
+/** A round that left a replica without the descriptor is tried again after this, doubling up to the interval. */
+const PUBLISH_RETRY_MS = 15_000;
 
 export interface ServiceStats {
   /** Introduction points in service now, and lost and replaced so far. */
@@ -54,6 +56,8 @@ export class OnionService {
   private readonly log: Logger;
   private readonly timers: NodeJS.Timeout[] = [];
   private changeTimer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryMs = PUBLISH_RETRY_MS;
   private publishing = false;
   private closed = false;
 
@@ -107,17 +111,25 @@ export class OnionService {
       exhausted: (point) => points.retire(point),
     });
     const up = await points.fill();
+    // From here on a change of points publishes (one that comes up later, after a failed start, too).
+    this.publishing = true;
+    this.startTimers();
     if (up === 0) {
       throw new ServiceError(
         'ALLIUM_SERVICE_INTRO',
         'no relay took an introduction point; the service keeps trying',
       );
     }
-    this.publishing = true;
-    this.startTimers();
-    const outcomes = await publisher.publish();
+    let outcomes: PeriodOutcome[];
+    try {
+      outcomes = await publisher.publish();
+    } catch (err) {
+      this.retrySoon();
+      throw err;
+    }
     const current = outcomes[0];
     if (!current.everyReplica) {
+      this.retrySoon();
       throw new ServiceError(
         'ALLIUM_SERVICE_PUBLISH',
         `the descriptor reached ${current.stored} of ${current.asked} stores, not one of each replica; the service tries again`,
@@ -141,9 +153,27 @@ export class OnionService {
   private republish(): void {
     if (this.closed || !this.publishing || !this.publisher) return;
     this.publisher.publish().then(
-      (outcomes) => this.logPublished(outcomes),
-      (err: Error) => this.log.warn({ err: err.message }, 'publishing the onion service descriptor failed'),
+      (outcomes) => {
+        this.logPublished(outcomes);
+        if (outcomes.every((o) => o.everyReplica)) this.retryMs = PUBLISH_RETRY_MS;
+        else this.retrySoon();
+      },
+      (err: Error) => {
+        this.log.warn({ err: err.message }, 'publishing the onion service descriptor failed');
+        this.retrySoon();
+      },
     );
+  }
+
+  /** A round fell short: again sooner than the next interval (stores down, or just restarted). */
+  private retrySoon(): void {
+    if (this.retryTimer || this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.republish();
+    }, this.retryMs);
+    this.retryTimer.unref();
+    this.retryMs = Math.min(this.settings.republishIntervalMs, this.retryMs * 2);
   }
 
   private changed(): void {
@@ -201,6 +231,7 @@ export class OnionService {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     if (this.changeTimer) clearTimeout(this.changeTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     this.points?.close();
     this.introductions?.close();
     await this.client?.close();
