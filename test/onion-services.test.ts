@@ -223,6 +223,25 @@ describe('an onion service over the network', () => {
     assert.equal(service.stats().introPointsLost, 2);
   });
 
+  it('retires introduction points at the end of their life: successors published, the old kept a while for clients in flight', async () => {
+    const { points } = service.internals;
+    const old = points!.active;
+    const rounds = service.stats().descriptorRounds;
+    points!.retireOlderThan(0);
+    await waitFor('three successors are up', () =>
+      points!.active.length === 3 && points!.active.every((p) => !old.includes(p)) ? true : null,
+    );
+    await waitFor('the descriptor naming them was published', () =>
+      service.stats().descriptorRounds > rounds ? true : null,
+    );
+    assert.ok(
+      old.every((p) => !p.circuit.closed && p.retiring),
+      'the retired points wait out their grace',
+    );
+    const res = await client.fetch(`http://${service.address}/page`, { isolation: 'after-retire' });
+    assert.deepEqual(Buffer.from(await res.arrayBuffer()), PAGE);
+  });
+
   it('once closed, is unreachable for a client holding its descriptor; restarted from its data directory, it is back at the same address', async () => {
     const address = service.address;
     await service.close();

@@ -34,8 +34,10 @@ export interface IntroPoint {
   readonly encKey: X25519Key;
   /** The client keys of its introductions (§8.8): a repeat is a replay. */
   readonly replay: IntroReplayCache;
-  /** Replaced (its cache is full): no longer in the descriptor, closed after a grace period. */
+  /** Replaced (its cache is full, or it is a day old): no longer in the descriptor, closed after a grace period. */
   retiring: boolean;
+  /** When it came up (ms). */
+  readonly since: number;
 }
 
 export interface IntroPointsOptions {
@@ -54,6 +56,7 @@ export class IntroPoints {
   readonly points = new Set<IntroPoint>();
   readonly counts = { established: 0, lost: 0, retired: 0, failedAttempts: 0 };
   private filling: Promise<number> | null = null;
+  private fillAgain = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private retryMs = RETRY_FIRST_MS;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -71,8 +74,17 @@ export class IntroPoints {
    * relays); resolves with how many are. A round that falls short is tried again later by itself.
    */
   fill(): Promise<number> {
-    this.filling ??= this.fillRound().finally(() => {
+    if (this.filling) {
+      // Asked while a round runs (a point lost or retired meanwhile): one more round after it.
+      this.fillAgain = true;
+      return this.filling;
+    }
+    this.filling = this.fillRound().finally(() => {
       this.filling = null;
+      if (this.fillAgain && !this.closed) {
+        this.fillAgain = false;
+        void this.fill();
+      }
     });
     return this.filling;
   }
@@ -150,6 +162,7 @@ export class IntroPoints {
       encKey,
       replay: new IntroReplayCache(),
       retiring: false,
+      since: Date.now(),
     };
     circuit.onUnexpected = (command, data) => {
       if (command === RelayCommand.INTRODUCE2) this.opts.onIntroduce(point, data);
@@ -175,10 +188,22 @@ export class IntroPoints {
     this.later(REPLACE_DELAY_MS, () => void this.fill());
   }
 
+  /** Retires the points that have served `maxAgeMs` (§8.8: a day), so no key serves for long. */
+  retireOlderThan(maxAgeMs: number, now = Date.now()): void {
+    const old = this.active.filter((p) => now - p.since >= maxAgeMs);
+    for (const p of old) p.retiring = true;
+    for (const p of old) this.retireMarked(p);
+  }
+
   /** `point` took all the introductions it may (§8.8): a successor, a new descriptor, then it goes. */
   retire(point: IntroPoint): void {
     if (point.retiring || this.closed) return;
     point.retiring = true;
+    this.retireMarked(point);
+  }
+
+  private retireMarked(point: IntroPoint): void {
+    if (this.closed) return;
     this.counts.retired++;
     void this.fill().then(() =>
       this.later(RETIRE_GRACE_MS, () =>

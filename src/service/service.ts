@@ -24,6 +24,8 @@ import { ServiceStreams } from './service-streams.js';
 const CHANGE_DEBOUNCE_MS = 250;
 /** How often the consensus is looked at for a new period (or the next period's ring value). */
 const PERIOD_CHECK_MS = 30_000;
+/** An introduction point is replaced after a day (§8.8), as after 16384 introductions. */
+const INTRO_POINT_LIFETIME_MS = 24 * 3600_000;
 /** A round that left a replica without the descriptor is tried again after this, doubling up to the interval. */
 const PUBLISH_RETRY_MS = 15_000;
 
@@ -193,6 +195,7 @@ export class OnionService {
     };
     every(this.settings.republishIntervalMs, () => this.republish());
     every(Math.min(PERIOD_CHECK_MS, this.settings.republishIntervalMs), () => {
+      this.points?.retireOlderThan(INTRO_POINT_LIFETIME_MS);
       if (this.newPeriod()) this.republish();
     });
   }
