@@ -16,6 +16,7 @@ import { IdentityKey, randomBytes } from '../src/crypto/keys.js';
 import { onionAddressOf, parseOnionAddress } from '../src/crypto/onion-address.js';
 import type { AlliumError } from '../src/errors.js';
 import { type Client, createClient, createService, type OnionService } from '../src/index.js';
+import { HttpProxyServer } from '../src/net/http-proxy-server.js';
 import { SocksServer } from '../src/net/socks-server.js';
 import type { IntroPoint } from '../src/service/intro-points.js';
 import { DestroyReason } from '../src/wire/constants.js';
@@ -134,6 +135,32 @@ describe('an onion service over the network', () => {
       assert.equal(await socksReply(socks.port, service.address), SocksReply.SUCCEEDED);
     } finally {
       await socks.close();
+    }
+  });
+
+  it("serves through the client's HTTP proxy (the request right behind the BEGIN)", async () => {
+    const proxy = await HttpProxyServer.listen({
+      host: '127.0.0.1',
+      port: 0,
+      connect: (req) =>
+        client.raw.connect(req.host, req.port, { isolation: 'proxy', optimistic: req.optimistic }),
+    });
+    try {
+      const body = await new Promise<Buffer>((resolve, reject) => {
+        const req = http.request(
+          { host: '127.0.0.1', port: proxy.port, path: `http://${service.address}/page` },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve(Buffer.concat(chunks)));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+      assert.deepEqual(body, PAGE);
+    } finally {
+      await proxy.close();
     }
   });
 
