@@ -414,6 +414,90 @@ export const MUTATIONS = [
     test: 'src/core/onion-relay.test.ts',
     name: 'another circuit',
   },
+  {
+    id: 'onion-answer-from-a-middle',
+    what: "a client takes an onion service answer (INTRODUCE_ACK, RENDEZVOUS2, ...) sealed by a hop that is not the circuit's last",
+    edits: [
+      {
+        in: 'src/core/circuit-receive.ts',
+        search: 'if (!last || !circuit.onionMessage) {',
+        replace: 'if (!circuit.onionMessage) {',
+      },
+    ],
+    test: 'src/core/circuit-receive.test.ts',
+    name: 'onion answer from the last hop',
+  },
+  {
+    id: 'joined-sendme-without-end-to-end-tag',
+    what: "a joined circuit's SENDMEs echo a tag other than the end-to-end one the far end sealed",
+    edits: [
+      {
+        in: 'src/core/circuit-receive.ts',
+        search: 'farEndMessage(circuit, command, streamId, data, opened.tag);',
+        replace: 'farEndMessage(circuit, command, streamId, data, Buffer.alloc(16));',
+      },
+    ],
+    test: 'test/onion-services.test.ts',
+    name: '10 MiB',
+  },
+  {
+    id: 'service-replay-cache-unused',
+    what: 'an onion service answers an INTRODUCE2 whose client key it has seen through that point',
+    edits: [
+      { in: 'src/service/introductions.ts', search: 'point.replay.admit(message.clientKey);', replace: '' },
+    ],
+    test: 'test/onion-services.test.ts',
+    name: 'replayed',
+  },
+  {
+    id: 'service-dials-unlisted-rendezvous',
+    what: 'an onion service builds a rendezvous circuit to a relay its consensus does not list',
+    edits: [{ in: 'src/service/introductions.ts', search: 'if (!relay) {', replace: 'if (false) {' }],
+    test: 'test/onion-services.test.ts',
+    name: 'does not list',
+  },
+  {
+    id: 'service-serves-any-port',
+    what: 'an onion service takes a BEGIN to a port it does not publish',
+    edits: [
+      {
+        in: 'src/service/service-streams.ts',
+        search: 'if (port !== this.virtualPort) {',
+        replace: 'if (false) {',
+      },
+    ],
+    test: 'test/onion-services.test.ts',
+    name: 'does not publish',
+  },
+  {
+    id: 'client-stops-at-a-lost-point',
+    what: "a client gives up (and fetches again) at the first introduction point that refuses, instead of trying the descriptor's others",
+    edits: [
+      {
+        in: 'src/client/onion-connect.ts',
+        search:
+          'if (!(await this.introduce(relay, encodeIntroduce(message), rendezvousPoint, isolation))) continue;',
+        replace:
+          'if (!(await this.introduce(relay, encodeIntroduce(message), rendezvousPoint, isolation))) break;',
+      },
+    ],
+    test: 'test/onion-services.test.ts',
+    name: 'introduction points are lost',
+  },
+  {
+    id: 'client-keeps-a-stale-descriptor',
+    what: 'a client whose cached descriptor led to no introduction point reports the service down without fetching a fresh one',
+    edits: [{ in: 'src/client/onion-connect.ts', search: 'this.cache.drop(hex);', replace: 'throw err;' }],
+    test: 'test/onion-services.test.ts',
+    name: 'restarted',
+  },
+  {
+    id: 'service-key-readable-by-others',
+    what: 'an onion service takes a key file that others may read',
+    edits: [{ in: 'src/service/service-key.ts', search: 'if (mode & 0o077) {', replace: 'if (false) {' }],
+    test: 'src/service/service-key.test.ts',
+    name: 'refused',
+  },
 ];
 
 export const INSUITE = [
@@ -424,4 +508,5 @@ export const INSUITE = [
   'circuit-sendme-tag-unchecked',
   'directory-skips-check-on-move',
   'fetch-keeps-credentials-cross-origin',
+  'onion-answer-from-a-middle',
 ];

@@ -215,6 +215,8 @@ describe('an onion service over the network', () => {
   });
 
   it('is still reached when introduction points are lost, and replaces them', async () => {
+    // The client holds the descriptor that names the points about to be lost.
+    await (await client.fetch(`http://${service.address}/page`, { isolation: 'lost-warm' })).arrayBuffer();
     const { points } = service.internals;
     const [lost1, lost2] = points!.active;
     lost1.circuit.destroy(DestroyReason.FINISHED, 'the test cut it');
