@@ -102,6 +102,21 @@ describe('an onion service over the network', () => {
     assert.equal(service.stats().streams >= 2, true);
   });
 
+  it('makes one rendezvous for streams that start together under one isolation key', async () => {
+    const rendezvous = client.raw.onion.counts.rendezvous;
+    const pages = await Promise.all(
+      [1, 2, 3].map(async () =>
+        Buffer.from(
+          await (
+            await client.fetch(`http://${service.address}/page`, { isolation: 'together' })
+          ).arrayBuffer(),
+        ),
+      ),
+    );
+    for (const page of pages) assert.deepEqual(page, PAGE);
+    assert.equal(client.raw.onion.counts.rendezvous, rendezvous + 1);
+  });
+
   it('carries 10 MiB each way, byte for byte', async () => {
     const body = Buffer.alloc(10 * 1024 * 1024);
     for (let i = 0; i < body.length; i += 4) body.writeUInt32LE((i * 2654435761) >>> 0, i);

@@ -87,16 +87,18 @@ export class OnionConnector {
   private circuitTo(key: string, identityKey: Buffer, isolation: string): Promise<OnionCircuit> {
     let pending = this.reaching.get(key);
     if (!pending) {
-      pending = this.reach(identityKey, isolation).finally(() => this.reaching.delete(key));
+      pending = this.reach(identityKey, isolation)
+        .then((circuit) => {
+          this.joined.set(key, circuit);
+          circuit.onClose(() => {
+            if (this.joined.get(key) === circuit) this.joined.delete(key);
+          });
+          return circuit;
+        })
+        .finally(() => this.reaching.delete(key));
       this.reaching.set(key, pending);
     }
-    return pending.then((circuit) => {
-      this.joined.set(key, circuit);
-      circuit.onClose(() => {
-        if (this.joined.get(key) === circuit) this.joined.delete(key);
-      });
-      return circuit;
-    });
+    return pending;
   }
 
   /** The descriptor (cached, else fetched), and a joined circuit; once more with a fresh descriptor if a cached one led nowhere. */
