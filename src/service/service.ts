@@ -188,6 +188,7 @@ export class OnionService {
   }
 
   private startTimers(): void {
+    if (this.closed) return;
     const every = (ms: number, fn: () => void) => {
       const t = setInterval(fn, ms);
       t.unref();
