@@ -42,6 +42,13 @@ test('stream failures map to the HTTP status a proxy client expects', () => {
   assert.equal(statusForStreamError(e(EndReason.CONNECTREFUSED)).status, 502);
   assert.equal(statusForStreamError(e(EndReason.TIMEOUT)).status, 504);
   assert.equal(statusForStreamError(new Error('no circuit')).status, 502);
+  const onion = Object.assign(new Error('no store had a descriptor'), {
+    code: 'ALLIUM_ONION_DESCRIPTOR_NOT_FOUND',
+  });
+  assert.deepEqual(statusForStreamError(onion), {
+    status: 502,
+    why: 'no store had a descriptor (ALLIUM_ONION_DESCRIPTOR_NOT_FOUND)',
+  });
 });
 
 test('a bodiless request whose first path went silent is sent again once; a POST is not', async () => {

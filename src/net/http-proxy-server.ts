@@ -9,6 +9,7 @@ import { StreamError } from '../core/stream-mux.js';
 import { ErrorCode } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { EndReason } from '../wire/constants.js';
+import { socksReplyForOnionCode } from '../wire/socks5.js';
 import {
   createLimitedHttpServer,
   type HttpLimitStats,
@@ -63,6 +64,11 @@ const HOP_BY_HOP = new Set([
 
 /** The HTTP status a proxy answers when the network could not open the stream, and why. */
 export function statusForStreamError(err: Error): { status: number; why: string } {
+  // An onion service that cannot be reached says why in its own words (protocol §8.9).
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && socksReplyForOnionCode(code) !== null) {
+    return { status: code === 'ALLIUM_ONION_INTRODUCE_TIMEOUT' ? 504 : 502, why: `${err.message} (${code})` };
+  }
   const reason = err instanceof StreamError ? err.endReason : EndReason.MISC;
   switch (reason) {
     case EndReason.EXITPOLICY:
