@@ -61,6 +61,8 @@ export const TOR_EXIT = [
 
 export const TOR_CLIENT = [
   'ClientOnly 1',
+  // For its onion-service circuits, as the service (TOR_ONION_SERVICE): no second hop found otherwise.
+  'VanguardsLiteEnabled 0',
   // A microdescriptor's policy summary drops private addresses: an exit accepting only 127.0.0.1
   // would look like it accepts nothing.
   'UseMicrodescriptors 0',

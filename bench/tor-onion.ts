@@ -3,7 +3,7 @@
 // it and the same requests straight to the web server. For trying C Tor's onion-service settings in
 // a minute or two instead of a whole `npm run bench -- --with-tor`.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { onionRows, runOnionLine } from './onion.js';
@@ -53,6 +53,9 @@ async function main(): Promise<void> {
   const direct = await runOnionLine('direct', new URL(web.url).host, null, plan, env);
   const viaTor = await runOnionLine('tor', onion.address, tor.path.proxy, plan, env);
   process.stdout.write(`${table(direct, null, viaTor, onionRows(plan))}\n`);
+  const serviceLog = readFileSync(onion.logFile, 'utf8');
+  const noHop = serviceLog.split('\n').filter((l) => l.includes('Failed to find node')).length;
+  log(`  [tor] the service's log: ${noHop} "Failed to find node" lines`);
   process.stdout.write(
     `${JSON.stringify({ publishedMs: Math.round(publishedMs), direct, tor: viaTor }, null, 2)}\n`,
   );
