@@ -538,6 +538,11 @@ export const ERROR_CATALOGUE = {
       'a circuit was destroyed (by a relay, a changed cell, or the client) while in use; its streams failed',
     remedy: 'a relay on the path went away or misbehaved; the client builds another circuit',
   },
+  ALLIUM_CIRCUIT_TIMEOUT: {
+    area: 'circuit',
+    meaning: 'the last relay of a circuit did not answer an onion service request in time',
+    remedy: 'nothing: another relay (store, introduction or rendezvous point) is tried',
+  },
   ALLIUM_CIRCUIT_CLOSED: {
     area: 'circuit',
     meaning: 'a stream was opened on a circuit that had already closed',
@@ -860,6 +865,17 @@ export const ERROR_CATALOGUE = {
     area: 'onion',
     meaning: 'the local address an onion service forwards to (`--to`) is not a valid host:port',
     remedy: 'give `--to 127.0.0.1:8080` (host and port of the local server to publish)',
+  },
+  ALLIUM_SERVICE_INTRO: {
+    area: 'onion',
+    meaning: 'an onion service could not bring up any introduction point (no relay took ESTABLISH_INTRO)',
+    remedy: 'check that the network has relays besides your guards; the service keeps trying',
+  },
+  ALLIUM_SERVICE_PUBLISH: {
+    area: 'onion',
+    meaning:
+      "an onion service's descriptor was not stored at any store of some replica of the ring: clients may not find it",
+    remedy: 'the stores are down or refused it; the service tries again at its next republish',
   },
   ALLIUM_SERVICE_KEY: {
     area: 'onion',

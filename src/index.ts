@@ -5,6 +5,7 @@ import { type CircuitView, ClientMonitor } from './client/monitor.js';
 import { openAuthoritySet } from './core/authority-set.js';
 import { createLogger, type Logger } from './log.js';
 import { fetchOver } from './net/fetch.js';
+import { OnionService } from './service/service.js';
 import {
   AUTHORITY_SET_FORMAT,
   AUTHORITY_SET_VERSION,
@@ -17,6 +18,7 @@ export type { CircuitView, StreamView } from './client/monitor.js';
 export { StreamError } from './core/stream-mux.js';
 export { type AlliumCode, AlliumError, ErrorCode } from './errors.js';
 export { FetchError } from './net/fetch.js';
+export { OnionService, type ServiceStats } from './service/service.js';
 
 export interface CreateClientOptions {
   /**
@@ -174,4 +176,44 @@ export async function createClient(opts: CreateClientOptions): Promise<Client> {
     [Symbol.asyncDispose]: () => client.close(),
   };
   return client;
+}
+
+export interface CreateServiceOptions
+  extends Pick<
+    CreateClientOptions,
+    'authorities' | 'caches' | 'directory' | 'directoryKey' | 'consensusSkewMs' | 'startTimeoutMs' | 'logger'
+  > {
+  /** The local server clients reach, host:port (e.g. 127.0.0.1:8080). */
+  to: string;
+  /** Where the service keeps its key (the address: the same dataDir, the same address) and its guards. */
+  dataDir: string;
+  /** The port clients name (default 80); streams to any other are refused. */
+  port?: number;
+  /** Introduction points kept (default 3, at most 10). */
+  introPoints?: number;
+  /** How often the descriptor is stored again although nothing changed (ms, default 1 hour). */
+  republishIntervalMs?: number;
+}
+
+/**
+ * Starts an onion service (protocol.md §8): resolves once its key is loaded (or made), with its
+ * `address`; `ready` resolves once clients can reach it. Throws ALLIUM_SERVICE_TARGET for a `to`
+ * that is not host:port, ALLIUM_SERVICE_KEY for a key file of the wrong size or readable by others.
+ */
+export async function createService(opts: CreateServiceOptions): Promise<OnionService> {
+  const trust = clientTrust(opts);
+  const logger =
+    typeof opts.logger === 'string' ? createLogger({ level: opts.logger, name: 'allium' }) : opts.logger;
+  return OnionService.start({
+    ...trust,
+    caches: opts.caches,
+    consensusSkewMs: opts.consensusSkewMs,
+    startTimeoutMs: opts.startTimeoutMs,
+    logger,
+    to: opts.to,
+    dataDir: opts.dataDir,
+    port: opts.port,
+    introPoints: opts.introPoints,
+    republishIntervalMs: opts.republishIntervalMs,
+  });
 }

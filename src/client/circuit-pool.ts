@@ -68,6 +68,7 @@ export class CircuitPool {
   private usable(c: ClientCircuit, isolation: string, target: Target): boolean {
     return (
       !c.closed &&
+      c.general &&
       c.isolation === isolation &&
       c.hops.length === this.opts.pathLength &&
       Date.now() - c.createdAt < this.lifetime &&
@@ -79,7 +80,7 @@ export class CircuitPool {
   private takeSpare(isolation: string, target: Target): ClientCircuit | null {
     const avoid = this.opts.avoid();
     for (const c of this.circuits) {
-      if (c.isolation !== SPARE || c.closed || c.hops.length !== this.opts.pathLength) continue;
+      if (c.isolation !== SPARE || c.closed || !c.general || c.hops.length !== this.opts.pathLength) continue;
       // Not through a relay that just failed us, and only to an exit that may take the stream.
       if (!exitMayAllow(c.exit, target) || c.hops.some((h) => avoid.has(h.relay.id))) continue;
       c.isolation = isolation;
@@ -136,7 +137,8 @@ export class CircuitPool {
   private retireUnused(idle: number): void {
     const now = Date.now();
     for (const c of [...this.circuits]) {
-      if (c.closed || c.isolation === SPARE || c.hops.length !== this.opts.pathLength || c.inUse) continue;
+      if (c.closed || c.keepOpen || c.isolation === SPARE || c.inUse) continue;
+      if (c.general && c.hops.length !== this.opts.pathLength) continue;
       const retired = c.isolation.startsWith('\u0000retired-');
       if (retired || now - c.createdAt >= this.lifetime || now - c.lastUsed >= idle) {
         c.destroy(DestroyReason.FINISHED, 'no stream, and its lifetime is over or it was idle');

@@ -1,7 +1,8 @@
 // Implements docs/protocol.md §3-§4 from the client's side: one circuit's driver. Its build is the
 // step machine core/circuit-build.ts and its receive path core/circuit-receive.ts; here are the link,
 // the timers and the promises around them, the forward cells (one layer per hop, wrapped for the hop
-// they are for) and the streams to the exit.
+// they are for) and the streams to the exit. A circuit of an onion service's (onion-circuit.ts) is
+// one of these whose streams, once joined, run to a hop past its last relay.
 
 import {
   type BuildStep,
@@ -12,8 +13,7 @@ import {
 import { type CircuitReceiver, receiveRelayCells } from '../core/circuit-receive.js';
 import type { ReceiveBudget } from '../core/receive-budget.js';
 import { type CircuitStream, StreamError, StreamMux } from '../core/stream-mux.js';
-import { forwardMessageCapacity, wrapForwardMany } from '../crypto/forward-onion.js';
-import { type AlliumCode, AlliumError } from '../errors.js';
+import { type ForwardLayer, forwardMessageCapacity, wrapForwardMany } from '../crypto/forward-onion.js';
 import type { Link } from '../net/link.js';
 import type { Cell } from '../wire/cell.js';
 import { decodeDestroy, encodeDestroy } from '../wire/cell-bodies.js';
@@ -30,20 +30,12 @@ import {
 import type { ConsensusRelay } from '../wire/directory-docs.js';
 import { encodeRelayMessage, RELAY_MESSAGE_HEADER_LEN } from '../wire/relay-cell.js';
 import { BeginFlag, decodeEnd, encodeBegin } from '../wire/relay-messages.js';
+import { CircuitError } from './client-error.js';
 import { refusalMessage } from './refusal-message.js';
 
 export { CIRCUIT_STEP_TIMEOUT_MS } from '../core/circuit-build.js';
+export { CircuitError } from './client-error.js';
 export { refusalMessage } from './refusal-message.js';
-
-export class CircuitError extends AlliumError {
-  constructor(
-    code: AlliumCode,
-    message: string,
-    readonly destroyReason: number = DestroyReason.NONE,
-  ) {
-    super(code, message);
-  }
-}
 
 interface Waiter<T> {
   resolve(v: T): void;
@@ -58,12 +50,18 @@ const NO_HOPS: readonly CircuitHop[] = [];
 // no longer than the links take to declare a silent relay dead (15 s), after which the circuit is rebuilt.
 export const STREAM_CONNECT_TIMEOUT_MS = 15_000;
 
+/**
+ * What a circuit's streams may hold of the peer's DATA before its circuit SENDMEs wait: only a
+ * service's streams hold any (what their local server has not taken yet), as an exit's do (§5).
+ */
+const MAX_HELD_BYTES = 4 * 1024 * 1024;
+
 let nextSerial = 1;
 
 export class ClientCircuit implements CircuitReceiver {
   readonly serial = nextSerial++;
   readonly createdAt = Date.now();
-  private readonly mux: StreamMux;
+  protected readonly mux: StreamMux;
   private nextStreamId = 1;
   /** The build (core/circuit-build.ts), its promise and the timer of its current step. */
   private builder: CircuitBuild | null = null;
@@ -73,6 +71,10 @@ export class ClientCircuit implements CircuitReceiver {
   closed = false;
   closeReason = '';
   isolation = '';
+  /** Streams of the pool may use it (an onion service circuit's last hop has a role, not an exit). */
+  readonly general: boolean = true;
+  /** The pool does not retire it when idle: its owner does (onion-circuit.ts). */
+  keepOpen = false;
   streamsOpened = 0;
   lastUsed = Date.now();
 
@@ -84,9 +86,10 @@ export class ClientCircuit implements CircuitReceiver {
     private readonly budget?: ReceiveBudget,
   ) {
     this.mux = new StreamMux(
-      (command, streamId, datas) => this.sendRelayMany(this.hops.length - 1, command, streamId, datas),
+      (command, streamId, datas) => this.sendRelayMany(this.streamHop(), command, streamId, datas),
       {
-        maxData: () => forwardMessageCapacity(this.hops.length - 1) - RELAY_MESSAGE_HEADER_LEN,
+        maxData: () => forwardMessageCapacity(this.streamHop()) - RELAY_MESSAGE_HEADER_LEN,
+        maxHeldBytes: MAX_HELD_BYTES,
         grant: budget
           ? (rtt) =>
               budget.grantShare(this, rtt, this.largeWindows ? CIRC_WINDOW_MAX : LEGACY_CIRC_WINDOW_MAX)
@@ -100,7 +103,17 @@ export class ClientCircuit implements CircuitReceiver {
   }
 
   /** Whether the exit takes large windows (protocol §5): set by `build`. */
-  private largeWindows = false;
+  protected largeWindows = false;
+
+  /** The hop the streams run to: the exit (a joined onion circuit's is past its last relay). */
+  protected streamHop(): number {
+    return this.hops.length - 1;
+  }
+
+  /** The forward layers of hops 0..hop, whose tags a cell for `hop` carries. */
+  protected forwardLayers(hop: number): ForwardLayer[] {
+    return this.hops.slice(0, hop + 1).map((h) => h.crypto.forward);
+  }
 
   /** The hops so far, entry first. */
   get hops(): readonly CircuitHop[] {
@@ -202,7 +215,7 @@ export class ClientCircuit implements CircuitReceiver {
   }
 
   /** Seals a relay message for hop `hop`, adds the layers of hops hop..0, and sends it. Returns the mac. */
-  private sendRelay(
+  protected sendRelay(
     hop: number,
     command: number,
     streamId: number,
@@ -220,7 +233,7 @@ export class ClientCircuit implements CircuitReceiver {
     datas: Buffer[],
     cellCommand: number = CellCommand.RELAY,
   ): Buffer[] {
-    const layers = this.hops.slice(0, hop + 1).map((h) => h.crypto.forward);
+    const layers = this.forwardLayers(hop);
     const tags: Buffer[] = [];
     // A window's worth of DATA can be hundreds of cells: wrapped a bounded batch at a time, the
     // buffers of one batch stay small (the cipher calls are as few as it takes to amortise them).
@@ -275,7 +288,7 @@ export class ClientCircuit implements CircuitReceiver {
         },
       });
       this.sendRelay(
-        this.hops.length - 1,
+        this.streamHop(),
         RelayCommand.BEGIN,
         streamId,
         encodeBegin(host, port, this.largeWindows ? BeginFlag.LARGE_WINDOWS : 0),

@@ -25,10 +25,15 @@ import { type ClientOptions, type ConnectOptions, clientTrust } from './client-o
 import { ConsensusKeeper } from './consensus-keeper.js';
 import { FailureRefresh, waitForConsensus } from './consensus-wait.js';
 import { EntryLinks } from './entry-links.js';
+import { OnionCircuit } from './onion-circuit.js';
+import { isOnionHost, OnionConnector } from './onion-connect.js';
 import type { GuardBias } from './path-bias.js';
 import { PathChoice } from './path-choice.js';
 
 export { ClientError } from './client-error.js';
+
+/** Onion service circuits are 3 hops whatever the client's path length (protocol §8). */
+export const ONION_PATH_LENGTH = 3;
 export type { ClientOptions, ConnectOptions } from './client-options.js';
 
 export class AlliumClient {
@@ -52,6 +57,8 @@ export class AlliumClient {
   private closedFlag = false;
   /** What this client lets be in flight toward it, per entry link (protocol §5.1). */
   private readonly budgets: ReceiveBudgets<Link>;
+  /** Streams to onion services: descriptors, rendezvous, joined circuits (protocol §8). */
+  readonly onion: OnionConnector;
 
   private constructor(private readonly opts: ClientOptions) {
     this.budgets = new ReceiveBudgets(opts.receiveBudgetCells ?? DEFAULT_RECEIVE_BUDGET_CELLS);
@@ -85,6 +92,7 @@ export class AlliumClient {
       log: this.log,
       onGuardDropped: (id) => this.pool.retireGuard(id),
     });
+    this.onion = new OnionConnector(this, this.log);
     this.pool = new CircuitPool({
       pathLength: this.pathLength,
       circuitLifetimeMs: opts.circuitLifetimeMs,
@@ -169,6 +177,8 @@ export class AlliumClient {
       target?: { host: string; port: number };
       exclude?: Set<string>;
       path?: ConsensusRelay[];
+      /** Ends at this relay instead of an exit, as an onion service circuit (§8) of ONION_PATH_LENGTH. */
+      lastHop?: ConsensusRelay;
     } = {},
   ): Promise<ClientCircuit> {
     if (this.closedFlag) throw new ClientError('ALLIUM_CLIENT_CLOSED', 'the client is closed');
@@ -176,7 +186,9 @@ export class AlliumClient {
     if (!consensus) throw this.keeper.noConsensusError();
     let path: ConsensusRelay[];
     try {
-      path = opts.path ?? this.paths.choose(consensus, opts);
+      path =
+        opts.path ??
+        this.paths.choose(consensus, opts.lastHop ? { ...opts, length: ONION_PATH_LENGTH } : opts);
     } catch (err) {
       // A relay may have become an exit since: ask the directory now rather than at the next refresh.
       this.failureRefresh.request();
@@ -197,10 +209,11 @@ export class AlliumClient {
         `cannot reach entry relay ${entry.nickname} at ${entry.address}:${entry.port}: ${(err as Error).message}`,
       );
     }
+    const Circuit = opts.lastHop ? OnionCircuit : ClientCircuit;
     const circ = this.entries.add(
       link,
       (circId) =>
-        new ClientCircuit(
+        new Circuit(
           link,
           circId,
           (c) => {
@@ -255,6 +268,23 @@ export class AlliumClient {
     return circ;
   }
 
+  /**
+   * A 3-hop circuit whose last hop is `last` (an introduction point, rendezvous point or store, §8),
+   * entering through a guard; `exclude`: relays not to take as entry or middle.
+   */
+  async buildOnionCircuit(
+    last: ConsensusRelay,
+    opts: { isolation?: string; exclude?: Set<string> } = {},
+  ): Promise<OnionCircuit> {
+    return (await this.buildCircuit({ ...opts, lastHop: last })) as OnionCircuit;
+  }
+
+  /** The entry guards of paths now (relay ids): an onion service's own roles avoid them. */
+  guardIds(): Set<string> {
+    const consensus = this.consensus;
+    return new Set(consensus ? this.currentGuards(consensus) : []);
+  }
+
   /** Entry guards, brought up to date with each new consensus (path-choice.ts). */
   private currentGuards(consensus: Consensus): string[] {
     return this.paths.currentGuards(consensus);
@@ -275,6 +305,7 @@ export class AlliumClient {
    * exit's answer) failed.
    */
   async connect(host: string, port: number, opts: ConnectOptions = {}): Promise<CircuitStream> {
+    if (isOnionHost(host)) return this.connectOnion(host, port, opts);
     const isolation = opts.isolation ?? '';
     const target = { host, port };
     let lastErr: Error | null = null;
@@ -312,6 +343,19 @@ export class AlliumClient {
       lastErr?.message ?? 'connect failed',
       reason,
     );
+  }
+
+  /** A stream to an onion service (protocol §8): no exit, no DNS; the service is the far end. */
+  private async connectOnion(host: string, port: number, opts: ConnectOptions): Promise<CircuitStream> {
+    if (this.closedFlag) throw new ClientError('ALLIUM_CLIENT_CLOSED', 'the client is closed');
+    try {
+      const s = await this.onion.connect(host, port, opts);
+      this.stats.streamsOpened++;
+      return s;
+    } catch (err) {
+      this.stats.streamsFailed++;
+      throw err;
+    }
   }
 
   /**

@@ -50,11 +50,17 @@ export class PathChoice {
   /** A path that avoids relays that just failed, unless that leaves no usable guard or exit at all. */
   choose(
     consensus: Consensus,
-    opts: { target?: { host: string; port: number }; exclude?: Set<string> },
+    opts: {
+      target?: { host: string; port: number };
+      exclude?: Set<string>;
+      lastHop?: ConsensusRelay;
+      length?: number;
+    },
   ): ConsensusRelay[] {
     const base = {
-      length: this.opts.pathLength,
+      length: opts.length ?? this.opts.pathLength,
       target: opts.target,
+      lastHop: opts.lastHop,
       guards: this.currentGuards(consensus),
       random: randomFraction,
     };

@@ -1,11 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type CircuitHopCrypto, circuitHopCrypto } from '../crypto/forward-onion.js';
+import {
+  type CircuitHopCrypto,
+  circuitHopCrypto,
+  type ForwardLayer,
+  ForwardLayer as Layer,
+  wrapForward,
+} from '../crypto/forward-onion.js';
 import { randomBytes } from '../crypto/keys.js';
 import type { HopKeys } from '../crypto/ntor.js';
 import { CELL_BODY_LEN, DestroyReason, RelayCommand } from '../wire/constants.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
-import { writeRelayBody } from '../wire/relay-cell.js';
+import { encodeRelayMessage, writeRelayBody } from '../wire/relay-cell.js';
 import { encodeEnd, encodeExtended, encodeTruncated } from '../wire/relay-messages.js';
 import type { CircuitHop } from './circuit-build.js';
 import { type CircuitReceiver, receiveRelayCells } from './circuit-receive.js';
@@ -69,6 +75,44 @@ function recorder(hops: CircuitHop[]): CircuitReceiver & { events: Event[] } {
       (this as { closed: boolean }).closed = true;
     },
   };
+}
+
+/** A circuit joined at its last hop (§8.7): `far` seals as the far end, `circuit` opens with `near`. */
+function joined(): {
+  relays: CircuitHopCrypto[];
+  far: ForwardLayer;
+  c: ReturnType<typeof recorder> & { endToEnd: ForwardLayer };
+} {
+  const { client, relays } = circuit();
+  const kf = randomBytes(32);
+  const mf = randomBytes(32);
+  const c = Object.assign(recorder(client), {
+    endToEnd: new Layer(kf, mf),
+    onionMessage(command: number, data: Buffer) {
+      c.events.push(['onion', command, data.toString()]);
+    },
+    begin(streamId: number, data: Buffer) {
+      c.events.push(['begin', streamId, data.toString()]);
+    },
+  });
+  return { relays, far: new Layer(kf, mf), c };
+}
+
+/**
+ * A message from the far end: sealed under its end-to-end layer (what reaches the rendezvous point
+ * past the far end's own relays), passed into this circuit by the point and layered by each hop.
+ */
+function fromFarEnd(
+  relays: CircuitHopCrypto[],
+  far: ForwardLayer,
+  command: number,
+  streamId: number,
+  data: Buffer,
+) {
+  const { body, tag } = wrapForward([far], encodeRelayMessage(command, streamId, data));
+  let out = body;
+  for (let i = relays.length - 1; i >= 0; i--) out = relays[i].backward.add(out);
+  return { body: out, tag };
 }
 
 describe('receiveRelayCells', () => {
@@ -193,6 +237,68 @@ describe('receiveRelayCells', () => {
           ['stream', RelayCommand.DATA],
           ['destroy', DestroyReason.INTEGRITY],
         ],
+      );
+    });
+  });
+
+  describe('onion service messages and joined circuits (§8.5, §8.7)', () => {
+    it('an onion answer from the last hop goes to the circuit; from a middle it takes the circuit', () => {
+      const { relays, c } = joined();
+      receiveRelayCells(c, [fromHop(relays, 2, RelayCommand.INTRODUCE_ACK, 0, Buffer.from([0])).body]);
+      assert.deepEqual(c.events, [['onion', RelayCommand.INTRODUCE_ACK, '\u0000']]);
+      receiveRelayCells(c, [fromHop(relays, 1, RelayCommand.RENDEZVOUS2, 0, Buffer.alloc(64)).body]);
+      assert.equal(c.events[1][0], 'destroy');
+      assert.equal(c.events[1][1], DestroyReason.PROTOCOL);
+    });
+
+    it('an onion answer on a circuit that asked for none is a protocol error', () => {
+      const { client, relays } = circuit();
+      const c = recorder(client);
+      receiveRelayCells(c, [fromHop(relays, 2, RelayCommand.INTRODUCE2, 0, Buffer.alloc(8)).body]);
+      assert.deepEqual(
+        c.events.map((e) => e.slice(0, 2)),
+        [['destroy', DestroyReason.PROTOCOL]],
+      );
+    });
+
+    it("opens the far end's cells with the end-to-end layer, tags and all, between the relays' own", () => {
+      const { relays, far, c } = joined();
+      const one = fromFarEnd(relays, far, RelayCommand.DATA, 3, Buffer.from('from the service'));
+      const two = fromFarEnd(relays, far, RelayCommand.BEGIN, 4, Buffer.from('host:80'));
+      receiveRelayCells(c, [one.body, two.body]);
+      assert.deepEqual(c.events, [
+        ['stream', RelayCommand.DATA, 3, 'from the service', one.tag.toString('hex')],
+        ['begin', 4, 'host:80'],
+      ]);
+    });
+
+    it("a far end's cell changed on the way fails its end-to-end tag: INTEGRITY", () => {
+      const { relays, far, c } = joined();
+      const { body } = fromFarEnd(relays, far, RelayCommand.DATA, 3, Buffer.from('x'));
+      body[200] ^= 1;
+      receiveRelayCells(c, [body]);
+      assert.deepEqual(
+        c.events.map((e) => e.slice(0, 2)),
+        [['destroy', DestroyReason.INTEGRITY]],
+      );
+    });
+
+    it('on a joined circuit the rendezvous point cannot speak for the streams', () => {
+      const { relays, c } = joined();
+      receiveRelayCells(c, [fromHop(relays, 2, RelayCommand.END, 1, encodeEnd(0)).body]);
+      assert.deepEqual(
+        c.events.map((e) => e.slice(0, 2)),
+        [['destroy', DestroyReason.PROTOCOL]],
+      );
+    });
+
+    it("BEGIN from the far end of a circuit that takes none (a client's) is a protocol error", () => {
+      const { relays, far, c } = joined();
+      (c as { begin?: unknown }).begin = undefined;
+      receiveRelayCells(c, [fromFarEnd(relays, far, RelayCommand.BEGIN, 1, Buffer.from('x:1')).body]);
+      assert.deepEqual(
+        c.events.map((e) => e.slice(0, 2)),
+        [['destroy', DestroyReason.PROTOCOL]],
       );
     });
   });

@@ -267,3 +267,39 @@ describe('choosePath', () => {
     });
   });
 });
+
+describe('choosePath to a relay of the caller (onion service roles, §8)', () => {
+  const relays = [1, 2, 3, 4, 5].map((n) => relay(n));
+  it('ends at that relay, with no Exit flag needed, entering through a guard, even if excluded', () => {
+    for (let i = 0; i < 20; i++) {
+      const path = choosePath(relays, {
+        length: 3,
+        lastHop: relays[3],
+        guards: [relays[0].id],
+        exclude: new Set([relays[3].id, relays[1].id]),
+        random: randomFraction,
+      });
+      assert.equal(path.length, 3);
+      assert.equal(path[2].id, relays[3].id);
+      assert.equal(path[0].id, relays[0].id);
+      assert.ok(![relays[0].id, relays[1].id, relays[3].id].includes(path[1].id), 'a middle of its own');
+    }
+  });
+
+  it('takes the next guard when the relay is the first guard', () => {
+    const path = choosePath(relays, {
+      length: 3,
+      lastHop: relays[0],
+      guards: [relays[0].id, relays[1].id],
+      random: randomFraction,
+    });
+    assert.deepEqual([path[0].id, path[2].id], [relays[1].id, relays[0].id]);
+  });
+
+  it('refuses a relay the consensus does not list running', () => {
+    rejects(
+      () => choosePath(relays, { length: 3, lastHop: relay(9), random: randomFraction }),
+      'ALLIUM_PATH_TOO_FEW',
+    );
+  });
+});

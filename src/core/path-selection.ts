@@ -37,6 +37,12 @@ export interface PathOptions {
    * none is, the path fails (ALLIUM_PATH_NO_GUARD) rather than falling back to a random entry.
    */
   guards?: string[];
+  /**
+   * The last relay, chosen by the caller instead of an exit (an onion service's introduction point,
+   * rendezvous point or store, protocol §8): it needs no Exit flag and is taken even if `exclude`
+   * names it, as long as the consensus lists it running. `target` is not used then.
+   */
+  lastHop?: ConsensusRelay;
 }
 
 const policyCache = new WeakMap<ConsensusRelay, ExitPolicy>();
@@ -152,10 +158,17 @@ export function choosePath(relays: ConsensusRelay[], opts: PathOptions): Consens
     }
   }
 
-  const allowing = usable.filter(
-    (r) => r.flags.includes('Exit') && (!opts.target || exitMayAllow(r, opts.target)),
-  );
-  let exits = allowing.filter((r) => versionAtLeast(r.version, MIN_EXIT_VERSION));
+  const last = opts.lastHop;
+  const allowing = last
+    ? relays.filter((r) => r.id === last.id && r.flags.includes('Running'))
+    : usable.filter((r) => r.flags.includes('Exit') && (!opts.target || exitMayAllow(r, opts.target)));
+  let exits = allowing.filter((r) => versionAtLeast(r.version, last ? MIN_RELAY_VERSION : MIN_EXIT_VERSION));
+  if (last && exits.length === 0) {
+    throw new PathError(
+      'ALLIUM_PATH_TOO_FEW',
+      `relay ${last.nickname} is not running in the consensus, or runs a release older than ${MIN_RELAY_VERSION.join('.')}`,
+    );
+  }
   if (exits.length === 0) {
     throw new PathError(
       'ALLIUM_PATH_NO_EXIT',

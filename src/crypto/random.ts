@@ -14,3 +14,13 @@ const FRACTION_STEPS = 2 ** 47;
 export function randomFraction(): number {
   return randomInt(0, FRACTION_STEPS) / FRACTION_STEPS;
 }
+
+/** A copy of `items` in uniformly random order (Fisher-Yates on the CSPRNG). */
+export function shuffled<T>(items: readonly T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = randomInt(0, i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}

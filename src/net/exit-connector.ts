@@ -77,26 +77,29 @@ export async function exitConnect(
   } else if (!policy.allows(host, port)) {
     throw new StreamError('ALLIUM_EXIT_POLICY', `exit policy refuses ${host}:${port}`, EndReason.EXITPOLICY);
   }
+  const socket = await connectTcp(address, port, Math.max(0, deadline - Date.now()), host);
+  return { socket, address };
+}
+
+/**
+ * A TCP connection to host:port (an address, or a name the system resolves: only for a local server
+ * its operator named, never for a client's destination), failing with a StreamError whose END reason
+ * says why. `name` is how messages call the host.
+ */
+export function connectTcp(host: string, port: number, timeoutMs: number, name = host): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: address, port });
-    const timer = setTimeout(
-      () => {
-        socket.destroy();
-        reject(
-          new StreamError(
-            'ALLIUM_EXIT_TIMEOUT',
-            `connecting to ${host}:${port} timed out`,
-            EndReason.TIMEOUT,
-          ),
-        );
-      },
-      Math.max(0, deadline - Date.now()),
-    );
+    const socket = net.connect({ host, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new StreamError('ALLIUM_EXIT_TIMEOUT', `connecting to ${name}:${port} timed out`, EndReason.TIMEOUT),
+      );
+    }, timeoutMs);
     socket.once('connect', () => {
       clearTimeout(timer);
       socket.removeAllListeners('error');
       socket.setNoDelay(true);
-      resolve({ socket, address });
+      resolve(socket);
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -109,7 +112,7 @@ export async function exitConnect(
               ? EndReason.TIMEOUT
               : EndReason.MISC;
       reject(
-        new StreamError('ALLIUM_EXIT_CONNECT', `cannot connect to ${host}:${port}: ${err.code}`, reason),
+        new StreamError('ALLIUM_EXIT_CONNECT', `cannot connect to ${name}:${port}: ${err.code}`, reason),
       );
     });
   });

@@ -5,17 +5,13 @@ import type { ExitPolicy } from '../core/exit-policy.js';
 import type { RelayCircuit } from '../core/relay-circuit.js';
 import { type CircuitStream, StreamError, type StreamMux } from '../core/stream-mux.js';
 import type { Logger } from '../log.js';
-import { exitConnect, kernelSendBufferMax } from '../net/exit-connector.js';
+import { exitConnect } from '../net/exit-connector.js';
 import type { ExitResolver } from '../net/exit-resolver.js';
-import { pipeReleasing } from '../net/pipe-releasing.js';
+import { pipeStreamSocket } from '../net/stream-socket.js';
 import { EndReason, RelayCommand } from '../wire/constants.js';
 import { BeginFlag, decodeBegin, encodeConnected, encodeEnd } from '../wire/relay-messages.js';
 
-/**
- * After the client ended a stream, a destination that for this long neither takes what is left nor
- * sends anything is dropped: its buffers (and the socket's, in the kernel) are freed.
- */
-export const EXIT_DRAIN_STALL_MS = 15_000;
+export { EXIT_DRAIN_STALL_MS } from '../net/stream-socket.js';
 
 /**
  * The bytes all exit streams hold for their destinations: received and not yet taken by the socket,
@@ -74,8 +70,6 @@ export class ExitBuffers {
     }
   }
 }
-
-const KERNEL_SEND_BUFFER_MAX = kernelSendBufferMax();
 
 /** What the exit side needs from its relay. */
 export interface ExitContext {
@@ -141,41 +135,7 @@ export function beginExitStream(
         const sentAt = performance.now();
         stream.onFirstData = () => ctx.noteRoundTrip(circ, performance.now() - sentAt);
       }
-      socket.on('error', () =>
-        stream.destroy(new StreamError('ALLIUM_EXIT_RESET', 'connection reset', EndReason.CONNRESET)),
-      );
-      // A stream closed while its destination was not taking data resets the connection: a plain
-      // close would leave what the kernel holds to a peer that does not read.
-      let stalled = false;
-      stream.on('close', () => {
-        if (stalled || socket.writableLength > 0) socket.resetAndDestroy();
-        else socket.destroy();
-      });
-      socket.pipe(stream);
-      let lastActive = performance.now();
-      let taken = 0;
-      socket.on('data', () => (lastActive = performance.now()));
-      stream.once('close', () => ctx.buffers.setKernel(stream, 0));
-      pipeReleasing(stream, socket, {
-        written: (bytes) => {
-          lastActive = performance.now();
-          taken += bytes;
-          stream.written(bytes);
-        },
-        // Still waiting a turn later: the kernel's send buffer is full, and counts as held.
-        blocked: () =>
-          setImmediate(() => {
-            if (!socket.destroyed && !stream.destroyed && socket.writableLength > 0) {
-              stalled = true;
-              ctx.buffers.setKernel(stream, Math.min(taken, KERNEL_SEND_BUFFER_MAX));
-            }
-          }),
-        drained: () => {
-          stalled = false;
-          ctx.buffers.setKernel(stream, 0);
-        },
-      });
-      watchDrain(stream, () => lastActive);
+      pipeStreamSocket(stream, socket, { inKernel: (bytes) => ctx.buffers.setKernel(stream, bytes) });
     },
     (err) => {
       const reason = err instanceof StreamError ? err.endReason : EndReason.MISC;
@@ -184,31 +144,4 @@ export function beginExitStream(
       if (!stream.destroyed) stream.destroy(new StreamError('ALLIUM_EXIT_FAILED', err.message, reason));
     },
   );
-}
-
-/**
- * Once the client has ended `stream`, the destination must keep taking what is left or keep answering:
- * after EXIT_DRAIN_STALL_MS with neither, the stream is closed (and the connection reset), so a client
- * that leaves frees what it sent, in the exit's buffers and in the kernel's.
- */
-function watchDrain(stream: CircuitStream, lastActive: () => number): void {
-  stream.onRemoteEnd = () => {
-    const timer = setInterval(() => {
-      if (stream.destroyed) {
-        clearInterval(timer);
-        return;
-      }
-      if (performance.now() - lastActive() < EXIT_DRAIN_STALL_MS) return;
-      clearInterval(timer);
-      stream.destroy(
-        new StreamError(
-          'ALLIUM_EXIT_DRAIN_STALLED',
-          'the destination neither read nor answered after the client ended the stream',
-          EndReason.TIMEOUT,
-        ),
-      );
-    }, EXIT_DRAIN_STALL_MS / 3);
-    timer.unref();
-    stream.once('close', () => clearInterval(timer));
-  };
 }
