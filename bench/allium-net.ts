@@ -1,5 +1,8 @@
-// The Allium side of the benchmark: a testnet of separate processes (src/testnet/testnet.ts).
+// The Allium side of the benchmark: a testnet of separate processes (src/testnet/testnet.ts), and
+// an onion service on it when the library has one.
+import * as library from '../src/index.js';
 import { Testnet } from '../src/testnet/testnet.js';
+import { BenchError } from './errors.js';
 import type { NamedPid, Path } from './suite.js';
 
 export interface AlliumNet {
@@ -60,4 +63,41 @@ function addressOf(testnet: Testnet, key: string): { host: string; port: number 
   const a = testnet.processes.find((p) => p.name === 'client')?.ready[key];
   const m = a ? /^(.*):(\d+)$/.exec(a) : null;
   return m ? { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) } : null;
+}
+
+export interface AlliumOnionService {
+  /** `<56 base32>.allium`. */
+  address: string;
+  close(): Promise<void>;
+}
+
+/**
+ * An Allium onion service in front of `to` (host:port of the web server) on the testnet, made with
+ * the library's createService. null when this build's library has no createService: the report then
+ * says the Allium side is not available yet, and the onion line's Allium column stays empty.
+ * Measuring starts when the returned promise resolves, so createService is taken to resolve once
+ * the service's descriptor is stored (as the C Tor side waits for its uploads, tor-net.ts).
+ */
+export async function startAlliumOnionService(opts: {
+  testnet: Testnet;
+  to: string;
+  dataDir: string;
+}): Promise<AlliumOnionService | null> {
+  // Looked up at run time, so the bench builds against a library with or without onion services.
+  const createService = (library as unknown as Record<string, unknown>).createService;
+  if (typeof createService !== 'function') return null;
+  const service = (await createService({
+    to: opts.to,
+    dataDir: opts.dataDir,
+    directory: opts.testnet.directoryUrl,
+    directoryKey: opts.testnet.directoryKey,
+  })) as Partial<AlliumOnionService> | null;
+  if (typeof service?.address !== 'string' || typeof service.close !== 'function')
+    throw new BenchError('ALLIUM_BENCH_ONION', 'createService returned no { address, close }');
+  return service as AlliumOnionService;
+}
+
+/** Whether this build's library can run the Allium side of the onion line. */
+export function alliumOnionServicesAvailable(): boolean {
+  return typeof (library as unknown as Record<string, unknown>).createService === 'function';
 }

@@ -2,11 +2,11 @@
 // C Tor when it ran.
 import type { PathResult, SlowResult } from './suite.js';
 
-interface Row {
+export interface Row<T = PathResult> {
   label: string;
   /** Whether a bigger number is better (throughput) or worse (time, memory, CPU). */
   higherIsBetter: boolean;
-  get: (r: PathResult) => number | null;
+  get: (r: T) => number | null;
   /** The direct path has no such figure (circuit build, network start, relay memory). */
   noDirect?: boolean;
 }
@@ -138,12 +138,7 @@ const ratio = (a: number | null, b: number | null) =>
     ? '-'
     : `${(a / b).toFixed(2)}x`;
 
-export function table(
-  direct: PathResult,
-  allium: PathResult | null,
-  tor: PathResult | null,
-  r: Row[],
-): string {
+export function table<T>(direct: T, allium: T | null, tor: T | null, r: Row<T>[]): string {
   const head = ['figure', 'direct', 'Allium', 'Allium/direct'];
   if (tor) head.push('C Tor', 'Tor/direct', 'Allium better by');
   const lines = [head];

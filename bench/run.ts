@@ -1,19 +1,19 @@
 // `npm run bench [-- --quick] [-- --with-tor]`: the side-by-side benchmark. Direct loopback,
 // an Allium testnet of separate processes and (with --with-tor) a private C Tor network are measured
 // in one run with the same curl and the same files; prints a table and writes JSON to bench-results/.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startAllium } from './allium-net.js';
+import { alliumOnionServicesAvailable, startAllium, startAlliumOnionService } from './allium-net.js';
 import { formatAuthoritiesBench, runAuthoritiesBench } from './authorities.js';
 import { runConsensusBench } from './consensus.js';
 import { describeCreateFlood, runCreateFloodBench } from './create-flood.js';
 import { BenchError } from './errors.js';
 import { runIdleCircuitsBench } from './idle-circuits.js';
 import { describeJitter, describeLongRtt, runJitterLine, runLongRtt } from './long-rtt.js';
+import { describeOnion, type OnionSide, onionSide, runOnionLine } from './onion.js';
 import { rows, slowTable, table } from './report.js';
 import {
   FULL,
@@ -27,6 +27,7 @@ import {
   withoutWarmUp,
 } from './suite.js';
 import { startTor, torAvailable } from './tor-net.js';
+import { startWebServer } from './web.js';
 
 const args = new Set(process.argv.slice(2));
 for (const a of args)
@@ -43,6 +44,8 @@ const plan = args.has('--no-warm-up') ? withoutWarmUp(quick ? QUICK : FULL) : qu
 const RELAYS = 5;
 const EXITS = 2;
 const TOR_BOOTSTRAP_SECONDS = 120;
+// A C Tor onion service in a fresh test network publishes its descriptor within tens of seconds.
+const ONION_PUBLISH_SECONDS = 120;
 // Tuning that helped C Tor here (see the report); recorded in the JSON with every other setting.
 const TOR_TUNING: string[] = [];
 
@@ -64,36 +67,6 @@ process.on('SIGINT', () => {
 
 // Every path reaches the web server at this same address.
 const WEB_HOST = '127.0.0.1';
-
-function startWebServer(dir: string): Promise<{ url: string; pid: number }> {
-  const script = fileURLToPath(new URL('./web-server.js', import.meta.url));
-  const proc = spawn(process.execPath, [script, dir, WEB_HOST], { stdio: ['ignore', 'pipe', 'inherit'] });
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        if (proc.exitCode !== null) return resolve();
-        proc.once('exit', () => resolve());
-        proc.kill('SIGTERM');
-      }),
-  );
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(
-      () => reject(new BenchError('ALLIUM_BENCH_WEB', 'web server did not start')),
-      10_000,
-    );
-    proc.stdout!.setEncoding('utf8');
-    proc.stdout!.on('data', (d: string) => {
-      out += d;
-      const m = /ready port=(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ url: `http://${WEB_HOST}:${m[1]}`, pid: proc.pid! });
-      }
-    });
-    proc.once('exit', (c) => reject(new BenchError('ALLIUM_BENCH_WEB', `web server exited (${c})`)));
-  });
-}
 
 function version(cmd: string, a: string[]): string {
   try {
@@ -128,7 +101,7 @@ async function main(): Promise<void> {
   mkdirSync(filesDir);
   for (const [name, size] of Object.entries(fileSizes(plan)))
     writeFileSync(join(filesDir, name), randomBytes(size));
-  const web = await startWebServer(filesDir);
+  const web = await startWebServer(filesDir, WEB_HOST, (stop) => cleanups.push(stop));
   const env = { webUrl: web.url, webPid: web.pid, filesDir, log };
   log(`bench (${quick ? 'quick' : 'full'}${withTor ? ', with C Tor' : ''}): web server ${web.url}`);
 
@@ -141,12 +114,45 @@ async function main(): Promise<void> {
   };
   log('direct loopback');
   const directResult = await runSuite(direct, plan, env);
+  const webHostPort = new URL(web.url).host;
+  const directOnion = await runOnionLine('direct', webHostPort, null, plan, env);
 
   log(`Allium: a directory, ${RELAYS} relays (${EXITS} exits) and a client, each a process`);
   const allium = await startAllium(RELAYS);
   cleanups.push(() => allium.stop());
   log(`  [allium] carried its first stream ${Math.round(allium.testnet.readyAfterMs)} ms after launch`);
+  // Started with the network, as C Tor's below, so that it publishes while the suite runs.
+  const alliumService = alliumOnionServicesAvailable()
+    ? startAlliumOnionService({
+        testnet: allium.testnet,
+        to: webHostPort,
+        dataDir: join(tmp, 'allium-onion'),
+      })
+    : null;
+  // A failure is reported by the onion line below; without a handler now it would end the process.
+  alliumService?.catch(() => undefined);
+  let alliumServiceClosed = false;
+  const closeAlliumService = async () => {
+    if (alliumServiceClosed) return;
+    alliumServiceClosed = true;
+    await (await alliumService?.catch(() => null))?.close();
+  };
+  cleanups.push(closeAlliumService);
   const alliumResult = await runSuite(allium.path, plan, env);
+  const alliumOnion: OnionSide = alliumService
+    ? await onionSide(
+        'allium',
+        async () => {
+          const s = await alliumService;
+          if (!s) throw new BenchError('ALLIUM_BENCH_ONION', 'createService disappeared');
+          return s.address;
+        },
+        allium.path.proxy,
+        plan,
+        env,
+      )
+    : { result: null, missing: 'not available yet (this build of the library has no createService)' };
+  await closeAlliumService();
   const slow: SlowResult[] = [];
   if (!args.has('--no-slow')) {
     log(
@@ -157,6 +163,8 @@ async function main(): Promise<void> {
   await allium.stop();
 
   let torResult: PathResult | null = null;
+  let torOnion: OnionSide | null = null;
+  let torOnionPublishedMs: number | null = null;
   let torSettings: Record<string, string[]> | null = null;
   if (withTor) {
     log(`C Tor: 3 authorities (also relays), ${EXITS} exits and a client (${version('tor', ['--version'])})`);
@@ -168,10 +176,22 @@ async function main(): Promise<void> {
       bootstrapSeconds: TOR_BOOTSTRAP_SECONDS,
       webUrl: web.url,
       log,
+      onionServiceTo: webHostPort,
     });
     torSettings = tor.settings;
     log(`  [tor] carried its first stream ${Math.round(tor.path.startMs ?? 0)} ms after launch`);
     torResult = await runSuite(tor.path, plan, env);
+    const torService = tor.onion!;
+    torOnion = await onionSide(
+      'tor',
+      async () => {
+        torOnionPublishedMs = await torService.published(ONION_PUBLISH_SECONDS * 1000);
+        return torService.address;
+      },
+      tor.path.proxy,
+      plan,
+      env,
+    );
     if (!args.has('--no-slow')) {
       log(`  [tor] slow reader`);
       slow.push(await runSlowReader(tor.path, plan, env, tmp));
@@ -215,6 +235,8 @@ async function main(): Promise<void> {
     '',
     table(directResult, alliumResult, torResult, r),
     '',
+    ...describeOnion(plan, directOnion, alliumOnion, torOnion, torOnionPublishedMs),
+    '',
     'ratios: x/direct of the same run (times: >1 is slower; MiB/s: <1 is slower); "Allium better by": >1 means Allium wins.',
     plan.warmUpMiB + plan.warmUpRequests + plan.warmUpCircuits > 0
       ? `warm-up on every path, after its first ${plan.bigMiB} MiB download and before the other figures: ${plan.concurrent} x ${plan.warmUpMiB} MiB on isolated circuits, ${plan.warmUpRequests} requests, ${plan.warmUpCircuits} fresh circuits (--no-warm-up: none)`
@@ -257,7 +279,7 @@ async function main(): Promise<void> {
   const file = join(resultsDir, `bench-${stamp}${quick ? '-quick' : ''}${withTor ? '-tor' : ''}.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ machine, plan, elapsedSeconds: Math.round(elapsed * 10) / 10, direct: directResult, allium: alliumResult, tor: torResult, slowReader: slow, longRoundTrips: longRtt, jitteryLinks: jitter, torSettings, consensus, authorities, idleCircuits: idle, createFlood: flood }, null, 2)}\n`,
+    `${JSON.stringify({ machine, plan, elapsedSeconds: Math.round(elapsed * 10) / 10, direct: directResult, allium: alliumResult, tor: torResult, onion: { direct: directOnion, allium: alliumOnion, tor: torOnion, torPublishedMs: torOnionPublishedMs }, slowReader: slow, longRoundTrips: longRtt, jitteryLinks: jitter, torSettings, consensus, authorities, idleCircuits: idle, createFlood: flood }, null, 2)}\n`,
   );
   process.stdout.write(`results: ${file}\n`);
 
@@ -266,6 +288,7 @@ async function main(): Promise<void> {
   const missing = r
     .filter((row) => !Number.isFinite(row.get(alliumResult) ?? Number.NaN))
     .map((row) => row.label);
+  if (alliumService && !alliumOnion.result) missing.push(`the onion line (${alliumOnion.missing})`);
   if (missing.length > 0) {
     log(`bench incomplete: no Allium figure for ${missing.join('; ')}`);
     process.exitCode = 1;

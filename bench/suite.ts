@@ -50,6 +50,10 @@ export interface Plan {
   warmUpRequests: number;
   /** Warm-up: 1 KiB requests on fresh circuits, one after another. */
   warmUpCircuits: number;
+  /** Onion line (onion.ts): 1 KiB requests on the joined rendezvous circuit, and as many on new ones. */
+  onionRuns: number;
+  /** Onion line: the one download's size. */
+  onionMiB: number;
 }
 
 export const FULL: Plan = {
@@ -70,6 +74,8 @@ export const FULL: Plan = {
   warmUpMiB: 64,
   warmUpRequests: 200,
   warmUpCircuits: 20,
+  onionRuns: 10,
+  onionMiB: 10,
 };
 
 export const QUICK: Plan = {
@@ -90,6 +96,8 @@ export const QUICK: Plan = {
   warmUpMiB: 10,
   warmUpRequests: 20,
   warmUpCircuits: 3,
+  onionRuns: 3,
+  onionMiB: 10,
 };
 
 /** The same plan with no warm-up: every figure then comes from a network that has just started. */
@@ -106,6 +114,7 @@ export function fileSizes(plan: Plan): Record<string, number> {
     '5m': 5 * MiB,
     [`${plan.concurrentMiB}m`]: plan.concurrentMiB * MiB,
     [`${plan.bigMiB}m`]: plan.bigMiB * MiB,
+    [`${plan.onionMiB}m`]: plan.onionMiB * MiB,
     ...(plan.warmUpMiB > 0 ? { [`${plan.warmUpMiB}m`]: plan.warmUpMiB * MiB } : {}),
   };
 }

@@ -1,8 +1,9 @@
 // A private C Tor test network on loopback for the side-by-side figures (docs/performance.md): 3 directory
-// authorities (v3 keys from tor-gencert), relays and exits that accept 127.0.0.1, and one client
-// with a SOCKS port. Everything lives in a temporary directory removed by stop().
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// authorities (v3 keys from tor-gencert), relays and exits that accept 127.0.0.1, one client with a
+// SOCKS port and, when asked, a v3 onion service in front of the web server. Everything lives in a
+// temporary directory removed by stop().
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,10 @@ import { curl } from './curl.js';
 import { BenchError } from './errors.js';
 import { sleep } from './stats.js';
 import type { NamedPid, Path } from './suite.js';
+import { Control, logTail, type TorProc, torDied } from './tor-control.js';
+import { TOR_ONION_SERVICE, type TorOnionService, watchOnionService } from './tor-hs.js';
+
+export type { TorOnionService } from './tor-hs.js';
 
 /** Settings every Tor process gets (besides its ports, data directory and the DirAuthority lines). */
 export const TOR_COMMON = [
@@ -56,6 +61,8 @@ export const TOR_EXIT = [
 
 export const TOR_CLIENT = [
   'ClientOnly 1',
+  // For its onion-service circuits, as the service (TOR_ONION_SERVICE): no second hop found otherwise.
+  'VanguardsLiteEnabled 0',
   // A microdescriptor's policy summary drops private addresses: an exit accepting only 127.0.0.1
   // would look like it accepts nothing.
   'UseMicrodescriptors 0',
@@ -68,6 +75,8 @@ export const TOR_CLIENT = [
 export interface TorNet {
   path: Path;
   settings: Record<string, string[]>;
+  /** The onion service, when startTor was given `onionServiceTo`. */
+  onion: TorOnionService | null;
   stop(): Promise<void>;
 }
 
@@ -102,95 +111,6 @@ async function freePort(): Promise<number> {
   throw new BenchError('ALLIUM_BENCH_TOR_START', `no free port between ${PORT_LOW} and ${PORT_HIGH}`);
 }
 
-/** A minimal Tor control-port connection: commands, and CIRC events timed on arrival. */
-class Control {
-  private buf = '';
-  private waiting: ((lines: string[]) => void)[] = [];
-  private reply: string[] = [];
-  readonly launched = new Map<string, number>();
-  readonly builds: number[] = [];
-
-  private constructor(private readonly sock: net.Socket) {
-    sock.setEncoding('utf8');
-    sock.on('data', (d: string) => {
-      this.buf += d;
-      let i = this.buf.indexOf('\r\n');
-      while (i >= 0) {
-        this.line(this.buf.slice(0, i));
-        this.buf = this.buf.slice(i + 2);
-        i = this.buf.indexOf('\r\n');
-      }
-    });
-    sock.on('error', () => undefined);
-  }
-
-  static connect(port: number): Promise<Control> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => resolve(new Control(s)));
-      s.once('error', reject);
-    });
-  }
-
-  private line(l: string): void {
-    if (l.startsWith('650 ')) {
-      this.event(l.slice(4));
-      return;
-    }
-    this.reply.push(l);
-    if (/^\d{3} /.test(l)) {
-      const lines = this.reply;
-      this.reply = [];
-      this.waiting.shift()?.(lines);
-    }
-  }
-
-  private event(e: string): void {
-    if (process.env.ALLIUM_BENCH_DEBUG) process.stderr.write(`  [tor control] ${e}\n`);
-    const m = /^CIRC (\d+) (\w+)(?: (\S+))?(.*)$/.exec(e);
-    if (!m) return;
-    const [, id, status, path, rest] = m;
-    const now = performance.now();
-    if (status === 'LAUNCHED') this.launched.set(id, now);
-    if (status === 'BUILT') {
-      const t = this.launched.get(id);
-      const hops = path?.split(',').length ?? 0;
-      // Client circuits for exit streams (plain or conflux legs); not one-hop directory fetches,
-      // internal (onion service) circuits or circuits extended to a fourth hop.
-      const exitCircuit = /PURPOSE=(GENERAL|CONFLUX_UNLINKED)\b/.test(rest) && !rest.includes('IS_INTERNAL');
-      if (t !== undefined && hops === 3 && exitCircuit) this.builds.push(now - t);
-    }
-    if (status === 'BUILT' || status === 'FAILED' || status === 'CLOSED') this.launched.delete(id);
-  }
-
-  /** Sends a command; a reply slower than 10 s fails it (a wedged Tor must not hang the bench). */
-  command(c: string): Promise<string[]> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.sock.destroy();
-        reject(new BenchError('ALLIUM_BENCH_TOR_CONTROL', `no answer to ${c.split(' ')[0]} in 10 s`));
-      }, 10_000);
-      this.waiting.push((lines) => {
-        clearTimeout(timer);
-        resolve(lines);
-      });
-      this.sock.write(`${c}\r\n`);
-    });
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
-}
-
-interface TorProc {
-  name: string;
-  dir: string;
-  proc: ChildProcess;
-  kind: NamedPid['kind'];
-  /** The tail of what it printed. */
-  stderr: string;
-}
-
 export async function startTor(opts: {
   relays: number;
   exits: number;
@@ -200,12 +120,16 @@ export async function startTor(opts: {
   log: (s: string) => void;
   /** Receives stop() before any process starts, so an abort at any point can stop them all. */
   onStop: (stop: () => Promise<void>) => void;
+  /** host:port to run an onion service in front of (its port 80), in a tor instance of its own. */
+  onionServiceTo?: string;
 }): Promise<TorNet> {
   const root = mkdtempSync(join(tmpdir(), 'allium-bench-tor-'));
   const procs: TorProc[] = [];
   let control: Control | null = null;
+  let onionControl: Control | null = null;
   const stop = async () => {
     control?.close();
+    onionControl?.close();
     await Promise.all(
       procs
         .filter((p) => p.proc.exitCode === null && p.proc.signalCode === null)
@@ -282,6 +206,17 @@ export async function startTor(opts: {
       exit: [...TOR_EXIT, `ServerDNSResolvConfFile ${resolvConf}`],
       relay: ['SocksPort 0', 'AssumeReachable 1', 'ExitRelay 0', 'ExitPolicy reject *:*'],
       client: [...TOR_CLIENT, 'SocksPort 127.0.0.1:PORT IsolateSOCKSAuth', 'ControlPort 127.0.0.1:PORT'],
+      ...(opts.onionServiceTo
+        ? {
+            onion: [
+              ...TOR_ONION_SERVICE,
+              'HiddenServiceDir DIR',
+              'HiddenServiceVersion 3',
+              `HiddenServicePort 80 ${opts.onionServiceTo}`,
+              'ControlPort 127.0.0.1:PORT',
+            ],
+          }
+        : {}),
     };
 
     const launch = (name: string, dir: string, kind: NamedPid['kind'], lines: string[]) => {
@@ -332,19 +267,45 @@ export async function startTor(opts: {
       `ControlPort 127.0.0.1:${controlPort}`,
     ]);
 
+    // Launched with the network, so that it publishes while the suite runs rather than after it.
+    const onionDir = join(root, 'onion');
+    const onionControlPort = opts.onionServiceTo ? await freePort() : 0;
+    if (opts.onionServiceTo)
+      launch('onion', onionDir, 'client', [
+        ...TOR_ONION_SERVICE,
+        // The service's lines go together and in this order: HiddenServiceVersion and
+        // HiddenServicePort belong to the HiddenServiceDir above them.
+        `HiddenServiceDir ${join(onionDir, 'hs')}`,
+        'HiddenServiceVersion 3',
+        `HiddenServicePort 80 ${opts.onionServiceTo}`,
+        `ControlPort 127.0.0.1:${onionControlPort}`,
+      ]);
+
     const deadline = started + opts.bootstrapSeconds * 1000;
     const exited = () => procs.find((p) => p.proc.exitCode !== null);
-    // The control port opens a moment after launch.
-    while (!control) {
-      if (performance.now() > deadline) throw new BenchError('ALLIUM_BENCH_TOR_START', 'no control port');
-      const dead = exited();
-      if (dead) throw torDied(dead);
-      control = await Control.connect(controlPort).catch(() => null);
-      if (!control) await sleep(200);
+    // A control port opens a moment after launch.
+    const connectControl = async (port: number, events: string): Promise<Control> => {
+      let c: Control | null = null;
+      while (!c) {
+        if (performance.now() > deadline) throw new BenchError('ALLIUM_BENCH_TOR_START', 'no control port');
+        const dead = exited();
+        if (dead) throw torDied(dead);
+        c = await Control.connect(port).catch(() => null);
+        if (!c) await sleep(200);
+      }
+      const auth = await c.command('AUTHENTICATE ""');
+      if (!auth.at(-1)?.startsWith('250')) throw new BenchError('ALLIUM_BENCH_TOR_CONTROL', auth.join(' '));
+      await c.command(`SETEVENTS ${events}`);
+      return c;
+    };
+    control = await connectControl(controlPort, process.env.ALLIUM_BENCH_DEBUG ? 'CIRC STREAM' : 'CIRC');
+    let onion: TorOnionService | null = null;
+    if (opts.onionServiceTo) {
+      // Events before the connection are not missed: the service publishes only after it holds a
+      // consensus, which takes the authorities a voting round or more.
+      onionControl = await connectControl(onionControlPort, 'HS_DESC');
+      onion = await watchOnionService(onionControl, join(onionDir, 'hs'), procs.at(-1)!, started, deadline);
     }
-    const auth = await control.command('AUTHENTICATE ""');
-    if (!auth.at(-1)?.startsWith('250')) throw new BenchError('ALLIUM_BENCH_TOR_CONTROL', auth.join(' '));
-    await control.command(process.env.ALLIUM_BENCH_DEBUG ? 'SETEVENTS CIRC STREAM' : 'SETEVENTS CIRC');
     let lastProgress = '';
     for (;;) {
       if (performance.now() > deadline)
@@ -374,10 +335,13 @@ export async function startTor(opts: {
     const ctl = control;
     return {
       settings,
+      onion,
       path: {
         name: 'tor',
         proxy: { host: '127.0.0.1', port: socksPort },
-        processes: procs.map((p) => ({ name: p.name, pid: p.proc.pid!, kind: p.kind })),
+        processes: procs
+          .filter((p) => p.name !== 'onion')
+          .map((p) => ({ name: p.name, pid: p.proc.pid!, kind: p.kind })),
         startMs,
         takeCircuitBuilds: () => ctl.builds.splice(0),
       },
@@ -387,18 +351,6 @@ export async function startTor(opts: {
     await stop();
     throw err;
   }
-}
-
-function logTail(dir: string): string {
-  const log = join(dir, 'notice.log');
-  return existsSync(log) ? readFileSync(log, 'utf8').split('\n').slice(-8).join('\n') : '';
-}
-
-function torDied(p: TorProc): BenchError {
-  return new BenchError(
-    'ALLIUM_BENCH_TOR_EXIT',
-    `tor process ${p.name} exited (${p.proc.exitCode}):\n${p.stderr}${logTail(p.dir)}`,
-  );
 }
 
 export function torAvailable(): boolean {
