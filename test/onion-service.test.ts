@@ -16,8 +16,7 @@ import { Testnet } from '../src/testnet/testnet.js';
 import { AlliumProcess, runAllium } from './helpers/allium-process.js';
 import { curlViaSocks } from './helpers/curl.js';
 import { tempDir } from './helpers/temp.js';
-import { waitFor } from './helpers/wait.js';
-import { makeFiles, sha256, socketOwner, startHttpServer, type WebServer } from './helpers/web.js';
+import { makeFiles, sha256, startHttpServer, type WebServer } from './helpers/web.js';
 
 const run = promisify(execFile);
 const ADDRESS_RE = /^[a-z2-7]{56}\.allium$/;
@@ -63,6 +62,7 @@ describe('an onion service process on a testnet', () => {
   const serviceDir = join(dir, 'service');
   let isolation = 0;
   const fresh = () => `isolation-${++isolation}`;
+  const clientLines: string[] = [];
 
   const serveArgs = () => [
     'serve',
@@ -83,7 +83,10 @@ describe('an onion service process on a testnet', () => {
     tn = await Testnet.start({
       relays: 6,
       relayArgs: () => ['--metrics', '127.0.0.1:0'],
-      clientArgs: ['--http-proxy', '127.0.0.1:0'],
+      clientArgs: ['--http-proxy', '127.0.0.1:0', '--log-level', 'debug'],
+      onLog: (name, line) => {
+        if (name === 'client') clientLines.push(line);
+      },
     });
     socks = `${tn.socksHost}:${tn.socksPort}`;
     httpProxy = tn.processes.find((p) => p.name === 'client')!.ready.http;
@@ -116,7 +119,6 @@ describe('an onion service process on a testnet', () => {
       assert.equal(p.address, '127.0.0.1');
       assert.equal(p.pid, service.proc.pid, 'every connection to the web server came from `allium serve`');
     }
-    assert.equal(socketOwner(web.port) !== null || true, true);
   });
 
   test('a page through the HTTP proxy, and with `allium fetch`', async () => {
@@ -159,7 +161,14 @@ describe('an onion service process on a testnet', () => {
     assert.equal(err.code, 97, err.stderr);
     // allium fetch names the cause and what to do.
     const typoed = await runAllium(
-      ['fetch', `http://${typo(address)}/`, '--directory', tn.directoryUrl, '--directory-key', tn.directoryKey],
+      [
+        'fetch',
+        `http://${typo(address)}/`,
+        '--directory',
+        tn.directoryUrl,
+        '--directory-key',
+        tn.directoryKey,
+      ],
       60_000,
     );
     assert.notEqual(typoed.code, 0);
@@ -196,21 +205,20 @@ describe('an onion service process on a testnet', () => {
     const t0 = Date.now();
     service = await AlliumProcess.start('service', serveArgs(), 120_000);
     assert.equal(service.ready.address, address, 'the same key, the same address');
-    // Bounded: the client's cached descriptor names the old introduction points; it fetches the new one.
-    await waitFor(
-      'the restarted service answers',
-      async () => {
-        try {
-          const { stdout } = await curlViaSocks(`${fresh()}:x@${socks}`, `http://${address}/hello`, {
-            maxTimeS: 60,
-          });
-          return stdout === files['/hello'].toString();
-        } catch {
-          return false;
-        }
-      },
-      { timeoutMs: 120_000, everyMs: 1000 },
+    const readyMs = Date.now() - t0;
+    // Once it says it is ready, the first request reaches it: the client's cached descriptor names
+    // the old introduction points, so it fetches the new one; the relay killed above is still listed,
+    // and a rendezvous point or middle chosen there is replaced, not fatal.
+    try {
+      const { stdout } = await curlViaSocks(`${fresh()}:x@${socks}`, `http://${address}/hello`, {
+        maxTimeS: 90,
+      });
+      assert.equal(stdout, files['/hello'].toString());
+    } catch (err) {
+      throw new Error(`${(err as { stderr?: string }).stderr ?? err}\n${clientLines.slice(-40).join('\n')}`);
+    }
+    process.stderr.write(
+      `# restarted service ready (descriptor stored) ${readyMs} ms after its start, reached ${Date.now() - t0} ms after it\n`,
     );
-    process.stderr.write(`# restarted service reachable ${Date.now() - t0} ms after its start\n`);
   });
 });

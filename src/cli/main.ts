@@ -15,8 +15,8 @@ import {
   parseReceiveBudget,
 } from './options.js';
 import { addRelayCommand } from './relay-command.js';
-import { addServeCommand } from './serve-command.js';
 import { followLauncher, relaunchWithRuntimeFlags } from './runtime-flags.js';
+import { addServeCommand } from './serve-command.js';
 import { logLevel, metrics } from './shared-options.js';
 import { parseCacheUrls } from './trust-flags.js';
 
