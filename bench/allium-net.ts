@@ -75,8 +75,8 @@ export interface AlliumOnionService {
  * An Allium onion service in front of `to` (host:port of the web server) on the testnet, made with
  * the library's createService. null when this build's library has no createService: the report then
  * says the Allium side is not available yet, and the onion line's Allium column stays empty.
- * Measuring starts when the returned promise resolves, so createService is taken to resolve once
- * the service's descriptor is stored (as the C Tor side waits for its uploads, tor-net.ts).
+ * Measuring starts once the service's `ready` resolves: its descriptor is stored (as the C Tor
+ * side waits for its uploads, tor-net.ts).
  */
 export async function startAlliumOnionService(opts: {
   testnet: Testnet;
@@ -94,6 +94,8 @@ export async function startAlliumOnionService(opts: {
   })) as Partial<AlliumOnionService> | null;
   if (typeof service?.address !== 'string' || typeof service.close !== 'function')
     throw new BenchError('ALLIUM_BENCH_ONION', 'createService returned no { address, close }');
+  // createService resolves with the address; `ready` once the descriptor is stored.
+  await (service as { ready?: Promise<void> }).ready;
   return service as AlliumOnionService;
 }
 
