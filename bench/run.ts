@@ -56,7 +56,7 @@ const cleanup = async () => {
 };
 
 // The whole run is bounded: past the budget everything is stopped and the run fails.
-const budgetSeconds = (quick ? 60 : 600) + (quick && withTor ? 240 : 0);
+const budgetSeconds = (quick ? 150 : 600) + (quick && withTor ? 240 : 0);
 const watchdog = setTimeout(() => {
   log(`bench: over its ${budgetSeconds} s budget; stopping every process`);
   cleanup().finally(() => process.exit(1));

@@ -24,7 +24,13 @@
 # authorities instead, each on its own host auth1..authN, with an authority set file given to every
 # relay and the client; relays serve as consensus caches (--cache-port 7100), the voting interval is
 # ALLIUM_NETNS_VOTING_INTERVAL (2 s) and the consensus is valid ALLIUM_NETNS_CONSENSUS_VALID (300 s).
-# Needs root, iproute2, and nftables for the filter (without `nft` it falls back to prohibit routes).
+# ALLIUM_NETNS_SERVICE=1 adds host `service` (SUBNET.150), an onion service's machine: its nftables
+# input chain drops every new inbound connection on eth0 (only loopback and replies get in), a web
+# server listens on 127.0.0.1:8080 there alone (root www-service, each request's peer in its log), and
+# `allium serve --to 127.0.0.1:8080` publishes it; the env lines gain SERVICE_ADDRESS (NAME.allium).
+# Its directory (or authorities) then run with a short onion period and new relays on the ring.
+# Needs root, iproute2, and nftables for the filter (without `nft` it falls back to prohibit routes;
+# the service host needs `nft`).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -46,6 +52,8 @@ AUTHORITIES=${ALLIUM_NETNS_AUTHORITIES:-1}
 VOTING=${ALLIUM_NETNS_VOTING_INTERVAL:-2}
 VALID=${ALLIUM_NETNS_CONSENSUS_VALID:-300}
 CACHE_PORT=7100
+SERVICE=${ALLIUM_NETNS_SERVICE:-0}
+[[ $SERVICE =~ ^[01]$ ]] || { echo "netns: ALLIUM_NETNS_SERVICE must be 0 or 1" >&2; exit 1; }
 [[ $AUTHORITIES =~ ^[0-9]+$ ]] && [ "$AUTHORITIES" -ge 1 ] && [ "$AUTHORITIES" -le 15 ] ||
   { echo "netns: ALLIUM_NETNS_AUTHORITIES must be 1-15" >&2; exit 1; }
 
@@ -58,7 +66,7 @@ WEB_PORT=8080
 SOCKS_PORT=9050
 
 # Only these names are ever created or deleted, so other namespaces on the machine are safe.
-STALE_RE="^${NS_PREFIX}(br|dir|auth[0-9]+|relay[0-9]+|client|web)\$"
+STALE_RE="^${NS_PREFIX}(br|dir|auth[0-9]+|relay[0-9]+|client|web|service)\$"
 
 log() { echo "netns: $*" >&2; }
 die() {
@@ -73,7 +81,8 @@ host_ip() {
     relay*) echo "$NET.$((10 + ${1#relay}))" ;;
     client) echo "$NET.100" ;;
     web) echo "$NET.200" ;;
-    *) die "unknown host '$1' (hosts: dir or auth1..authN, relay1..relay$RELAYS client web)" ;;
+    service) echo "$NET.150" ;;
+    *) die "unknown host '$1' (hosts: dir or auth1..authN, relay1..relay$RELAYS client web service)" ;;
   esac
 }
 hosts() {
@@ -85,6 +94,7 @@ hosts() {
   for ((i = 1; i <= RELAYS; i++)); do echo "relay$i"; done
   echo client
   echo web
+  [ "$SERVICE" = 0 ] || echo service
 }
 is_exit() { [ "${1#relay}" -gt $((RELAYS - EXITS)) ]; }
 # The node binary a host's roles run on: the aarch64 one for ALLIUM_NETNS_ARM64_HOSTS, else this one.
@@ -193,6 +203,21 @@ EOF
   fi
 }
 
+# The service host takes no connection from anyone: loopback and replies to its own connections get
+# in, every other inbound packet is dropped (not refused, so a scan learns nothing either).
+firewall_service() {
+  command -v nft >/dev/null || die "the service host needs nftables (nft) for its firewall"
+  ip netns exec "${NS_PREFIX}service" nft -f - <<EOF
+table inet allium {
+  chain input {
+    type filter hook input priority 0; policy drop;
+    iif lo accept
+    ct state established,related accept
+  }
+}
+EOF
+}
+
 # ---- processes ----
 
 # start NAME HOST CMD...: runs CMD in HOST's namespace, its own session, output to logs/NAME.{out,err}.
@@ -254,15 +279,27 @@ up() {
   local h
   for h in $(hosts); do add_host "$h"; done
   filter_client_from_web
+  [ "$SERVICE" = 0 ] || firewall_service
 
   head -c $((10 * 1024 * 1024)) /dev/urandom >"$STATE/www/random10m"
   echo 'RESPONSE-MARKER-7f3a hello through the onion' >"$STATE/www/hello"
+  if [ "$SERVICE" = 1 ]; then
+    # Its own bytes, unlike web's: a download that matches them came from the service host.
+    mkdir -p "$STATE/www-service"
+    head -c $((10 * 1024 * 1024)) /dev/urandom >"$STATE/www-service/random10m"
+    echo 'ONION-MARKER-5c1e hello from the onion service' >"$STATE/www-service/hello"
+  fi
 
   local dir_ip ready key url dir_extra=()
   dir_ip=$(host_ip dir)
   # A short fresh window makes clients refetch the consensus within seconds, so they learn soon that
   # a relay is gone (older builds have no such option).
   if "$NODE" "$CLI" directory --help | grep -q -- --consensus-fresh; then dir_extra=(--consensus-fresh "$FRESH"); fi
+  # The service needs onion fields in the consensus now: a short period, and the relays, all of them
+  # new, on the ring at once.
+  if [ "$SERVICE" = 1 ] && "$NODE" "$CLI" directory --help | grep -q -- --onion-new-relays-on-ring; then
+    dir_extra+=(--onion-period 600 --onion-new-relays-on-ring)
+  fi
   # How relays and the client are told whom to trust: the one directory, or the authority set.
   local trust=()
   if [ "$AUTHORITIES" = 1 ]; then
@@ -330,7 +367,21 @@ up() {
   # Debug level: the client logs each circuit's path, which the test uses to find entries and middles.
   start client client "$NODE" "$CLI" client "${trust[@]}" \
     --socks "127.0.0.1:$SOCKS_PORT" --log-level debug
+  if [ "$SERVICE" = 1 ]; then
+    # Started with the client, so the two get ready together. Its web server is reachable on the
+    # service host's loopback only; debug level logs the service's circuits' paths.
+    start service-web service "$NODE" "$HERE/web-server.mjs" --host 127.0.0.1 --port "$WEB_PORT" \
+      --root "$STATE/www-service" --log-requests
+    wait_ready service-web 20 >/dev/null
+    start service service "$(node_for service)" "$CLI" serve --to "127.0.0.1:$WEB_PORT" "${trust[@]}" \
+      --data-dir "$STATE/data/service" --log-level debug
+  fi
   wait_ready client 40 >/dev/null
+  if [ "$SERVICE" = 1 ]; then
+    ready=$(wait_ready service "$(ready_secs service 90)")
+    echo "SERVICE_ADDRESS=$(field address "$ready")" >>"$STATE/env"
+    echo "SERVICE_ROOT=$STATE/www-service" >>"$STATE/env"
+  fi
 
   {
     echo "STATE=$STATE"

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The `web` host of the namespace harness: serves the files of one directory, and /slow, a
 // body trickled out slowly so a test can kill a relay while a download is running.
-// Usage: node web-server.mjs --host 10.77.0.200 --port 8080 --root DIR
+// Usage: node web-server.mjs --host 10.77.0.200 --port 8080 --root DIR [--log-requests]
+// --log-requests logs each request with its peer, so a test can read who asked for what.
 import { createReadStream, statSync } from 'node:fs';
 import http from 'node:http';
 import { join, normalize } from 'node:path';
@@ -12,6 +13,7 @@ const { values } = parseArgs({
     host: { type: 'string', default: '0.0.0.0' },
     port: { type: 'string', default: '8080' },
     root: { type: 'string' },
+    'log-requests': { type: 'boolean', default: false },
   },
 });
 if (!values.root) {
@@ -41,6 +43,10 @@ function slow(url, res) {
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://web');
+  if (values['log-requests'])
+    console.log(
+      `request ${req.method} ${url.pathname} from ${req.socket.remoteAddress}:${req.socket.remotePort}`,
+    );
   if (url.pathname === '/slow') return slow(url, res);
   // normalize() keeps a request inside root: "/../x" becomes "/x".
   const file = join(root, normalize(url.pathname));

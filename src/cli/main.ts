@@ -16,6 +16,7 @@ import {
 } from './options.js';
 import { addRelayCommand } from './relay-command.js';
 import { followLauncher, relaunchWithRuntimeFlags } from './runtime-flags.js';
+import { addServeCommand } from './serve-command.js';
 import { logLevel, metrics } from './shared-options.js';
 import { parseCacheUrls } from './trust-flags.js';
 
@@ -31,6 +32,7 @@ const runRelay = lazy(async () => (await import('./run-relay.js')).runRelay);
 const runClient = lazy(async () => (await import('./run-client.js')).runClient);
 const runFetch = lazy(async () => (await import('./run-fetch.js')).runFetch);
 const runTestnet = lazy(async () => (await import('./run-testnet.js')).runTestnet);
+const runServe = lazy(async () => (await import('./run-serve.js')).runServe);
 const runDirectoryVerify = lazy(async () => (await import('./run-verify.js')).runDirectoryVerify);
 
 const program = new Command();
@@ -134,6 +136,7 @@ directoryCommand
   .action(runDirectoryVerify);
 
 addRelayCommand(program, runRelay);
+addServeCommand(program, runServe);
 
 program
   .command('client')

@@ -279,6 +279,11 @@ export class AlliumClient {
     return (await this.buildCircuit({ ...opts, lastHop: last })) as OnionCircuit;
   }
 
+  /** Relays that just failed a circuit of ours (ids): left out of new paths, and of onion roles, for a while. */
+  recentlyFailed(): Set<string> {
+    return this.paths.excluded();
+  }
+
   /** The entry guards of paths now (relay ids): an onion service's own roles avoid them. */
   guardIds(): Set<string> {
     const consensus = this.consensus;

@@ -35,6 +35,8 @@ import {
 
 /** How long the service may take to come to the rendezvous point once an introduction point passed the introduction on. */
 export const RENDEZVOUS_WAIT_MS = 20_000;
+/** Rendezvous points tried, each another relay, before a connection fails with ALLIUM_ONION_RENDEZVOUS_FAILED. */
+const RENDEZVOUS_ATTEMPTS = 3;
 
 /** Whether `host` names an onion service (any labels in front, any case). */
 export function isOnionHost(host: string): boolean {
@@ -48,6 +50,7 @@ export interface OnionClient extends DescriptorSource {
     opts?: { isolation?: string; exclude?: Set<string> },
   ): Promise<OnionCircuit>;
   guardIds(): Set<string>;
+  recentlyFailed(): Set<string>;
 }
 
 export class OnionConnector {
@@ -146,25 +149,13 @@ export class OnionConnector {
       );
     }
     const sub = subcredential(identityKey, blindPublicKey(identityKey, d.period));
-    const rendezvousPoint = this.chooseRendezvous(
+    const cookie = randomBytes(32);
+    const { rend, rendezvousPoint } = await this.establishRendezvous(
       consensus.relays,
       new Set(points.map((p) => p.relayId.toString('hex'))),
+      cookie,
+      isolation,
     );
-    const cookie = randomBytes(32);
-    let rend: OnionCircuit;
-    try {
-      rend = await this.client.buildOnionCircuit(rendezvousPoint, { isolation });
-      await rend.request(
-        RelayCommand.ESTABLISH_RENDEZVOUS,
-        encodeEstablishRendezvous(cookie),
-        RelayCommand.RENDEZVOUS_ESTABLISHED,
-      );
-    } catch (err) {
-      throw new ClientError(
-        'ALLIUM_ONION_RENDEZVOUS_FAILED',
-        `the circuit to the rendezvous point failed: ${(err as Error).message}`,
-      );
-    }
     // Awaited from now on: the service may answer before the introduction point acknowledges.
     const answer = rend.expect(RelayCommand.RENDEZVOUS2, null);
     answer.catch(() => {});
@@ -253,12 +244,62 @@ export class OnionConnector {
     return Promise.race([closed, late]).finally(() => clearTimeout(timer));
   }
 
-  /** A running relay (CSPRNG, uniformly) that is none of the guards and none of the introduction points. */
-  private chooseRendezvous(relays: ConsensusRelay[], points: Set<string>): ConsensusRelay {
+  /**
+   * A rendezvous circuit with `cookie` left at its last hop. A relay that fails (down, or cut off) is
+   * left out and another tried, a few times: one dead relay in the consensus must not fail every
+   * connection until the directory drops it.
+   */
+  private async establishRendezvous(
+    relays: ConsensusRelay[],
+    points: Set<string>,
+    cookie: Buffer,
+    isolation: string,
+  ): Promise<{ rend: OnionCircuit; rendezvousPoint: ConsensusRelay }> {
+    const tried = new Set<string>();
+    let last: Error | null = null;
+    for (let attempt = 0; attempt < RENDEZVOUS_ATTEMPTS; attempt++) {
+      const rendezvousPoint = this.chooseRendezvous(relays, points, tried);
+      tried.add(rendezvousPoint.id);
+      try {
+        const rend = await this.client.buildOnionCircuit(rendezvousPoint, { isolation });
+        try {
+          await rend.request(
+            RelayCommand.ESTABLISH_RENDEZVOUS,
+            encodeEstablishRendezvous(cookie),
+            RelayCommand.RENDEZVOUS_ESTABLISHED,
+          );
+        } catch (err) {
+          rend.destroy(DestroyReason.FINISHED, 'rendezvous not established');
+          throw err;
+        }
+        return { rend, rendezvousPoint };
+      } catch (err) {
+        last = err as Error;
+      }
+    }
+    throw new ClientError(
+      'ALLIUM_ONION_RENDEZVOUS_FAILED',
+      `the circuit to the rendezvous point failed ${RENDEZVOUS_ATTEMPTS} times: ${last?.message}`,
+    );
+  }
+
+  /**
+   * A running relay (CSPRNG, uniformly) that is none of the guards and none of the introduction
+   * points, nor one that just failed or was `tried`, while there is another.
+   */
+  private chooseRendezvous(
+    relays: ConsensusRelay[],
+    points: Set<string>,
+    tried: Set<string>,
+  ): ConsensusRelay {
     const guards = this.client.guardIds();
-    const usable = relays.filter(
+    let usable = relays.filter(
       (r) => r.flags.includes('Running') && versionAtLeast(r.version, MIN_RELAY_VERSION),
     );
+    // A relay that just failed us (down, or cut off) would fail the rendezvous again.
+    const failed = new Set([...this.client.recentlyFailed(), ...tried]);
+    const live = usable.filter((r) => !failed.has(r.id));
+    if (live.length > 0) usable = live;
     let candidates = usable.filter((r) => !guards.has(r.id) && !points.has(r.id));
     // A small network may have no other relay: one of the points will do (never the guard: it would
     // see both the client and the rendezvous).

@@ -69,7 +69,7 @@ export class Hosts {
 
   /** Namespaces of this prefix still on the machine. */
   leftovers(): string[] {
-    const re = new RegExp(`^${this.prefix}(br|dir|auth\\d+|relay\\d+|client|web)\\b`);
+    const re = new RegExp(`^${this.prefix}(br|dir|auth\\d+|relay\\d+|client|web|service)\\b`);
     return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
       .stdout.split('\n')
       .filter((l) => re.test(l));
@@ -113,8 +113,8 @@ export class Hosts {
     return JSON.parse(JSON.parse(stdout.toString()).body).relays;
   }
 
-  /** The client's own debug log, one JSON object a line. */
-  clientLog(): {
+  /** The client's own debug log (or another role's: `service`), one JSON object a line. */
+  clientLog(role = 'client'): {
     msg: string;
     time: number;
     circuit?: number;
@@ -123,17 +123,20 @@ export class Hosts {
     relays?: number;
     ms?: number;
   }[] {
-    return readFileSync(`${this.env.STATE}/logs/client.err`, 'utf8')
+    return readFileSync(`${this.env.STATE}/logs/${role}.err`, 'utf8')
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l));
   }
 
-  builtCircuits(since = 0) {
-    return this.clientLog().filter((e) => e.msg === 'circuit built' && e.time >= since);
+  builtCircuits(since = 0, role = 'client') {
+    return this.clientLog(role).filter((e) => e.msg === 'circuit built' && e.time >= since);
   }
 
-  /** curl through the client's SOCKS port, inside the client host; resolves with curl's result. */
+  /**
+   * curl through the client's SOCKS port, inside the client host; resolves with curl's result.
+   * `path` is on the web host, or a whole URL (an onion service's).
+   */
   socksCurl(path: string, out: string, maxTimeS: number) {
     const args = [
       '-sS',
@@ -151,7 +154,7 @@ export class Hosts {
       this.ns('client'),
       'curl',
       ...args,
-      `${this.env.WEB_URL}${path}`,
+      /^https?:\/\//.test(path) ? path : `${this.env.WEB_URL}${path}`,
     ]);
     let stderr = '';
     proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
