@@ -105,7 +105,7 @@ const directoryCommand = program
   )
   .option(
     '--onion-new-relays-on-ring',
-    'put relays on the onion-service ring of a period even when listed after its ring value was published (test networks, whose relays are all new); default: left off',
+    'put relays on the onion-service ring of a period even when listed after its ring value was published (test networks, whose relays are all new)',
   )
   .option(
     '--print-authority <nickname>',
