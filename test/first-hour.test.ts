@@ -377,6 +377,12 @@ test('`npm start` (the testnet demo) prints no hint it cannot keep: the network 
   const r = await allium(args, { timeoutMs: 90_000 });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /HTTP 200/);
+  // The same page again through an onion service in front of the demo's web server.
+  assert.match(r.stderr, /fetching http:\/\/[a-z2-7]{56}\.allium\/ through the network/);
+  assert.match(
+    r.stderr,
+    /HTTP 200, \d+ bytes; the web server saw connections from: 127\.0\.0\.1:\d+ \(the onion service\)/,
+  );
   assert.doesNotMatch(r.stderr, /curl /, 'no curl hint for a network that is about to stop');
   assert.match(r.stderr, /the demo stopped the network; `npx allium testnet` keeps one up until Ctrl-C/);
 });

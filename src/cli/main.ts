@@ -289,7 +289,7 @@ program
   )
   .option(
     '--demo',
-    'once ready, fetch a page from a local web server through the network, print it, stop everything and exit',
+    'once ready, fetch a page from a local web server through the network, then again through an onion service in front of it, print it, stop everything and exit',
     false,
   )
   .addOption(logLevel().default('warn'))

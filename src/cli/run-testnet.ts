@@ -1,11 +1,14 @@
+import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
-import { startDemoWebServer } from '../net/demo-web-server.js';
+import { type DemoWebServer, startDemoWebServer } from '../net/demo-web-server.js';
 import { streamGet } from '../net/http-fetch.js';
 import { socksConnect } from '../net/socks-client.js';
+import { OnionService } from '../service/service.js';
 import { Testnet } from '../testnet/testnet.js';
 import { announceReady, onShutdown } from './lifecycle.js';
 import { checkPortFlags } from './port-flags.js';
 import { hostPortArg, progressLine, usageLines } from './testnet-progress.js';
+import { resolveTrust } from './trust-flags.js';
 
 export async function runTestnet(o: {
   relays: number;
@@ -102,10 +105,44 @@ export async function runTestnet(o: {
       `HTTP ${res.statusCode}, ${body.length} bytes; the web server saw connections from: ${web.peers.join(', ')}`,
     );
     process.stdout.write(body);
+    const onionStatus = await demoOnionService(net, web, say);
     await web.close();
     await net.stop();
     say('the demo stopped the network; `npx allium testnet` keeps one up until Ctrl-C');
-    process.exit(res.statusCode === 200 ? 0 : 1);
+    process.exit(res.statusCode === 200 && onionStatus === 200 ? 0 : 1);
   }
   say('press Ctrl-C to stop every process');
+}
+
+/**
+ * The same site published as an onion service (protocol §8) and fetched at its .allium address: the
+ * web server then sees only the service, on 127.0.0.1. Returns the HTTP status.
+ */
+async function demoOnionService(net: Testnet, web: DemoWebServer, say: (s: string) => void): Promise<number> {
+  const trust = await resolveTrust(
+    net.authoritiesFile
+      ? { authorities: net.authoritiesFile }
+      : { directory: net.directoryUrl, directoryKey: Buffer.from(net.directoryKey, 'base64') },
+    true,
+  );
+  const to = new URL(web.url).host;
+  say(`\npublishing ${web.url} as an onion service...`);
+  const service = await OnionService.start({ ...trust, to, dataDir: join(net.dataDir, 'demo-service') });
+  try {
+    await service.ready;
+    const url = `http://${service.address}/`;
+    say(`fetching ${url} through the network (a rendezvous: neither end learns where the other is)...`);
+    const seen = web.peers.length;
+    const res = await streamGet(url, {
+      connect: (host, port) =>
+        socksConnect({ proxyHost: net.socksHost, proxyPort: net.socksPort, host, port }),
+    });
+    const body = await text(res);
+    say(
+      `HTTP ${res.statusCode}, ${body.length} bytes; the web server saw connections from: ${web.peers.slice(seen).join(', ')} (the onion service)`,
+    );
+    return res.statusCode ?? 0;
+  } finally {
+    await service.close();
+  }
 }
