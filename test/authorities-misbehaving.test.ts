@@ -173,8 +173,11 @@ describe('an authority that signs a different consensus (equivocation)', () => {
     // still serve the forgery of an earlier, empty consensus, which drops nothing.
     const forgedRelays = (d: typeof doc) =>
       d && d.body !== '{}' ? (JSON.parse(d.body) as { relays: unknown[] }).relays.length : -1;
+    // And its peers' signatures gathered: a consensus of a new voting period is served at first with
+    // its own signature alone, then with the others' as they come.
+    const shaped = (d: typeof doc) => forgedRelays(d) === 3 && d?.signatures.length === 3;
     let doc = await servedConsensus(n.set.authorities[2].url);
-    for (let i = 0; i < 40 && forgedRelays(doc) !== 3; i++) {
+    for (let i = 0; i < 40 && !shaped(doc); i++) {
       await sleep(250);
       doc = await servedConsensus(n.set.authorities[2].url);
     }
