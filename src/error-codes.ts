@@ -802,6 +802,12 @@ export const ERROR_CATALOGUE = {
       "an onion service descriptor's inner layer does not decrypt for this address and period (tampered, or another service)",
     remedy: 'a tampered descriptor; the client asks the next store',
   },
+  ALLIUM_ONION_DESCRIPTOR_MALFORMED: {
+    area: 'onion',
+    meaning:
+      'a store answered with bytes that do not parse as an onion service descriptor (its layout, or its inner layer)',
+    remedy: 'a misbehaving store, or a service of a later descriptor version; the client asks the next store',
+  },
   ALLIUM_ONION_ESTABLISH_INTRO_AUTH: {
     area: 'onion',
     meaning:

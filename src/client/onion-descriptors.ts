@@ -12,6 +12,7 @@ import type { AlliumError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { DestroyReason, RelayCommand } from '../wire/constants.js';
 import type { ConsensusRelay, ConsensusView } from '../wire/directory-docs.js';
+import { WireError } from '../wire/errors.js';
 import type { IntroPointEntry } from '../wire/onion-descriptor.js';
 import { decodeDescriptorFetched, encodeDescriptorFetch } from '../wire/onion-messages.js';
 import { ClientError } from './client-error.js';
@@ -130,7 +131,15 @@ export async function fetchDescriptor(
       const opened = openDescriptor(fetched, { identityKey, period, now: Math.floor(Date.now() / 1000) });
       return { period, introPoints: opened.introPoints, expiresMs: opened.outer.expires * 1000 };
     } catch (err) {
-      refusal = err as AlliumError;
+      // Bytes that do not parse are refused as a forged descriptor is, and said so with a descriptor
+      // code (SOCKS 0xF1): the wire error alone would read as a fault of the client's own messages.
+      refusal =
+        err instanceof WireError
+          ? new ClientError(
+              'ALLIUM_ONION_DESCRIPTOR_MALFORMED',
+              `a store served a descriptor that does not parse: ${err.message}`,
+            )
+          : (err as AlliumError);
       opts.log.debug({ err: refusal.message }, 'a store served a descriptor that was refused');
     }
   }

@@ -103,7 +103,8 @@ export function socksReplyForOnionCode(code: string): number | null {
     code === 'ALLIUM_ONION_DESCRIPTOR_SIGNATURE' ||
     code === 'ALLIUM_ONION_DESCRIPTOR_KEY' ||
     code === 'ALLIUM_ONION_DESCRIPTOR_EXPIRED' ||
-    code === 'ALLIUM_ONION_DESCRIPTOR_DECRYPT'
+    code === 'ALLIUM_ONION_DESCRIPTOR_DECRYPT' ||
+    code === 'ALLIUM_ONION_DESCRIPTOR_MALFORMED'
   )
     return SocksReply.ONION_DESCRIPTOR_INVALID;
   if (code === 'ALLIUM_ONION_SERVICE_UNREACHABLE') return SocksReply.ONION_INTRO_FAILED;
