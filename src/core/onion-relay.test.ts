@@ -8,6 +8,7 @@ import {
   type CircuitHopCrypto,
   circuitHopCrypto,
   FORWARD_MARKER_LEN,
+  type ForwardLayer,
   type ForwardOpen,
   wrapForward,
 } from '../crypto/forward-onion.js';
@@ -27,6 +28,7 @@ import {
   HandshakeType,
   RelayCommand,
 } from '../wire/constants.js';
+import type { ConsensusRelay } from '../wire/directory-docs.js';
 import {
   DescriptorStoreStatus,
   decodeDescriptorFetched,
@@ -42,6 +44,7 @@ import {
 } from '../wire/onion-messages.js';
 import { decodeRelayMessage, encodeRelayMessage, readRelayHeader, relayData } from '../wire/relay-cell.js';
 import { encodeBegin } from '../wire/relay-messages.js';
+import { type CircuitReceiver, receiveRelayCells } from './circuit-receive.js';
 import { type RelayCellStats, RelayCells, type RelayCellsHost } from './relay-cells.js';
 import type { CellLink, RelayCircuit } from './relay-circuit.js';
 
@@ -83,7 +86,10 @@ class FakeHost implements RelayCellsHost {
   answerCreate(hdata: Buffer, done: (err: Error | null, r?: { reply: Buffer; keys: HopKeys }) => void): void {
     done(null, ntorServerRespond(hdata, me));
   }
+  /** A hostile point: may change a cell it opened before handling it. */
+  changeOpened: ((opened: ForwardOpen) => void) | null = null;
   onForwardOpened(circ: RelayCircuit, cell: Cell, opened: ForwardOpen): void {
+    this.changeOpened?.(opened);
     this.cells.forwardOpened(circ, cell, opened);
   }
   onExtend(): void {
@@ -424,6 +430,116 @@ describe('a relay for onion services (§8.5)', () => {
         carry(client, service, atClient.send, atService.receive, `to the service ${i}`);
         carry(service, client, atService.send, atClient.receive, `to the client ${i}`);
       }
+    });
+
+    /** The end-to-end keys of one rendezvous, as each end holds them. */
+    function ends() {
+      const keys = { kf: randomBytes(32), kb: randomBytes(32), mf: randomBytes(32), mb: randomBytes(32) };
+      return { atClient: endToEndLayers(keys, 'client'), atService: endToEndLayers(keys, 'service') };
+    }
+
+    /** `n` DATA cells from `from` through the point, sealed under `sendLayer`, as the link delivers them together. */
+    function run(from: Hop, sendLayer: ForwardLayer, n: number, text: (i: number) => string): Cell[] {
+      return Array.from({ length: n }, (_, i) => ({
+        circId: from.circId,
+        command: CellCommand.RELAY,
+        body: wrapForward(
+          [from.crypto.forward, sendLayer],
+          encodeRelayMessage(RelayCommand.DATA, 1, Buffer.from(text(i))),
+        ).body,
+      }));
+    }
+
+    /**
+     * What `to`'s end makes of what the point sent it, as a client's receive path does (all cells
+     * peeled together, then opened end to end): the DATA texts in order, and the reason it was
+     * destroyed for, if it was. A DESTROY from the point is kept as `destroy`.
+     */
+    function receive(
+      to: Hop,
+      layer: ForwardLayer,
+    ): { texts: string[]; died: number | null; destroy: number | null } {
+      const texts: string[] = [];
+      let died: number | null = null;
+      const sent = to.link.take(to.circId);
+      const relayCells = sent.filter((s) => s.command === CellCommand.RELAY).map((s) => s.body);
+      const receiver: CircuitReceiver = {
+        get closed() {
+          return died !== null;
+        },
+        hops: [{ relay: { nickname: 'point' } as ConsensusRelay, crypto: to.crypto }],
+        endToEnd: layer,
+        extended: () => assert.fail('no EXTENDED'),
+        streamMessage: (command, _streamId, data) => {
+          assert.equal(command, RelayCommand.DATA);
+          texts.push(data.toString());
+        },
+        destroy: (reason) => {
+          died ??= reason;
+        },
+      };
+      if (relayCells.length > 0) receiveRelayCells(receiver, relayCells);
+      const d = sent.find((s) => s.command === CellCommand.DESTROY);
+      return { texts, died, destroy: d ? decodeDestroy(d.body).reason : null };
+    }
+
+    it('passes a run of cells into the other circuit in order, the same bytes as one at a time', () => {
+      const { client, service } = joined();
+      const { atClient, atService } = ends();
+      // Runs of several lengths (one cell alone too), both ways, so each layer's seq runs on across them.
+      let sent = 0;
+      for (const n of [1, 7, 2, 64, 70, 1]) {
+        const first = sent;
+        cells.cells(
+          client.link,
+          run(client, atClient.send, n, (i) => `to the service ${first + i}`),
+        );
+        const got = receive(service, atService.receive);
+        assert.deepEqual(got, {
+          texts: Array.from({ length: n }, (_, i) => `to the service ${first + i}`),
+          died: null,
+          destroy: null,
+        });
+        cells.cells(
+          service.link,
+          run(service, atService.send, n, (i) => `to the client ${first + i}`),
+        );
+        assert.deepEqual(receive(client, atClient.receive).texts.length, n);
+        sent += n;
+      }
+    });
+
+    it('a cell changed before the point, in the middle of a run: the cells before it pass, and both circuits die (INTEGRITY)', () => {
+      const { client, service } = joined();
+      const { atClient, atService } = ends();
+      const batch = run(client, atClient.send, 8, (i) => `cell ${i}`);
+      batch[4].body[100] ^= 1;
+      cells.cells(client.link, batch);
+      assert.deepEqual(back(client), [{ destroy: DestroyReason.INTEGRITY }]);
+      assert.deepEqual(receive(service, atService.receive), {
+        texts: ['cell 0', 'cell 1', 'cell 2', 'cell 3'],
+        died: null,
+        destroy: DestroyReason.DESTROYED,
+      });
+    });
+
+    it('a cell changed at the point, in the middle of a run, is caught by the far end (INTEGRITY)', () => {
+      const { client, service } = joined();
+      const { atClient, atService } = ends();
+      let k = 0;
+      host.changeOpened = (opened) => {
+        if (k++ === 4 && opened.kind === 'forward') opened.body[100] ^= 1;
+      };
+      cells.cells(
+        client.link,
+        run(client, atClient.send, 8, (i) => `cell ${i}`),
+      );
+      host.changeOpened = null;
+      assert.deepEqual(receive(service, atService.receive), {
+        texts: ['cell 0', 'cell 1', 'cell 2', 'cell 3'],
+        died: DestroyReason.INTEGRITY,
+        destroy: null,
+      });
     });
 
     it('tears down the other half when either goes, and destroys both on a message the point recognises', () => {

@@ -3,9 +3,10 @@
 // addressed to this hop (and every message of a circuit that has a role here), and the cells of a
 // joined circuit bound for the hop past this one. Cells leave through the circuit table.
 
+import { Scratch } from '../buffers/scratch.js';
 import { verifyEstablishIntro } from '../crypto/intro-auth.js';
 import type { Logger } from '../log.js';
-import { CellCommand, DestroyReason, RelayCommand } from '../wire/constants.js';
+import { CELL_BODY_LEN, CellCommand, DestroyReason, RelayCommand } from '../wire/constants.js';
 import {
   decodeDescriptorFetch,
   decodeEstablishIntro,
@@ -53,6 +54,10 @@ export interface OnionRelayOptions<L extends CellLink> {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** The most passed cells given their layer in one call: 64 cells are ~256 KiB of scratch. */
+const MAX_PASS_BATCH = 64;
+/** Where held cells are joined for one cipher call (reused, never kept). */
+const passBatch = new Scratch();
 const FIRST_ONION_COMMAND = RelayCommand.ESTABLISH_INTRO;
 const LAST_ONION_COMMAND = RelayCommand.HS_DESC_FETCHED;
 
@@ -66,6 +71,10 @@ export class OnionRelay<L extends CellLink = CellLink> {
   private readonly intros = new Map<string, RelayCircuit>();
   /** Client circuits waiting at this rendezvous point, by cookie (hex), and until when. */
   private readonly cookies = new Map<string, { circ: RelayCircuit; until: number }>();
+  /** Cells of a joined circuit waiting to go into `passTo`, in order (passJoined), and whether to hold them. */
+  private passTo: RelayCircuit | null = null;
+  private passBodies: Buffer[] = [];
+  private holding = false;
   readonly counts = {
     introCircuits: 0,
     introductions: 0,
@@ -234,20 +243,70 @@ export class OnionRelay<L extends CellLink = CellLink> {
    * A cell of a joined circuit that this hop opened and found is for the hop past it (§8.7): it goes
    * into the other circuit as a backward cell under this hop's layer there, the end-to-end tag in
    * the place of T. Only RELAY cells cross (a RELAY_EARLY would carry an EXTEND past the point).
+   * Between holdPasses() and releasePasses() the cells wait, in order, to get that layer in one call.
    */
   passJoined(circ: RelayCircuit, other: RelayCircuit, command: number, body: Buffer): void {
     if (command !== CellCommand.RELAY || other.closed) {
       this.opts.table.teardown(circ, DestroyReason.PROTOCOL, null);
       return;
     }
-    other.cellsBackward++;
-    other.prev.link.send(other.prev.circId, CellCommand.RELAY, other.crypto.backward.add(body));
+    if (this.passTo !== other || this.passBodies.length >= MAX_PASS_BATCH) this.sendPasses();
+    this.passTo = other;
+    this.passBodies.push(body);
+    if (!this.holding) this.sendPasses();
+  }
+
+  /** The cells passJoined is given from now on wait for releasePasses (a run of cells of one circuit). */
+  holdPasses(): void {
+    this.holding = true;
+  }
+
+  /** Sends the cells that wait, and stops holding. */
+  releasePasses(): void {
+    this.holding = false;
+    this.sendPasses();
+  }
+
+  /**
+   * The cells that wait, into their circuit with this hop's backward layer added to all of them in
+   * one call: per cell the same bytes as one call each (the layer's keystream and seq run on).
+   */
+  private sendPasses(): void {
+    const other = this.passTo;
+    const bodies = this.passBodies;
+    if (other === null || bodies.length === 0) return;
+    this.passTo = null;
+    this.passBodies = [];
+    if (other.closed) return;
+    const n = bodies.length;
+    let input: Buffer;
+    if (n === 1) input = bodies[0];
+    else {
+      input = passBatch.take(n * CELL_BODY_LEN);
+      for (let k = 0; k < n; k++) bodies[k].copy(input, k * CELL_BODY_LEN);
+    }
+    const out = other.crypto.backward.add(input);
+    other.cellsBackward += n;
+    for (let k = 0; k < n; k++) {
+      other.prev.link.send(
+        other.prev.circId,
+        CellCommand.RELAY,
+        out.subarray(k * CELL_BODY_LEN, (k + 1) * CELL_BODY_LEN),
+      );
+    }
+  }
+
+  /** Gives back the scratch space a burst of passed cells grew. */
+  releaseScratch(): void {
+    passBatch.release();
   }
 
   /** `circ` is being torn down: its registration or cookie goes, and a joined circuit's other half with it. */
   closing(circ: RelayCircuit): void {
     const role = circ.onion;
     if (role === null) return;
+    // Cells passed before the teardown go out before its DESTROY, as they would one at a time.
+    if (role.kind === 'joined') this.sendPasses();
     circ.onion = null;
     if (role.kind === 'intro') {
       if (this.intros.get(role.key) === circ) this.intros.delete(role.key);

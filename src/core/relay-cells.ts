@@ -2,8 +2,9 @@
 // path of the cells of one link, in order:
 //   1. cells: counts them and cuts them into runs of relay cells of one circuit.
 //   2. a run from the client's side: forwardRun checks every tag and removes this hop's layer in one
-//      call (ForwardLayer.openMany); a run toward the client: backwardRun adds this hop's layer to all
-//      of them in one call (BackwardLayer.add). Anything else goes cell by cell.
+//      call (ForwardLayer.openMany), and a joined circuit's run gets the other circuit's layer in one
+//      call too (OnionRelay.passJoined); a run toward the client: backwardRun adds this hop's layer to
+//      all of them in one call (BackwardLayer.add). Anything else goes cell by cell.
 //   3. cell: by command. CREATE (relay-create.ts's CreateHandling), CREATED (an EXTEND's answer: EXTENDED goes back),
 //      DESTROY (teardown), RELAY and RELAY_EARLY (forwardCell, backwardCell).
 //   4. forwardOpened: a tampered cell ends the circuit (INTEGRITY); one for this hop is a relayMessage;
@@ -198,6 +199,9 @@ export class RelayCells<L extends CellLink = CellLink> {
       this.cellFailed(circ, err as Error);
       return true;
     }
+    // A joined circuit's cells for the other circuit get that circuit's layer together (§8.7).
+    const joined = circ.onion !== null;
+    if (joined) this.onion.holdPasses();
     for (let k = 0; k < opened.length && !circ.closed; k++) {
       try {
         this.host.onForwardOpened(circ, cells[first + k], opened[k]);
@@ -205,6 +209,7 @@ export class RelayCells<L extends CellLink = CellLink> {
         this.cellFailed(circ, err as Error);
       }
     }
+    if (joined) this.onion.releasePasses();
     return true;
   }
 
@@ -410,5 +415,6 @@ export class RelayCells<L extends CellLink = CellLink> {
   releaseScratch(): void {
     runBodies.release();
     this.table.releaseScratch();
+    this.onion.releaseScratch();
   }
 }
