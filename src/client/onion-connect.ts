@@ -12,7 +12,6 @@ import { parseOnionAddress } from '../crypto/onion-address.js';
 import { randomIntBetween, shuffled } from '../crypto/random.js';
 import type { AlliumError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { MIN_RELAY_VERSION, versionAtLeast } from '../version.js';
 import { DestroyReason, RelayCommand } from '../wire/constants.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
 import {
@@ -32,6 +31,7 @@ import {
   type OnionDescriptor,
   onionPeriod,
 } from './onion-descriptors.js';
+import { rendezvousCandidates } from './rendezvous-choice.js';
 
 /** How long the service may take to come to the rendezvous point once an introduction point passed the introduction on. */
 export const RENDEZVOUS_WAIT_MS = 20_000;
@@ -292,18 +292,12 @@ export class OnionConnector {
     points: Set<string>,
     tried: Set<string>,
   ): ConsensusRelay {
-    const guards = this.client.guardIds();
-    let usable = relays.filter(
-      (r) => r.flags.includes('Running') && versionAtLeast(r.version, MIN_RELAY_VERSION),
-    );
-    // A relay that just failed us (down, or cut off) would fail the rendezvous again.
-    const failed = new Set([...this.client.recentlyFailed(), ...tried]);
-    const live = usable.filter((r) => !failed.has(r.id));
-    if (live.length > 0) usable = live;
-    let candidates = usable.filter((r) => !guards.has(r.id) && !points.has(r.id));
-    // A small network may have no other relay: one of the points will do (never the guard: it would
-    // see both the client and the rendezvous).
-    if (candidates.length === 0) candidates = usable.filter((r) => !guards.has(r.id));
+    const candidates = rendezvousCandidates(relays, {
+      guards: this.client.guardIds(),
+      points,
+      // A relay that just failed us (down, or cut off) would fail the rendezvous again.
+      avoid: new Set([...this.client.recentlyFailed(), ...tried]),
+    });
     if (candidates.length === 0) {
       throw new ClientError(
         'ALLIUM_ONION_RENDEZVOUS_FAILED',
