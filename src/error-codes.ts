@@ -867,6 +867,12 @@ export const ERROR_CATALOGUE = {
     meaning: 'the introduction was passed on, but the service did not come to the rendezvous point in time',
     remedy: 'the service is overloaded or failing; retry later',
   },
+  ALLIUM_ONION_CONNECT_TIMEOUT: {
+    area: 'onion',
+    meaning:
+      'reaching the onion service took longer than allowed in all (2 minutes by default): stores, rendezvous and introduction points were slow or silent',
+    remedy: 'the network or the service is overloaded or failing; retry later',
+  },
   ALLIUM_SERVICE_TARGET: {
     area: 'onion',
     meaning: 'the local address an onion service forwards to (`--to`) is not a valid host:port',

@@ -45,6 +45,8 @@ export interface CreateClientOptions {
   ca?: string | Buffer | (string | Buffer)[];
   /** How long createClient waits for a usable consensus (default 30 s). */
   startTimeoutMs?: number;
+  /** How long reaching a `.allium` service may take in all (default 2 minutes; ALLIUM_ONION_CONNECT_TIMEOUT). */
+  onionConnectTimeoutMs?: number;
   /** Default: no logs. A pino logger, or a level name to log to stderr. */
   logger?: Logger | string;
 }
@@ -136,6 +138,7 @@ export async function createClient(opts: CreateClientOptions): Promise<Client> {
     pathLength: opts.pathLength,
     dataDir: opts.dataDir,
     startTimeoutMs: opts.startTimeoutMs,
+    onionConnectTimeoutMs: opts.onionConnectTimeoutMs,
     logger,
   });
   const monitor = new ClientMonitor(raw);

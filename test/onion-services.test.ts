@@ -185,6 +185,34 @@ describe('an onion service over the network', () => {
     assert.equal(service.stats().streamsRefused, refused + 1);
   });
 
+  it('gives up on a service that never comes to the rendezvous within the whole deadline (ALLIUM_ONION_CONNECT_TIMEOUT)', async () => {
+    // Its introduction points swallow every introduction: each client waits at its rendezvous point.
+    const { points } = service.internals;
+    const restore: (() => void)[] = [];
+    for (const point of points!.active) {
+      const deliver = point.circuit.onUnexpected;
+      point.circuit.onUnexpected = () => {};
+      restore.push(() => {
+        point.circuit.onUnexpected = deliver;
+      });
+    }
+    const patient = await createClient({
+      directory: netw.directory.url,
+      directoryKey: netw.directory.publicKey,
+      onionConnectTimeoutMs: 1500,
+    });
+    try {
+      // Not ALLIUM_ONION_INTRODUCE_TIMEOUT: the whole deadline ends it before the rendezvous wait does.
+      assert.equal(
+        await codeOf(patient.connect(service.address, 80, { isolation: 'deadline' })),
+        'ALLIUM_ONION_CONNECT_TIMEOUT',
+      );
+    } finally {
+      for (const r of restore) r();
+      await patient.close();
+    }
+  });
+
   it('drops a replayed INTRODUCE2', async () => {
     const { points, introductions } = service.internals;
     const recorded: { point: IntroPoint; data: Buffer }[] = [];

@@ -29,6 +29,11 @@ export interface ClientOptions {
   circuitLifetimeMs?: number;
   /** A circuit that carried no stream for this long is closed (default 1 minute); spares are kept. */
   circuitIdleMs?: number;
+  /**
+   * How long reaching an onion service may take in all (descriptor, rendezvous, introductions:
+   * default 2 minutes, Tor's SocksTimeout); past it the connect fails with ALLIUM_ONION_CONNECT_TIMEOUT.
+   */
+  onionConnectTimeoutMs?: number;
   /** Consensus wait at start: keep asking until it lists this many relays. */
   minRelays?: number;
   startTimeoutMs?: number;

@@ -92,7 +92,7 @@ export class AlliumClient {
       log: this.log,
       onGuardDropped: (id) => this.pool.retireGuard(id),
     });
-    this.onion = new OnionConnector(this, this.log);
+    this.onion = new OnionConnector(this, this.log, { connectTimeoutMs: opts.onionConnectTimeoutMs });
     this.pool = new CircuitPool({
       pathLength: this.pathLength,
       circuitLifetimeMs: opts.circuitLifetimeMs,

@@ -35,6 +35,8 @@ import { rendezvousCandidates } from './rendezvous-choice.js';
 
 /** How long the service may take to come to the rendezvous point once an introduction point passed the introduction on. */
 export const RENDEZVOUS_WAIT_MS = 20_000;
+/** How long reaching a service may take in all, by default (Tor's SocksTimeout). */
+export const ONION_CONNECT_TIMEOUT_MS = 120_000;
 /** Rendezvous points tried, each another relay, before a connection fails with ALLIUM_ONION_RENDEZVOUS_FAILED. */
 const RENDEZVOUS_ATTEMPTS = 3;
 
@@ -61,11 +63,17 @@ export class OnionConnector {
   private readonly reaching = new Map<string, Promise<OnionCircuit>>();
   readonly counts = { descriptorsFetched: 0, rendezvous: 0, reused: 0 };
 
+  private readonly rendezvousWaitMs: number;
+  private readonly connectTimeoutMs: number;
+
   constructor(
     private readonly client: OnionClient,
     private readonly log: Logger,
-    private readonly rendezvousWaitMs = RENDEZVOUS_WAIT_MS,
-  ) {}
+    o: { rendezvousWaitMs?: number; connectTimeoutMs?: number } = {},
+  ) {
+    this.rendezvousWaitMs = o.rendezvousWaitMs ?? RENDEZVOUS_WAIT_MS;
+    this.connectTimeoutMs = o.connectTimeoutMs ?? ONION_CONNECT_TIMEOUT_MS;
+  }
 
   /** A stream to port `port` of the service `host` names (its labels in front are the service's business). */
   async connect(host: string, port: number, opts: ConnectOptions = {}): Promise<CircuitStream> {
@@ -83,8 +91,30 @@ export class OnionConnector {
         open.destroy(DestroyReason.FINISHED, 'a stream on it failed');
       }
     }
-    const circuit = await this.circuitTo(key, identityKey, isolation);
+    const circuit = await this.withinDeadline(this.circuitTo(key, identityKey, isolation));
     return circuit.openStream(host, port, { optimistic: opts.optimistic });
+  }
+
+  /**
+   * Every step of reaching a service has its own timeout, but together (stores, rendezvous points,
+   * introduction points, a refetch) they could add up to minutes: the whole is bounded too. The work
+   * goes on after the deadline; a circuit it joins serves the next connect, or closes when idle.
+   */
+  private withinDeadline(reaching: Promise<OnionCircuit>): Promise<OnionCircuit> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new ClientError(
+              'ALLIUM_ONION_CONNECT_TIMEOUT',
+              `the onion service was not reached within ${Math.round(this.connectTimeoutMs / 1000)} s (descriptor, rendezvous and introductions together)`,
+            ),
+          ),
+        this.connectTimeoutMs,
+      );
+    });
+    return Promise.race([reaching, deadline]).finally(() => clearTimeout(timer));
   }
 
   private circuitTo(key: string, identityKey: Buffer, isolation: string): Promise<OnionCircuit> {

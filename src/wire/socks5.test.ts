@@ -262,6 +262,7 @@ describe('socksReplyForOnionCode', () => {
       ['ALLIUM_ONION_RENDEZVOUS_AUTH', 0xf3],
       ['ALLIUM_ONION_RENDEZVOUS_FAILED', 0xf3],
       ['ALLIUM_ONION_INTRODUCE_TIMEOUT', 0xf7],
+      ['ALLIUM_ONION_CONNECT_TIMEOUT', 0xf7],
     ];
     for (const [code, reply] of cases) assert.equal(socksReplyForOnionCode(code), reply, code);
     assert.equal(socksReplyForOnionCode('ALLIUM_STREAM_REFUSED'), null);

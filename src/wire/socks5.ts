@@ -110,7 +110,8 @@ export function socksReplyForOnionCode(code: string): number | null {
   if (code === 'ALLIUM_ONION_SERVICE_UNREACHABLE') return SocksReply.ONION_INTRO_FAILED;
   if (code === 'ALLIUM_ONION_RENDEZVOUS_AUTH' || code === 'ALLIUM_ONION_RENDEZVOUS_FAILED')
     return SocksReply.ONION_RENDEZVOUS_FAILED;
-  if (code === 'ALLIUM_ONION_INTRODUCE_TIMEOUT') return SocksReply.ONION_INTRO_TIMEOUT;
+  if (code === 'ALLIUM_ONION_INTRODUCE_TIMEOUT' || code === 'ALLIUM_ONION_CONNECT_TIMEOUT')
+    return SocksReply.ONION_INTRO_TIMEOUT;
   return null;
 }
 
