@@ -50,8 +50,8 @@ export const MUTATIONS = [
     edits: [
       {
         in: 'src/crypto',
-        search: 'this.seqBuf.writeUInt32BE(this.seqNo % TWO_32, 4);',
-        replace: 'this.seqBuf.writeUInt32BE(0, 4);',
+        search: 'inner.writeUInt32BE(this.seqNo % TWO_32, BLOCK_LEN + 4);',
+        replace: 'inner.writeUInt32BE(0, BLOCK_LEN + 4);',
       },
     ],
     test: 'test/replay.test.ts',
@@ -397,7 +397,13 @@ export const MUTATIONS = [
   {
     id: 'rendezvous-passes-without-its-layer',
     what: "the rendezvous point passes a joined circuit's cell into the other without its backward layer there",
-    edits: [{ in: 'src/core/onion-relay.ts', search: 'other.crypto.backward.add(body)', replace: 'body' }],
+    edits: [
+      {
+        in: 'src/core/onion-relay.ts',
+        search: 'const out = other.crypto.backward.add(input);',
+        replace: 'const out = input;',
+      },
+    ],
     test: 'src/core/onion-relay.test.ts',
     name: 'joins the two circuits',
   },
