@@ -7,7 +7,6 @@ import { explainError } from './explain-error.js';
 import {
   parseDirectoryUrl,
   parseHostPort,
-  parseKey,
   parseLinkDelay,
   parseNonNegativeInt,
   parsePort,
@@ -17,8 +16,7 @@ import {
 import { addRelayCommand } from './relay-command.js';
 import { followLauncher, relaunchWithRuntimeFlags } from './runtime-flags.js';
 import { addServeCommand } from './serve-command.js';
-import { logLevel, metrics } from './shared-options.js';
-import { parseCacheUrls } from './trust-flags.js';
+import { logLevel, metrics, withConsensusTrust } from './shared-options.js';
 
 // Each command loads only its own role: a relay never loads the directory's HTTP server, which keeps
 // its memory and start-up time down.
@@ -138,20 +136,7 @@ directoryCommand
 addRelayCommand(program, runRelay);
 addServeCommand(program, runServe);
 
-program
-  .command('client')
-  .description('run a client with a SOCKS5 proxy')
-  .option('--directory <url>', 'directory URL (or --authorities)', parseDirectoryUrl)
-  .option('--directory-key <base64>', "the directory's public key", parseKey)
-  .option(
-    '--authorities <file>',
-    'the directory authorities (a set file, protocol.md §6.5): accept a consensus only when a strict majority of them signed it; instead of --directory',
-  )
-  .option(
-    '--cache <urls>',
-    'comma-separated consensus caches to ask besides those the consensus lists, e.g. http://127.0.0.1:7100',
-    parseCacheUrls,
-  )
+withConsensusTrust(program.command('client').description('run a client with a SOCKS5 proxy'))
   .option('--socks <host:port>', 'SOCKS5 listen address', parseHostPort, parseHostPort('127.0.0.1:9050'))
   .option(
     '--socks-optimistic <host:port>',
@@ -193,21 +178,12 @@ program
   .addOption(logLevel())
   .action(runClient);
 
-program
-  .command('fetch')
-  .description('GET a URL through the network and write the body to stdout or a file')
-  .argument('<url>', 'http:// or https:// URL')
-  .option('--directory <url>', 'directory URL (or --authorities)', parseDirectoryUrl)
-  .option('--directory-key <base64>', "the directory's public key", parseKey)
-  .option(
-    '--authorities <file>',
-    'the directory authorities (a set file, protocol.md §6.5): accept a consensus only when a strict majority of them signed it; instead of --directory',
-  )
-  .option(
-    '--cache <urls>',
-    'comma-separated consensus caches to ask besides those the consensus lists, e.g. http://127.0.0.1:7100',
-    parseCacheUrls,
-  )
+withConsensusTrust(
+  program
+    .command('fetch')
+    .description('GET a URL through the network and write the body to stdout or a file')
+    .argument('<url>', 'http:// or https:// URL'),
+)
   .option('-o, --output <file>', 'write the body here instead of stdout')
   .option('--cacert <file>', 'extra CA certificate (PEM) to trust for https')
   .option('--path-length <n>', 'relays per circuit (>= 3)', parsePositiveInt, 3)

@@ -1,14 +1,12 @@
 // The `allium serve` command's options; the onion service itself starts in run-serve.ts.
 import type { Command } from 'commander';
 import { configOption } from './config.js';
-import { parseDirectoryUrl, parseKey, parsePort, parsePositiveInt } from './options.js';
-import { logLevel } from './shared-options.js';
-import { parseCacheUrls } from './trust-flags.js';
+import { parsePort, parsePositiveInt } from './options.js';
+import { logLevel, withConsensusTrust } from './shared-options.js';
 
 /** Adds `serve` to `program`; `run` receives the parsed options. */
 export function addServeCommand(program: Command, run: Parameters<Command['action']>[0]): void {
-  program
-    .command('serve')
+  withConsensusTrust(program.command('serve'))
     .description(
       'publish a local server as an onion service: reachable at a .allium address through the network, with no open port or public address here',
     )
@@ -18,17 +16,6 @@ export function addServeCommand(program: Command, run: Parameters<Command['actio
       '--data-dir <dir>',
       'where the service key lives (it IS the address: back it up) and the consensus and guards are kept',
       './allium-service',
-    )
-    .option('--directory <url>', 'directory URL (or --authorities)', parseDirectoryUrl)
-    .option('--directory-key <base64>', "the directory's public key", parseKey)
-    .option(
-      '--authorities <file>',
-      'the directory authorities (a set file, protocol.md §6.5): accept a consensus only when a strict majority of them signed it; instead of --directory',
-    )
-    .option(
-      '--cache <urls>',
-      'comma-separated consensus caches to ask besides those the consensus lists, e.g. http://127.0.0.1:7100',
-      parseCacheUrls,
     )
     .option('--intro-points <n>', 'introduction points to keep (1-10)', parsePositiveInt, 3)
     .option(

@@ -48,8 +48,9 @@ export interface IntroductionsOptions {
   now?: () => number;
 }
 
-export class Introductions {
-  readonly counts: IntroductionCounts = {
+/** Every count at zero: a new service's, and what a service reports before it has started. */
+export function noIntroductions(): IntroductionCounts {
+  return {
     received: 0,
     joined: 0,
     rateLimited: 0,
@@ -59,6 +60,10 @@ export class Introductions {
     unknownRelay: 0,
     rendezvousFailed: 0,
   };
+}
+
+export class Introductions {
+  readonly counts: IntroductionCounts = noIntroductions();
   private building = 0;
   private readonly limiter: IntroRateLimiter;
   private readonly now: () => number;

@@ -14,7 +14,7 @@ import { onionAddressOf } from '../crypto/onion-address.js';
 import { type Logger, silentLogger } from '../log.js';
 import { DescriptorPublisher, type PeriodOutcome } from './descriptor-publisher.js';
 import { IntroPoints } from './intro-points.js';
-import { type IntroductionCounts, Introductions } from './introductions.js';
+import { type IntroductionCounts, Introductions, noIntroductions } from './introductions.js';
 import { ServiceError } from './service-error.js';
 import { loadOrCreateServiceKey } from './service-key.js';
 import { type ServiceOptions, serviceSettings } from './service-options.js';
@@ -220,7 +220,7 @@ export class OnionService {
       introPointsLost: this.points?.counts.lost ?? 0,
       descriptorRounds: this.publisher?.counts.rounds ?? 0,
       descriptorsStored: this.publisher?.counts.stored ?? 0,
-      introductions: { ...(this.introductions?.counts ?? emptyCounts()) },
+      introductions: { ...(this.introductions?.counts ?? noIntroductions()) },
       streams: this.streams?.stats.streams ?? 0,
       streamsRefused: this.streams?.stats.streamsRefused ?? 0,
     };
@@ -249,17 +249,4 @@ export class OnionService {
   } {
     return { client: this.client, points: this.points, introductions: this.introductions };
   }
-}
-
-function emptyCounts(): IntroductionCounts {
-  return {
-    received: 0,
-    joined: 0,
-    rateLimited: 0,
-    refused: 0,
-    replays: 0,
-    busy: 0,
-    unknownRelay: 0,
-    rendezvousFailed: 0,
-  };
 }
