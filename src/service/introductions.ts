@@ -64,7 +64,8 @@ export function noIntroductions(): IntroductionCounts {
 
 export class Introductions {
   readonly counts: IntroductionCounts = noIntroductions();
-  private building = 0;
+  private buildingNow = 0;
+  private peak = 0;
   private readonly limiter: IntroRateLimiter;
   private readonly now: () => number;
   private closed = false;
@@ -73,6 +74,16 @@ export class Introductions {
     this.now = opts.now ?? Date.now;
     // Each introduction costs two X25519 and a circuit: the same bucket an introduction point keeps.
     this.limiter = new IntroRateLimiter({ rate: DEFAULT_INTRO_RATE, burst: DEFAULT_INTRO_BURST }, this.now());
+  }
+
+  /** Rendezvous circuits building now. */
+  get building(): number {
+    return this.buildingNow;
+  }
+
+  /** The most rendezvous circuits that were ever building at once: a flood shows its bound here. */
+  get peakBuilding(): number {
+    return this.peak;
   }
 
   /** An INTRODUCE2 that came through `point`. Returns what became of it (for tests). */
@@ -119,7 +130,7 @@ export class Introductions {
       return (err as AlliumError).code === 'ALLIUM_ONION_INTRODUCE_REPLAY' ? 'replays' : 'refused';
     }
     if (point.replay.exhausted) this.opts.exhausted(point);
-    if (this.building >= MAX_RENDEZVOUS_BUILDING) return 'busy';
+    if (this.buildingNow >= MAX_RENDEZVOUS_BUILDING) return 'busy';
     return opened;
   }
 
@@ -138,7 +149,8 @@ export class Introductions {
       this.opts.log.debug('introduction dropped: its rendezvous relay is not in the consensus');
       return 'unknownRelay';
     }
-    this.building++;
+    this.buildingNow++;
+    this.peak = Math.max(this.peak, this.buildingNow);
     try {
       const circuit = await this.opts.client.buildOnionCircuit(relay);
       if (this.closed) {
@@ -158,7 +170,7 @@ export class Introductions {
       this.opts.log.debug({ err: (err as Error).message }, 'the rendezvous circuit failed');
       return 'rendezvousFailed';
     } finally {
-      this.building--;
+      this.buildingNow--;
     }
   }
 
