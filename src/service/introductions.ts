@@ -66,14 +66,26 @@ export class Introductions {
   readonly counts: IntroductionCounts = noIntroductions();
   private buildingNow = 0;
   private peak = 0;
-  private readonly limiter: IntroRateLimiter;
+  /**
+   * Each introduction costs two X25519 and a circuit: per introduction point, the same bucket the
+   * point keeps. One bucket per point, not one for the service, so a flood through one point spends
+   * that point's budget only and honest clients still come through the others.
+   */
+  private readonly limiters = new WeakMap<IntroPoint, IntroRateLimiter>();
   private readonly now: () => number;
   private closed = false;
 
   constructor(private readonly opts: IntroductionsOptions) {
     this.now = opts.now ?? Date.now;
-    // Each introduction costs two X25519 and a circuit: the same bucket an introduction point keeps.
-    this.limiter = new IntroRateLimiter({ rate: DEFAULT_INTRO_RATE, burst: DEFAULT_INTRO_BURST }, this.now());
+  }
+
+  private limiterOf(point: IntroPoint): IntroRateLimiter {
+    let limiter = this.limiters.get(point);
+    if (!limiter) {
+      limiter = new IntroRateLimiter({ rate: DEFAULT_INTRO_RATE, burst: DEFAULT_INTRO_BURST }, this.now());
+      this.limiters.set(point, limiter);
+    }
+    return limiter;
   }
 
   /** Rendezvous circuits building now. */
@@ -103,7 +115,7 @@ export class Introductions {
     data: Buffer,
   ): { plaintext: IntroducePlaintext; state: ServiceIntroState } | keyof IntroductionCounts {
     if (this.closed) return 'refused';
-    if (!this.limiter.admit(this.now())) return 'rateLimited';
+    if (!this.limiterOf(point).admit(this.now())) return 'rateLimited';
     let opened: ReturnType<typeof serviceOpenIntroduce> | null = null;
     try {
       const message = decodeIntroduce(data);
