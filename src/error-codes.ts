@@ -873,6 +873,12 @@ export const ERROR_CATALOGUE = {
       'reaching the onion service took longer than allowed in all (2 minutes by default): stores, rendezvous and introduction points were slow or silent',
     remedy: 'the network or the service is overloaded or failing; retry later',
   },
+  ALLIUM_SERVICE_BUFFER_FULL: {
+    area: 'stream',
+    meaning:
+      'the onion service closed the stream that held the most for a local server that does not read (`--max-buffer`)',
+    remedy: 'a local server that stopped reading; the service operator may raise `--max-buffer`',
+  },
   ALLIUM_SERVICE_TARGET: {
     area: 'onion',
     meaning: 'the local address an onion service forwards to (`--to`) is not a valid host:port',

@@ -196,6 +196,12 @@ export interface CreateServiceOptions
   introPoints?: number;
   /** How often the descriptor is stored again although nothing changed (ms, default 1 hour). */
   republishIntervalMs?: number;
+  /**
+   * Bytes all clients' streams together may hold for a local server that does not read them; past it
+   * the stream holding the most is closed (the client sees END RESOURCELIMIT). Default: a sixteenth
+   * of memory, 32-256 MiB; at least 64 KiB.
+   */
+  maxBufferBytes?: number;
 }
 
 /**
@@ -218,5 +224,6 @@ export async function createService(opts: CreateServiceOptions): Promise<OnionSe
     port: opts.port,
     introPoints: opts.introPoints,
     republishIntervalMs: opts.republishIntervalMs,
+    maxBufferBytes: opts.maxBufferBytes,
   });
 }

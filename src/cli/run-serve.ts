@@ -14,6 +14,7 @@ export async function runServe(o: {
   cache?: string[];
   introPoints: number;
   republish: number;
+  maxBuffer?: number;
   logLevel: string;
 }) {
   const logger = createLogger({ level: o.logLevel, name: 'service' });
@@ -28,6 +29,7 @@ export async function runServe(o: {
     dataDir: o.dataDir,
     introPoints: o.introPoints,
     republishIntervalMs: o.republish * 1000,
+    ...(o.maxBuffer === undefined ? {} : { maxBufferBytes: o.maxBuffer }),
     logger,
   });
   onShutdown(() => service.close());

@@ -24,6 +24,11 @@ export function addServeCommand(program: Command, run: Parameters<Command['actio
       parsePositiveInt,
       3600,
     )
+    .option(
+      '--max-buffer <bytes>',
+      'bytes the service holds for its local server, all clients together; past it the stream holding the most is closed (default: a sixteenth of memory, 32-256 MiB)',
+      parsePositiveInt,
+    )
     .addOption(configOption())
     .addOption(logLevel())
     .action(run);

@@ -77,6 +77,8 @@ export class ClientCircuit implements CircuitReceiver {
   keepOpen = false;
   streamsOpened = 0;
   lastUsed = Date.now();
+  /** Told every change of what the streams hold (a service adds up all its circuits). */
+  onHeld: ((delta: number) => void) | null = null;
 
   constructor(
     readonly link: Link,
@@ -90,6 +92,7 @@ export class ClientCircuit implements CircuitReceiver {
       {
         maxData: () => forwardMessageCapacity(this.streamHop()) - RELAY_MESSAGE_HEADER_LEN,
         maxHeldBytes: MAX_HELD_BYTES,
+        onHeld: (delta) => this.onHeld?.(delta),
         grant: budget
           ? (rtt) =>
               budget.grantShare(this, rtt, this.largeWindows ? CIRC_WINDOW_MAX : LEGACY_CIRC_WINDOW_MAX)

@@ -3,7 +3,8 @@
 
 import type { ExitPolicy } from '../core/exit-policy.js';
 import type { RelayCircuit } from '../core/relay-circuit.js';
-import { type CircuitStream, StreamError, type StreamMux } from '../core/stream-mux.js';
+import { StreamBuffers } from '../core/stream-buffers.js';
+import { StreamError, type StreamMux } from '../core/stream-mux.js';
 import type { Logger } from '../log.js';
 import { exitConnect } from '../net/exit-connector.js';
 import type { ExitResolver } from '../net/exit-resolver.js';
@@ -14,60 +15,20 @@ import { BeginFlag, decodeBegin, encodeConnected, encodeEnd } from '../wire/rela
 export { EXIT_DRAIN_STALL_MS } from '../net/stream-socket.js';
 
 /**
- * The bytes all exit streams hold for their destinations: received and not yet taken by the socket,
- * plus, for a connection whose destination stopped taking data, what the kernel holds in its send
- * buffer (estimated: what the socket took, at most the kernel's limit). Past `limit` in all, the
- * stream holding the most is closed, then the next.
+ * The bytes all exit streams hold for their destinations (core/stream-buffers.ts): past `limit` in
+ * all, the stream holding the most is closed with ALLIUM_EXIT_BUFFER_FULL, then the next.
  */
-export class ExitBuffers {
-  total = 0;
-  /** The most `total` has been (for the stress tests' figures and metrics). */
-  peak = 0;
-  /** Streams closed to bring the total under the limit. */
-  closedStreams = 0;
-  readonly streams = new Set<CircuitStream>();
-  private readonly inKernel = new Map<CircuitStream, number>();
-
-  constructor(readonly limit: number) {}
-
-  /** A stream's held bytes changed by `delta` (StreamMux's onHeld). */
-  note(delta: number): void {
-    this.total += delta;
-    if (this.total > this.peak) this.peak = this.total;
-    if (delta > 0 && this.total > this.limit) this.shed();
-  }
-
-  /** What `stream`'s connection holds in the kernel now, by estimate (0: nothing waiting). */
-  setKernel(stream: CircuitStream, bytes: number): void {
-    const before = this.inKernel.get(stream) ?? 0;
-    if (bytes > 0) this.inKernel.set(stream, bytes);
-    else this.inKernel.delete(stream);
-    this.note(bytes - before);
-  }
-
-  private footprint(s: CircuitStream): number {
-    return s.heldBytes + (this.inKernel.get(s) ?? 0);
-  }
-
-  private shed(): void {
-    while (this.total > this.limit) {
-      let worst: CircuitStream | null = null;
-      for (const s of this.streams) {
-        if (!s.destroyed && (!worst || this.footprint(s) > this.footprint(worst))) worst = s;
-      }
-      if (!worst || this.footprint(worst) === 0) return;
-      this.closedStreams++;
-      this.streams.delete(worst);
-      // Destroying it releases what it held (note(-held)) and resets its connection.
-      worst.destroy(
+export class ExitBuffers extends StreamBuffers {
+  constructor(limit: number) {
+    super(
+      limit,
+      (max) =>
         new StreamError(
           'ALLIUM_EXIT_BUFFER_FULL',
-          `the exit holds more than ${this.limit} bytes for destinations that do not read (--max-exit-buffer)`,
+          `the exit holds more than ${max} bytes for destinations that do not read (--max-exit-buffer)`,
           EndReason.RESOURCELIMIT,
         ),
-      );
-      this.setKernel(worst, 0);
-    }
+    );
   }
 }
 

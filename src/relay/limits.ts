@@ -3,6 +3,7 @@
 import os from 'node:os';
 import { DEFAULT_DESCRIPTOR_STORE_LIMITS } from '../core/descriptor-store.js';
 import { DEFAULT_ONION_RELAY_LIMITS, type OnionRelayLimits } from '../core/onion-relay.js';
+import { defaultStreamBufferBytes } from '../core/stream-buffers.js';
 
 export { TokenBucket } from '../core/token-bucket.js';
 
@@ -78,17 +79,14 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   dnsLookupsPerCircuit: 32,
   dnsTimeoutMs: 5000,
   exitCircuitBufferBytes: 4 * 1024 * 1024,
-  exitBufferBytes: defaultExitBufferBytes(os.totalmem()),
+  exitBufferBytes: defaultStreamBufferBytes(os.totalmem()),
   onionDescriptors: DEFAULT_DESCRIPTOR_STORE_LIMITS.count,
   onionDescriptorBytes: DEFAULT_DESCRIPTOR_STORE_LIMITS.bytes,
   ...DEFAULT_ONION_RELAY_LIMITS,
 };
 
-/** A sixteenth of the machine's memory, at least 32 MiB and at most 256 MiB. */
-export function defaultExitBufferBytes(totalMemoryBytes: number): number {
-  const MiB = 1024 * 1024;
-  return Math.min(256 * MiB, Math.max(32 * MiB, Math.floor(totalMemoryBytes / 16 / MiB) * MiB));
-}
+/** A sixteenth of the machine's memory, at least 32 MiB and at most 256 MiB (as a service's). */
+export const defaultExitBufferBytes = defaultStreamBufferBytes;
 
 /** A quarter of the machine's memory, at least 256 MiB and at most 4 GiB (a Raspberry Pi: 256 MiB). */
 export function defaultTotalQueueBytes(totalMemoryBytes: number): number {

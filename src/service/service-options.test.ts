@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { describe, it } from 'node:test';
+import { defaultStreamBufferBytes } from '../core/stream-buffers.js';
 import { parseServiceTarget, serviceSettings } from './service-options.js';
 
 const refused = (fn: () => unknown, code: string) =>
@@ -31,13 +33,15 @@ describe("the service's target", () => {
 
 describe("the service's settings", () => {
   const base = { to: '127.0.0.1:8080', dataDir: '/tmp/x' };
-  it('default to port 80, 3 introduction points and an hourly republish', () => {
+  it('default to port 80, 3 introduction points, an hourly republish and an exit-sized buffer', () => {
     assert.deepEqual(serviceSettings(base), {
       target: { host: '127.0.0.1', port: 8080 },
       virtualPort: 80,
       introPoints: 3,
       republishIntervalMs: 3600_000,
+      maxBufferBytes: defaultStreamBufferBytes(os.totalmem()),
     });
+    assert.equal(serviceSettings({ ...base, maxBufferBytes: 1024 * 1024 }).maxBufferBytes, 1024 * 1024);
   });
 
   it('refuse out-of-range values', () => {
@@ -45,5 +49,7 @@ describe("the service's settings", () => {
     refused(() => serviceSettings({ ...base, introPoints: 11 }), 'ALLIUM_CLIENT_OPTIONS');
     refused(() => serviceSettings({ ...base, introPoints: 0 }), 'ALLIUM_CLIENT_OPTIONS');
     refused(() => serviceSettings({ ...base, dataDir: '' }), 'ALLIUM_CLIENT_OPTIONS');
+    refused(() => serviceSettings({ ...base, maxBufferBytes: 1000 }), 'ALLIUM_CLIENT_OPTIONS');
+    refused(() => serviceSettings({ ...base, maxBufferBytes: 1.5e6 + 0.5 }), 'ALLIUM_CLIENT_OPTIONS');
   });
 });

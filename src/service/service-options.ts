@@ -1,8 +1,10 @@
 // Implements docs/protocol.md §8 (what an onion service is started with): the client's options for
 // its consensus, guards and circuits, and the service's own: the local server it forwards to, the
 // virtual port clients name, its data directory and how many introduction points it keeps.
+import os from 'node:os';
 import type { ClientOptions } from '../client/client-options.js';
 import { parseIp } from '../core/exit-policy.js';
+import { defaultStreamBufferBytes } from '../core/stream-buffers.js';
 import { ServiceError } from './service-error.js';
 
 export interface ServiceOptions extends ClientOptions {
@@ -16,6 +18,12 @@ export interface ServiceOptions extends ClientOptions {
   introPoints?: number;
   /** How often the descriptor is stored again though nothing changed (default 1 hour). */
   republishIntervalMs?: number;
+  /**
+   * Bytes all clients' streams together may hold for a local server that does not read them (with
+   * the kernel's send buffers); past it the stream holding the most is closed (END RESOURCELIMIT).
+   * Default: a sixteenth of memory, 32-256 MiB, as an exit's --max-exit-buffer.
+   */
+  maxBufferBytes?: number;
 }
 
 export const DEFAULT_VIRTUAL_PORT = 80;
@@ -24,6 +32,9 @@ export const DEFAULT_INTRO_POINTS = 3;
 export const MAX_INTRO_POINTS = 10;
 /** Descriptors live 3 hours; storing them again every hour keeps two refreshes in hand (Tor: 1-2 h). */
 export const DEFAULT_REPUBLISH_INTERVAL_MS = 3600_000;
+
+/** The least maxBufferBytes: a few cells' worth, so a local server that reads at all can be reached. */
+export const MIN_BUFFER_BYTES = 64 * 1024;
 
 export interface ServiceTarget {
   host: string;
@@ -59,6 +70,7 @@ export function serviceSettings(opts: ServiceOptions): {
   virtualPort: number;
   introPoints: number;
   republishIntervalMs: number;
+  maxBufferBytes: number;
 } {
   const target = parseServiceTarget(opts.to);
   const virtualPort = opts.port ?? DEFAULT_VIRTUAL_PORT;
@@ -76,11 +88,19 @@ export function serviceSettings(opts: ServiceOptions): {
   if (!(republishIntervalMs >= 1000)) {
     throw new ServiceError('ALLIUM_CLIENT_OPTIONS', 'republishIntervalMs must be at least 1000');
   }
+  const maxBufferBytes = opts.maxBufferBytes ?? defaultStreamBufferBytes(os.totalmem());
+  // Below a cell's worth no stream could deliver anything before being closed.
+  if (!Number.isSafeInteger(maxBufferBytes) || maxBufferBytes < MIN_BUFFER_BYTES) {
+    throw new ServiceError(
+      'ALLIUM_CLIENT_OPTIONS',
+      `maxBufferBytes must be an integer of at least ${MIN_BUFFER_BYTES}, got ${opts.maxBufferBytes}`,
+    );
+  }
   if (typeof opts.dataDir !== 'string' || opts.dataDir === '') {
     throw new ServiceError(
       'ALLIUM_CLIENT_OPTIONS',
       'a service needs dataDir: its key (its address) is kept there',
     );
   }
-  return { target, virtualPort, introPoints, republishIntervalMs };
+  return { target, virtualPort, introPoints, republishIntervalMs, maxBufferBytes };
 }

@@ -4,6 +4,7 @@
 // two are piped with an exit's flow control (net/stream-socket.ts).
 
 import type { OnionCircuit } from '../client/onion-circuit.js';
+import { StreamBuffers } from '../core/stream-buffers.js';
 import { StreamError } from '../core/stream-mux.js';
 import type { Logger } from '../log.js';
 import { connectTcp, EXIT_CONNECT_TIMEOUT_MS } from '../net/exit-connector.js';
@@ -26,16 +27,34 @@ export interface ServiceStreamStats {
 
 export class ServiceStreams {
   readonly stats: ServiceStreamStats = { streams: 0, streamsRefused: 0 };
+  /**
+   * What all circuits' streams hold for the local server, with the kernel's send buffers: each
+   * circuit holds at most its own bound (client-circuit.ts), this bounds them together, as an exit's
+   * --max-exit-buffer does.
+   */
+  readonly buffers: StreamBuffers;
 
   constructor(
     private readonly target: ServiceTarget,
     private readonly virtualPort: number,
     private readonly log: Logger,
-  ) {}
+    maxBufferBytes: number,
+  ) {
+    this.buffers = new StreamBuffers(
+      maxBufferBytes,
+      (max) =>
+        new StreamError(
+          'ALLIUM_SERVICE_BUFFER_FULL',
+          `the service holds more than ${max} bytes for a local server that does not read (--max-buffer)`,
+          EndReason.RESOURCELIMIT,
+        ),
+    );
+  }
 
   /** From now on `circuit`'s far end (a client) may open streams to the local server. */
   serve(circuit: OnionCircuit): void {
     circuit.onBeginStream = (streamId, data) => this.begin(circuit, streamId, data);
+    circuit.onHeld = (delta) => this.buffers.note(delta);
   }
 
   private refuse(circuit: OnionCircuit, streamId: number, reason: number): void {
@@ -67,6 +86,8 @@ export class ServiceStreams {
       return;
     }
     stream.on('error', () => {});
+    this.buffers.streams.add(stream);
+    stream.once('close', () => this.buffers.streams.delete(stream));
     connectTcp(this.target.host, this.target.port, EXIT_CONNECT_TIMEOUT_MS, 'the local server').then(
       (socket) => {
         if (circuit.closed || stream.destroyed) {
@@ -75,7 +96,7 @@ export class ServiceStreams {
         }
         this.stats.streams++;
         circuit.answerStream(RelayCommand.CONNECTED, streamId, CONNECTED_EMPTY);
-        pipeStreamSocket(stream, socket);
+        pipeStreamSocket(stream, socket, { inKernel: (bytes) => this.buffers.setKernel(stream, bytes) });
       },
       (err: Error) => {
         this.stats.streamsRefused++;

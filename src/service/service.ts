@@ -40,6 +40,13 @@ export interface ServiceStats {
   /** Streams to the local server, and BEGINs refused. */
   streams: number;
   streamsRefused: number;
+  /**
+   * Bytes held for the local server now, all circuits together (with the kernel's send buffers),
+   * the most so far, and streams closed because they were past maxBufferBytes (the largest first).
+   */
+  bufferedBytes: number;
+  bufferedPeakBytes: number;
+  streamsShed: number;
 }
 
 export class OnionService {
@@ -89,7 +96,12 @@ export class OnionService {
       throw new ServiceError('ALLIUM_CLIENT_CLOSED', 'the service was closed while starting');
     }
     const log = this.log;
-    this.streams = new ServiceStreams(this.settings.target, this.settings.virtualPort, log);
+    this.streams = new ServiceStreams(
+      this.settings.target,
+      this.settings.virtualPort,
+      log,
+      this.settings.maxBufferBytes,
+    );
     const points = new IntroPoints({
       client,
       want: this.settings.introPoints,
@@ -223,6 +235,9 @@ export class OnionService {
       introductions: { ...(this.introductions?.counts ?? noIntroductions()) },
       streams: this.streams?.stats.streams ?? 0,
       streamsRefused: this.streams?.stats.streamsRefused ?? 0,
+      bufferedBytes: this.streams?.buffers.total ?? 0,
+      bufferedPeakBytes: this.streams?.buffers.peak ?? 0,
+      streamsShed: this.streams?.buffers.closedStreams ?? 0,
     };
   }
 
@@ -246,7 +261,13 @@ export class OnionService {
     client: AlliumClient | null;
     points: IntroPoints | null;
     introductions: Introductions | null;
+    streams: ServiceStreams | null;
   } {
-    return { client: this.client, points: this.points, introductions: this.introductions };
+    return {
+      client: this.client,
+      points: this.points,
+      introductions: this.introductions,
+      streams: this.streams,
+    };
   }
 }
