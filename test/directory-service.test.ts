@@ -1,4 +1,4 @@
-// Issue 3 end to end, with real processes on loopback: address discovery, the reachability check,
+// The directory end to end, with real processes on loopback: address discovery, the reachability check,
 // liveness (TTL, withdraw, restart), directory restart and outage, and a client's cached consensus.
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { AlliumClient } from '../src/client/client.js';
@@ -47,6 +47,7 @@ import {
 } from '../src/wire/onion-messages.js';
 import { SocksReply } from '../src/wire/socks5.js';
 import { type InProcessNetwork, startNetwork } from './helpers/network.js';
+import { socksReply } from './helpers/socks-reply.js';
 import { waitFor } from './helpers/wait.js';
 
 const PAGE = Buffer.from('reached past the hostile stores\n');
@@ -693,27 +694,3 @@ describe("the service's stores facing hostile senders", () => {
     assert.deepEqual(await fetchPage(), PAGE);
   });
 });
-
-/** The SOCKS5 reply code for CONNECT to host:80 (no authentication). */
-function socksReply(port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    const name = Buffer.from(host);
-    s.on('connect', () =>
-      s.write(Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 3, name.length]), name, Buffer.from([0, 80])])),
-    );
-    let got = Buffer.alloc(0);
-    s.on('data', (d) => {
-      got = Buffer.concat([got, d]);
-      if (got.length >= 4) {
-        s.destroy();
-        resolve(got[3]);
-      }
-    });
-    s.on('error', reject);
-    setTimeout(() => {
-      s.destroy();
-      reject(new Error('no SOCKS reply'));
-    }, 30_000).unref();
-  });
-}

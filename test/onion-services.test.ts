@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { consensusPeriod } from '../src/core/onion-ring.js';
@@ -23,6 +23,7 @@ import { DestroyReason } from '../src/wire/constants.js';
 import { encodeIntroduce } from '../src/wire/onion-messages.js';
 import { SocksReply } from '../src/wire/socks5.js';
 import { type InProcessNetwork, startNetwork } from './helpers/network.js';
+import { socksReply } from './helpers/socks-reply.js';
 import { waitFor } from './helpers/wait.js';
 
 const PAGE = Buffer.from('<html><body>an onion service, reached through the network</body></html>\n');
@@ -332,28 +333,3 @@ describe('an onion service over the network', () => {
     assert.deepEqual(Buffer.from(await res.arrayBuffer()), PAGE);
   });
 });
-
-/** The SOCKS5 reply code for CONNECT to host:80 (no authentication). */
-function socksReply(port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    const name = Buffer.from(host);
-    const portBytes = Buffer.from([0, 80]);
-    s.on('connect', () =>
-      s.write(Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 3, name.length]), name, portBytes])),
-    );
-    let got = Buffer.alloc(0);
-    s.on('data', (d) => {
-      got = Buffer.concat([got, d]);
-      if (got.length >= 4) {
-        s.destroy();
-        resolve(got[3]);
-      }
-    });
-    s.on('error', reject);
-    setTimeout(() => {
-      s.destroy();
-      reject(new Error('no SOCKS reply'));
-    }, 30_000).unref();
-  });
-}

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { listedRelay } from '../../test/helpers/relay-fixtures.js';
 import { choosePath, subnetKey } from '../core/path-selection.js';
 import { randomFraction } from '../crypto/random.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
@@ -20,20 +21,8 @@ import {
 } from './guards.js';
 
 function relay(n: number, over: Partial<ConsensusRelay> = {}): ConsensusRelay {
-  return {
-    nickname: `r${n}`,
-    id: n.toString(16).padStart(64, '0'),
-    identityKey: Buffer.alloc(32, n).toString('base64'),
-    onionKey: Buffer.alloc(32, n + 1).toString('base64'),
-    address: `10.${n}.0.1`,
-    port: 9001,
-    exitPolicy: n <= 2 ? ['accept *:*'] : ['reject *:*'],
-    bandwidth: 1000,
-    version: 'allium/0.5.0',
-    published: 1,
-    flags: n <= 2 ? ['Running', 'Exit'] : ['Running'],
-    ...over,
-  };
+  const exit = n <= 2 ? { exitPolicy: ['accept *:*'], flags: ['Running', 'Exit'] } : {};
+  return listedRelay(n, { ...exit, ...over });
 }
 const consensus = Array.from({ length: 10 }, (_, i) => relay(i + 1));
 const T0 = 1_700_000_000_000;

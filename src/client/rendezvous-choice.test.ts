@@ -1,25 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { listedRelay } from '../../test/helpers/relay-fixtures.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
 import { rendezvousCandidates } from './rendezvous-choice.js';
 
-function relay(n: number, over: Partial<ConsensusRelay> = {}): ConsensusRelay {
-  return {
-    nickname: `r${n}`,
-    id: n.toString(16).padStart(64, '0'),
-    identityKey: Buffer.alloc(32, n).toString('base64'),
-    onionKey: Buffer.alloc(32, n + 1).toString('base64'),
-    address: `10.${n}.0.1`,
-    port: 9001,
-    exitPolicy: ['reject *:*'],
-    bandwidth: 1000,
-    version: 'allium/0.5.0',
-    published: 1,
-    flags: ['Running'],
-    ...over,
-  };
-}
+const relay = listedRelay;
 const ids = (rs: ConsensusRelay[]) => rs.map((r) => r.nickname).sort();
 const set = (...ns: number[]) => new Set(ns.map((n) => relay(n).id));
 

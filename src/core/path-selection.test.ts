@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { listedRelay } from '../../test/helpers/relay-fixtures.js';
 import { randomFraction } from '../crypto/random.js';
 import { versionAtLeast } from '../version.js';
 import type { ConsensusRelay } from '../wire/directory-docs.js';
@@ -8,22 +9,7 @@ import { bandwidthWeights, choosePath, PathError, subnetKey } from './path-selec
 
 const numRuns = Number(process.env.FUZZ_RUNS ?? 200);
 
-function relay(n: number, over: Partial<ConsensusRelay> = {}): ConsensusRelay {
-  return {
-    nickname: `r${n}`,
-    id: n.toString(16).padStart(64, '0'),
-    identityKey: Buffer.alloc(32, n).toString('base64'),
-    onionKey: Buffer.alloc(32, n + 1).toString('base64'),
-    address: `10.${n}.0.1`,
-    port: 9001,
-    exitPolicy: ['reject *:*'],
-    bandwidth: 1000,
-    version: 'allium/0.5.0',
-    published: 1,
-    flags: ['Running'],
-    ...over,
-  };
-}
+const relay = listedRelay;
 const exitRelay = (n: number, over: Partial<ConsensusRelay> = {}) =>
   relay(n, { exitPolicy: ['accept *:*'], flags: ['Running', 'Exit'], ...over });
 

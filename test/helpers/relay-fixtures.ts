@@ -1,6 +1,6 @@
 // Relay identities and descriptors a directory accepts (docs/protocol.md §6), for tests.
 import { IdentityKey, X25519Key } from '../../src/crypto/keys.js';
-import type { RelayDescriptor } from '../../src/wire/directory-docs.js';
+import type { ConsensusRelay, RelayDescriptor } from '../../src/wire/directory-docs.js';
 
 export interface TestRelay {
   identity: IdentityKey;
@@ -28,4 +28,25 @@ export function makeTestRelay(
     ...overrides,
   };
   return { identity, onion, descriptor };
+}
+
+/**
+ * Relay `n` as a consensus lists it (no keys behind it: for tests of choices over a relay list):
+ * id n in hex, address 10.n.0.1, running, no exit unless `over` says so.
+ */
+export function listedRelay(n: number, over: Partial<ConsensusRelay> = {}): ConsensusRelay {
+  return {
+    nickname: `r${n}`,
+    id: n.toString(16).padStart(64, '0'),
+    identityKey: Buffer.alloc(32, n).toString('base64'),
+    onionKey: Buffer.alloc(32, n + 1).toString('base64'),
+    address: `10.${n}.0.1`,
+    port: 9001,
+    exitPolicy: ['reject *:*'],
+    bandwidth: 1000,
+    version: 'allium/0.5.0',
+    published: 1,
+    flags: ['Running'],
+    ...over,
+  };
 }

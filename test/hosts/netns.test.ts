@@ -1,4 +1,4 @@
-// Issue 4, proven across hosts: a directory, five relays (three exits), a client and a web server,
+// The network proven across hosts: a directory, five relays (three exits), a client and a web server,
 // each on its own host (a network namespace) on 10.77.0.0/24, built by scripts/netns/allium-netns.sh.
 // Relays start without --address (they learn it from the directory); exits run with --allow-private
 // because the test subnet is a private range. Needs root; skips with the reason otherwise (fails under CI=true).
